@@ -1,0 +1,104 @@
+"""Input validation at the public boundary, written once.
+
+Every message names the argument, what was expected and what came, e.g.
+``ValueError: z must have shape (K, N, 3) with N = 4; got (5, 3)``.
+"""
+import numbers
+
+import numpy as np
+
+
+def as_float_array(value, name):
+    """``value`` as a float64 ndarray; TypeError for non-numeric input."""
+    if isinstance(value, (str, bytes, dict)) or value is None:
+        raise TypeError(f"{name} must be a float array; got {type(value).__name__}")
+    arr = np.asarray(value)
+    if arr.dtype == bool or arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must be a real float array; got dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
+
+
+def check_finite(arr, name):
+    """ValueError naming the first NaN or ±inf entry of ``arr``."""
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must be finite; got {arr[idx]} at index {idx}")
+    return arr
+
+
+def check_params(params, shapes, name):
+    """Validate a parameter dict against ``{key: shape}``; return float64 copies.
+
+    Raises TypeError if ``params`` is not a dict or an entry is not numeric,
+    ValueError for a missing or unexpected key, a wrong shape, or a
+    non-finite entry.
+    """
+    if not isinstance(params, dict):
+        raise TypeError(f"{name} must be a dict of arrays with keys {sorted(shapes)}; "
+                        f"got {type(params).__name__}")
+    missing = sorted(set(shapes) - set(params))
+    extra = sorted(set(params) - set(shapes))
+    if missing or extra:
+        raise ValueError(f"{name} must have keys {sorted(shapes)}; "
+                         f"missing {missing}, unexpected {extra}")
+    out = {}
+    for key, shape in shapes.items():
+        arr = as_float_array(params[key], f"{name}[{key!r}]")
+        if arr.shape != tuple(shape):
+            raise ValueError(f"{name}[{key!r}] must have shape {tuple(shape)}; got {arr.shape}")
+        out[key] = check_finite(arr, f"{name}[{key!r}]")
+    return out
+
+
+def check_data(x, event_shape, name="x"):
+    """Validate a batch of shape (N, *event_shape) with N >= 1; return float64."""
+    arr = as_float_array(x, name)
+    want = "(N, " + ", ".join(str(d) for d in event_shape) + ")" if event_shape else "(N,)"
+    if arr.ndim != 1 + len(event_shape) or arr.shape[1:] != tuple(event_shape):
+        raise ValueError(f"{name} must have shape {want}; got {arr.shape}")
+    if arr.shape[0] < 1:
+        raise ValueError(f"{name} must hold at least one datapoint (N >= 1); got shape {arr.shape}")
+    return check_finite(arr, name)
+
+
+def check_particles(z, n, event_shape, name="z"):
+    """Validate particles of shape (K, N, *event_shape) with K >= 1 and the given N."""
+    arr = as_float_array(z, name)
+    dims = ", ".join(["K", "N"] + [str(d) for d in event_shape])
+    if arr.ndim != 2 + len(event_shape) or arr.shape[1] != n or arr.shape[2:] != tuple(event_shape):
+        raise ValueError(f"{name} must have shape ({dims}) with N = {n}; got {arr.shape}")
+    if arr.shape[0] < 1:
+        raise ValueError(f"{name} must hold K >= 1 particles; got shape {arr.shape}")
+    return check_finite(arr, name)
+
+
+def check_weights(weights, shape, name="weights"):
+    """Validate finite weights of exactly ``shape`` (K, N)."""
+    arr = as_float_array(weights, name)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape (K, N) = {tuple(shape)}; got {arr.shape}")
+    return check_finite(arr, name)
+
+
+def check_count(value, name, minimum=1):
+    """An integer >= minimum (bools and floats are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
+    return int(value)
+
+
+def check_rng(rng, name="rng"):
+    """The explicit source of randomness must be a numpy.random.Generator."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)); "
+                        f"got {type(rng).__name__}")
+    return rng
+
+
+def check_dim(value, name):
+    """A model dimension: a positive integer."""
+    return check_count(value, name, minimum=1)

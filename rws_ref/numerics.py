@@ -1,0 +1,117 @@
+"""Numerically stable primitives, written once and used everywhere.
+
+Every function here is float64 in, float64 out, and stays finite and
+correct for log weights spread over ±1e5 and for ``-inf`` entries
+(particles of weight zero).  The functions are written with
+``autograd.numpy`` so that the autograd surrogates of
+:mod:`rws_ref.autodiff` can differentiate through them; on plain arrays
+they behave exactly like their NumPy counterparts.
+"""
+import autograd.numpy as anp
+import numpy as np
+from autograd.tracer import getval
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+__all__ = [
+    "LOG_2PI",
+    "logsumexp",
+    "log_mean_exp",
+    "softmax",
+    "log_softmax",
+    "sigmoid",
+    "log_sigmoid",
+    "log1m_sigmoid",
+    "check_log_weights",
+]
+
+
+def logsumexp(a, axis=0):
+    """log Σ exp(a) along ``axis``, stable for any finite spread of ``a``.
+
+    Entries equal to ``-inf`` contribute exp(-inf) = 0.  A slice whose
+    entries are all ``-inf`` gives ``-inf`` (log 0); callers that need a
+    positive total check for that with :func:`check_log_weights`.
+
+    Parameters
+    ----------
+    a : array_like, float64
+    axis : int
+
+    Returns
+    -------
+    ndarray with ``axis`` removed.
+    """
+    a_max = anp.max(a, axis=axis, keepdims=True)
+    # A slice of all -inf has max -inf; shift it by 0 instead so that
+    # a - shift stays -inf (not NaN) and the result is log 0 = -inf.
+    shift = anp.where(anp.isfinite(a_max), a_max, 0.0)
+    shift = getval(shift)  # a constant shift: no gradient flows through it
+    with np.errstate(divide="ignore"):  # log 0 = -inf is the right answer
+        out = anp.log(anp.sum(anp.exp(a - shift), axis=axis, keepdims=True)) + shift
+    return anp.squeeze(out, axis=axis)
+
+
+def log_mean_exp(a, axis=0):
+    """log (1/K) Σ exp(a) along ``axis``, with K = a.shape[axis]."""
+    return logsumexp(a, axis=axis) - np.log(a.shape[axis])
+
+
+def softmax(a, axis=0):
+    """exp(a) / Σ exp(a) along ``axis``; ``-inf`` entries get weight 0."""
+    return anp.exp(log_softmax(a, axis=axis))
+
+
+def log_softmax(a, axis=0):
+    """a − logsumexp(a) along ``axis``."""
+    return a - anp.expand_dims(logsumexp(a, axis=axis), axis)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(−x)), without overflow for large |x|."""
+    return anp.exp(log_sigmoid(x))
+
+
+def log_sigmoid(x):
+    """log sigmoid(x) = −log(1 + exp(−x)), exact in both tails."""
+    return -anp.logaddexp(0.0, -x)
+
+
+def log1m_sigmoid(x):
+    """log (1 − sigmoid(x)) = log sigmoid(−x)."""
+    return -anp.logaddexp(0.0, x)
+
+
+def check_log_weights(log_w, name="log_w"):
+    """Validate a (K, N) array of log weights and return it as float64.
+
+    Raises
+    ------
+    TypeError
+        if ``log_w`` is not a real numeric array.
+    ValueError
+        if it is not two-dimensional, has K < 1 or N < 1, holds NaN or
+        +inf, or if some datapoint has every particle at weight zero
+        (all ``-inf``): its normalized weights would be 0/0.
+    """
+    arr = np.asarray(log_w)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
+                                   or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must be a real float array; got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (K, N); got {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"{name} must have K >= 1 particles and N >= 1 datapoints; "
+                         f"got shape {arr.shape}")
+    if np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN (at index {tuple(np.argwhere(np.isnan(arr))[0])})")
+    if (arr == np.inf).any():
+        raise ValueError(f"{name} contains +inf (at index "
+                         f"{tuple(np.argwhere(arr == np.inf)[0])}); a weight must be finite")
+    dead = np.all(arr == -np.inf, axis=0)
+    if dead.any():
+        raise ValueError(f"{name}: every particle of datapoint {int(np.argmax(dead))} has "
+                         f"log weight -inf (weight zero); its normalized weights are undefined")
+    return arr
+
