@@ -1,0 +1,16 @@
+"""rws_ref: a NumPy reference implementation of Reweighted Wake-Sleep.
+
+ELBO_IS, wake-θ, wake-φ and sleep-φ with hand-derived gradients, each
+checked against closed forms or exact enumeration and against an autograd
+route.  Sign convention: θ-gradients ascend the bound, φ-gradients descend
+the inclusive KL (θ ← θ + lr·ĝ_θ, φ ← φ − lr·ĝ_φ).
+"""
+from .estimators import (elbo_is, log_weights, normalized_weights, sleep_phi,
+                         wake_phi, wake_theta)
+from .models import DiagonalGaussianGuide, LinearGaussian
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "LinearGaussian", "DiagonalGaussianGuide",
+           "log_weights", "elbo_is", "normalized_weights",
+           "wake_theta", "wake_phi", "sleep_phi"]

@@ -1,0 +1,22 @@
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "rws_ref" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="rws_ref",
+    version=VERSION,
+    description="Reference implementation of Reweighted Wake-Sleep in NumPy, "
+                "with hand-derived gradients checked against closed forms and autograd",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["rws_ref", "rws_ref.*"]),
+    python_requires=">=3.9",
+    install_requires=["numpy>=1.22", "scipy>=1.8", "autograd>=1.6"],
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.50"]},
+    entry_points={"console_scripts": ["rws-ref=rws_ref.cli:main"]},
+    license="MIT",
+)
