@@ -42,14 +42,18 @@ def logsumexp(a, axis=0):
     -------
     ndarray with ``axis`` removed.
     """
-    a_max = anp.max(a, axis=axis, keepdims=True)
-    # A slice of all -inf has max -inf; shift it by 0 instead so that
-    # a - shift stays -inf (not NaN) and the result is log 0 = -inf.
-    shift = anp.where(anp.isfinite(a_max), a_max, 0.0)
-    shift = getval(shift)  # a constant shift: no gradient flows through it
+    shift = _max_shift(a, axis)
     with np.errstate(divide="ignore"):  # log 0 = -inf is the right answer
         out = anp.log(anp.sum(anp.exp(a - shift), axis=axis, keepdims=True)) + shift
     return anp.squeeze(out, axis=axis)
+
+
+def _max_shift(a, axis):
+    # The slice maximum as a constant (no gradient flows through a shift).
+    # A slice of all -inf has max -inf; shift it by 0 instead so that
+    # a - shift stays -inf (not NaN).
+    a_max = getval(anp.max(a, axis=axis, keepdims=True))
+    return np.where(np.isfinite(a_max), a_max, 0.0)
 
 
 def log_mean_exp(a, axis=0):
@@ -58,8 +62,16 @@ def log_mean_exp(a, axis=0):
 
 
 def softmax(a, axis=0):
-    """exp(a) / Σ exp(a) along ``axis``; ``-inf`` entries get weight 0."""
-    return anp.exp(log_softmax(a, axis=axis))
+    """exp(a) / Σ exp(a) along ``axis``; ``-inf`` entries get weight 0.
+
+    Computed as exp(a − max) / Σ exp(a − max), not exp(a − logsumexp(a)):
+    the difference a − max is exact, so the weights sum to 1 within a few
+    ulps even when the log weights are of size 1e5 (where a − logsumexp
+    would carry an absolute error of order 1e-11).  A slice of all ``-inf``
+    gives NaN; :func:`check_log_weights` refuses it first.
+    """
+    e = anp.exp(a - _max_shift(a, axis))
+    return e / anp.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(a, axis=0):
