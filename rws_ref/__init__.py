@@ -7,10 +7,12 @@ the inclusive KL (θ ← θ + lr·ĝ_θ, φ ← φ − lr·ĝ_φ).
 """
 from .estimators import (elbo_is, log_weights, normalized_weights, sleep_phi,
                          wake_phi, wake_theta)
-from .models import DiagonalGaussianGuide, LinearGaussian
+from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian,
+                     MLPGuide, SigmoidBeliefNet, SoftmaxLinearGuide)
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "LinearGaussian", "DiagonalGaussianGuide",
+__all__ = ["__version__", "LinearGaussian", "DiagonalGaussianGuide", "GaussianMixture",
+           "SoftmaxLinearGuide", "MLPGuide", "SigmoidBeliefNet", "BernoulliGuide",
            "log_weights", "elbo_is", "normalized_weights",
            "wake_theta", "wake_phi", "sleep_phi"]

@@ -102,3 +102,41 @@ def check_rng(rng, name="rng"):
 def check_dim(value, name):
     """A model dimension: a positive integer."""
     return check_count(value, name, minimum=1)
+
+
+def check_categorical(z, n, n_states, name="z"):
+    """Category indices of shape (K, N) in [0, n_states); returns an int64 array.
+
+    Integer arrays are taken as they are; float arrays are accepted only when
+    every entry is a whole number (as PyTorch or JAX code may hand them over).
+    """
+    arr = np.asarray(z)
+    if arr.dtype == bool or arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must be an integer array of category indices; got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != n:
+        raise ValueError(f"{name} must have shape (K, N) with N = {n}; got {arr.shape}")
+    if arr.shape[0] < 1:
+        raise ValueError(f"{name} must hold K >= 1 particles; got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.floating):
+        check_finite(arr, name)
+        if np.any(arr != np.round(arr)):
+            raise ValueError(f"{name} must hold whole-number category indices; got {arr[arr != np.round(arr)][0]}")
+    bad = (arr < 0) | (arr >= n_states)
+    if bad.any():
+        raise ValueError(f"{name} must hold categories in 0..{n_states - 1}; got {arr[bad][0]}")
+    return arr.astype(np.int64)
+
+
+def check_binary(arr, shape_desc, expect_shape, name):
+    """0/1 values (bool, int or float) of the given shape; returns float64."""
+    a = np.asarray(arr)
+    if a.dtype == object or not (a.dtype == bool or np.issubdtype(a.dtype, np.number)):
+        raise TypeError(f"{name} must be a 0/1 array; got dtype {a.dtype}")
+    if a.shape != tuple(expect_shape):
+        raise ValueError(f"{name} must have shape {shape_desc}; got {a.shape}")
+    a = a.astype(np.float64)
+    bad = (a != 0) & (a != 1)
+    if bad.any():
+        raise ValueError(f"{name} must hold only 0 and 1; got {a[bad][0]}")
+    return a

@@ -30,21 +30,21 @@ __all__ = ["grad_log_joint", "grad_log_prob", "wake_theta", "wake_phi", "sleep_p
 def grad_log_joint(model, theta, z, x, weights):
     """Autograd ∇_θ Σ_{k,n} weights[k,n] · log p_θ(z_kn, x_n)."""
     model.log_joint(theta, z, x)  # validate once, through the public method
-    z, x, weights = (np.asarray(a, dtype=np.float64) for a in (z, x, weights))
+    z, x, weights = np.asarray(z), np.asarray(x, dtype=np.float64), np.asarray(weights, dtype=np.float64)
     return grad(lambda th: anp.sum(weights * model._log_joint(th, z, x)))(_floats(theta))
 
 
 def grad_log_prob(guide, phi, z, x, weights):
     """Autograd ∇_φ Σ_{k,n} weights[k,n] · log q_φ(z_kn | x_n)."""
     guide.log_prob(phi, z, x)
-    z, x, weights = (np.asarray(a, dtype=np.float64) for a in (z, x, weights))
+    z, x, weights = np.asarray(z), np.asarray(x, dtype=np.float64), np.asarray(weights, dtype=np.float64)
     return grad(lambda ph: anp.sum(weights * guide._log_prob(ph, z, x)))(_floats(phi))
 
 
 def wake_theta(model, guide, theta, phi, x, z):
     """Autograd ∇_θ (1/N) Σ_n L̂_n on fixed particles.  Ascent direction."""
     estimators.log_weights(model, guide, theta, phi, x, z)  # validation
-    z, x = np.asarray(z, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    z, x = np.asarray(z), np.asarray(x, dtype=np.float64)
     log_q = guide._log_prob(_floats(phi), z, x)
 
     def mean_bound(th):
@@ -56,7 +56,7 @@ def wake_theta(model, guide, theta, phi, x, z):
 def wake_phi(model, guide, theta, phi, x, z):
     """Autograd ∇_φ of −(1/N) Σ_n Σ_k stop_gradient(w̄_kn) log q_φ(z_kn|x_n).  Descent."""
     estimators.log_weights(model, guide, theta, phi, x, z)
-    z, x = np.asarray(z, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    z, x = np.asarray(z), np.asarray(x, dtype=np.float64)
     log_p = model._log_joint(_floats(theta), z, x)
     n = x.shape[0]
 
@@ -70,7 +70,7 @@ def wake_phi(model, guide, theta, phi, x, z):
 
 def sleep_phi(guide, phi, z, x):
     """Autograd ∇_φ of −(1/M) Σ_m log q_φ(z_m | x_m).  Descent direction."""
-    z = np.asarray(z, dtype=np.float64)
+    z = np.asarray(z)
     if z.ndim == 1 + len(guide.z_shape):
         z = z[None]
     guide.log_prob(phi, z, x)

@@ -1,4 +1,7 @@
 """Reference models, one file per family (each model together with its guides)."""
+from .gaussian_mixture import GaussianMixture, MLPGuide, SoftmaxLinearGuide
 from .linear_gaussian import DiagonalGaussianGuide, LinearGaussian
+from .sigmoid_belief_net import BernoulliGuide, SigmoidBeliefNet
 
-__all__ = ["LinearGaussian", "DiagonalGaussianGuide"]
+__all__ = ["LinearGaussian", "DiagonalGaussianGuide", "GaussianMixture", "SoftmaxLinearGuide",
+           "MLPGuide", "SigmoidBeliefNet", "BernoulliGuide"]

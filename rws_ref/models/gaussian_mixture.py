@@ -1,0 +1,327 @@
+"""The Gaussian-mixture benchmark of Le et al. (2019) and its categorical guides.
+
+Model (``GaussianMixture(n_components=20, means=None, scale=5.0)``)::
+
+    p_θ(z)   = Categorical(π),  π = softmax(theta["logits"]),  z ∈ {0..C−1}
+    p(x|z)   = N(x; mu_z, scale²),  fixed means (default mu_c = 10·c)
+
+Particles are integer arrays of shape (K, N); data x has shape (N,).
+The true mixing weights of the benchmark are π_c ∝ c + 5 (``true_theta``).
+
+Guides, q_φ(z|x) = softmax(logits_φ(u)) with the input u = (x − loc) / scale
+standardized by fixed constants:
+
+- ``SoftmaxLinearGuide(n_components)``: logits = w·u + b.  The exact
+  posterior has logits log π_c + x mu_c/σ² − mu_c²/(2σ²) + const(x), affine
+  in x, so this guide holds it exactly (``exact_posterior_phi``).
+- ``MLPGuide(n_components, hidden=(16, 16))``: tanh hidden layers, softmax
+  output, with hand-written backpropagation.
+
+Both share ∂/∂logits Σ_k ω_k log softmax(l)[z_k] = Σ_k ω_k (onehot(z_k) − q).
+"""
+import autograd.numpy as anp
+import numpy as np
+
+from .._checks import (as_float_array, check_categorical, check_count, check_data, check_finite,
+                       check_params, check_rng, check_weights)
+from ..numerics import LOG_2PI, log_softmax, logsumexp, softmax
+
+__all__ = ["GaussianMixture", "SoftmaxLinearGuide", "MLPGuide"]
+
+
+class GaussianMixture:
+    """p_θ(z, x) = softmax(logits)_z · N(x; mu_z, scale²).
+
+    Parameters
+    ----------
+    n_components : int
+        C, the number of components.
+    means : array_like (C,), optional
+        Component means; default mu_c = 10·c.
+    scale : float
+        The shared standard deviation σ of every component (default 5).
+
+    Notes
+    -----
+    θ key: ``logits`` (C,).  The latent support is {0, …, C−1}
+    (``support()``), small enough to enumerate.
+    """
+
+    def __init__(self, n_components=20, means=None, scale=5.0):
+        self.n_components = check_count(n_components, "n_components", minimum=2)
+        c = self.n_components
+        if means is None:
+            means = 10.0 * np.arange(c)
+        self.means = check_finite(as_float_array(means, "means"), "means")
+        if self.means.shape != (c,):
+            raise ValueError(f"means must have shape (n_components,) = ({c},); got {self.means.shape}")
+        if isinstance(scale, bool) or not np.isscalar(scale) or not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"scale must be a positive finite number; got {scale!r}")
+        self.scale = float(scale)
+        self.z_shape = ()
+        self.x_shape = ()
+        self.theta_shapes = {"logits": (c,)}
+
+    def __repr__(self):
+        return f"GaussianMixture(n_components={self.n_components}, scale={self.scale})"
+
+    def support(self):
+        """Every latent state, shape (C,): the integers 0..C−1."""
+        return np.arange(self.n_components)
+
+    def true_theta(self):
+        """The benchmark's data-generating θ: π_c ∝ c + 5."""
+        weights = np.arange(self.n_components) + 5.0
+        return {"logits": np.log(weights / weights.sum())}
+
+    def init_theta(self, rng):
+        """Random θ near uniform mixing weights: logits ~ N(0, 0.1²)."""
+        check_rng(rng)
+        return {"logits": 0.1 * rng.standard_normal(self.n_components)}
+
+    def check_theta(self, theta):
+        """Validate θ (keys, shapes, finiteness); return float64 copies."""
+        return check_params(theta, self.theta_shapes, "theta")
+
+    def mixing_weights(self, theta):
+        """π = softmax(logits), shape (C,)."""
+        return softmax(self.check_theta(theta)["logits"], axis=0)
+
+    def sample(self, theta, n, rng):
+        """Draw (z, x) ~ p_θ: z integer (n,), x float (n,)."""
+        pi = self.mixing_weights(theta)
+        n = check_count(n, "n")
+        check_rng(rng)
+        z = _categorical(np.broadcast_to(pi, (n, self.n_components)), rng.random((1, n)))[0]
+        return z, self.means[z] + self.scale * rng.standard_normal(n)
+
+    def log_joint(self, theta, z, x):
+        """log p_θ(z_kn, x_n) = log π_z + log N(x_n; mu_z, σ²) for z (K, N), x (N,).  (K, N)."""
+        theta = self.check_theta(theta)
+        x = check_data(x, ())
+        z = check_categorical(z, x.shape[0], self.n_components)
+        return self._log_joint(theta, z, x)
+
+    def _log_joint(self, theta, z, x):
+        # Unchecked and autograd-traceable.
+        z = np.asarray(z, dtype=np.int64)
+        resid = (x - self.means[z]) / self.scale
+        return (log_softmax(theta["logits"], axis=0)[z]
+                - 0.5 * resid ** 2 - np.log(self.scale) - 0.5 * LOG_2PI)
+
+    def grad_log_joint(self, theta, z, x, weights):
+        """∇_θ Σ_{k,n} ω_kn log p_θ(z_kn, x_n) = Σ ω (onehot(z) − π), one weighted count.
+
+        Returns
+        -------
+        dict {"logits": (C,)}, the plain gradient (ascent of the weighted sum).
+        """
+        theta = self.check_theta(theta)
+        x = check_data(x, ())
+        z = check_categorical(z, x.shape[0], self.n_components)
+        w = check_weights(weights, z.shape)
+        counts = np.bincount(z.reshape(-1), weights=w.reshape(-1), minlength=self.n_components)
+        return {"logits": counts - w.sum() * softmax(theta["logits"], axis=0)}
+
+    def log_marginal(self, theta, x):
+        """log p_θ(x_n) = logsumexp_c (log π_c + log N(x_n; mu_c, σ²)).  (N,)."""
+        theta = self.check_theta(theta)
+        x = check_data(x, ())
+        return logsumexp(self._log_joint(theta, self._all_states(x.shape[0]), x), axis=0)
+
+    def posterior(self, theta, x):
+        """Exact posterior table p_θ(z = c | x_n), shape (N, C), rows summing to 1."""
+        theta = self.check_theta(theta)
+        x = check_data(x, ())
+        return softmax(self._log_joint(theta, self._all_states(x.shape[0]), x), axis=0).T
+
+    def _all_states(self, n):
+        return np.repeat(np.arange(self.n_components)[:, None], n, axis=1)   # (C, N)
+
+
+def _categorical(probs, uniforms):
+    """Inverse-CDF draws: probs (N, C), uniforms (K, N) → category indices (K, N)."""
+    cdf = np.cumsum(probs, axis=-1)
+    z = np.sum(uniforms[..., None] > cdf, axis=-1)
+    return np.minimum(z, probs.shape[-1] - 1)        # guard against cdf[-1] = 1 − ε
+
+
+class _CategoricalGuide:
+    """Shared machinery of guides q_φ(z|x) = softmax(logits_φ(u)), u = (x − loc)/scale."""
+
+    def __init__(self, n_components, loc, scale):
+        self.n_components = check_count(n_components, "n_components", minimum=2)
+        if isinstance(loc, bool) or not np.isscalar(loc) or not np.isfinite(loc):
+            raise ValueError(f"loc must be a finite number; got {loc!r}")
+        if isinstance(scale, bool) or not np.isscalar(scale) or not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"scale must be a positive finite number; got {scale!r}")
+        self.loc, self.scale = float(loc), float(scale)
+        self.z_shape = ()
+        self.x_shape = ()
+
+    def check_phi(self, phi):
+        """Validate φ (keys, shapes, finiteness); return float64 copies."""
+        return check_params(phi, self.phi_shapes, "phi")
+
+    def _inputs(self, x):
+        return (x - self.loc) / self.scale
+
+    def probs(self, phi, x):
+        """q_φ(z = c | x_n), shape (N, C)."""
+        phi = self.check_phi(phi)
+        x = check_data(x, ())
+        return softmax(self._logits(phi, self._inputs(x)), axis=-1)
+
+    def sample(self, phi, x, K, rng):
+        """K independent particles per datapoint: integer array (K, N)."""
+        probs = self.probs(phi, x)
+        K = check_count(K, "K")
+        check_rng(rng)
+        return _categorical(probs, rng.random((K, probs.shape[0])))
+
+    def log_prob(self, phi, z, x):
+        """log q_φ(z_kn | x_n) for z (K, N), x (N,).  Returns (K, N)."""
+        phi = self.check_phi(phi)
+        x = check_data(x, ())
+        z = check_categorical(z, x.shape[0], self.n_components)
+        return self._log_prob(phi, z, x)
+
+    def _log_prob(self, phi, z, x):
+        # Unchecked and autograd-traceable.
+        z = np.asarray(z, dtype=np.int64)
+        log_q = log_softmax(self._logits(phi, self._inputs(x)), axis=-1)   # (N, C)
+        return log_q[np.arange(x.shape[0])[None, :], z]
+
+    def grad_log_prob(self, phi, z, x, weights):
+        """∇_φ Σ_{k,n} ω_kn log q_φ(z_kn | x_n), by backpropagation from the logits.
+
+        At the logits, G_nc = Σ_k ω_kn ([z_kn = c] − q_φ(c | x_n)); the
+        parameter gradient is G pulled back through logits_φ.
+
+        Returns
+        -------
+        dict with φ's keys and shapes: the plain gradient (ascent of the sum).
+        """
+        phi = self.check_phi(phi)
+        x = check_data(x, ())
+        z = check_categorical(z, x.shape[0], self.n_components)
+        w = check_weights(weights, z.shape)
+        n, c = x.shape[0], self.n_components
+        u = self._inputs(x)
+        counts = np.zeros((n, c))
+        np.add.at(counts, (np.broadcast_to(np.arange(n), z.shape), z), w)
+        G = counts - w.sum(axis=0)[:, None] * softmax(self._logits(phi, u), axis=-1)
+        return self._backprop(phi, u, G)
+
+
+class SoftmaxLinearGuide(_CategoricalGuide):
+    """q_φ(z|x) = softmax(w·u + b), u = (x − loc)/scale.
+
+    Parameters
+    ----------
+    n_components : int
+    loc, scale : float
+        Fixed input standardization (default 0 and 1).
+
+    Notes
+    -----
+    φ keys: ``w`` (C,), ``b`` (C,).
+    """
+
+    def __init__(self, n_components=20, loc=0.0, scale=1.0):
+        super().__init__(n_components, loc, scale)
+        self.phi_shapes = {"w": (self.n_components,), "b": (self.n_components,)}
+
+    def __repr__(self):
+        return f"SoftmaxLinearGuide(n_components={self.n_components}, loc={self.loc}, scale={self.scale})"
+
+    def init_phi(self, rng):
+        """Random φ: w, b ~ N(0, 0.1²)."""
+        check_rng(rng)
+        return {"w": 0.1 * rng.standard_normal(self.n_components),
+                "b": 0.1 * rng.standard_normal(self.n_components)}
+
+    def _logits(self, phi, u):
+        return u[:, None] * phi["w"] + phi["b"]
+
+    def _backprop(self, phi, u, G):
+        return {"w": u @ G, "b": G.sum(axis=0)}
+
+    def exact_posterior_phi(self, model, theta):
+        """The φ with q_φ(z|x) = p_θ(z|x) for every x (exists because the
+        posterior logits log π_c + x mu_c/σ² − mu_c²/(2σ²) are affine in x)."""
+        if not isinstance(model, GaussianMixture) or model.n_components != self.n_components:
+            raise ValueError(f"model must be a GaussianMixture with {self.n_components} components; "
+                             f"got {model!r}")
+        theta = model.check_theta(theta)
+        slope = model.means / model.scale ** 2
+        return {"w": self.scale * slope,
+                "b": log_softmax(theta["logits"], axis=0) + self.loc * slope
+                - 0.5 * model.means ** 2 / model.scale ** 2}
+
+
+class MLPGuide(_CategoricalGuide):
+    """q_φ(z|x) = softmax(MLP(u)), tanh hidden layers, u = (x − loc)/scale.
+
+    Parameters
+    ----------
+    n_components : int
+    hidden : tuple of int
+        Hidden-layer widths (default (16, 16)).
+    loc, scale : float
+        Fixed input standardization.
+
+    Notes
+    -----
+    φ keys: ``W1``, ``b1``, …, ``W{L+1}``, ``b{L+1}`` with L = len(hidden);
+    ``W_l`` has shape (width_l, width_{l−1}) (input width 1, output width C).
+    """
+
+    def __init__(self, n_components=20, hidden=(16, 16), loc=0.0, scale=1.0):
+        super().__init__(n_components, loc, scale)
+        if isinstance(hidden, (int, np.integer)):
+            hidden = (hidden,)
+        try:
+            widths = [check_count(h, "hidden[i]") for h in hidden]
+        except TypeError as err:
+            raise TypeError(f"hidden must be a tuple of positive integers; got {hidden!r}") from err
+        self.hidden = tuple(widths)
+        sizes = [1] + widths + [self.n_components]
+        self.n_layers = len(sizes) - 1
+        self.phi_shapes = {}
+        for layer in range(1, self.n_layers + 1):
+            self.phi_shapes[f"W{layer}"] = (sizes[layer], sizes[layer - 1])
+            self.phi_shapes[f"b{layer}"] = (sizes[layer],)
+
+    def __repr__(self):
+        return f"MLPGuide(n_components={self.n_components}, hidden={self.hidden})"
+
+    def init_phi(self, rng):
+        """Random φ: W_l ~ N(0, 1/fan_in), b_l = 0."""
+        check_rng(rng)
+        phi = {}
+        for key, shape in self.phi_shapes.items():
+            phi[key] = (rng.standard_normal(shape) / np.sqrt(shape[1]) if key[0] == "W"
+                        else np.zeros(shape))
+        return phi
+
+    def _forward(self, phi, u):
+        # Activations h_0 = u, h_l = tanh(h_{l−1} W_lᵀ + b_l); returns them and the logits.
+        h = [u[:, None]]
+        for layer in range(1, self.n_layers):
+            h.append(anp.tanh(anp.matmul(h[-1], anp.transpose(phi[f"W{layer}"])) + phi[f"b{layer}"]))
+        last = self.n_layers
+        return h, anp.matmul(h[-1], anp.transpose(phi[f"W{last}"])) + phi[f"b{last}"]
+
+    def _logits(self, phi, u):
+        return self._forward(phi, u)[1]
+
+    def _backprop(self, phi, u, G):
+        h, _ = self._forward(phi, u)
+        grad, delta = {}, G                                   # delta: ∂/∂(pre-activation)
+        for layer in range(self.n_layers, 0, -1):
+            grad[f"W{layer}"] = delta.T @ h[layer - 1]
+            grad[f"b{layer}"] = delta.sum(axis=0)
+            if layer > 1:
+                delta = (delta @ phi[f"W{layer}"]) * (1.0 - h[layer - 1] ** 2)
+        return {key: grad[key] for key in self.phi_shapes}
