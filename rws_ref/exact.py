@@ -1,0 +1,450 @@
+"""The exact oracle: bias and variance of estimators with no Monte Carlo error.
+
+For a discrete latent with S states, the K particles of one datapoint are
+i.i.d. draws from q_φ(·|x), and every estimator here is a symmetric
+function of them.  So its law is a law over *multisets*: count vectors n
+with Σ_s n_s = K, of probability  K! / Π_s n_s! · Π_s q_s^{n_s}.  There are
+C(K+S−1, S−1) of them instead of S^K ordered tuples, and an expectation is
+an exact finite sum.  A batch estimate is the mean of per-datapoint
+estimates with independent particles, so its mean is the mean of the
+per-datapoint means and its variance is (1/N²) Σ_n Var_n.
+
+Multisets are produced in bounded chunks by unranking (the combinatorial
+number system), so memory stays bounded however many there are; the count
+is computed before any work and a request above ``max_terms`` is refused.
+
+Two ways to evaluate an estimator on a chunk of M multisets:
+
+- ``method="tables"`` (the default where it applies): the estimator is
+  called once on a batch of M copies of x_n with one multiset per copy,
+  with the model and guide wrapped so that ``grad_log_joint`` and
+  ``grad_log_prob`` return per-copy gradients built from a table of the S
+  per-state gradients.  This needs only that the estimator be a batch mean
+  of per-datapoint terms that combines gradient dicts entry-wise (sums,
+  scalings, negations) — true of every estimator in rws_ref.
+- ``method="direct"``: one call of the estimator per multiset.  Works for
+  any symmetric estimator; slower.
+"""
+import math
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import grad
+from scipy.special import gammaln
+
+from ._checks import check_count
+from .numerics import logsumexp
+
+__all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "kl_grad_phi",
+           "sleep_target", "sleep_moments", "DEFAULT_MAX_TERMS"]
+
+DEFAULT_MAX_TERMS = 20_000_000
+_CHUNK_BYTES = 64 * 2 ** 20          # working-set target of one chunk
+
+
+# -- multisets ----------------------------------------------------------------------
+
+
+def n_multisets(n_states, K):
+    """C(K + S − 1, S − 1): the number of multisets of K particles over S states."""
+    return math.comb(K + n_states - 1, n_states - 1)
+
+
+def _binomial_tables(n_states, K):
+    # tables[i][c] = C(c, i) for c = 0 .. S + K − 2, i = 1 .. K
+    top = n_states + K - 1
+    return [np.array([math.comb(c, i) for c in range(top)], dtype=np.int64) for i in range(K + 1)]
+
+
+def _unrank(ranks, n_states, K, tables):
+    """Sorted state tuples (M, K) of the given colex ranks.
+
+    A multiset a_1 ≤ … ≤ a_K corresponds to the strictly increasing
+    b_i = a_i + i − 1, whose colex rank is Σ_i C(b_i, i).
+    """
+    r = np.array(ranks, dtype=np.int64)
+    a = np.empty((len(r), K), dtype=np.int64)
+    for i in range(K, 0, -1):
+        b = np.searchsorted(tables[i], r, side="right") - 1
+        r -= tables[i][b]
+        a[:, i - 1] = b - (i - 1)
+    return a
+
+
+def multisets(n_states, K, chunk_rows=None):
+    """Yield all multisets of K particles over ``n_states`` states, in chunks.
+
+    Yields
+    ------
+    states : int ndarray (M, K)
+        Sorted state indices, one multiset per row.
+    counts : int ndarray (M, S)
+        Count vectors n with Σ_s n_s = K.
+    log_coef : ndarray (M,)
+        log K! − Σ_s log n_s!, the log multinomial coefficient.
+    """
+    n_states, K = check_count(n_states, "n_states"), check_count(K, "K")
+    total = n_multisets(n_states, K)
+    if total >= 2 ** 62:
+        raise ValueError(f"{total} multisets is beyond the 64-bit ranks used here")
+    rows = chunk_rows or max(1, _CHUNK_BYTES // (8 * (K + n_states) * 4))
+    tables = _binomial_tables(n_states, K)
+    for start in range(0, total, rows):
+        a = _unrank(np.arange(start, min(start + rows, total)), n_states, K, tables)
+        m = a.shape[0]
+        counts = np.bincount((np.arange(m)[:, None] * n_states + a).reshape(-1),
+                             minlength=m * n_states).reshape(m, n_states)
+        yield a, counts, gammaln(K + 1.0) - gammaln(counts + 1.0).sum(axis=1)
+
+
+def _check_size(n_states, K, n_data, max_terms):
+    total = n_multisets(n_states, K) * n_data
+    if total > max_terms:
+        raise ValueError(
+            f"exact enumeration needs {total:,} terms (C(K+S-1, S-1) = {n_multisets(n_states, K):,} "
+            f"multisets for S = {n_states} states, K = {K}, times N = {n_data} datapoints), above "
+            f"max_terms = {max_terms:,}; pass max_terms={total} to allow it (time grows in proportion)")
+    return total
+
+
+def _discrete(model, guide, theta, phi, x, K):
+    if not hasattr(model, "support"):
+        raise TypeError(f"model must have a finite latent support (a support() method) for exact "
+                        f"enumeration; got {type(model).__name__}")
+    theta, phi = model.check_theta(theta), guide.check_phi(phi)
+    states = model.support()
+    if np.ndim(x) < 1:
+        raise ValueError(f"x must have shape (N, ...) with N >= 1 datapoints; got shape {np.shape(x)}")
+    # particles listing every state for every datapoint: (S, N, *z_shape); log_joint validates x
+    x = np.asarray(x)
+    all_states = np.repeat(states[:, None], x.shape[0], axis=1)
+    log_p = model.log_joint(theta, all_states, x)
+    log_q = guide.log_prob(phi, all_states, x)
+    return theta, phi, np.asarray(x, dtype=np.float64), states, all_states, log_p, log_q, check_count(K, "K")
+
+
+def _log_prob_of(counts, log_coef, log_q_n):
+    # log multinomial probability of each multiset under q(·|x_n); log_q_n (S,)
+    return log_coef + counts @ log_q_n
+
+
+# -- ELBO_IS ------------------------------------------------------------------------
+
+
+def elbo_is(model, guide, theta, phi, x, K, max_terms=DEFAULT_MAX_TERMS):
+    """Exact ELBO_IS(θ, φ, x_n) = E_{q^K}[log (1/K) Σ_k w_k] per datapoint.  (N,).
+
+    Σ over multisets n of P(n) · (logsumexp_s(log n_s + log w_s) − log K).
+    """
+    theta, phi, x, states, _, log_p, log_q, K = _discrete(model, guide, theta, phi, x, K)
+    _check_size(len(states), K, x.shape[0], max_terms)
+    log_w = log_p - log_q                                             # (S, N)
+    out = np.zeros(x.shape[0])
+    for _, counts, log_coef in multisets(len(states), K):
+        with np.errstate(divide="ignore"):
+            log_counts = np.log(counts)                               # −inf where n_s = 0
+        for n in range(x.shape[0]):
+            prob = np.exp(_log_prob_of(counts, log_coef, log_q[:, n]))
+            out[n] += prob @ logsumexp(log_counts + log_w[:, n], axis=1)
+    return out - np.log(K)
+
+
+def grad_elbo_is(model, guide, theta, phi, x, K, max_terms=DEFAULT_MAX_TERMS):
+    """Exact ∇ of the mean bound (1/N) Σ_n ELBO_IS(θ, φ, x_n), by autograd on the enumeration.
+
+    The independent route for the exact mean of wake-θ: the enumerated bound
+    Σ_n P_φ(n) L(n; θ, φ) is differentiated in θ and in φ (through both the
+    multiset probabilities and the weights).
+
+    Returns
+    -------
+    (dtheta, dphi) : dicts, the plain gradients (ascent directions of the bound).
+    """
+    theta, phi, x, states, all_states, _, _, K = _discrete(model, guide, theta, phi, x, K)
+    n_data = x.shape[0]
+    _check_size(len(states), K, n_data, max_terms)
+
+    def chunk_bound(params, counts, log_coef, log_counts):
+        th, ph = params
+        log_q = guide._log_prob(ph, all_states, x)                         # (S, N)
+        log_w = model._log_joint(th, all_states, x) - log_q
+        log_prob = log_coef[:, None] + anp.dot(counts, log_q)              # (M, N)
+        bound = logsumexp(log_counts[:, :, None] + log_w[None], axis=1)    # (M, N)
+        return anp.sum(anp.exp(log_prob) * bound) / n_data
+
+    d_chunk = grad(chunk_bound)
+    dtheta = {k: np.zeros_like(v) for k, v in theta.items()}
+    dphi = {k: np.zeros_like(v) for k, v in phi.items()}
+    for _, counts, log_coef in multisets(len(states), K):
+        with np.errstate(divide="ignore"):
+            log_counts = np.log(counts.astype(np.float64))
+        g_theta, g_phi = d_chunk((theta, phi), counts.astype(np.float64), log_coef, log_counts)
+        for key in dtheta:
+            dtheta[key] += g_theta[key]
+        for key in dphi:
+            dphi[key] += g_phi[key]
+    return dtheta, dphi
+
+
+# -- moments of an estimator ---------------------------------------------------------
+
+
+class _Accumulator:
+    """Probability-weighted mean and (co)variance of rows, merged chunk by chunk (Chan et al.)."""
+
+    def __init__(self, covariance):
+        self.covariance = covariance
+        self.weight, self.mean, self.m2 = 0.0, None, None
+
+    def add(self, prob, values):
+        w = prob.sum()
+        if w == 0.0:
+            return
+        mean = prob @ values / w
+        centred = values - mean
+        m2 = (centred * prob[:, None]).T @ centred if self.covariance else prob @ centred ** 2
+        if self.mean is None:
+            self.weight, self.mean, self.m2 = w, mean, m2
+            return
+        delta = mean - self.mean
+        total = self.weight + w
+        self.mean = self.mean + delta * (w / total)
+        self.m2 = self.m2 + m2 + (np.outer(delta, delta) if self.covariance else delta ** 2) * (
+            self.weight * w / total)
+        self.weight = total
+
+    def result(self):
+        if abs(self.weight - 1.0) > 1e-8:
+            raise RuntimeError(f"multiset probabilities sum to {self.weight!r}, not 1")
+        return self.mean, self.m2 / self.weight
+
+
+class _TableModel:
+    """Wraps a model for one datapoint x_n and one chunk of multisets.
+
+    ``log_joint`` looks its values up in a table of the S per-state values,
+    and ``grad_log_joint`` returns per-datapoint gradients (leading axis M)
+    assembled from a table of the S per-state gradients: the same numbers
+    the model computes, without recomputing them for every particle.
+    """
+
+    _grad_name, _density_name = "grad_log_joint", "log_joint"
+
+    def __init__(self, inner, params, x_n, states):
+        self._inner, self._params = inner, params
+        self._log_density = getattr(inner, self._density_name)(
+            params, states[:, None], x_n[None])[:, 0]                    # (S,)
+        one = np.ones((1, 1))
+        rows = [getattr(inner, self._grad_name)(params, s[None, None], x_n[None], one) for s in states]
+        self._keys = list(rows[0])
+        self._shapes = [np.shape(rows[0][k]) for k in self._keys]
+        self._table = np.stack([np.concatenate([np.ravel(r[k]) for k in self._keys]) for r in rows])
+        self._z = self._idx = None
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def bind(self, z, idx):
+        self._z, self._idx = z, idx                     # particles (K, M, …) and state indices (K, M)
+
+    def _check_same(self, params, z):
+        if z is not self._z and not np.array_equal(z, self._z):
+            raise RuntimeError("the estimator evaluated the model or guide at particles other than the ones it "
+                               "was given; use method='direct'")
+        if any(not np.array_equal(params[k], self._params[k]) for k in self._params):
+            raise RuntimeError("the estimator evaluated the model or guide at other parameters; "
+                               "use method='direct'")
+
+    def _lookup(self, params, z):
+        self._check_same(params, z)
+        return self._log_density[self._idx]
+
+    def _per_copy(self, params, z, weights):
+        self._check_same(params, z)
+        weights = np.asarray(weights, dtype=np.float64)
+        m, s = self._idx.shape[1], self._table.shape[0]
+        flat = (np.arange(m)[None, :] * s + self._idx).reshape(-1)
+        omega = np.bincount(flat, weights=weights.reshape(-1), minlength=m * s).reshape(m, s)
+        values = omega @ self._table                                 # (M, P)
+        out, start = {}, 0
+        for key, shape in zip(self._keys, self._shapes):
+            size = int(np.prod(shape))
+            out[key] = values[:, start:start + size].reshape((m,) + shape)
+            start += size
+        return out
+
+    def log_joint(self, theta, z, x):
+        return self._lookup(theta, z)
+
+    def grad_log_joint(self, theta, z, x, weights):
+        return self._per_copy(theta, z, weights)
+
+
+class _TableGuide(_TableModel):
+    _grad_name, _density_name = "grad_log_prob", "log_prob"
+
+    def log_prob(self, phi, z, x):
+        return self._lookup(phi, z)
+
+    def grad_log_prob(self, phi, z, x, weights):
+        return self._per_copy(phi, z, weights)
+
+
+def _flatten(tree, keys):
+    return np.concatenate([np.ravel(tree[k]) for k in keys])
+
+
+def _unflatten(vector, like):
+    out, start = {}, 0
+    for key, value in like.items():
+        size = np.size(value)
+        out[key] = np.asarray(vector[start:start + size]).reshape(np.shape(value))
+        start += size
+    return out
+
+
+def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method="tables",
+            max_terms=DEFAULT_MAX_TERMS):
+    """Exact mean and variance of ``estimator`` over z_1:K ~ q_φ^K, for discrete latents.
+
+    Parameters
+    ----------
+    estimator : callable (model, guide, theta, phi, x, z) -> dict
+        Any estimator symmetric in its K particles, e.g. ``rws_ref.wake_theta``.
+    model, guide, theta, phi : a model with ``support()`` and its guide
+    x : ndarray (N, *x_shape)
+    K : int
+    covariance : bool
+        If True, return the full covariance over the flattened entries
+        (keys in the estimator's order, each raveled in C order) instead of
+        per-entry variances.
+    method : "tables" or "direct"
+        How each multiset is evaluated (see the module docstring).
+    max_terms : int
+        Refuse requests of more than this many (multiset, datapoint) terms.
+
+    Returns
+    -------
+    mean : dict
+        E[ĝ], the estimator's exact expectation for the batch.
+    var : dict, or ndarray (P, P) if ``covariance``
+        Var[ĝ] per entry (or Cov), the batch estimate's exact variance.
+    """
+    if method not in ("tables", "direct"):
+        raise ValueError(f"method must be 'tables' or 'direct'; got {method!r}")
+    theta, phi, x, states, _, _, log_q, K = _discrete(model, guide, theta, phi, x, K)
+    n_data = x.shape[0]
+    _check_size(len(states), K, n_data, max_terms)
+    total_mean, total_var, like = 0.0, 0.0, None
+    n_entries = sum(np.size(v) for v in theta.values()) + sum(np.size(v) for v in phi.values())
+    row_bytes = 8 * (4 * K * int(np.prod(states.shape[1:], dtype=int)) + 2 * len(states) + 4 * n_entries)
+    chunk_rows = max(1, _CHUNK_BYTES // row_bytes)
+    for n in range(n_data):
+        acc = _Accumulator(covariance)
+        x_n = x[n]
+        if method == "tables":
+            t_model = _TableModel(model, theta, x_n, states)
+            t_guide = _TableGuide(guide, phi, x_n, states)
+        for a, counts, log_coef in multisets(len(states), K, chunk_rows):
+            prob = np.exp(_log_prob_of(counts, log_coef, log_q[:, n]))
+            z = np.moveaxis(states[a], 1, 0)                          # (K, M, *z_shape)
+            m = a.shape[0]
+            if method == "tables":
+                t_model.bind(z, a.T)
+                t_guide.bind(z, a.T)
+                out = estimator(t_model, t_guide, theta, phi, np.repeat(x_n[None], m, axis=0), z)
+                like = like or {k: np.zeros(np.shape(v)[1:]) for k, v in out.items()}
+                for key, value in out.items():
+                    if np.shape(value) != (m,) + np.shape(like[key]):
+                        raise RuntimeError(f"estimator output {key!r} has shape {np.shape(value)}, not "
+                                           f"per-datapoint; use method='direct'")
+                values = m * np.concatenate([np.reshape(out[k], (m, -1)) for k in like], axis=1)
+            else:
+                rows = [estimator(model, guide, theta, phi, x_n[None], z[:, j:j + 1]) for j in range(m)]
+                like = like or {k: np.zeros(np.shape(v)) for k, v in rows[0].items()}
+                values = np.stack([_flatten(r, like) for r in rows])
+            acc.add(prob, values)
+        mean_n, var_n = acc.result()
+        total_mean = total_mean + mean_n / n_data
+        total_var = total_var + var_n / n_data ** 2
+    mean = _unflatten(total_mean, like)
+    return mean, (total_var if covariance else _unflatten(total_var, like))
+
+
+# -- exact targets -------------------------------------------------------------------
+
+
+def kl_grad_phi(model, guide, theta, phi, x):
+    """∇_φ (1/N) Σ_n KL(p_θ(z|x_n) ‖ q_φ(z|x_n)), the wake-φ target (descent of the KL).
+
+    Discrete latents: −(1/N) Σ_n Σ_s p_θ(s|x_n) ∇_φ log q_φ(s|x_n), by
+    enumeration.  The linear-Gaussian pair uses its closed form.
+
+    Returns
+    -------
+    dict with φ's keys.
+    """
+    from .models import linear_gaussian as lg
+    if isinstance(model, lg.LinearGaussian):
+        return lg.grad_kl_phi(model, guide, theta, phi, x)
+    theta, phi, x, states, all_states, _, _, _ = _discrete(model, guide, theta, phi, x, 1)
+    posterior = model.posterior(theta, x)                               # (N, S)
+    g = guide.grad_log_prob(phi, all_states, x, posterior.T / x.shape[0])
+    return {key: -value for key, value in g.items()}
+
+
+def _joint_points(model, theta, nodes):
+    """Points (z_i, x_i) with probabilities P_i such that Σ_i P_i f(z_i, x_i) = E_{p_θ(z,x)} f.
+
+    Exact for models with enumerable data (``data_support``); for the
+    Gaussian mixture, Gauss–Hermite quadrature with ``nodes`` points per
+    component over x ~ N(mu_z, σ²).
+    """
+    states = model.support()
+    if hasattr(model, "data_support"):
+        xs = model.data_support()
+        z = np.repeat(states[:, None], len(xs), axis=1)                 # (S, X, …)
+        log_p = model.log_joint(theta, z, xs)                           # (S, X)
+        return z.reshape((1, -1) + z.shape[2:]), np.tile(xs, (len(states), 1)), np.exp(log_p).reshape(-1)
+    if hasattr(model, "means") and hasattr(model, "scale"):
+        from numpy.polynomial.hermite_e import hermegauss
+        xi, w = hermegauss(nodes)
+        w = w / np.sqrt(2.0 * np.pi)
+        pi = model.mixing_weights(theta)
+        xs = (model.means[:, None] + model.scale * xi[None, :]).reshape(-1)
+        z = np.repeat(states, nodes)[None, :]
+        return z, xs, (pi[:, None] * w[None, :]).reshape(-1)
+    raise TypeError(f"no enumeration or quadrature over x is known for {type(model).__name__}")
+
+
+def sleep_target(model, guide, theta, phi, nodes=64):
+    """∇_φ E_{p_θ(x)} KL(p_θ(z|x) ‖ q_φ(z|x)) = −E_{p_θ(z,x)} ∇_φ log q_φ(z|x).  Descent.
+
+    Exact by enumeration for the sigmoid belief net; Gauss–Hermite
+    quadrature over x (``nodes`` per component) for the Gaussian mixture;
+    closed form for the linear-Gaussian pair.
+    """
+    from .models import linear_gaussian as lg
+    if isinstance(model, lg.LinearGaussian):
+        return lg.sleep_target(model, guide, theta, phi)
+    theta, phi = model.check_theta(theta), guide.check_phi(phi)
+    z, xs, prob = _joint_points(model, theta, check_count(nodes, "nodes"))
+    g = guide.grad_log_prob(phi, z, xs, prob[None, :])
+    return {key: -value for key, value in g.items()}
+
+
+def sleep_moments(model, guide, theta, phi, M=1, nodes=64):
+    """Exact mean and per-entry variance of sleep-φ with M dreams (z_m, x_m) ~ p_θ.
+
+    The mean is :func:`sleep_target`; the variance is Var_{p_θ}[−∇_φ log q_φ(z|x)] / M.
+    """
+    theta, phi = model.check_theta(theta), guide.check_phi(phi)
+    M = check_count(M, "M")
+    z, xs, prob = _joint_points(model, theta, check_count(nodes, "nodes"))
+    one = np.ones((1, 1))
+    rows = [guide.grad_log_prob(phi, z[:, i:i + 1], xs[i:i + 1], one) for i in range(len(prob))]
+    values = -np.stack([_flatten(r, rows[0]) for r in rows])
+    acc = _Accumulator(covariance=False)
+    acc.add(prob, values)
+    mean, var = acc.result()
+    return _unflatten(mean, rows[0]), _unflatten(var / M, rows[0])
