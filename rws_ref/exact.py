@@ -36,7 +36,7 @@ from ._checks import check_count
 from .numerics import logsumexp
 
 __all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "kl_grad_phi",
-           "sleep_target", "sleep_moments", "DEFAULT_MAX_TERMS"]
+           "chi2", "wake_phi_bias_constant", "sleep_target", "sleep_moments", "DEFAULT_MAX_TERMS"]
 
 DEFAULT_MAX_TERMS = 20_000_000
 _CHUNK_BYTES = 64 * 2 ** 20          # working-set target of one chunk
@@ -51,9 +51,11 @@ def n_multisets(n_states, K):
 
 
 def _binomial_tables(n_states, K):
-    # tables[i][c] = C(c, i) for c = 0 .. S + K − 2, i = 1 .. K
-    top = n_states + K - 1
-    return [np.array([math.comb(c, i) for c in range(top)], dtype=np.int64) for i in range(K + 1)]
+    # tables[i][c] = C(c, i) for c = 0 .. S + K − 2, i = 1 .. K, capped at 2^62: every
+    # rank is below the total C(K+S−1, S−1) < 2^62, so a capped entry is never selected
+    top, cap = n_states + K - 1, 2 ** 62
+    return [np.array([min(math.comb(c, i), cap) for c in range(top)], dtype=np.int64)
+            for i in range(K + 1)]
 
 
 def _unrank(ranks, n_states, K, tables):
@@ -391,6 +393,43 @@ def kl_grad_phi(model, guide, theta, phi, x):
     posterior = model.posterior(theta, x)                               # (N, S)
     g = guide.grad_log_prob(phi, all_states, x, posterior.T / x.shape[0])
     return {key: -value for key, value in g.items()}
+
+
+def _density_ratios(model, guide, theta, phi, x):
+    # ω_sn = p_θ(s|x_n) / q_φ(s|x_n) for discrete latents, with q_sn; both (S, N)
+    theta, phi, x, states, all_states, log_p, log_q, _ = _discrete(model, guide, theta, phi, x, 1)
+    log_post = log_p - logsumexp(log_p, axis=0)
+    return states, all_states, np.exp(log_post - log_q), np.exp(log_q), phi, x
+
+
+def chi2(model, guide, theta, phi, x):
+    """χ²(p_θ(z|x_n) ‖ q_φ(z|x_n)) = E_q[ω²] − 1 per datapoint, ω = p_θ(z|x)/q_φ(z|x).  (N,).
+
+    It sets the large-K gap of the bound: log p_θ(x) − ELBO_IS(K) = χ² / (2K) + O(1/K²).
+    """
+    _, _, omega, q, _, _ = _density_ratios(model, guide, theta, phi, x)
+    return np.sum(q * omega ** 2, axis=0) - 1.0
+
+
+def wake_phi_bias_constant(model, guide, theta, phi, x):
+    """c₁ in E[wake-φ] − ∇_φ KL = c₁ / K + O(1/K²), exactly, for discrete latents.
+
+    Self-normalized importance sampling (delta method): with f(z) = −∇_φ log q_φ(z|x)
+    and ω = p_θ(z|x)/q_φ(z|x), c₁ = −(1/N) Σ_n E_q[ω² (f − E_p f)].
+
+    Returns
+    -------
+    dict with φ's keys.
+    """
+    states, _, omega, q, phi, x = _density_ratios(model, guide, theta, phi, x)
+    one, total = np.ones((1, 1)), None
+    for n in range(x.shape[0]):
+        rows = [guide.grad_log_prob(phi, s[None, None], x[n:n + 1], one) for s in states]
+        f = -np.stack([_flatten(r, rows[0]) for r in rows])                 # (S, P)
+        target = (q[:, n] * omega[:, n]) @ f
+        c1 = -(q[:, n] * omega[:, n] ** 2) @ (f - target) / x.shape[0]
+        total = c1 if total is None else total + c1
+    return _unflatten(total, rows[0])
 
 
 def _joint_points(model, theta, nodes):

@@ -100,3 +100,32 @@ def assert_within_se(mean, se, want, z=6.0):
         dev = np.abs(np.asarray(mean[key]) - want[key])
         assert np.all(dev <= z * se[key]), (
             f"{key}: |mean − target| = {dev.ravel()} exceeds {z} SE = {(z * se[key]).ravel()}")
+
+
+@st.composite
+def mixture_settings(draw, mlp=False, max_k=4, max_n=3):
+    """(model, guide, theta, phi, x, z) for a small Gaussian mixture."""
+    from rws_ref import GaussianMixture, MLPGuide, SoftmaxLinearGuide
+    c = draw(st.integers(2, 5))
+    n, k = draw(st.integers(1, max_n)), draw(st.integers(1, max_k))
+    model = GaussianMixture(c, scale=draw(st.floats(2.0, 8.0)))
+    guide = (MLPGuide(c, hidden=(3, 2), loc=10.0 * (c - 1) / 2, scale=10.0) if mlp
+             else SoftmaxLinearGuide(c, loc=10.0 * (c - 1) / 2, scale=10.0))
+    theta = {"logits": floats_array(draw, c)}
+    phi = {key: floats_array(draw, shape, -1.5, 1.5) for key, shape in guide.phi_shapes.items()}
+    x = floats_array(draw, n, -10.0, 10.0 * c)
+    z = draw(hnp.arrays(np.int64, (k, n), elements=st.integers(0, c - 1)))
+    return model, guide, theta, phi, x, z
+
+
+@st.composite
+def belief_net_settings(draw, max_dz=3, max_dx=3, max_k=4, max_n=3):
+    """(model, guide, theta, phi, x, z) for a small sigmoid belief net."""
+    from rws_ref import BernoulliGuide, SigmoidBeliefNet
+    dz, dx = draw(st.integers(1, max_dz)), draw(st.integers(1, max_dx))
+    n, k = draw(st.integers(1, max_n)), draw(st.integers(1, max_k))
+    model, guide = SigmoidBeliefNet(dz, dx), BernoulliGuide(dz, dx)
+    theta = {key: floats_array(draw, shape, -3.0, 3.0) for key, shape in model.theta_shapes.items()}
+    phi = {key: floats_array(draw, shape, -3.0, 3.0) for key, shape in guide.phi_shapes.items()}
+    bits = lambda shape: draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0])))
+    return model, guide, theta, phi, bits((n, dx)), bits((k, n, dz))
