@@ -24,6 +24,17 @@ Two ways to evaluate an estimator on a chunk of M multisets:
   scalings, negations) — true of every estimator in rws_ref.
 - ``method="direct"``: one call of the estimator per multiset.  Works for
   any symmetric estimator; slower.
+- ``method="laplace"``: for self-normalized estimators ĝ = Σ_k w̄_k F(z_k)
+  only (wake-θ, wake-φ), exact at any K without enumeration.  With the
+  weights w and L(t) = E_q e^{−t w}, the identities 1/a = ∫ e^{−ta} dt and
+  1/a² = ∫ t e^{−ta} dt over t ∈ (0, ∞) give
+
+      E ĝ    = K Σ_s q_s w_s F_s ∫ e^{−t w_s} L(t)^{K−1} dt
+      E ĝ ĝᵀ = K Σ_s q_s w_s² F_s F_sᵀ ∫ t e^{−t w_s} L(t)^{K−1} dt
+             + K(K−1) Σ_{s,r} q_s q_r w_s w_r F_s F_rᵀ ∫ t e^{−t(w_s + w_r)} L(t)^{K−2} dt
+
+  one-dimensional integrals done by adaptive quadrature to ~1e-13 relative;
+  F_s is the estimator's value at K = 1 with its single particle at s.
 """
 import math
 
@@ -320,8 +331,10 @@ def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method=
         If True, return the full covariance over the flattened entries
         (keys in the estimator's order, each raveled in C order) instead of
         per-entry variances.
-    method : "tables" or "direct"
-        How each multiset is evaluated (see the module docstring).
+    method : "tables", "direct" or "laplace"
+        How each multiset is evaluated (see the module docstring);
+        "laplace" needs no enumeration and holds only for self-normalized
+        estimators Σ_k w̄_k F(z_k) such as wake-θ and wake-φ.
     max_terms : int
         Refuse requests of more than this many (multiset, datapoint) terms.
 
@@ -332,10 +345,13 @@ def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method=
     var : dict, or ndarray (P, P) if ``covariance``
         Var[ĝ] per entry (or Cov), the batch estimate's exact variance.
     """
-    if method not in ("tables", "direct"):
-        raise ValueError(f"method must be 'tables' or 'direct'; got {method!r}")
-    theta, phi, x, states, _, _, log_q, K = _discrete(model, guide, theta, phi, x, K)
+    if method not in ("tables", "direct", "laplace"):
+        raise ValueError(f"method must be 'tables', 'direct' or 'laplace'; got {method!r}")
+    theta, phi, x, states, _, log_p, log_q, K = _discrete(model, guide, theta, phi, x, K)
     n_data = x.shape[0]
+    if method == "laplace":
+        return _laplace_moments(estimator, model, guide, theta, phi, x, K, states,
+                                log_p - log_q, log_q, covariance)
     _check_size(len(states), K, n_data, max_terms)
     total_mean, total_var, like = 0.0, 0.0, None
     n_entries = sum(np.size(v) for v in theta.values()) + sum(np.size(v) for v in phi.values())
@@ -371,6 +387,62 @@ def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method=
         total_var = total_var + var_n / n_data ** 2
     mean = _unflatten(total_mean, like)
     return mean, (total_var if covariance else _unflatten(total_var, like))
+
+
+def _laplace_integrals(q, w, K):
+    """I1_s = ∫ w_s e^{−t w_s} L^{K−1} dt,  I2_s = ∫ t w_s² e^{−t w_s} L^{K−1} dt,
+    I3_sr = ∫ t w_s w_r e^{−t(w_s+w_r)} L^{K−2} dt over t ∈ (0, ∞), L(t) = Σ q e^{−t w}.
+
+    Weighted by w so that each is at most 1 whatever the spread of the weights.
+    The integrands are bumps at t ≈ 1/w_s on scales from 1/K to 1/min(w), so
+    the integral runs over y = log t (exact Gauss–Legendre on [0, t_lo] below).
+    """
+    from numpy.polynomial.legendre import leggauss
+    from scipy.integrate import quad_vec
+    S = len(w)
+    pair_w = np.outer(w, w)
+    pair_sum = w[:, None] + w[None, :]
+
+    def g(t):
+        e = np.exp(-t * w)
+        lap = q @ e
+        first = w * e * lap ** (K - 1)
+        second = t * w * first
+        third = (t * pair_w * np.exp(-t * pair_sum) * lap ** (K - 2)).reshape(-1) if K >= 2 else np.zeros(0)
+        return np.concatenate([first, second, third])
+
+    t_lo = 1e-6 / K                                   # below it g is smooth and nearly constant
+    nodes, weights = leggauss(8)
+    head = sum(wt * g(0.5 * t_lo * (nd + 1.0)) for nd, wt in zip(nodes, weights)) * 0.5 * t_lo
+    t_hi = 45.0 / np.min(w[w > 0])                    # e^{−45} ≈ 3e-20 beyond it
+    body, _ = quad_vec(lambda y: g(np.exp(y)) * np.exp(y), np.log(t_lo), np.log(t_hi),
+                       epsabs=0.0, epsrel=1e-13, norm="max", limit=10_000)
+    total = head + body
+    return total[:S], total[S:2 * S], total[2 * S:].reshape(S, S) if K >= 2 else None
+
+
+def _laplace_moments(estimator, model, guide, theta, phi, x, K, states, log_w, log_q, covariance):
+    total_mean, total_var, like = 0.0, 0.0, None
+    n_data = x.shape[0]
+    for n in range(n_data):
+        rows = [estimator(model, guide, theta, phi, x[n:n + 1], s[None, None]) for s in states]
+        like = rows[0]
+        F = np.stack([_flatten(r, like) for r in rows])                    # (S, P)
+        q = np.exp(log_q[:, n])
+        w = np.exp(log_w[:, n] - np.max(log_w[:, n]))                       # scale-free: max w = 1
+        I1, I2, I3 = _laplace_integrals(q, w, K)
+        mean = K * (q * I1) @ F
+        diag_weights = K * q * I2
+        B = K * (K - 1) * np.outer(q, q) * I3 if K >= 2 else None
+        if covariance:
+            second = (F * diag_weights[:, None]).T @ F + (F.T @ B @ F if B is not None else 0.0)
+            var = second - np.outer(mean, mean)
+        else:
+            second = diag_weights @ F ** 2 + (np.einsum("sp,sr,rp->p", F, B, F) if B is not None else 0.0)
+            var = second - mean ** 2
+        total_mean = total_mean + mean / n_data
+        total_var = total_var + var / n_data ** 2
+    return _unflatten(total_mean, like), (total_var if covariance else _unflatten(total_var, like))
 
 
 # -- exact targets -------------------------------------------------------------------

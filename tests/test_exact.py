@@ -304,3 +304,48 @@ def test_oracle_rejects_bad_arguments():
     from rws_ref import DiagonalGaussianGuide, LinearGaussian
     with pytest.raises(TypeError, match="finite latent support"):
         exact.elbo_is(LinearGaussian(1, 1), DiagonalGaussianGuide(1, 1), {}, {}, np.zeros((1, 1)), 2)
+
+
+# -- the Laplace route: exact at any K without enumeration ----------------------------
+
+
+@pytest.mark.parametrize("case", ["mixture", "belief-net", "near-mixture"])
+@pytest.mark.parametrize("estimator", [wake_theta, wake_phi], ids=["wake_theta", "wake_phi"])
+def test_laplace_moments_equal_multiset_enumeration(case, estimator):
+    model, guide, theta, phi, x = {**CASES, **ASYMPTOTIC}[case]()
+    for K in (1, 2, 5, 12):
+        m1, v1 = exact.moments(estimator, model, guide, theta, phi, x, K)
+        m2, v2 = exact.moments(estimator, model, guide, theta, phi, x, K, method="laplace")
+        assert_tree_close(m2, m1, 1e-11, floor=1e-3)
+        assert_tree_close(v2, v1, 1e-10)
+    _, c1 = exact.moments(estimator, model, guide, theta, phi, x, 3, covariance=True)
+    _, c2 = exact.moments(estimator, model, guide, theta, phi, x, 3, covariance=True, method="laplace")
+    np.testing.assert_allclose(c2, c1, rtol=1e-10, atol=1e-12 * np.abs(c1).max())
+
+
+def test_laplace_moments_hold_for_weights_spread_over_hundreds_of_orders():
+    # A tempered guide on the C = 20 mixture: weights of far components fall to
+    # ~1e-200 of the largest, the case that breaks a naive infinite-range quadrature.
+    model, guide = GaussianMixture(), SoftmaxLinearGuide(20, loc=95.0, scale=60.0)
+    theta = model.true_theta()
+    phi = {k: 0.5 * v for k, v in guide.exact_posterior_phi(model, theta).items()}
+    x = np.array([3.0, 101.0])
+    for K in (2, 3):
+        m1, v1 = exact.moments(wake_phi, model, guide, theta, phi, x, K)
+        m2, v2 = exact.moments(wake_phi, model, guide, theta, phi, x, K, method="laplace")
+        assert_tree_close(m2, m1, 1e-11)
+        assert_tree_close(v2, v1, 1e-10)
+
+
+def test_laplace_reaches_k_beyond_enumeration_and_keeps_the_1_over_k_law():
+    # K = 500 on 20 states would be C(519, 19) ≈ 4e33 multisets.
+    model, guide = GaussianMixture(), SoftmaxLinearGuide(20, loc=95.0, scale=60.0)
+    theta = model.true_theta()
+    phi = guide.exact_posterior_phi(model, {"logits": np.zeros(20)})   # posterior under uniform π
+    x = np.array([47.0, 123.0])
+    target = flat(exact.kl_grad_phi(model, guide, theta, phi, x))
+    c1 = flat(exact.wake_phi_bias_constant(model, guide, theta, phi, x))
+    scaled = [K * (flat(exact.moments(wake_phi, model, guide, theta, phi, x, K, method="laplace")[0]) - target)
+              for K in (125, 250, 500)]
+    rel = [np.linalg.norm(s - c1) / np.linalg.norm(c1) for s in scaled]
+    assert rel[2] < 0.75 * rel[1] < 0.75 ** 2 * rel[0] and rel[2] < 0.01
