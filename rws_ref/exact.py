@@ -188,7 +188,9 @@ def grad_elbo_is(model, guide, theta, phi, x, K, max_terms=DEFAULT_MAX_TERMS):
     d_chunk = grad(chunk_bound)
     dtheta = {k: np.zeros_like(v) for k, v in theta.items()}
     dphi = {k: np.zeros_like(v) for k, v in phi.items()}
-    for _, counts, log_coef in multisets(len(states), K):
+    # autograd keeps a few (M, S, N) arrays per chunk: size the chunks for that
+    rows = max(1, _CHUNK_BYTES // (8 * 6 * len(states) * n_data))
+    for _, counts, log_coef in multisets(len(states), K, rows):
         with np.errstate(divide="ignore"):
             log_counts = np.log(counts.astype(np.float64))
         g_theta, g_phi = d_chunk((theta, phi), counts.astype(np.float64), log_coef, log_counts)
