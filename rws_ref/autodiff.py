@@ -24,7 +24,9 @@ from autograd.tracer import getval
 from . import estimators
 from .numerics import log_mean_exp, softmax
 
-__all__ = ["grad_log_joint", "grad_log_prob", "wake_theta", "wake_phi", "sleep_phi"]
+__all__ = ["grad_log_joint", "grad_log_prob", "wake_theta", "wake_phi", "sleep_phi",
+           "insomnia", "defensive_wake_phi", "iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi",
+           "reinforce_phi", "vimco_phi"]
 
 
 def grad_log_joint(model, theta, z, x, weights):
@@ -80,3 +82,109 @@ def sleep_phi(guide, phi, z, x):
 
 def _floats(params):
     return {key: np.asarray(value, dtype=np.float64) for key, value in params.items()}
+
+
+# -- the estimator family (rws_ref.family) ------------------------------------------------
+
+
+def _stop(params):
+    return {key: getval(value) for key, value in params.items()}
+
+
+def insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, iota):
+    """Autograd ∇_φ of −ι (1/N) Σ stop(w̄) log q − (1 − ι)(1/M) Σ log q(dream).  Descent."""
+    from .family import insomnia as manual
+    manual(model, guide, theta, phi, x, z, dream_z, dream_x, iota)      # validation
+    z, x = np.asarray(z), np.asarray(x, dtype=np.float64)
+    dream_z = np.asarray(dream_z)
+    dream_z = dream_z[None] if dream_z.ndim == 1 + len(guide.z_shape) else dream_z
+    dream_x = np.asarray(dream_x, dtype=np.float64)
+    log_p = model._log_joint(_floats(theta), z, x)
+
+    def surrogate(ph):
+        log_q = guide._log_prob(ph, z, x)
+        w_bar = getval(softmax(log_p - log_q, axis=0))
+        return (-iota * anp.sum(w_bar * log_q) / x.shape[0]
+                - (1.0 - iota) * anp.mean(guide._log_prob(ph, dream_z, dream_x)))
+
+    return grad(surrogate)(_floats(phi))
+
+
+def defensive_wake_phi(model, guide, theta, phi, x, z, delta, defensive=None):
+    """Autograd ∇_φ of −(1/N) Σ stop(w̄_mix) log q_φ, w̄_mix ∝ p / q_mix.  Descent."""
+    from .family import DefensiveGuide
+    mix = DefensiveGuide(guide, delta, defensive)
+    estimators.log_weights(model, mix, theta, phi, x, z)
+    z, x = np.asarray(z), np.asarray(x, dtype=np.float64)
+    log_p = model._log_joint(_floats(theta), z, x)
+
+    def surrogate(ph):
+        w_bar = getval(softmax(log_p - mix._log_prob(ph, z, x), axis=0))
+        return -anp.sum(w_bar * guide._log_prob(ph, z, x)) / x.shape[0]
+
+    return grad(surrogate)(_floats(phi))
+
+
+def _reparameterized(model, guide, theta, phi, x, eps, objective):
+    guide.reparameterize(phi, x, eps)                                     # validation
+    estimators.log_weights(model, guide, theta, phi, x, guide.reparameterize(phi, x, eps))
+    x, eps, theta = np.asarray(x, dtype=np.float64), np.asarray(eps, dtype=np.float64), _floats(theta)
+
+    def surrogate(ph):
+        z = guide._reparameterize(ph, x, eps)
+        log_w_path = model._log_joint(theta, z, x) - guide._log_prob(_stop(ph), z, x)   # through z only
+        log_w_full = model._log_joint(theta, z, x) - guide._log_prob(ph, z, x)
+        return objective(log_w_full, log_w_path) / x.shape[0]
+
+    return grad(surrogate)(_floats(phi))
+
+
+def iwae_phi(model, guide, theta, phi, x, eps):
+    """Autograd ∇_φ (1/N) Σ_n L̂_n with z = z(ε, φ).  Ascent of the bound."""
+    return _reparameterized(model, guide, theta, phi, x, eps,
+                            lambda full, path: anp.sum(log_mean_exp(full, axis=0)))
+
+
+def stl_phi(model, guide, theta, phi, x, eps):
+    """Autograd: the bound with q's parameters stopped in log q (gradient through z only)."""
+    return _reparameterized(model, guide, theta, phi, x, eps,
+                            lambda full, path: anp.sum(log_mean_exp(path, axis=0)))
+
+
+def iwae_dreg_phi(model, guide, theta, phi, x, eps):
+    """Autograd ∇_φ (1/N) Σ stop(w̃²) log w(z(φ)) with q's parameters stopped.  Ascent."""
+    return _reparameterized(model, guide, theta, phi, x, eps,
+                            lambda full, path: anp.sum(getval(softmax(path, axis=0)) ** 2 * path))
+
+
+def rws_dreg_phi(model, guide, theta, phi, x, eps):
+    """Autograd −∇_φ (1/N) Σ stop(w̃ − w̃²) log w(z(φ)) with q's parameters stopped.  Descent."""
+    def objective(full, path):
+        w_bar = getval(softmax(path, axis=0))
+        return -anp.sum((w_bar - w_bar ** 2) * path)
+    return _reparameterized(model, guide, theta, phi, x, eps, objective)
+
+
+def _score_function(model, guide, theta, phi, x, z, signals):
+    log_w = estimators.log_weights(model, guide, theta, phi, x, z)
+    learning = signals(log_w)                                             # (K, N), held constant
+    z, x = np.asarray(z), np.asarray(x, dtype=np.float64)
+    log_p = model._log_joint(_floats(theta), z, x)
+
+    def surrogate(ph):
+        log_q = guide._log_prob(ph, z, x)
+        return (anp.sum(learning * log_q) + anp.sum(log_mean_exp(log_p - log_q, axis=0))) / x.shape[0]
+
+    return grad(surrogate)(_floats(phi))
+
+
+def reinforce_phi(model, guide, theta, phi, x, z):
+    """Autograd ∇_φ (1/N) Σ_n [stop(L̂_n) Σ_k log q(z_k) + L̂_n(φ)].  Ascent of the bound."""
+    return _score_function(model, guide, theta, phi, x, z,
+                           lambda log_w: np.broadcast_to(estimators.elbo_is(log_w), log_w.shape))
+
+
+def vimco_phi(model, guide, theta, phi, x, z):
+    """Autograd ∇_φ (1/N) Σ_n [Σ_k stop(L̂ − L̂_{−k}) log q(z_k) + L̂_n(φ)].  Ascent."""
+    from .family import vimco_signals
+    return _score_function(model, guide, theta, phi, x, z, vimco_signals)

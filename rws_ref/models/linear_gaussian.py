@@ -143,6 +143,18 @@ class LinearGaussian:
                 "log_sigma": inv_var * np.einsum("ij,ij->j", u, r.reshape(-1, self.dx))
                 - w_flat.sum()}
 
+    def grad_z_log_joint(self, theta, z, x):
+        """∇_z log p_θ(z, x) per particle: −(z − mu) + Wᵀ (r / σ²).  Shape (K, N, dz).
+
+        Used by the reparameterized estimators (path derivatives); a per-particle
+        array of the size of z, not a per-particle parameter gradient.
+        """
+        theta = self.check_theta(theta)
+        x = check_data(x, self.x_shape)
+        z = check_particles(z, x.shape[0], self.z_shape)
+        r = x - z @ theta["W"].T - theta["b"]
+        return -(z - theta["mu"]) + (r * np.exp(-2.0 * theta["log_sigma"])) @ theta["W"]
+
     # -- closed forms ----------------------------------------------------------------
 
     def log_marginal(self, theta, x):
@@ -233,6 +245,51 @@ class DiagonalGaussianGuide:
         check_rng(rng)
         eps = rng.standard_normal((K, x.shape[0], self.dz))
         return x @ phi["A"].T + phi["c"] + np.exp(phi["log_s"]) * eps
+
+    def reparameterize(self, phi, x, eps):
+        """z = A x + c + s ⊙ ε for base noise ε (K, N, dz) ~ N(0, I): shape (K, N, dz)."""
+        phi = self.check_phi(phi)
+        x = check_data(x, self.x_shape)
+        eps = check_particles(eps, x.shape[0], self.z_shape, name="eps")
+        return self._reparameterize(phi, x, eps)
+
+    def _reparameterize(self, phi, x, eps):
+        # Unchecked and autograd-traceable.
+        return anp.matmul(x, anp.transpose(phi["A"])) + phi["c"] + anp.exp(phi["log_s"]) * eps
+
+    def grad_z_log_prob(self, phi, z, x):
+        """∇_z log q_φ(z|x) per particle at fixed φ: −(z − A x − c) / s².  Shape (K, N, dz)."""
+        phi = self.check_phi(phi)
+        x = check_data(x, self.x_shape)
+        z = check_particles(z, x.shape[0], self.z_shape)
+        return -(z - x @ phi["A"].T - phi["c"]) * np.exp(-2.0 * phi["log_s"])
+
+    def pull_back(self, phi, x, eps, v):
+        """Σ_{k,n} (∂z_kn/∂φ)ᵀ v_kn for z = A x + c + s ε: the chain rule through the particles.
+
+        With z_i = (A x + c)_i + s_i ε_i::
+
+            d A     = Σ_{k,n} v_kn x_nᵀ
+            d c     = Σ_{k,n} v_kn
+            d log_s = Σ_{k,n} v_kn ⊙ s ε_kn
+
+        Parameters
+        ----------
+        v : ndarray (K, N, dz), e.g. weighted ∂ log w / ∂z.
+
+        Returns
+        -------
+        dict with φ's keys.
+        """
+        phi = self.check_phi(phi)
+        x = check_data(x, self.x_shape)
+        eps = check_particles(eps, x.shape[0], self.z_shape, name="eps")
+        v = check_particles(v, x.shape[0], self.z_shape, name="v")
+        if v.shape != eps.shape:
+            raise ValueError(f"v must have the shape of eps {eps.shape}; got {v.shape}")
+        v_sum = v.sum(axis=0)                                       # (N, dz)
+        return {"A": v_sum.T @ x, "c": v_sum.sum(axis=0),
+                "log_s": np.exp(phi["log_s"]) * np.einsum("knd,knd->d", v, eps)}
 
     def log_prob(self, phi, z, x):
         """log q_φ(z_kn | x_n) for z (K, N, dz), x (N, dx); returns (K, N)."""

@@ -1,0 +1,287 @@
+"""The estimators RWS is mixed with and compared with.
+
+Deterministic cores, like :mod:`rws_ref.estimators`: particles (or, for
+reparameterized estimators, the base noise ``eps``) come in explicitly.
+Weights are normalized per datapoint; batch results are means over datapoints.
+
+Signs.  RWS-type φ-gradients (insomnia, defensive wake-φ, RWS-DReG) are, like
+wake-φ and sleep-φ, **descent directions of the inclusive KL**.  IWAE-type
+φ-gradients (IWAE, STL, IWAE-DReG, REINFORCE, VIMCO) are **ascent directions
+of the bound ELBO_IS**, the objective they were built for.  The IWAE
+θ-gradient is wake-θ itself (``rws_ref.wake_theta``): with z fixed, θ enters
+only through the weights.
+
+Notation, per datapoint, z_k = z(ε_k, φ) reparameterized, w̃ the normalized
+weights: s_k = ∂_φ log q_φ(z|x) at z = z_k held fixed (the score); g_k the
+path derivative, the gradient of log w_k through z_k alone, so that
+d log w_k / dφ = g_k − s_k.  Then
+
+    IWAE      = Σ_k w̃_k (g_k − s_k)        STL       = Σ_k w̃_k g_k
+    IWAE-DReG = Σ_k w̃_k² g_k               RWS-DReG  = −Σ_k (w̃_k − w̃_k²) g_k   (descent)
+
+and STL = IWAE − wake-φ, IWAE-DReG − RWS-DReG = STL.
+"""
+import numbers
+
+import numpy as np
+
+from ._checks import check_categorical, check_count, check_data, check_rng
+from .estimators import log_weights, normalized_weights, sleep_phi, wake_phi
+from .numerics import check_log_weights, log_mean_exp, logsumexp
+
+__all__ = ["insomnia", "UniformCategorical", "DefensiveGuide", "defensive_wake_phi",
+           "iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi",
+           "reinforce_phi", "vimco_phi", "vimco_signals"]
+
+
+def _check_fraction(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1]; got {type(value).__name__} {value!r}")
+    if not 0.0 <= float(value) <= 1.0:        # also refuses NaN
+        raise ValueError(f"{name} must be in [0, 1]; got {value!r}")
+    return float(value)
+
+
+def _negate(tree):
+    return {key: -value for key, value in tree.items()}
+
+
+# -- insomnia -----------------------------------------------------------------------
+
+
+def insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, iota):
+    """Insomnia: ι·wake-φ + (1 − ι)·sleep-φ.  Descent direction of the inclusive KL.
+
+    Parameters
+    ----------
+    x, z : the wake batch (N, …) and its particles (K, N, …) from q_φ
+    dream_z, dream_x : dreams (M, …) from ``model.sample``
+    iota : float in [0, 1]
+        ι = 1 is wake-φ exactly, ι = 0 is sleep-φ exactly.
+
+    Returns
+    -------
+    dict with φ's keys.
+    """
+    iota = _check_fraction(iota, "iota")
+    wake = wake_phi(model, guide, theta, phi, x, z)
+    sleep = sleep_phi(guide, phi, dream_z, dream_x)
+    return {key: iota * wake[key] + (1.0 - iota) * sleep[key] for key in wake}
+
+
+# -- defensive wake-φ ------------------------------------------------------------------
+
+
+class UniformCategorical:
+    """r(z|x) = 1/C on {0, …, C−1}: the default defensive component for categorical guides."""
+
+    def __init__(self, n_components):
+        self.n_components = check_count(n_components, "n_components", minimum=2)
+
+    def __repr__(self):
+        return f"UniformCategorical({self.n_components})"
+
+    def log_prob(self, z, x):
+        """log r(z_kn | x_n) = −log C for z (K, N); returns (K, N)."""
+        x = check_data(x, ())
+        z = check_categorical(z, x.shape[0], self.n_components)
+        return np.full(z.shape, -np.log(self.n_components))
+
+    def sample(self, x, K, rng):
+        """K uniform draws per datapoint: integer array (K, N)."""
+        x = check_data(x, ())
+        return check_rng(rng).integers(0, self.n_components, size=(check_count(K, "K"), x.shape[0]))
+
+
+class DefensiveGuide:
+    """The proposal q_mix(z|x) = (1 − δ) q_φ(z|x) + δ r(z|x) of defensive wake-φ.
+
+    ``log_prob`` is log q_mix (the proposal the particles come from, so the
+    weights are p_θ / q_mix) while ``grad_log_prob`` is that of the learned
+    q_φ alone.  Wake-φ run with this guide *is* defensive wake-φ, and the exact
+    oracle run with it enumerates multisets under q_mix.
+
+    Parameters
+    ----------
+    guide : the learned guide q_φ
+    delta : float in [0, 1]
+    defensive : object with ``log_prob(z, x)`` and ``sample(x, K, rng)``;
+        default ``UniformCategorical(guide.n_components)`` for categorical guides.
+    """
+
+    def __init__(self, guide, delta, defensive=None):
+        self.guide = guide
+        self.delta = _check_fraction(delta, "delta")
+        if defensive is None:
+            if not hasattr(guide, "n_components"):
+                raise TypeError(f"defensive must be given for a {type(guide).__name__} "
+                                f"(the uniform default exists for categorical guides only)")
+            defensive = UniformCategorical(guide.n_components)
+        if not (hasattr(defensive, "log_prob") and hasattr(defensive, "sample")):
+            raise TypeError(f"defensive must have log_prob(z, x) and sample(x, K, rng); "
+                            f"got {type(defensive).__name__}")
+        self.defensive = defensive
+
+    def __repr__(self):
+        return f"DefensiveGuide({self.guide!r}, delta={self.delta}, defensive={self.defensive!r})"
+
+    def __getattr__(self, name):
+        if name in ("guide", "delta", "defensive"):
+            raise AttributeError(name)
+        return getattr(self.guide, name)
+
+    def _log_mix(self, log_q, log_r):
+        with np.errstate(divide="ignore"):
+            return np.logaddexp(np.log1p(-self.delta) + log_q, np.log(self.delta) + log_r)
+
+    def sample(self, phi, x, K, rng):
+        """K particles per datapoint from q_mix: each from r with probability δ, else q_φ."""
+        check_rng(rng)
+        from_q = self.guide.sample(phi, x, K, rng)
+        from_r = np.asarray(self.defensive.sample(x, K, rng))
+        pick_r = rng.random(from_q.shape[:2]) < self.delta
+        return np.where(pick_r.reshape(pick_r.shape + (1,) * (from_q.ndim - 2)), from_r, from_q)
+
+    def log_prob(self, phi, z, x):
+        """log q_mix(z_kn | x_n); returns (K, N)."""
+        return self._log_mix(self.guide.log_prob(phi, z, x), self.defensive.log_prob(z, x))
+
+    def _log_prob(self, phi, z, x):
+        import autograd.numpy as anp
+        log_q = self.guide._log_prob(phi, z, x)
+        log_r = self.defensive.log_prob(z, x)
+        with np.errstate(divide="ignore"):
+            return anp.logaddexp(np.log1p(-self.delta) + log_q, np.log(self.delta) + log_r)
+
+    def grad_log_prob(self, phi, z, x, weights):
+        """∇_φ Σ ω log q_φ(z|x) of the learned guide (not of the mixture)."""
+        return self.guide.grad_log_prob(phi, z, x, weights)
+
+
+def defensive_wake_phi(model, guide, theta, phi, x, z, delta, defensive=None):
+    """Defensive wake-φ (δ-wake, Le et al. 2019).  Descent direction of the inclusive KL.
+
+    ĝ = (1/N) Σ_n Σ_k w̄_kn (−∇_φ log q_φ(z_kn | x_n)), with z_kn drawn from
+    q_mix = (1 − δ) q_φ + δ r and w̄ normalizing p_θ(z, x) / q_mix(z|x).
+    Consistent for ∇_φ KL(p_θ(z|x) ‖ q_φ(z|x)) as K → ∞; δ = 0 is wake-φ exactly.
+
+    Parameters
+    ----------
+    z : particles from ``DefensiveGuide(guide, delta, defensive).sample``
+    delta : float in [0, 1]
+    defensive : the component r (see :class:`DefensiveGuide`)
+
+    Returns
+    -------
+    dict with φ's keys.
+    """
+    return wake_phi(model, DefensiveGuide(guide, delta, defensive), theta, phi, x, z)
+
+
+# -- reparameterized estimators (linear-Gaussian) ----------------------------------------
+
+
+def _reparameterized_parts(model, guide, theta, phi, x, eps):
+    # particles, normalized weights and ∂ log w / ∂z at fixed φ
+    for obj, name, method in ((model, "model", "grad_z_log_joint"), (guide, "guide", "pull_back")):
+        if not hasattr(obj, method):
+            raise TypeError(f"{name} must be reparameterizable (have {method}); got {type(obj).__name__}")
+    z = guide.reparameterize(phi, x, eps)
+    w_bar = normalized_weights(log_weights(model, guide, theta, phi, x, z))
+    dlogw_dz = model.grad_z_log_joint(theta, z, x) - guide.grad_z_log_prob(phi, z, x)
+    return z, w_bar, dlogw_dz
+
+
+def _path(guide, phi, x, eps, coef, dlogw_dz):
+    # Σ_kn coef_kn g_kn: the path derivative weighted per particle
+    return guide.pull_back(phi, x, eps, coef[..., None] * dlogw_dz)
+
+
+def iwae_phi(model, guide, theta, phi, x, eps):
+    """Reparameterized IWAE φ-gradient (1/N) Σ_n Σ_k w̃_k (g_k − s_k).  Ascent of the bound.
+
+    The exact φ-gradient of (1/N) Σ_n L̂_n with z_k = A x + c + s ε_k.
+
+    Parameters
+    ----------
+    eps : ndarray (K, N, dz), the base noise ε ~ N(0, I)
+
+    Returns
+    -------
+    dict with φ's keys.
+    """
+    z, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
+    coef = w_bar / x.shape[0]
+    path = _path(guide, phi, x, eps, coef, dlogw_dz)
+    score = guide.grad_log_prob(phi, z, x, coef)
+    return {key: path[key] - score[key] for key in path}
+
+
+def stl_phi(model, guide, theta, phi, x, eps):
+    """Sticking-the-landing (1/N) Σ_n Σ_k w̃_k g_k (score term dropped).  Ascent of the bound."""
+    _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
+    return _path(guide, phi, x, eps, w_bar / x.shape[0], dlogw_dz)
+
+
+def iwae_dreg_phi(model, guide, theta, phi, x, eps):
+    """IWAE-DReG (Tucker et al. 2019) (1/N) Σ_n Σ_k w̃_k² g_k.  Ascent of the bound;
+    unbiased for the IWAE φ-gradient's mean."""
+    _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
+    return _path(guide, phi, x, eps, w_bar ** 2 / x.shape[0], dlogw_dz)
+
+
+def rws_dreg_phi(model, guide, theta, phi, x, eps):
+    """RWS-DReG (Tucker et al. 2019) −(1/N) Σ_n Σ_k (w̃_k − w̃_k²) g_k.  Descent of the KL;
+    same mean as wake-φ at every K, identically zero at K = 1."""
+    _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
+    return _negate(_path(guide, phi, x, eps, (w_bar - w_bar ** 2) / x.shape[0], dlogw_dz))
+
+
+# -- score-function estimators (discrete guides) -----------------------------------------
+
+
+def reinforce_phi(model, guide, theta, phi, x, z):
+    """REINFORCE for ∇_φ ELBO_IS: (1/N) Σ_n Σ_k (L̂_n − w̄_kn) ∇_φ log q_φ(z_kn | x_n).  Ascent.
+
+    The score-function term L̂ Σ_k ∇ log q(z_k) plus the gradient of L̂ at
+    fixed particles, −Σ_k w̄_k ∇ log q(z_k).  Unbiased for ∇_φ ELBO_IS.
+
+    Returns
+    -------
+    dict with φ's keys.
+    """
+    log_w = check_log_weights(log_weights(model, guide, theta, phi, x, z))
+    coef = (log_mean_exp(log_w, axis=0)[None, :] - normalized_weights(log_w)) / x.shape[0]
+    return guide.grad_log_prob(phi, z, x, coef)
+
+
+def vimco_signals(log_w):
+    """VIMCO's per-particle learning signals L̂ − L̂_{−k}, shape (K, N).
+
+    L̂_{−k} replaces w_k by the geometric mean of the other K − 1 weights:
+    log (1/K)(Σ_{j≠k} w_j + exp(mean_{j≠k} log w_j)).  Needs K ≥ 2.
+    """
+    log_w = check_log_weights(log_w)
+    K = log_w.shape[0]
+    if K < 2:
+        raise ValueError(f"log_w must have K >= 2 particles for VIMCO's leave-one-out signals; got K = {K}")
+    if np.isneginf(log_w).any():
+        raise ValueError("log_w: VIMCO's geometric-mean baseline is undefined with a zero-weight "
+                         "particle (log w = -inf)")
+    geo = (log_w.sum(axis=0, keepdims=True) - log_w) / (K - 1)        # (K, N): mean of the others
+    loo = np.repeat(log_w[None], K, axis=0)                           # loo[k] = log_w with row k replaced
+    idx = np.arange(K)
+    loo[idx, idx] = geo
+    bound = log_mean_exp(log_w, axis=0)
+    return bound[None, :] - (logsumexp(loo, axis=1) - np.log(K))
+
+
+def vimco_phi(model, guide, theta, phi, x, z):
+    """VIMCO (Mnih & Rezende 2016): (1/N) Σ_n Σ_k ((L̂ − L̂_{−k}) − w̄_k) ∇_φ log q_φ(z_k|x).  Ascent.
+
+    REINFORCE with a leave-one-out control variate per particle; unbiased for
+    ∇_φ ELBO_IS.  Needs K ≥ 2.
+    """
+    log_w = log_weights(model, guide, theta, phi, x, z)
+    coef = (vimco_signals(log_w) - normalized_weights(log_w)) / x.shape[0]
+    return guide.grad_log_prob(phi, z, x, coef)

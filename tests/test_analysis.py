@@ -1,0 +1,63 @@
+"""The SNR study: checked on an estimator whose SNR is known exactly, then run
+at reduced size on the Rainforth et al. (2018) toy."""
+import numpy as np
+import pytest
+
+from rws_ref import analysis
+
+
+def known_snr(K, rng):
+    # 3 entries with means 0.2·(1, 2, 3) and standard deviation K^{-1/2}:
+    # SNR_j = 0.2·j·√K, so the mean entry SNR is 0.4·√K and its log-log slope is ½.
+    return 0.2 * np.arange(1, 4) + rng.standard_normal(3) / np.sqrt(K)
+
+
+def test_study_recovers_a_known_snr_and_slope():
+    # Estimates within 6 bootstrap standard deviations of the truth: with the
+    # estimates close to normal (400 replicates), false failure < 1e-8 per check,
+    # 5 checks. The bias of the SNR estimator (O(1/R)) is far below 6 SD.
+    study = analysis.snr_study({"known": known_snr}, [1, 4, 16, 64], 400, np.random.default_rng(0),
+                               n_boot=400)
+    truth = 0.4 * np.sqrt([1, 4, 16, 64])
+    assert np.all(np.abs(study.snr["known"] - truth) < 6 * study.snr_se["known"])
+    assert abs(study.slope["known"] - 0.5) < 6 * study.slope_se["known"]
+    assert np.all(study.resolved["known"])
+
+
+def test_a_zero_mean_estimator_is_reported_unresolved_not_at_the_noise_floor():
+    study = analysis.snr_study({"noise": lambda K, rng: rng.standard_normal(4),
+                                "signal": known_snr}, [1, 10], 500, np.random.default_rng(1), n_boot=200)
+    assert not study.resolved["noise"].any() and np.isnan(study.slope["noise"])
+    assert study.snr["noise"].max() < 3 / np.sqrt(500)
+    assert "(" in study.table()
+
+
+def test_rainforth_toy_reduced():
+    # K = 10, 100 with 300 replicates; tolerances are 6 bootstrap SDs of the slope.
+    # IWAE θ's slope is ½ (its mean tends to ∇_θ log p(x) ≠ 0 while its std falls
+    # like K^{-1/2}); the SNR of RWS wake-φ, STL and IWAE-DReG rises with K; IWAE φ
+    # on c is below resolution (its mean is O(perturbation / K), see
+    # test_family.test_iwae_bias_gradient_is_odd...).
+    rng = np.random.default_rng(0)
+    toy = analysis.rainforth_toy(rng)
+    estimators = analysis.rainforth_estimators(*toy)
+    study = analysis.snr_study(estimators, [10, 100], 300, rng, n_boot=200)
+    assert abs(study.slope["IWAE θ"] - 0.5) < 6 * study.slope_se["IWAE θ"]
+    for name in ("RWS wake-φ", "STL φ", "IWAE-DReG φ"):
+        assert study.slope[name] - 6 * study.slope_se[name] > 0, (name, study.slope[name])
+    assert study.snr["IWAE φ"].max() < 0.1 < study.snr["RWS wake-φ"][-1]
+
+
+@pytest.mark.parametrize("kwargs, kind, words", [
+    (dict(ks=[10]), ValueError, "two values"),
+    (dict(ks=[0, 10]), ValueError, "ks"),
+    (dict(replicates=2), ValueError, "replicates"),
+    (dict(level=1.5), ValueError, "level"),
+    (dict(rng=0), TypeError, "rng"),
+    (dict(estimators=[]), TypeError, "estimators"),
+])
+def test_study_rejects_bad_arguments(kwargs, kind, words):
+    args = dict(estimators={"known": known_snr}, ks=[1, 10], replicates=10, rng=np.random.default_rng())
+    args.update(kwargs)
+    with pytest.raises(kind, match=words):
+        analysis.snr_study(**args)
