@@ -1,10 +1,18 @@
 """The ``rws-ref`` command line.
 
-Errors in the arguments give one readable line on stderr and exit status 2,
-never a traceback.
+    rws-ref audit [--plot FILE.png]      every estimator against the exact oracle (the main job)
+    rws-ref train --model … --method …  the full algorithm, with metrics, plots and checkpoints
+
+Errors in the arguments or the files give one readable line on stderr and
+exit status 2, never a traceback.  ``audit`` exits 1 if any check fails.
 """
 import argparse
+import csv
+import json
+import os
 import sys
+
+import numpy as np
 
 from . import __version__
 
@@ -16,22 +24,213 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+class _UserError(Exception):
+    pass
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {value}")
+    return value
+
+
+def _nonnegative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {value}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {value}")
+    return value
+
+
 def build_parser():
+    from .train import METHODS
     parser = _Parser(
         prog="rws-ref",
         description="Reference implementation of Reweighted Wake-Sleep: "
                     "ELBO_IS, wake-θ, wake-φ and sleep-φ with hand-derived gradients, "
                     "checked against closed forms, exact enumeration and autograd.")
     parser.add_argument("--version", action="version", version=f"rws-ref {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    audit = sub.add_parser("audit", help="check every estimator against the exact oracle and closed forms",
+                           description="Print one table: estimator, model, K, target, exact mean, bias, "
+                                       "standard deviation, bias/std and a verdict. Exit status 1 if any "
+                                       "check fails.")
+    audit.add_argument("--plot", metavar="FILE.png", help="also draw exact bias and std against K")
+
+    tr = sub.add_parser("train", help="run RWS (or a compared method) on a built-in model",
+                        description="Train on data drawn from the model's reference parameters "
+                                    "(seeded), report metrics, optionally checkpoint and resume.")
+    tr.add_argument("--model", choices=["linear-gaussian", "mixture", "belief-net"], default="mixture")
+    tr.add_argument("--guide", choices=["linear", "mlp"], default="mlp",
+                    help="mixture only: SoftmaxLinearGuide or MLPGuide (default)")
+    tr.add_argument("--method", choices=list(METHODS), default="wake")
+    tr.add_argument("--K", type=_positive_int, default=10, help="particles per datapoint")
+    tr.add_argument("--iters", type=_positive_int, default=2000, help="iteration cap")
+    tr.add_argument("--seed", type=_nonnegative_int, default=0)
+    tr.add_argument("--n-data", type=_positive_int, default=1000, help="training set size")
+    tr.add_argument("--batch-size", type=_positive_int, default=100)
+    tr.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    tr.add_argument("--lr-theta", type=_positive_float, default=0.03)
+    tr.add_argument("--lr-phi", type=_positive_float, default=0.03)
+    tr.add_argument("--iota", type=_fraction, default=0.5, help="insomnia weight of wake-φ")
+    tr.add_argument("--delta", type=_fraction, default=0.2, help="defensive mixture weight")
+    tr.add_argument("--tol", type=float, default=1e-3, help="convergence tolerance (nats per datapoint)")
+    tr.add_argument("--eval-every", type=_positive_int, default=50)
+    tr.add_argument("--out", metavar="FILE.csv|FILE.json", help="write the metrics")
+    tr.add_argument("--plot", metavar="FILE.png", help="draw the learning curves")
+    tr.add_argument("--checkpoint", metavar="FILE.npz", help="write checkpoints here")
+    tr.add_argument("--resume", metavar="FILE.npz", help="continue from this checkpoint")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _run_audit(args):
+    from .audit import format_table, plot_bias_std, run_audit
+    if args.plot:
+        _check_writable(args.plot, ".png")
+    rows, seconds = run_audit()
+    print(format_table(rows))
+    failed = [r for r in rows if not r.passed]
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} checks passed in {seconds:.1f} s")
+    if args.plot:
+        plot_bias_std(args.plot)
+        print(f"plot written to {args.plot}")
+    return 1 if failed else 0
+
+
+def _check_writable(path, *suffixes):
+    if suffixes and not path.lower().endswith(suffixes):
+        raise _UserError(f"{path}: expected a file name ending in {' or '.join(suffixes)}")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise _UserError(f"{path}: directory {directory} does not exist or is not writable")
+
+
+def _problem(args):
+    from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian,
+                         MLPGuide, SigmoidBeliefNet, SoftmaxLinearGuide)
+    data_rng = np.random.default_rng([args.seed, 1])
+    if args.model == "mixture":
+        model = GaussianMixture()
+        guide = (MLPGuide(20, (16, 16), loc=95.0, scale=60.0) if args.guide == "mlp"
+                 else SoftmaxLinearGuide(20, loc=95.0, scale=60.0))
+        truth = model.true_theta()
+        start = {"logits": np.zeros(20)}
+    elif args.model == "linear-gaussian":
+        model, guide = LinearGaussian(2, 5), DiagonalGaussianGuide(2, 5)
+        truth = model.init_theta(data_rng)
+        start = None
+    else:
+        model, guide = SigmoidBeliefNet(4, 8), BernoulliGuide(4, 8)
+        truth = model.init_theta(data_rng)
+        start = None
+    data = model.sample(truth, args.n_data, data_rng)[1]
+    held_out = model.sample(truth, 200, data_rng)[1]
+    return model, guide, truth, start, data, held_out
+
+
+def _run_train(args):
+    from .train import TrainConfig, train
+    for path, suffixes in ((args.out, (".csv", ".json")), (args.plot, (".png",)),
+                           (args.checkpoint, (".npz",))):
+        if path:
+            _check_writable(path, *suffixes)
+    if args.resume and not os.path.isfile(args.resume):
+        raise _UserError(f"{args.resume}: no such checkpoint file")
+    if args.method == "iwae" and args.model != "linear-gaussian":
+        raise _UserError("--method iwae needs a reparameterizable guide: use --model linear-gaussian")
+    if args.method in ("reinforce", "vimco") and args.model == "linear-gaussian":
+        raise _UserError(f"--method {args.method} is for discrete latents: use --model mixture or belief-net")
+    if args.method == "defensive" and args.model != "mixture":
+        raise _UserError("--method defensive uses the uniform defensive component of the mixture: "
+                         "use --model mixture")
+    model, guide, truth, start, data, held_out = _problem(args)
+    cfg = TrainConfig(method=args.method, K=args.K, iters=args.iters, batch_size=args.batch_size,
+                      optimizer=args.optimizer, lr_theta=args.lr_theta, lr_phi=args.lr_phi,
+                      iota=args.iota, delta=args.delta, seed=args.seed, tol=args.tol,
+                      eval_every=args.eval_every, grad_replicates=2)
+    result = train(model, guide, data, cfg, theta=start, eval_data=held_out, true_theta=truth,
+                   checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress)
+    last = result.history[-1]
+    print(f"stopped by {result.stopped_by} after {result.iterations} iterations; " +
+          ", ".join(f"{k} = {v:.5g}" for k, v in last.items() if k != "iteration"))
+    if args.out:
+        _write_metrics(args.out, result.history)
+        print(f"metrics written to {args.out}")
+    if args.plot:
+        _plot_history(args.plot, result.history, f"{args.model}, {args.method}, K = {args.K}")
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def _write_metrics(path, history):
+    keys = sorted({k for row in history for k in row}, key=lambda k: (k != "iteration", k))
+    if path.lower().endswith(".json"):
+        with open(path, "w") as handle:
+            json.dump(history, handle, indent=1)
+    else:
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(history)
+
+
+def _plot_history(path, history, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    keys = [k for k in history[0] if k != "iteration"]
+    its = [row["iteration"] for row in history]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3))
+    for ax, key in zip(np.atleast_1d(axes), keys):
+        ax.plot(its, [row.get(key, np.nan) for row in history])
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("iteration")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None):
     """Entry point of the ``rws-ref`` console script; returns the exit status."""
     parser = build_parser()
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return _run_audit(args) if args.command == "audit" else _run_train(args)
+    except (_UserError, ValueError, TypeError, OSError) as err:
+        print(f"rws-ref {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

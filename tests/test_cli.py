@@ -1,4 +1,6 @@
-"""The rws-ref command line: --help, --version, and one-line errors with exit status 2."""
+"""The rws-ref command line: audit (the main job), train, and one-line errors with exit 2."""
+import csv
+import json
 import subprocess
 import sys
 
@@ -8,6 +10,10 @@ import rws_ref
 from rws_ref.cli import main
 
 
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "rws_ref.cli", *args], capture_output=True, text=True)
+
+
 def test_version_and_help(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--version"])
@@ -15,13 +21,79 @@ def test_version_and_help(capsys):
     assert capsys.readouterr().out.strip() == f"rws-ref {rws_ref.__version__}"
     assert main([]) == 0
     assert "Reweighted Wake-Sleep" in capsys.readouterr().out
+    for sub in ("audit", "train"):
+        with pytest.raises(SystemExit) as info:
+            main([sub, "--help"])
+        assert info.value.code == 0
+        assert sub in capsys.readouterr().out
 
 
-def test_bad_argument_is_one_line_on_stderr_with_exit_2():
-    result = subprocess.run([sys.executable, "-m", "rws_ref.cli", "--no-such-option"],
-                            capture_output=True, text=True)
-    assert result.returncode == 2
-    assert result.stdout == ""
+def test_audit_prints_the_table_and_passes(capsys, tmp_path):
+    assert main(["audit", "--plot", str(tmp_path / "bias.png")]) == 0
+    out = capsys.readouterr().out
+    for word in ("estimator", "wake-θ", "wake-φ", "sleep-φ", "VIMCO φ", "REINFORCE φ", "IWAE φ",
+                 "RWS-DReG φ", "defensive wake-φ", "linear-Gaussian", "mixture C=20", "belief net"):
+        assert word in out
+    assert "FAIL" not in out and "checks passed" in out
+    assert (tmp_path / "bias.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_audit_exit_status_is_1_when_a_check_fails(monkeypatch, capsys):
+    import rws_ref.audit as audit
+    real = audit.run_audit
+
+    def broken():
+        rows, seconds = real()
+        rows[0].passed = False
+        return rows, seconds
+
+    monkeypatch.setattr(audit, "run_audit", broken)
+    assert main(["audit"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_train_writes_metrics_plot_and_checkpoint_then_resumes(tmp_path, capsys):
+    ckpt, out, plot = tmp_path / "c.npz", tmp_path / "m.csv", tmp_path / "m.png"
+    args = ["train", "--model", "mixture", "--method", "defensive", "--iters", "60", "--eval-every", "20",
+            "--n-data", "300", "--seed", "4", "--no-progress"]
+    assert main(args + ["--out", str(out), "--plot", str(plot), "--checkpoint", str(ckpt)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [int(r["iteration"]) for r in rows] == [0, 20, 40, 60]
+    assert {"elbo_is", "log_p", "pi_error", "posterior_error", "grad_std_phi"} <= set(rows[0])
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    json_out = tmp_path / "m.json"
+    assert main(["train", "--model", "mixture", "--method", "defensive", "--iters", "80", "--eval-every", "20",
+                 "--n-data", "300", "--seed", "4", "--no-progress", "--resume", str(ckpt),
+                 "--out", str(json_out)]) == 0
+    assert [r["iteration"] for r in json.loads(json_out.read_text())] == [0, 20, 40, 60, 80]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--no-such-option"], "unrecognized arguments"),
+    (["train", "--K", "0"], "--K"),
+    (["train", "--iters", "ten"], "--iters"),
+    (["train", "--iota", "1.5"], "--iota"),
+    (["train", "--delta", "-0.1"], "--delta"),
+    (["train", "--lr-phi", "nan"], "--lr-phi"),
+    (["train", "--model", "cnn"], "--model"),
+    (["train", "--method", "iwae", "--model", "mixture"], "reparameterizable"),
+    (["train", "--method", "vimco", "--K", "1", "--iters", "1"], "K must be >= 2"),
+    (["train", "--resume", "/nonexistent/ckpt.npz"], "no such checkpoint"),
+    (["train", "--out", "/nonexistent/dir/m.csv"], "not writable"),
+    (["train", "--out", "metrics.txt"], "ending in"),
+    (["audit", "--plot", "figure.jpg"], "ending in"),
+])
+def test_bad_arguments_give_one_line_on_stderr_and_exit_2(args, words):
+    result = run(*args)
+    assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "unrecognized arguments: --no-such-option" in lines[0]
+    assert len(lines) == 1 and words in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_unreadable_checkpoint_is_one_line_too(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_text("garbage")
+    result = run("train", "--resume", str(bad), "--iters", "2", "--no-progress")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "not a readable" in result.stderr
