@@ -55,13 +55,15 @@ class SGD:
         self.lr = _positive(lr, "lr")
 
     def step(self, params, direction):
+        """One step along ``direction`` (an ascent direction); returns new params."""
         return {k: params[k] + self.lr * direction[k] for k in params}
 
     def state(self):
+        """(arrays, json-able metadata) to checkpoint: SGD has none."""
         return {}, {}
 
     def load(self, arrays, meta):
-        pass
+        """Restore from :meth:`state`'s output (nothing to restore for SGD)."""
 
 
 class Adam:
@@ -77,6 +79,7 @@ class Adam:
         self.m, self.v, self.t = None, None, 0
 
     def step(self, params, direction):
+        """One Adam step ascending ``direction``; returns new params."""
         if self.m is None:
             self.m = {k: np.zeros_like(v) for k, v in params.items()}
             self.v = {k: np.zeros_like(v) for k, v in params.items()}
@@ -91,6 +94,7 @@ class Adam:
         return out
 
     def state(self):
+        """(arrays, json-able metadata) to checkpoint: the moments m, v and the step count t."""
         arrays = {}
         if self.m is not None:
             arrays.update({f"m/{k}": v for k, v in self.m.items()})
@@ -98,6 +102,7 @@ class Adam:
         return arrays, {"t": self.t}
 
     def load(self, arrays, meta):
+        """Restore the moments and step count from :meth:`state`'s output."""
         self.t = int(meta["t"])
         if self.t:
             self.m = {k[2:]: v for k, v in arrays.items() if k.startswith("m/")}
@@ -135,6 +140,7 @@ class TrainConfig:
     tie: tuple = ()
 
     def validate(self):
+        """Check every field; raises ValueError or TypeError naming the field.  Returns self."""
         if self.method not in PHI_SIGN:
             raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
         if self.optimizer not in ("adam", "sgd"):
