@@ -14,9 +14,10 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["rws_ref", "rws_ref.*"]),
+    package_data={"rws_ref": ["data/*.json"]},
     python_requires=">=3.9",
     install_requires=["numpy>=1.22", "scipy>=1.8", "autograd>=1.6", "tqdm>=4.60", "matplotlib>=3.5"],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6.50"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.50", "jsonschema>=4"]},
     entry_points={"console_scripts": ["rws-ref=rws_ref.cli:main"]},
     license="MIT",
 )

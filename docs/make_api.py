@@ -8,7 +8,8 @@ import os
 
 MODULES = ["rws_ref.estimators", "rws_ref.models.linear_gaussian", "rws_ref.models.gaussian_mixture",
            "rws_ref.models.sigmoid_belief_net", "rws_ref.exact", "rws_ref.family", "rws_ref.autodiff",
-           "rws_ref.analysis", "rws_ref.train", "rws_ref.numerics", "rws_ref.audit"]
+           "rws_ref.analysis", "rws_ref.train", "rws_ref.vectors", "rws_ref.testing", "rws_ref.numerics",
+           "rws_ref.audit"]
 
 
 def _summary(obj):
@@ -41,6 +42,8 @@ def render():
                         lines.append(f"  - `{meth}{_signature(member)}` — {_summary(member)}")
             elif callable(obj):
                 lines.append(f"- `{public}{_signature(obj)}` — {_summary(obj)}")
+            elif isinstance(obj, dict):
+                lines.append(f"- `{public}`: dict with keys {', '.join(f'`{k}`' for k in obj)}")
             else:
                 lines.append(f"- `{public}` = `{obj!r}`")
         lines.append("")

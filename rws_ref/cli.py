@@ -2,6 +2,7 @@
 
     rws-ref audit [--plot FILE.png]      every estimator against the exact oracle (the main job)
     rws-ref train --model … --method …  the full algorithm, with metrics, plots and checkpoints
+    rws-ref vectors --out FILE.json      language-neutral test vectors for other implementations
 
 Errors in the arguments or the files give one readable line on stderr and
 exit status 2, never a traceback.  ``audit`` exits 1 if any check fails.
@@ -108,6 +109,14 @@ def build_parser():
     tr.add_argument("--checkpoint", metavar="FILE.npz", help="write checkpoints here")
     tr.add_argument("--resume", metavar="FILE.npz", help="continue from this checkpoint")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    vec = sub.add_parser("vectors", help="write language-neutral test vectors (JSON)",
+                         description="Write fixed inputs and the outputs a correct RWS implementation "
+                                     "must produce, with exact means and variances where the oracle gives "
+                                     "them. Same version and seed give byte-identical files; the JSON "
+                                     "Schema ships with the package (rws_ref/data/vectors.schema.json).")
+    vec.add_argument("--out", metavar="FILE.json", required=True)
+    vec.add_argument("--seed", type=_nonnegative_int, default=0)
     return parser
 
 
@@ -190,6 +199,14 @@ def _run_train(args):
     return 0
 
 
+def _run_vectors(args):
+    from .vectors import write
+    _check_writable(args.out, ".json")
+    write(args.out, args.seed)
+    print(f"test vectors (seed {args.seed}) written to {args.out}")
+    return 0
+
+
 def _write_metrics(path, history):
     keys = sorted({k for row in history for k in row}, key=lambda k: (k != "iteration", k))
     if path.lower().endswith(".json"):
@@ -227,7 +244,8 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
-        return _run_audit(args) if args.command == "audit" else _run_train(args)
+        handler = {"audit": _run_audit, "train": _run_train, "vectors": _run_vectors}[args.command]
+        return handler(args)
     except (_UserError, ValueError, TypeError, OSError) as err:
         print(f"rws-ref {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -32,8 +32,10 @@ def sub(a, b):
 @given(s=linear_gaussian_settings())
 def test_reparameterized_estimators_equal_autograd(estimator, s):
     model, guide, theta, phi, x, eps = s                    # the drawn "particles" serve as ε
+    # floor 1e-6: when terms of size O(1) cancel to a gradient of 1e-7 (seen at
+    # K = 1), both routes carry ~1e-16 absolute rounding; 1e-9 of 1e-6 covers it
     assert_tree_close(estimator(model, guide, theta, phi, x, eps),
-                      getattr(autodiff, estimator.__name__)(model, guide, theta, phi, x, eps), RTOL)
+                      getattr(autodiff, estimator.__name__)(model, guide, theta, phi, x, eps), RTOL, floor=1e-6)
 
 
 @pytest.mark.parametrize("strategy", [mixture_settings(max_k=4), mixture_settings(mlp=True),

@@ -1,0 +1,297 @@
+"""Property-based checks you can run on your own RWS implementation.
+
+Needs hypothesis (``pip install 'rws_ref[test]'``).
+
+- Strategies: :func:`params`, :func:`cases` (θ, φ, a batch x and particles z
+  for any built-in model/guide pair, well conditioned), :func:`log_weight_arrays`
+  (including spreads up to ±1e5 and zero-weight particles).
+- :func:`check_estimator` runs the properties a correct implementation of one
+  estimator must have and reports which failed, on which input, with numbers.
+
+Your function is either ``fn(theta, phi, x, z)`` (it implements the given
+model and guide) or has rws_ref's uniform signature
+``fn(model, guide, theta, phi, x, z)``; it returns a dict of arrays keyed like
+the parameters, with the contract's sign convention.
+"""
+import inspect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import exact, family
+from .estimators import normalized_weights, wake_phi, wake_theta
+from .models import DiagonalGaussianGuide, GaussianMixture, LinearGaussian, SigmoidBeliefNet
+
+__all__ = ["params", "cases", "log_weight_arrays", "check_estimator", "CheckReport", "PropertyResult",
+           "REFERENCE"]
+
+#: kind -> (rws_ref's implementation, what its exact mean must equal on discrete models)
+REFERENCE = {
+    "wake_theta": (wake_theta, "grad_elbo_is_theta"),
+    "wake_phi": (wake_phi, "reference_mean"),
+    "reinforce_phi": (family.reinforce_phi, "grad_elbo_is_phi"),
+    "vimco_phi": (family.vimco_phi, "grad_elbo_is_phi"),
+}
+
+
+def _st():
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+    return st, hnp
+
+
+def params(shapes, low=-2.0, high=2.0, log_scale=(-1.0, 1.0)):
+    """Strategy for a parameter dict with these shapes; keys starting with ``log_`` get ``log_scale``."""
+    st, hnp = _st()
+
+    def entry(key, shape):
+        lo, hi = log_scale if key.startswith("log_") else (low, high)
+        return hnp.arrays(np.float64, shape, elements=st.floats(lo, hi, allow_nan=False, allow_subnormal=False))
+    return st.fixed_dictionaries({k: entry(k, s) for k, s in shapes.items()})
+
+
+def cases(model, guide, max_n=3, max_k=4, min_k=1):
+    """Strategy for (theta, phi, x, z) on a built-in model and guide."""
+    st, hnp = _st()
+
+    @st.composite
+    def build(draw):
+        n, k = draw(st.integers(1, max_n)), draw(st.integers(min_k, max_k))
+        theta, phi = draw(params(model.theta_shapes)), draw(params(guide.phi_shapes))
+        floats = lambda lo, hi, shape: draw(hnp.arrays(np.float64, shape, elements=st.floats(
+            lo, hi, allow_nan=False, allow_subnormal=False)))
+        bits = lambda shape: draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0])))
+        if isinstance(model, LinearGaussian):
+            x, z = floats(-4, 4, (n, model.dx)), floats(-4, 4, (k, n, model.dz))
+        elif isinstance(model, GaussianMixture):
+            lo, hi = float(model.means.min()) - 10, float(model.means.max()) + 10
+            x = floats(lo, hi, (n,))
+            z = draw(hnp.arrays(np.int64, (k, n), elements=st.integers(0, model.n_components - 1)))
+        elif isinstance(model, SigmoidBeliefNet):
+            x, z = bits((n, model.dx)), bits((k, n, model.dz))
+        else:
+            raise TypeError(f"no strategy for {type(model).__name__}")
+        return theta, phi, x, z
+    return build()
+
+
+def log_weight_arrays(max_k=6, max_n=4, spread=1e5, zero_weights=True):
+    """Strategy for (K, N) log weights spread over ±``spread``, optionally with −inf
+    entries (never a whole column of them)."""
+    st, hnp = _st()
+
+    @st.composite
+    def build(draw):
+        k, n = draw(st.integers(1, max_k)), draw(st.integers(1, max_n))
+        a = draw(hnp.arrays(np.float64, (k, n), elements=st.floats(-spread, spread, allow_nan=False)))
+        if zero_weights and k > 1:
+            dead = draw(hnp.arrays(np.bool_, (k, n)))
+            dead[np.argmax(a, axis=0), np.arange(n)] = False
+            a = np.where(dead, -np.inf, a)
+        return a
+    return build()
+
+
+@dataclass
+class PropertyResult:
+    """One property's outcome: status "pass", "fail" or "skipped", and the numbers and input on failure."""
+    name: str
+    status: str                 # "pass", "fail" or "skipped"
+    detail: str = ""
+
+
+@dataclass
+class CheckReport:
+    """The results of :func:`check_estimator`, one PropertyResult per property."""
+    kind: str
+    results: list = field(default_factory=list)
+
+    @property
+    def ok(self):
+        return all(r.status != "fail" for r in self.results)
+
+    def failed(self):
+        """The failed properties."""
+        return [r for r in self.results if r.status == "fail"]
+
+    def __str__(self):
+        lines = [f"check_estimator({self.kind!r}): {'all properties hold' if self.ok else 'FAILED'}"]
+        lines += [f"  [{r.status}] {r.name}" + (f": {r.detail}" if r.detail else "") for r in self.results]
+        return "\n".join(lines)
+
+    def assert_ok(self):
+        """Raise AssertionError with the report if any property failed."""
+        if not self.ok:
+            raise AssertionError(str(self))
+
+
+class _ShiftedModel:
+    """The same model with log p(z, x_n) + c_n: a θ-free constant per datapoint."""
+
+    def __init__(self, inner, shift):
+        self._inner, self._shift = inner, shift
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def log_joint(self, theta, z, x):
+        return self._inner.log_joint(theta, z, x) + self._shift[: np.shape(x)[0]]
+
+    def _log_joint(self, theta, z, x):
+        return self._inner._log_joint(theta, z, x) + self._shift[: np.shape(x)[0]]
+
+
+def _flat(tree):
+    return np.concatenate([np.ravel(np.asarray(tree[k], dtype=np.float64)) for k in sorted(tree)])
+
+
+def _close(a, b, rtol):
+    a, b = _flat(a), _flat(b)
+    if a.shape != b.shape:
+        return False, f"shapes differ: {a.shape} vs {b.shape}"
+    err = float(np.max(np.abs(a - b))) if a.size else 0.0
+    scale = max(1.0, float(np.max(np.abs(b)))) if b.size else 1.0
+    return err <= rtol * scale, f"max |difference| = {err:.3e} (tolerance {rtol * scale:.1e})"
+
+
+def _describe(theta, phi, x, z):
+    fmt = lambda a: np.array2string(np.asarray(a), precision=4, threshold=20, separator=", ").replace("\n", "")
+    parts = [f"theta[{k!r}]={fmt(v)}" for k, v in theta.items()] + [f"phi[{k!r}]={fmt(v)}" for k, v in phi.items()]
+    return ", ".join(parts + [f"x={fmt(x)}", f"z={fmt(z)}"])
+
+
+def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8, exact_ks=(1, 2, 3)):
+    """Check a user implementation of one estimator against the properties it must have.
+
+    Parameters
+    ----------
+    fn : callable (theta, phi, x, z) -> dict, or (model, guide, theta, phi, x, z) -> dict
+    kind : "wake_theta", "wake_phi", "reinforce_phi" or "vimco_phi"
+    model, guide : the rws_ref model and guide ``fn`` implements
+        (default: LinearGaussian(2, 3) with DiagonalGaussianGuide(2, 3)).
+    max_examples : int, hypothesis examples per property
+    rtol : float, tolerance relative to max(1, max |reference|)
+    exact_ks : K values for the exact-oracle property (discrete models only)
+
+    Properties
+    ----------
+    agreement     equals rws_ref's estimator on random θ, φ, x, z
+    permutation   invariant to permuting each datapoint's particles
+    shift         invariant to a θ-free constant added to one datapoint's log joint
+                  (needs the uniform signature, since the model must be swapped;
+                  not a property of REINFORCE, whose learning signal moves with it)
+    batch         a batch estimate equals the mean of the single-datapoint estimates
+    exact         on discrete models: the exact mean over z ~ q^K equals
+                  ∇ ELBO_IS (wake-θ, REINFORCE, VIMCO: unbiased) or rws_ref's exact
+                  mean (wake-φ: the exact bias; zero at K = 1)
+
+    Returns
+    -------
+    CheckReport (``report.ok``, ``report.failed()``, ``str(report)``, ``report.assert_ok()``)
+    """
+    from hypothesis import HealthCheck, given, settings
+
+    if kind not in REFERENCE:
+        raise ValueError(f"kind must be one of {sorted(REFERENCE)}; got {kind!r}")
+    if not callable(fn):
+        raise TypeError(f"fn must be callable; got {type(fn).__name__}")
+    if model is None:
+        model, guide = LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3)
+    if guide is None:
+        raise ValueError("guide must be given together with model")
+    reference, exact_target = REFERENCE[kind]
+    try:
+        n_params = len(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        n_params = 6
+    uniform = n_params >= 6
+    call = (lambda m, g, th, ph, x, z: fn(m, g, th, ph, x, z)) if uniform else (
+        lambda m, g, th, ph, x, z: fn(th, ph, x, z))
+    min_k = 2 if kind == "vimco_phi" else 1
+    strategy = cases(model, guide, min_k=min_k)
+    report = CheckReport(kind)
+    conf = settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=list(HealthCheck))
+
+    def run(name, prop):
+        failure = {}
+
+        @conf
+        @given(strategy)
+        def test(case):
+            theta, phi, x, z = case
+            ok, detail = prop(theta, phi, x, z)
+            if not ok:
+                failure.setdefault("detail", f"{detail}; input: {_describe(theta, phi, x, z)}")
+                raise AssertionError(detail)
+        try:
+            test()
+            report.results.append(PropertyResult(name, "pass"))
+        except AssertionError:
+            report.results.append(PropertyResult(name, "fail", failure.get("detail", "")))
+        except Exception as err:           # the user's function raised
+            report.results.append(PropertyResult(name, "fail", f"{type(err).__name__}: {err}"))
+
+    def agreement(theta, phi, x, z):
+        return _close(call(model, guide, theta, phi, x, z), reference(model, guide, theta, phi, x, z), rtol)
+
+    def permutation(theta, phi, x, z):
+        perm = np.stack([np.roll(np.arange(z.shape[0]), n + 1) for n in range(z.shape[1])], axis=1)
+        z_perm = np.take_along_axis(z, perm.reshape(perm.shape + (1,) * (z.ndim - 2)), axis=0)
+        return _close(call(model, guide, theta, phi, x, z_perm), call(model, guide, theta, phi, x, z), rtol)
+
+    def batch(theta, phi, x, z):
+        whole = call(model, guide, theta, phi, x, z)
+        singles = [call(model, guide, theta, phi, x[n:n + 1], z[:, n:n + 1]) for n in range(x.shape[0])]
+        return _close(whole, {k: np.mean([s[k] for s in singles], axis=0) for k in whole}, rtol)
+
+    def shift(theta, phi, x, z):
+        shifted = _ShiftedModel(model, 50.0 * (1.0 + np.arange(x.shape[0])))
+        return _close(call(shifted, guide, theta, phi, x, z), call(model, guide, theta, phi, x, z), rtol)
+
+    run("agreement with rws_ref", agreement)
+    run("permutation invariance", permutation)
+    if kind == "reinforce_phi":
+        report.results.append(PropertyResult("per-datapoint shift invariance", "skipped",
+                                             "REINFORCE's learning signal L̂ moves with the shift; only its "
+                                             "mean is invariant (VIMCO's differences L̂ − L̂₋ₖ are invariant)"))
+    elif uniform:
+        run("per-datapoint shift invariance", shift)
+    else:
+        report.results.append(PropertyResult("per-datapoint shift invariance", "skipped",
+                                             "fn(theta, phi, x, z) cannot be given a shifted model; "
+                                             "use the signature fn(model, guide, theta, phi, x, z)"))
+    run("batch = mean of single datapoints", batch)
+    if hasattr(model, "support"):
+        report.results.append(_exact_property(call, kind, reference, exact_target, model, guide, exact_ks,
+                                              rtol))
+    else:
+        report.results.append(PropertyResult("exact mean (oracle)", "skipped",
+                                             "the exact oracle needs a discrete latent"))
+    return report
+
+
+def _exact_property(call, kind, reference, exact_target, model, guide, exact_ks, rtol):
+    rng = np.random.default_rng(0)
+    theta, phi = model.init_theta(rng), guide.init_phi(rng)
+    phi = {k: v + 0.5 * rng.standard_normal(v.shape) for k, v in phi.items()}
+    x = model.sample(theta, 2, rng)[1]
+    user = lambda m, g, th, ph, xx, z: call(m, g, th, ph, xx, z)
+    for K in exact_ks:
+        if kind == "vimco_phi" and K < 2:
+            continue
+        try:
+            mean, _ = exact.moments(user, model, guide, theta, phi, x, K, method="direct")
+        except Exception as err:
+            return PropertyResult("exact mean (oracle)", "fail", f"K = {K}: {type(err).__name__}: {err}")
+        if exact_target == "reference_mean":
+            want, _ = exact.moments(reference, model, guide, theta, phi, x, K)
+            what = "rws_ref's exact mean (the wake-φ bias)"
+        else:
+            dtheta, dphi = exact.grad_elbo_is(model, guide, theta, phi, x, K)
+            want = dtheta if exact_target.endswith("theta") else dphi
+            what = "the exact gradient of ELBO_IS (unbiasedness)"
+        ok, detail = _close(mean, want, rtol)
+        if not ok:
+            return PropertyResult("exact mean (oracle)", "fail", f"K = {K}: exact mean differs from {what}: {detail}")
+    return PropertyResult("exact mean (oracle)", "pass", f"K in {tuple(exact_ks)}")

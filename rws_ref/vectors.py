@@ -1,0 +1,315 @@
+"""Language-neutral test vectors: fixed inputs and the numbers a correct RWS
+implementation must produce from them.
+
+``rws-ref vectors --out FILE.json`` (or :func:`write`) produces a versioned
+JSON file; ``vectors.schema.json`` (shipped with the package) describes it and
+:func:`load` reads it back with every tensor as a NumPy array.  A copy for the
+default seed ships as ``rws_ref/data/vectors.json``: ``load()`` with no path.
+
+Conventions inside the file (also written into it, under "conventions"):
+
+- tensors are nested lists in C order; particles z have shape (K, N, …),
+  data x (N, …), log weights (K, N); mixture latents are integers;
+- non-finite numbers are the strings "-inf" / "inf";
+- gradients are dicts keyed like the parameters; θ-gradients ascend the
+  bound, RWS φ-gradients descend the inclusive KL, IWAE-type φ-gradients
+  ascend the bound; batch results are means over datapoints, weights are
+  normalized per datapoint;
+- "common_mistakes" holds what known wrong implementations produce on the
+  same inputs, so a mismatch can be diagnosed, not only detected.
+
+Same version and seed give byte-identical files.
+"""
+import json
+import os
+
+import numpy as np
+
+from . import __version__, autodiff, exact, family
+from ._checks import check_count
+from .estimators import elbo_is, log_weights, normalized_weights, sleep_phi, wake_phi, wake_theta
+from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian, MLPGuide,
+                     SigmoidBeliefNet, SoftmaxLinearGuide)
+from .models import linear_gaussian as lg
+
+__all__ = ["FORMAT_VERSION", "build", "write", "load", "schema", "DEFAULT_PATH", "SCHEMA_PATH",
+           "make_model", "make_guide"]
+
+FORMAT_VERSION = 1
+_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+DEFAULT_PATH = os.path.join(_DATA, "vectors.json")
+SCHEMA_PATH = os.path.join(_DATA, "vectors.schema.json")
+
+CONVENTIONS = {
+    "shapes": "z (K, N, *z_shape), x (N, *x_shape), log weights (K, N); nested lists in C order",
+    "non_finite": "the strings '-inf' and 'inf'",
+    "signs": "theta-gradients ascend the bound; RWS phi-gradients (wake, sleep, insomnia, defensive, "
+             "RWS-DReG) descend the inclusive KL; IWAE-type phi-gradients (IWAE, STL, IWAE-DReG, "
+             "REINFORCE, VIMCO) ascend the bound",
+    "batch": "weights normalized per datapoint over the K particles; estimates are means over datapoints",
+    "exact": "exact means and variances over z ~ q^K by multiset enumeration (rws_ref.exact); "
+             "variances are of the batch estimate",
+}
+
+
+# -- encoding ------------------------------------------------------------------------------
+
+
+def _encode(value):
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    arr = np.asarray(value)
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64).tolist()
+    if arr.dtype.kind == "f":
+        if arr.ndim == 0:
+            return _float(float(arr))
+        return [_encode(v) for v in arr]
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _float(v):
+    if np.isfinite(v):
+        return v
+    if np.isnan(v):
+        raise ValueError("test vectors must not contain NaN")
+    return "inf" if v > 0 else "-inf"
+
+
+def _decode(value):
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, str):
+        return {"inf": np.inf, "-inf": -np.inf}.get(value, value)
+    if isinstance(value, list):
+        if _is_numeric_tree(value):
+            return np.array(_replace_strings(value), dtype=np.int64 if _all_ints(value) else np.float64)
+        return [_decode(v) for v in value]
+    return value
+
+
+def _is_numeric_tree(value):
+    if isinstance(value, list):
+        return all(_is_numeric_tree(v) for v in value)
+    return isinstance(value, (int, float)) or value in ("inf", "-inf")
+
+
+def _all_ints(value):
+    if isinstance(value, list):
+        return all(_all_ints(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _replace_strings(value):
+    if isinstance(value, list):
+        return [_replace_strings(v) for v in value]
+    return {"inf": np.inf, "-inf": -np.inf}.get(value, value) if isinstance(value, str) else value
+
+
+# -- model registry (so a file names its models in plain data) -------------------------------
+
+_MODELS = {"LinearGaussian": LinearGaussian, "GaussianMixture": GaussianMixture,
+           "SigmoidBeliefNet": SigmoidBeliefNet}
+_GUIDES = {"DiagonalGaussianGuide": DiagonalGaussianGuide, "SoftmaxLinearGuide": SoftmaxLinearGuide,
+           "MLPGuide": MLPGuide, "BernoulliGuide": BernoulliGuide}
+
+
+def make_model(spec):
+    """The model a case names: ``{"class": "LinearGaussian", "args": {...}}``."""
+    return _MODELS[spec["class"]](**spec["args"])
+
+
+def make_guide(spec):
+    """The guide a case names, like :func:`make_model`."""
+    args = dict(spec["args"])
+    if "hidden" in args:
+        args["hidden"] = tuple(args["hidden"])
+    return _GUIDES[spec["class"]](**args)
+
+
+# -- the cases --------------------------------------------------------------------------------
+
+
+def _batch_normalized_wake_theta(model, guide, theta, phi, x, z):
+    # MISTAKE: weights normalized over all K·N particles of the batch
+    log_w = log_weights(model, guide, theta, phi, x, z)
+    w = np.exp(log_w - log_w.max())
+    return model.grad_log_joint(theta, z, x, w / w.sum())
+
+
+def _unnormalized_wake_theta(model, guide, theta, phi, x, z):
+    # MISTAKE: raw weights instead of normalized ones
+    log_w = log_weights(model, guide, theta, phi, x, z)
+    return model.grad_log_joint(theta, z, x, np.exp(log_w) / x.shape[0])
+
+
+def _gradient_through_weights_wake_phi(model, guide, theta, phi, x, z):
+    # MISTAKE: the gradient also flows through w̄ (autograd of −Σ w̄(φ) log q_φ / N)
+    from autograd import grad
+    import autograd.numpy as anp
+    from .numerics import softmax
+    log_p = model._log_joint(theta, np.asarray(z), np.asarray(x, dtype=np.float64))
+
+    def surrogate(ph):
+        log_q = guide._log_prob(ph, np.asarray(z), np.asarray(x, dtype=np.float64))
+        return -anp.sum(softmax(log_p - log_q, axis=0) * log_q) / x.shape[0]
+    return grad(surrogate)({k: np.asarray(v, dtype=np.float64) for k, v in phi.items()})
+
+
+def _common(model, guide, theta, phi, x, z):
+    log_w = log_weights(model, guide, theta, phi, x, z)
+    out = {"log_weights": log_w, "elbo_is": elbo_is(log_w), "normalized_weights": normalized_weights(log_w),
+           "estimators": {"wake_theta": wake_theta(model, guide, theta, phi, x, z),
+                          "wake_phi": wake_phi(model, guide, theta, phi, x, z)},
+           "common_mistakes": {
+               "batch_normalized_wake_theta": _batch_normalized_wake_theta(model, guide, theta, phi, x, z),
+               "unnormalized_wake_theta": _unnormalized_wake_theta(model, guide, theta, phi, x, z),
+               "sign_flipped_wake_phi": {k: -v for k, v in wake_phi(model, guide, theta, phi, x, z).items()}}}
+    if z.shape[0] >= 2:
+        out["common_mistakes"]["gradient_through_weights_wake_phi"] = _gradient_through_weights_wake_phi(
+            model, guide, theta, phi, x, z)
+    return out
+
+
+def _spec(obj, **args):
+    return {"class": type(obj).__name__, "args": args}
+
+
+def _linear_gaussian_case(name, rng, K):
+    model, guide = LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3)
+    theta = model.init_theta(rng)
+    phi = {"A": 0.3 * rng.standard_normal((2, 3)), "c": 0.3 * rng.standard_normal(2),
+           "log_s": np.array([0.2, -0.3])}
+    x = model.sample(theta, 3, rng)[1]
+    x[2] += 6.0                                   # an outlier: its weights are far below the others'
+    eps = rng.standard_normal((K, 3, 2))
+    z = guide.reparameterize(phi, x, eps)
+    dream_z, dream_x = model.sample(theta, 4, rng)
+    case = {"name": name, "model": _spec(model, dz=2, dx=3), "guide": _spec(guide, dz=2, dx=3),
+            "theta": theta, "phi": phi, "x": x, "K": K, "eps": eps, "z": z,
+            "dream_z": dream_z, "dream_x": dream_x}
+    case.update(_common(model, guide, theta, phi, x, z))
+    est = case["estimators"]
+    est["sleep_phi"] = sleep_phi(guide, phi, dream_z, dream_x)
+    est["insomnia_iota_0.5"] = family.insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, 0.5)
+    for fn in (family.iwae_phi, family.stl_phi, family.iwae_dreg_phi, family.rws_dreg_phi):
+        est[fn.__name__] = fn(model, guide, theta, phi, x, eps)
+    m, S = model.posterior(theta, x)
+    dth, dph = lg.grad_elbo1(model, guide, theta, phi, x)
+    case["closed_form"] = {"log_marginal": model.log_marginal(theta, x), "posterior_mean": m,
+                           "posterior_cov": S, "elbo1": lg.elbo1(model, guide, theta, phi, x),
+                           "grad_elbo1_theta": dth, "grad_elbo1_phi": dph,
+                           "kl_grad_phi": lg.grad_kl_phi(model, guide, theta, phi, x),
+                           "sleep_target": lg.sleep_target(model, guide, theta, phi)}
+    return case
+
+
+def _discrete_case(name, model, guide, model_spec, guide_spec, theta, phi, x, K, rng, moments_for):
+    z = guide.sample(phi, x, K, rng)
+    dream_z, dream_x = model.sample(theta, 4, rng)
+    case = {"name": name, "model": model_spec, "guide": guide_spec, "theta": theta, "phi": phi, "x": x,
+            "K": K, "z": z, "dream_z": dream_z, "dream_x": dream_x}
+    case.update(_common(model, guide, theta, phi, x, z))
+    est = case["estimators"]
+    est["sleep_phi"] = sleep_phi(guide, phi, dream_z, dream_x)
+    est["reinforce_phi"] = family.reinforce_phi(model, guide, theta, phi, x, z)
+    if K >= 2:
+        est["vimco_phi"] = family.vimco_phi(model, guide, theta, phi, x, z)
+    if hasattr(guide, "n_components"):
+        est["defensive_wake_phi_delta_0.2"] = family.defensive_wake_phi(model, guide, theta, phi, x, z, 0.2)
+    dth, dph = exact.grad_elbo_is(model, guide, theta, phi, x, K)
+    ex = {"K": K, "elbo_is": exact.elbo_is(model, guide, theta, phi, x, K),
+          "grad_elbo_is_theta": dth, "grad_elbo_is_phi": dph,
+          "kl_grad_phi": exact.kl_grad_phi(model, guide, theta, phi, x),
+          "sleep_target": exact.sleep_target(model, guide, theta, phi),
+          "log_marginal": model.log_marginal(theta, x), "posterior": model.posterior(theta, x),
+          "moments": {}}
+    for label, fn in moments_for.items():
+        if label == "vimco_phi" and K < 2:
+            continue
+        mean, var = exact.moments(fn, model, guide, theta, phi, x, K)
+        ex["moments"][label] = {"mean": mean, "var": var}
+    case["exact"] = ex
+    return case
+
+
+def build(seed=0):
+    """All test-vector cases for ``seed``, as a JSON-ready dict."""
+    seed = check_count(seed, "seed", minimum=0)
+    rng = np.random.default_rng([seed, FORMAT_VERSION])
+    cases = [_linear_gaussian_case("linear-gaussian K=4 with an outlier datapoint", rng, 4),
+             _linear_gaussian_case("linear-gaussian K=1", rng, 1)]
+    moments_for = {"wake_theta": wake_theta, "wake_phi": wake_phi,
+                   "reinforce_phi": family.reinforce_phi, "vimco_phi": family.vimco_phi}
+    mix = GaussianMixture(5, scale=6.0)
+    for label, guide, gspec in (
+            ("softmax-linear", SoftmaxLinearGuide(5, loc=20.0, scale=10.0),
+             {"class": "SoftmaxLinearGuide", "args": {"n_components": 5, "loc": 20.0, "scale": 10.0}}),
+            ("mlp", MLPGuide(5, hidden=(3,), loc=20.0, scale=10.0),
+             {"class": "MLPGuide", "args": {"n_components": 5, "hidden": [3], "loc": 20.0, "scale": 10.0}})):
+        theta, phi = mix.init_theta(rng), guide.init_phi(rng)
+        x = mix.sample(theta, 2, rng)[1]
+        cases.append(_discrete_case(f"mixture C=5, {label} guide, K=3", mix, guide,
+                                    {"class": "GaussianMixture", "args": {"n_components": 5, "scale": 6.0}},
+                                    gspec, theta, phi, x, 3, rng, moments_for))
+    sbn, bern = SigmoidBeliefNet(3, 4), BernoulliGuide(3, 4)
+    theta = {k: 8.0 * v for k, v in sbn.init_theta(rng).items()}        # saturated: weights spread widely
+    phi = bern.init_phi(rng)
+    x = sbn.sample(theta, 2, rng)[1]
+    cases.append(_discrete_case("belief net 8 states, saturated logits, K=3", sbn, bern,
+                                {"class": "SigmoidBeliefNet", "args": {"dz": 3, "dx": 4}},
+                                {"class": "BernoulliGuide", "args": {"dz": 3, "dx": 4}},
+                                theta, phi, x, 3, rng, moments_for))
+    log_w = np.array([[1e4, -1e4, 0.0], [1e4 - np.log(3.0), -1e4 + 1.0, -np.inf], [-1e4, -1e4 - 2.0, 2.0]])
+    loo = np.array([[-1.0, 1e4], [-2.0, 1e4 - 5.0], [-0.5, -1e4], [-3.0, 3.0]])
+    numerics = {"name": "log weights spread over ±1e4 with a zero-weight particle",
+                "log_weights": log_w, "elbo_is": elbo_is(log_w), "normalized_weights": normalized_weights(log_w),
+                "vimco_log_weights": loo, "vimco_signals": family.vimco_signals(loo),
+                "vimco_elbo_is": elbo_is(loo)}
+    return {"format": "rws_ref test vectors", "version": FORMAT_VERSION, "rws_ref_version": __version__,
+            "seed": seed, "conventions": CONVENTIONS, "cases": cases, "numerics": [numerics]}
+
+
+def write(path, seed=0):
+    """Write the vectors for ``seed`` to ``path`` (JSON, sorted keys; deterministic bytes)."""
+    text = json.dumps(_encode(build(seed)), indent=1, sort_keys=True, allow_nan=False)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    return path
+
+
+def schema():
+    """The JSON Schema of the vectors file, as a dict."""
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def load(path=None):
+    """Read a vectors file (default: the copy shipped with the package).
+
+    Returns the same structure :func:`build` makes, every tensor a NumPy array
+    (int64 for integer tensors, float64 otherwise, "-inf" decoded).
+
+    Raises
+    ------
+    ValueError
+        for a missing file, invalid JSON, or a file that is not rws_ref test vectors
+        of a supported version.
+    """
+    path = DEFAULT_PATH if path is None else path
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such vectors file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(raw, dict) or raw.get("format") != "rws_ref test vectors":
+        raise ValueError(f"{path}: not an rws_ref test-vectors file")
+    if raw.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: format version {raw.get('version')!r}; this rws_ref reads {FORMAT_VERSION}")
+    return _decode(raw)

@@ -1,0 +1,90 @@
+"""rws_ref.testing: every property catches a deliberately wrong implementation,
+and the correct implementation passes all of them."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import rws_ref
+from rws_ref import (BernoulliGuide, GaussianMixture, SigmoidBeliefNet, SoftmaxLinearGuide, family,
+                     testing)
+from rws_ref.estimators import log_weights, normalized_weights
+
+MIX, CAT = GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
+
+
+def batch_normalized_wake_theta(model, guide, theta, phi, x, z):
+    log_w = log_weights(model, guide, theta, phi, x, z)
+    w = np.exp(log_w - log_w.max())
+    return model.grad_log_joint(theta, z, x, w / w.sum())
+
+
+def unnormalized_wake_theta(model, guide, theta, phi, x, z):
+    return model.grad_log_joint(theta, z, x, np.exp(log_weights(model, guide, theta, phi, x, z)) / x.shape[0])
+
+
+def sign_flipped_wake_theta(theta, phi, x, z):
+    return {k: -v for k, v in rws_ref.wake_theta(MIX, CAT, theta, phi, x, z).items()}
+
+
+def gradient_through_weights_wake_phi(model, guide, theta, phi, x, z):
+    from rws_ref.vectors import _gradient_through_weights_wake_phi
+    return _gradient_through_weights_wake_phi(model, guide, theta, phi, x, z)
+
+
+def first_particle_only_vimco(model, guide, theta, phi, x, z):
+    # not symmetric in the particles: only the first particle's score is used
+    out = family.vimco_phi(model, guide, theta, phi, x, z)
+    return family.vimco_phi(model, guide, theta, phi, x, np.concatenate([z[:1], z[:1]], axis=0)) if z.shape[0] > 1 else out
+
+
+def statuses(report):
+    return {r.name: r.status for r in report.results}
+
+
+@pytest.mark.parametrize("kind, fn", [("wake_theta", rws_ref.wake_theta), ("wake_phi", rws_ref.wake_phi),
+                                      ("reinforce_phi", family.reinforce_phi), ("vimco_phi", family.vimco_phi)])
+def test_correct_implementations_pass_every_property(kind, fn):
+    report = testing.check_estimator(fn, kind, MIX, CAT, max_examples=15)
+    report.assert_ok()
+    assert statuses(report)["exact mean (oracle)"] == "pass"
+
+
+def test_the_correct_linear_gaussian_and_belief_net_estimators_pass():
+    testing.check_estimator(rws_ref.wake_phi, "wake_phi", max_examples=15).assert_ok()
+    testing.check_estimator(rws_ref.wake_theta, "wake_theta", SigmoidBeliefNet(2, 3), BernoulliGuide(2, 3),
+                            max_examples=15).assert_ok()
+
+
+@pytest.mark.parametrize("kind, fn, caught_by", [
+    ("wake_theta", batch_normalized_wake_theta,
+     {"agreement with rws_ref", "per-datapoint shift invariance", "batch = mean of single datapoints"}),
+    ("wake_theta", unnormalized_wake_theta,
+     {"agreement with rws_ref", "per-datapoint shift invariance", "exact mean (oracle)"}),
+    ("wake_theta", sign_flipped_wake_theta, {"agreement with rws_ref", "exact mean (oracle)"}),
+    ("wake_phi", gradient_through_weights_wake_phi, {"agreement with rws_ref", "exact mean (oracle)"}),
+    ("vimco_phi", first_particle_only_vimco,
+     {"agreement with rws_ref", "permutation invariance", "exact mean (oracle)"}),
+])
+def test_each_deliberate_mistake_is_caught_by_the_expected_properties(kind, fn, caught_by):
+    report = testing.check_estimator(fn, kind, MIX, CAT, max_examples=15)
+    assert not report.ok
+    failed = {r.name for r in report.failed()}
+    assert failed == caught_by, str(report)
+    for r in report.failed():
+        assert "difference" in r.detail or "K =" in r.detail                  # the numbers are reported
+
+
+@settings(max_examples=30, deadline=None)
+@given(testing.log_weight_arrays())
+def test_log_weight_strategy_gives_valid_extreme_arrays(log_w):
+    w = normalized_weights(log_w)
+    assert np.all(np.isfinite(w)) and np.allclose(w.sum(axis=0), 1.0, rtol=1e-12)
+
+
+def test_check_estimator_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="kind"):
+        testing.check_estimator(rws_ref.wake_theta, "sleep")
+    with pytest.raises(TypeError, match="fn"):
+        testing.check_estimator(42, "wake_theta")
+    with pytest.raises(ValueError, match="guide"):
+        testing.check_estimator(rws_ref.wake_theta, "wake_theta", model=MIX)

@@ -1,0 +1,104 @@
+"""Test vectors: deterministic, schema-valid, loadable, and reproducible from their own inputs."""
+import filecmp
+import json
+
+import jsonschema
+import numpy as np
+import pytest
+
+import rws_ref
+from rws_ref import family, vectors
+from rws_ref.estimators import elbo_is, log_weights, normalized_weights, sleep_phi
+
+
+def test_same_seed_gives_byte_identical_files_and_the_shipped_copy_is_current(tmp_path):
+    a, b = vectors.write(tmp_path / "a.json"), vectors.write(tmp_path / "b.json")
+    assert filecmp.cmp(a, b, shallow=False)
+    shipped, fresh = vectors.load(), vectors.load(a)
+    for case_s, case_f in zip(shipped["cases"], fresh["cases"]):
+        assert case_s["name"] == case_f["name"]
+        np.testing.assert_allclose(case_s["log_weights"], case_f["log_weights"], rtol=1e-12)
+    assert vectors.write(tmp_path / "c.json", seed=1) and not filecmp.cmp(a, tmp_path / "c.json", shallow=False)
+
+
+def test_the_file_validates_against_the_shipped_schema(tmp_path):
+    raw = json.loads(open(vectors.DEFAULT_PATH, encoding="utf-8").read())
+    jsonschema.validate(raw, vectors.schema())
+    broken = dict(raw, version=2)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, vectors.schema())
+
+
+def flat(tree):
+    return np.concatenate([np.ravel(tree[k]) for k in sorted(tree)])
+
+
+def test_every_number_is_reproduced_from_the_inputs_by_the_checking_loop():
+    # The loop of docs/checking.md, run with rws_ref itself as "your implementation".
+    data = vectors.load()
+    assert len(data["cases"]) >= 5
+    mistake_gaps = {}
+    for case in data["cases"]:
+        model, guide = vectors.make_model(case["model"]), vectors.make_guide(case["guide"])
+        theta, phi, x, z = case["theta"], case["phi"], case["x"], case["z"]
+        log_w = log_weights(model, guide, theta, phi, x, z)
+        np.testing.assert_allclose(log_w, case["log_weights"], rtol=1e-12)
+        np.testing.assert_allclose(elbo_is(log_w), case["elbo_is"], rtol=1e-12)
+        np.testing.assert_allclose(normalized_weights(log_w), case["normalized_weights"], rtol=1e-10, atol=1e-300)
+        for name, want in case["estimators"].items():
+            if name == "sleep_phi":
+                got = sleep_phi(guide, phi, case["dream_z"], case["dream_x"])
+            elif name.startswith("insomnia"):
+                got = family.insomnia(model, guide, theta, phi, x, z, case["dream_z"], case["dream_x"], 0.5)
+            elif name.startswith("defensive"):
+                got = family.defensive_wake_phi(model, guide, theta, phi, x, z, 0.2)
+            elif "eps" in case and name in ("iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi"):
+                got = getattr(family, name)(model, guide, theta, phi, x, case["eps"])
+            else:
+                got = getattr(rws_ref, name)(model, guide, theta, phi, x, z)
+            np.testing.assert_allclose(flat(got), flat(want), rtol=1e-10, atol=1e-12, err_msg=name)
+        for mistake, value in case["common_mistakes"].items():
+            right = case["estimators"]["wake_theta" if "theta" in mistake else "wake_phi"]
+            gap = np.max(np.abs(flat(value) - flat(right)))
+            mistake_gaps[mistake] = max(mistake_gaps.get(mistake, 0.0), gap)
+    # every recorded mistake shows plainly in the numbers of at least one case
+    assert len(mistake_gaps) == 4 and min(mistake_gaps.values()) > 1e-3, mistake_gaps
+
+
+def test_exact_sections_are_consistent():
+    for case in vectors.load()["cases"]:
+        if "exact" not in case:
+            continue
+        ex = case["exact"]
+        assert np.all(ex["elbo_is"] < ex["log_marginal"])
+        np.testing.assert_allclose(flat(ex["moments"]["wake_theta"]["mean"]), flat(ex["grad_elbo_is_theta"]),
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(flat(ex["moments"]["reinforce_phi"]["mean"]), flat(ex["grad_elbo_is_phi"]),
+                                   rtol=1e-9, atol=1e-12)
+
+
+def test_numerics_case_holds_extreme_and_zero_weights():
+    num = vectors.load()["numerics"][0]
+    assert np.isneginf(num["log_weights"]).any() and np.abs(num["log_weights"][np.isfinite(num["log_weights"])]).max() >= 1e4
+    np.testing.assert_allclose(num["elbo_is"], elbo_is(num["log_weights"]), rtol=1e-15)
+    np.testing.assert_allclose(num["vimco_signals"], family.vimco_signals(num["vimco_log_weights"]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "no such vectors file"),
+    ("{not json", "not valid JSON"),
+    ('{"format": "something else"}', "not an rws_ref test-vectors"),
+    ('{"format": "rws_ref test vectors", "version": 99}', "format version"),
+])
+def test_load_refuses_bad_files(tmp_path, content, words):
+    path = tmp_path / "v.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=words):
+        vectors.load(path)
+
+
+def test_cli_writes_the_same_file(tmp_path):
+    from rws_ref.cli import main
+    assert main(["vectors", "--out", str(tmp_path / "v.json")]) == 0
+    assert filecmp.cmp(tmp_path / "v.json", vectors.DEFAULT_PATH, shallow=False)
