@@ -129,3 +129,14 @@ def belief_net_settings(draw, max_dz=3, max_dx=3, max_k=4, max_n=3):
     phi = {key: floats_array(draw, shape, -3.0, 3.0) for key, shape in guide.phi_shapes.items()}
     bits = lambda shape: draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0])))
     return model, guide, theta, phi, bits((n, dx)), bits((k, n, dz))
+
+
+def mc_rng(seed):
+    """The Monte Carlo stream of a statistical test.
+
+    RWS_TEST_SEED (default 0) shifts every such stream at once, so the whole
+    set of statistical tests can be rerun under other seeds
+    (benchmarks/seed_sweep.py); problem instances keep their own fixed seeds.
+    """
+    import os
+    return np.random.default_rng([seed, int(os.environ.get("RWS_TEST_SEED", "0"))])

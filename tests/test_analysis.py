@@ -5,6 +5,8 @@ import pytest
 
 from rws_ref import analysis
 
+from _util import mc_rng
+
 
 def known_snr(K, rng):
     # 3 entries with means 0.2·(1, 2, 3) and standard deviation K^{-1/2}:
@@ -12,11 +14,12 @@ def known_snr(K, rng):
     return 0.2 * np.arange(1, 4) + rng.standard_normal(3) / np.sqrt(K)
 
 
+@pytest.mark.statistical
 def test_study_recovers_a_known_snr_and_slope():
     # Estimates within 6 bootstrap standard deviations of the truth: with the
     # estimates close to normal (400 replicates), false failure < 1e-8 per check,
     # 5 checks. The bias of the SNR estimator (O(1/R)) is far below 6 SD.
-    study = analysis.snr_study({"known": known_snr}, [1, 4, 16, 64], 400, np.random.default_rng(0),
+    study = analysis.snr_study({"known": known_snr}, [1, 4, 16, 64], 400, mc_rng(15),
                                n_boot=400)
     truth = 0.4 * np.sqrt([1, 4, 16, 64])
     assert np.all(np.abs(study.snr["known"] - truth) < 6 * study.snr_se["known"])
@@ -24,24 +27,40 @@ def test_study_recovers_a_known_snr_and_slope():
     assert np.all(study.resolved["known"])
 
 
+def antithetic_noise():
+    # replicates ±v: the sample mean is exactly 0, so the SNR² estimate is −1/R < 0
+    state = {"last": None}
+
+    def draw(K, rng):
+        if state["last"] is None:
+            state["last"] = rng.standard_normal(4)
+            return state["last"]
+        value, state["last"] = -state["last"], None
+        return value
+    return draw
+
+
 def test_a_zero_mean_estimator_is_reported_unresolved_not_at_the_noise_floor():
-    study = analysis.snr_study({"noise": lambda K, rng: rng.standard_normal(4),
-                                "signal": known_snr}, [1, 10], 500, np.random.default_rng(1), n_boot=200)
+    # The naive |mean|/std would report about 1/√R here. The floor-free estimate is 0
+    # and no K is resolved: a bootstrap resample's SNR² is positive only when its mean
+    # exceeds its SE, far from the 97.5% of resamples the criterion asks.
+    study = analysis.snr_study({"noise": antithetic_noise(), "signal": known_snr}, [1, 10], 500,
+                               np.random.default_rng(1), n_boot=200)
     assert not study.resolved["noise"].any() and np.isnan(study.slope["noise"])
-    assert study.snr["noise"].max() < 3 / np.sqrt(500)
+    assert np.all(study.snr["noise"] == 0.0)
     assert "(" in study.table()
 
 
+@pytest.mark.statistical
 def test_rainforth_toy_reduced():
     # K = 10, 100 with 300 replicates; tolerances are 6 bootstrap SDs of the slope.
     # IWAE θ's slope is ½ (its mean tends to ∇_θ log p(x) ≠ 0 while its std falls
     # like K^{-1/2}); the SNR of RWS wake-φ, STL and IWAE-DReG rises with K; IWAE φ
     # on c is below resolution (its mean is O(perturbation / K), see
     # test_family.test_iwae_bias_gradient_is_odd...).
-    rng = np.random.default_rng(0)
-    toy = analysis.rainforth_toy(rng)
+    toy = analysis.rainforth_toy(np.random.default_rng(0))
     estimators = analysis.rainforth_estimators(*toy)
-    study = analysis.snr_study(estimators, [10, 100], 300, rng, n_boot=200)
+    study = analysis.snr_study(estimators, [10, 100], 300, mc_rng(16), n_boot=200)
     assert abs(study.slope["IWAE θ"] - 0.5) < 6 * study.slope_se["IWAE θ"]
     for name in ("RWS wake-φ", "STL φ", "IWAE-DReG φ"):
         assert study.slope[name] - 6 * study.slope_se[name] > 0, (name, study.slope[name])

@@ -11,7 +11,7 @@ from scipy import stats
 from rws_ref import (BernoulliGuide, GaussianMixture, MLPGuide, SigmoidBeliefNet,
                      SoftmaxLinearGuide, autodiff, sleep_phi, wake_phi, wake_theta)
 
-from _util import (assert_tree_close, belief_net_settings, central_difference, mixture_settings)
+from _util import (assert_tree_close, belief_net_settings, central_difference, mc_rng, mixture_settings)
 
 RTOL = 1e-9
 SETTINGS = [mixture_settings(), mixture_settings(mlp=True), belief_net_settings()]
@@ -52,12 +52,13 @@ def test_mixture_densities_match_scipy_and_posterior_is_bayes_rule():
     np.testing.assert_allclose(model.posterior(theta, x), joint / joint.sum(1, keepdims=True), rtol=1e-12)
 
 
+@pytest.mark.statistical
 def test_mixture_true_theta_is_the_benchmark_and_samples_follow_it():
     model = GaussianMixture()
     pi = np.exp(model.true_theta()["logits"])
     np.testing.assert_allclose(pi, (np.arange(20) + 5) / np.sum(np.arange(20) + 5), rtol=1e-14)
     np.testing.assert_allclose(model.means, 10.0 * np.arange(20))
-    z, x = model.sample(model.true_theta(), 200_000, np.random.default_rng(0))
+    z, x = model.sample(model.true_theta(), 200_000, mc_rng(5))
     # Frequencies within 6 binomial SE: false failure ≈ 20 × 2e-9 = 4e-8.
     freq = np.bincount(z, minlength=20) / len(z)
     assert np.all(np.abs(freq - pi) < 6 * np.sqrt(pi * (1 - pi) / len(z)))
@@ -74,9 +75,10 @@ def test_softmax_linear_guide_holds_the_exact_posterior():
     np.testing.assert_allclose(guide.probs(phi, x), model.posterior(theta, x), rtol=1e-9, atol=1e-300)
 
 
+@pytest.mark.statistical
 def test_categorical_guides_sample_their_probabilities():
     # 100,000 particles; 6 binomial SE per class: false failure < 2e-8 per guide.
-    rng = np.random.default_rng(1)
+    rng = mc_rng(6)
     x = np.array([37.0])
     for guide in (SoftmaxLinearGuide(5, loc=20.0, scale=10.0), MLPGuide(5, hidden=(4,), loc=20.0, scale=10.0)):
         phi = guide.init_phi(rng)

@@ -18,7 +18,7 @@ from rws_ref.models import linear_gaussian as lg
 
 from _oracle_1d import OneDimensionalOracle
 from _util import (assert_tree_close, assert_within_se, batch_means, central_difference,
-                   gauss_hermite_2pt, linear_gaussian_settings)
+                   gauss_hermite_2pt, linear_gaussian_settings, mc_rng)
 
 RTOL = 1e-9
 WAKE = [wake_theta, wake_phi]
@@ -106,15 +106,17 @@ def test_k1_exact_means_are_the_elbo1_gradient_zero_and_elbo1(seed, dz, dx):
     np.testing.assert_allclose(bound, lg.elbo1(model, guide, theta, phi, x), rtol=1e-13)
 
 
+@pytest.mark.statistical
 def test_k1_wake_theta_monte_carlo_mean_matches_elbo1_gradient():
     # 200 batches × 500 replicates; 6 SE per entry, 13 entries: false failure < 1.2e-7.
     model, guide, theta, phi, x, rng = setting(3, n=1)
     xs = np.repeat(x, 500, axis=0)
     mean, se = batch_means(lambda r: wake_theta(model, guide, theta, phi, xs, guide.sample(phi, xs, 1, r)),
-                           200, rng)
+                           200, mc_rng(3))
     assert_within_se(mean, se, lg.grad_elbo1(model, guide, theta, phi, x)[0])
 
 
+@pytest.mark.statistical
 def test_sleep_phi_monte_carlo_mean_matches_the_closed_form_sleep_target():
     # 200 batches × 500 dreams; 6 SE per entry, 10 entries: false failure < 1e-7.
     model, guide, theta, phi, x, rng = setting(4)
@@ -123,7 +125,7 @@ def test_sleep_phi_monte_carlo_mean_matches_the_closed_form_sleep_target():
         z, xs = model.sample(theta, 500, r)
         return sleep_phi(guide, phi, z, xs)
 
-    mean, se = batch_means(batch, 200, rng)
+    mean, se = batch_means(batch, 200, mc_rng(4))
     target = lg.sleep_target(model, guide, theta, phi)
     assert_within_se(mean, se, target)
     assert max(np.max(np.abs(v)) for v in target.values()) > 0.1   # a target that is not ~0
@@ -186,6 +188,7 @@ def test_one_dimensional_oracle_reproduces_the_closed_forms_at_k1():
                        for k, v in oracle._wake_phi_integrand().items()}, target, 1e-11)
 
 
+@pytest.mark.statistical
 def test_elbo_is_increases_with_k_towards_log_p_with_gap_chi2_over_2k():
     model, guide, theta, phi, x = scalar_setting()
     oracle = OneDimensionalOracle(model, guide, theta, phi, x)
@@ -199,7 +202,7 @@ def test_elbo_is_increases_with_k_towards_log_p_with_gap_chi2_over_2k():
 
     # The package's L̂ agrees with the exact bound: 200 batches × 400 replicates,
     # 6 SE, 3 values of K: false failure < 3e-8.
-    rng = np.random.default_rng(6)
+    rng = mc_rng(6)
     xs = np.repeat(x, 400, axis=0)
     for K in (2, 16, 128):
         mean, se = batch_means(
@@ -208,6 +211,7 @@ def test_elbo_is_increases_with_k_towards_log_p_with_gap_chi2_over_2k():
         assert_within_se(mean, se, {"L": oracle.elbo_is(K)})
 
 
+@pytest.mark.statistical
 def test_wake_phi_bias_shrinks_like_one_over_k(record_property):
     model, guide, theta, phi, x = scalar_setting()
     oracle = OneDimensionalOracle(model, guide, theta, phi, x)
@@ -226,7 +230,7 @@ def test_wake_phi_bias_shrinks_like_one_over_k(record_property):
     # mean is within 6 SE of the exact mean (15 comparisons, false failure < 2e-7),
     # and the log-log slope fitted to the measured |bias| of log_s is within
     # 6 of its standard errors of the exact curve's slope, which is ≈ −1.
-    rng = np.random.default_rng(7)
+    rng = mc_rng(7)
     xs = np.repeat(x, 1000, axis=0)
     measured, errors = [], []
     for K in ks:

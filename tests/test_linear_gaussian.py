@@ -13,7 +13,7 @@ from rws_ref import DiagonalGaussianGuide, LinearGaussian
 from rws_ref import autodiff
 from rws_ref.models import linear_gaussian as lg
 
-from _util import assert_tree_close, central_difference, linear_gaussian_settings
+from _util import assert_tree_close, central_difference, linear_gaussian_settings, mc_rng
 
 RTOL = 1e-9
 
@@ -52,11 +52,12 @@ def test_log_joint_and_log_prob_match_scipy():
             assert guide.log_prob(phi, z, x)[k, n] == pytest.approx(want_q, rel=1e-13)
 
 
+@pytest.mark.statistical
 def test_guide_samples_have_the_guide_moments():
     # 40,000 draws per coordinate; |mean error| < 6 SE fails with probability
     # about 2e-9 per coordinate (normal tail), 6 coordinates: < 2e-8.
     model, guide, theta, phi, x, rng = make(n=2)
-    z = guide.sample(phi, x, 40_000, rng)
+    z = guide.sample(phi, x, 40_000, mc_rng(1))
     s = np.exp(phi["log_s"])
     se = s / np.sqrt(z.shape[0])
     assert np.all(np.abs(z.mean(axis=0) - guide.mean(phi, x)) < 6 * se)
@@ -142,10 +143,11 @@ def test_closed_form_gradients_equal_central_differences_of_the_values(seed):
         lambda p: lg.expected_kl(model, guide, theta, p), phi), RTOL, floor=1.0)
 
 
+@pytest.mark.statistical
 def test_expected_kl_agrees_with_monte_carlo_over_x():
     # 100,000 draws of x; |error| < 6 SE fails with probability about 2e-9.
     model, guide, theta, phi, x, rng = make()
-    _, xs = model.sample(theta, 100_000, rng)
+    _, xs = model.sample(theta, 100_000, mc_rng(2))
     kls = lg.kl_posterior_guide(model, guide, theta, phi, xs)
     se = kls.std(ddof=1) / np.sqrt(len(kls))
     assert abs(kls.mean() - lg.expected_kl(model, guide, theta, phi)) < 6 * se
