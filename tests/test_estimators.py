@@ -227,9 +227,11 @@ def test_wake_phi_bias_shrinks_like_one_over_k(record_property):
         np.testing.assert_allclose(scaled[-1], c1[key].ravel(), rtol=2e-2)
 
     # Monte Carlo, with error bars: 200 batches × 1,000 replicates per K. Each
-    # mean is within 6 SE of the exact mean (15 comparisons, false failure < 2e-7),
-    # and the log-log slope fitted to the measured |bias| of log_s is within
-    # 6 of its standard errors of the exact curve's slope, which is ≈ −1.
+    # mean is within 6 SE of the exact mean (15 comparisons, false failure < 2e-7).
+    # The log-log slope is fitted to the measured |bias| of log_s over K = 4, 8, 16,
+    # where the true bias is ≥ 11 of its SEs (so log|bias| is well defined and its
+    # delta-method SE valid); it must be within 6 of its standard errors of the exact
+    # curve's slope over the same K (false failure ≈ 2e-9).
     rng = mc_rng(7)
     xs = np.repeat(x, 1000, axis=0)
     measured, errors = [], []
@@ -239,18 +241,18 @@ def test_wake_phi_bias_shrinks_like_one_over_k(record_property):
         assert_within_se(mean, se, oracle.wake_phi_mean(int(K)))
         measured.append(mean["log_s"][0] - target["log_s"][0])
         errors.append(se["log_s"][0])
-    measured, errors = np.array(measured), np.array(errors)
-    assert np.all(np.abs(measured) > 6 * errors)              # the bias is resolved at every K
-    log_k = np.log(ks)
+    fit = slice(0, 3)
+    measured, errors, log_k = np.array(measured)[fit], np.array(errors)[fit], np.log(ks[fit])
     sd_log = errors / np.abs(measured)                       # delta method for log|bias|
     design = np.stack([np.ones_like(log_k), log_k], axis=1) / sd_log[:, None]
     coef, *_ = np.linalg.lstsq(design, np.log(np.abs(measured)) / sd_log, rcond=None)
     slope_se = np.sqrt(np.linalg.inv(design.T @ design)[1, 1])
-    exact_slope = np.polyfit(log_k, np.log(np.abs(exact_bias["log_s"][:, 0])), 1)[0]
+    exact_slope = np.polyfit(log_k, np.log(np.abs(exact_bias["log_s"][fit, 0])), 1)[0]
     record_property("wake_phi_bias_slope", f"{coef[1]:.3f} ± {slope_se:.3f} (exact {exact_slope:.3f})")
-    print(f"wake-φ bias slope (log_s): {coef[1]:.3f} ± {slope_se:.3f}; exact curve {exact_slope:.3f}")
+    print(f"wake-φ bias slope (log_s, K = 4..16): {coef[1]:.3f} ± {slope_se:.3f}; exact curve {exact_slope:.3f}")
     assert abs(coef[1] - exact_slope) <= 6 * slope_se
-    assert abs(exact_slope + 1) < 0.1
+    full_exact_slope = np.polyfit(np.log(ks), np.log(np.abs(exact_bias["log_s"][:, 0])), 1)[0]
+    assert abs(full_exact_slope + 1) < 0.1                  # the exact curve over K = 4..64
 
 
 # -- 6. properties ------------------------------------------------------------------
