@@ -20,6 +20,36 @@ __all__ = ["log_weights", "elbo_is", "normalized_weights",
            "wake_theta", "wake_phi", "sleep_phi"]
 
 
+def _owner(cls, name):
+    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+
+
+def _fast(model, guide):
+    # Built-in models offer validated-once, cached forward/backward passes. They are
+    # used only when the class that defines them also defines the densities and
+    # gradients: a subclass overriding log_joint or _log_joint (or a wrapper, which
+    # defines none of them on its class) takes the public methods instead.
+    for obj, names in ((model, ("_forward", "_backward", "check_batch", "log_joint", "_log_joint",
+                                "grad_log_joint")),
+                       (guide, ("_forward", "_backward", "log_prob", "_log_prob", "grad_log_prob"))):
+        owners = {_owner(type(obj), name) for name in names}
+        if len(owners) != 1 or None in owners:
+            return False
+    return True
+
+
+def _passes(model, guide, theta, phi, x, z):
+    """Validate once and run the forward passes: (θ, φ, x, z, log w, model cache, guide cache)."""
+    if _fast(model, guide):
+        theta, phi = model.check_theta(theta), guide.check_phi(phi)
+        x, z = model.check_batch(x, z)
+        log_p, model_cache = model._forward(theta, z, x)
+        log_q, guide_cache = guide._forward(phi, z, x)
+        return theta, phi, x, z, log_p - log_q, model_cache, guide_cache
+    log_w = model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)
+    return theta, phi, np.asarray(x), np.asarray(z), log_w, None, None
+
+
 def log_weights(model, guide, theta, phi, x, z):
     """log w_kn = log p_θ(z_kn, x_n) − log q_φ(z_kn | x_n).
 
@@ -34,7 +64,7 @@ def log_weights(model, guide, theta, phi, x, z):
     -------
     ndarray (K, N)
     """
-    return model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)
+    return _passes(model, guide, theta, phi, x, z)[4]
 
 
 def elbo_is(log_w):
@@ -91,8 +121,11 @@ def wake_theta(model, guide, theta, phi, x, z):
     -------
     dict with θ's keys and shapes.
     """
-    w_bar = normalized_weights(log_weights(model, guide, theta, phi, x, z))
-    return model.grad_log_joint(theta, z, x, w_bar / w_bar.shape[1])
+    theta, phi, x, z, log_w, model_cache, _ = _passes(model, guide, theta, phi, x, z)
+    weights = normalized_weights(log_w) / log_w.shape[1]
+    if model_cache is not None:
+        return model._backward(theta, z, x, weights, model_cache)
+    return model.grad_log_joint(theta, z, x, weights)
 
 
 def wake_phi(model, guide, theta, phi, x, z):
@@ -110,8 +143,12 @@ def wake_phi(model, guide, theta, phi, x, z):
     -------
     dict with φ's keys and shapes.
     """
-    w_bar = normalized_weights(log_weights(model, guide, theta, phi, x, z))
-    grad = guide.grad_log_prob(phi, z, x, w_bar / w_bar.shape[1])
+    theta, phi, x, z, log_w, _, guide_cache = _passes(model, guide, theta, phi, x, z)
+    weights = normalized_weights(log_w) / log_w.shape[1]
+    if guide_cache is not None:
+        grad = guide._backward(phi, z, x, weights, guide_cache)
+    else:
+        grad = guide.grad_log_prob(phi, z, x, weights)
     return {key: -value for key, value in grad.items()}
 
 

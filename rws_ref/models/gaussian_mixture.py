@@ -95,11 +95,15 @@ class GaussianMixture:
         z = _categorical(np.broadcast_to(pi, (n, self.n_components)), rng.random((1, n)))[0]
         return z, self.means[z] + self.scale * rng.standard_normal(n)
 
+    def check_batch(self, x, z):
+        """Validate data x (N,) and category indices z (K, N); return (float64, int64) arrays."""
+        x = check_data(x, ())
+        return x, check_categorical(z, x.shape[0], self.n_components)
+
     def log_joint(self, theta, z, x):
         """log p_θ(z_kn, x_n) = log π_z + log N(x_n; mu_z, σ²) for z (K, N), x (N,).  (K, N)."""
         theta = self.check_theta(theta)
-        x = check_data(x, ())
-        z = check_categorical(z, x.shape[0], self.n_components)
+        x, z = self.check_batch(x, z)
         return self._log_joint(theta, z, x)
 
     def _log_joint(self, theta, z, x):
@@ -109,6 +113,13 @@ class GaussianMixture:
         return (log_softmax(theta["logits"], axis=0)[z]
                 - 0.5 * resid ** 2 - np.log(self.scale) - 0.5 * LOG_2PI)
 
+    def _forward(self, theta, z, x):
+        return self._log_joint(theta, z, x), None
+
+    def _backward(self, theta, z, x, weights, cache):
+        counts = np.bincount(z.reshape(-1), weights=weights.reshape(-1), minlength=self.n_components)
+        return {"logits": counts - weights.sum() * softmax(theta["logits"], axis=0)}
+
     def grad_log_joint(self, theta, z, x, weights):
         """∇_θ Σ_{k,n} ω_kn log p_θ(z_kn, x_n) = Σ ω (onehot(z) − π), one weighted count.
 
@@ -117,11 +128,9 @@ class GaussianMixture:
         dict {"logits": (C,)}, the plain gradient (ascent of the weighted sum).
         """
         theta = self.check_theta(theta)
-        x = check_data(x, ())
-        z = check_categorical(z, x.shape[0], self.n_components)
+        x, z = self.check_batch(x, z)
         w = check_weights(weights, z.shape)
-        counts = np.bincount(z.reshape(-1), weights=w.reshape(-1), minlength=self.n_components)
-        return {"logits": counts - w.sum() * softmax(theta["logits"], axis=0)}
+        return self._backward(theta, z, x, w, None)
 
     def log_marginal(self, theta, x):
         """log p_θ(x_n) = logsumexp_c (log π_c + log N(x_n; mu_c, σ²)).  (N,)."""
@@ -192,6 +201,23 @@ class _CategoricalGuide:
         log_q = log_softmax(self._logits(phi, self._inputs(x)), axis=-1)   # (N, C)
         return log_q[np.arange(x.shape[0])[None, :], z]
 
+    def _logits_and_state(self, phi, u):
+        # the logits and whatever the backward pass reuses (nothing, by default)
+        return self._logits(phi, u), None
+
+    def _forward(self, phi, z, x):
+        u = self._inputs(x)
+        logits, state = self._logits_and_state(phi, u)
+        log_q = log_softmax(logits, axis=-1)                               # (N, C)
+        return log_q[np.arange(x.shape[0])[None, :], z], (u, np.exp(log_q), state)
+
+    def _backward(self, phi, z, x, weights, cache):
+        u, probs, state = cache
+        n, c = probs.shape
+        flat = (np.arange(n)[None, :] * c + z).reshape(-1)
+        counts = np.bincount(flat, weights=weights.reshape(-1), minlength=n * c).reshape(n, c)
+        return self._backprop(phi, u, counts - weights.sum(axis=0)[:, None] * probs, state)
+
     def grad_log_prob(self, phi, z, x, weights):
         """∇_φ Σ_{k,n} ω_kn log q_φ(z_kn | x_n), by backpropagation from the logits.
 
@@ -206,12 +232,7 @@ class _CategoricalGuide:
         x = check_data(x, ())
         z = check_categorical(z, x.shape[0], self.n_components)
         w = check_weights(weights, z.shape)
-        n, c = x.shape[0], self.n_components
-        u = self._inputs(x)
-        counts = np.zeros((n, c))
-        np.add.at(counts, (np.broadcast_to(np.arange(n), z.shape), z), w)
-        G = counts - w.sum(axis=0)[:, None] * softmax(self._logits(phi, u), axis=-1)
-        return self._backprop(phi, u, G)
+        return self._backward(phi, z, x, w, self._forward(phi, z, x)[1])
 
 
 class SoftmaxLinearGuide(_CategoricalGuide):
@@ -244,7 +265,7 @@ class SoftmaxLinearGuide(_CategoricalGuide):
     def _logits(self, phi, u):
         return u[:, None] * phi["w"] + phi["b"]
 
-    def _backprop(self, phi, u, G):
+    def _backprop(self, phi, u, G, state=None):
         return {"w": u @ G, "b": G.sum(axis=0)}
 
     def exact_posterior_phi(self, model, theta):
@@ -305,7 +326,7 @@ class MLPGuide(_CategoricalGuide):
                         else np.zeros(shape))
         return phi
 
-    def _forward(self, phi, u):
+    def _network(self, phi, u):
         # Activations h_0 = u, h_l = tanh(h_{l−1} W_lᵀ + b_l); returns them and the logits.
         h = [u[:, None]]
         for layer in range(1, self.n_layers):
@@ -314,10 +335,14 @@ class MLPGuide(_CategoricalGuide):
         return h, anp.matmul(h[-1], anp.transpose(phi[f"W{last}"])) + phi[f"b{last}"]
 
     def _logits(self, phi, u):
-        return self._forward(phi, u)[1]
+        return self._network(phi, u)[1]
 
-    def _backprop(self, phi, u, G):
-        h, _ = self._forward(phi, u)
+    def _logits_and_state(self, phi, u):
+        h, logits = self._network(phi, u)
+        return logits, h
+
+    def _backprop(self, phi, u, G, state=None):
+        h = state if state is not None else self._network(phi, u)[0]
         grad, delta = {}, G                                   # delta: ∂/∂(pre-activation)
         for layer in range(self.n_layers, 0, -1):
             grad[f"W{layer}"] = delta.T @ h[layer - 1]

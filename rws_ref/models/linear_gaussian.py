@@ -92,6 +92,11 @@ class LinearGaussian:
 
     # -- densities -----------------------------------------------------------------
 
+    def check_batch(self, x, z):
+        """Validate data x (N, dx) and particles z (K, N, dz); return float64 arrays."""
+        x = check_data(x, self.x_shape)
+        return x, check_particles(z, x.shape[0], self.z_shape)
+
     def log_joint(self, theta, z, x):
         """log p_θ(z_kn, x_n) for particles z (K, N, dz) and data x (N, dx).
 
@@ -101,8 +106,7 @@ class LinearGaussian:
             −½|z − mu|² − ½ Σ_j r_j² / σ_j² − Σ_j log σ_j − ½ (dz + dx) log 2π.
         """
         theta = self.check_theta(theta)
-        x = check_data(x, self.x_shape)
-        z = check_particles(z, x.shape[0], self.z_shape)
+        x, z = self.check_batch(x, z)
         return self._log_joint(theta, z, x)
 
     def _log_joint(self, theta, z, x):
@@ -112,6 +116,29 @@ class LinearGaussian:
         lik = (-0.5 * anp.sum(r ** 2 * anp.exp(-2.0 * theta["log_sigma"]), axis=-1)
                - anp.sum(theta["log_sigma"]))
         return prior + lik - 0.5 * (self.dz + self.dx) * LOG_2PI
+
+    def _forward(self, theta, z, x):
+        # Unchecked, plain NumPy: log p and the residual r, kept for the gradient.
+        inv_var = np.exp(-2.0 * theta["log_sigma"])
+        r = z @ theta["W"].T
+        np.subtract(x, r, out=r)
+        r -= theta["b"]
+        d = z - theta["mu"]
+        log_p = -0.5 * (np.einsum("knd,knd->kn", d, d) + (r * r) @ inv_var)
+        log_p -= np.sum(theta["log_sigma"]) + 0.5 * (self.dz + self.dx) * LOG_2PI
+        return log_p, (r, inv_var)
+
+    def _backward(self, theta, z, x, weights, cache):
+        # Unchecked: the weighted-sum gradient from the residual of _forward.
+        r, inv_var = cache
+        w_flat = weights.reshape(-1)
+        z_flat, r_flat = z.reshape(-1, self.dz), r.reshape(-1, self.dx)
+        u = r_flat * w_flat[:, None]                               # ω r, (K·N, dx)
+        total = w_flat.sum()
+        return {"mu": w_flat @ z_flat - total * theta["mu"],
+                "W": inv_var[:, None] * (u.T @ z_flat),
+                "b": inv_var * u.sum(axis=0),
+                "log_sigma": inv_var * np.einsum("ij,ij->j", u, r_flat) - total}
 
     def grad_log_joint(self, theta, z, x, weights):
         """∇_θ Σ_{k,n} weights[k,n] · log p_θ(z_kn, x_n), as one weighted sum.
@@ -129,19 +156,9 @@ class LinearGaussian:
         weighted log joint (an ascent direction of that sum).
         """
         theta = self.check_theta(theta)
-        x = check_data(x, self.x_shape)
-        z = check_particles(z, x.shape[0], self.z_shape)
+        x, z = self.check_batch(x, z)
         w = check_weights(weights, z.shape[:2])
-        inv_var = np.exp(-2.0 * theta["log_sigma"])
-        r = x - z @ theta["W"].T - theta["b"]                    # (K, N, dx)
-        w_flat = w.reshape(-1)
-        u = (w[..., None] * r).reshape(-1, self.dx)              # ω r, (K·N, dx)
-        z_flat = z.reshape(-1, self.dz)
-        return {"mu": w_flat @ z_flat - w_flat.sum() * theta["mu"],
-                "W": inv_var[:, None] * (u.T @ z_flat),
-                "b": inv_var * u.sum(axis=0),
-                "log_sigma": inv_var * np.einsum("ij,ij->j", u, r.reshape(-1, self.dx))
-                - w_flat.sum()}
+        return self._backward(theta, z, x, w, self._forward(theta, z, x)[1])
 
     def grad_z_log_joint(self, theta, z, x):
         """∇_z log p_θ(z, x) per particle: −(z − mu) + Wᵀ (r / σ²).  Shape (K, N, dz).
@@ -304,6 +321,20 @@ class DiagonalGaussianGuide:
         return (-0.5 * anp.sum(e ** 2 * anp.exp(-2.0 * phi["log_s"]), axis=-1)
                 - anp.sum(phi["log_s"]) - 0.5 * self.dz * LOG_2PI)
 
+    def _forward(self, phi, z, x):
+        # Unchecked, plain NumPy: log q and the standardized-residual pieces for the gradient.
+        inv_var = np.exp(-2.0 * phi["log_s"])
+        e = z - (x @ phi["A"].T + phi["c"])
+        log_q = -0.5 * ((e * e) @ inv_var) - (np.sum(phi["log_s"]) + 0.5 * self.dz * LOG_2PI)
+        return log_q, (e, inv_var)
+
+    def _backward(self, phi, z, x, weights, cache):
+        e, inv_var = cache
+        we = np.einsum("kn,knd->nd", weights, e)                 # Σ_k ω e, (N, dz)
+        return {"A": inv_var[:, None] * (we.T @ x),
+                "c": inv_var * we.sum(axis=0),
+                "log_s": inv_var * np.einsum("kn,knd,knd->d", weights, e, e) - weights.sum()}
+
     def grad_log_prob(self, phi, z, x, weights):
         """∇_φ Σ_{k,n} weights[k,n] · log q_φ(z_kn | x_n), as one weighted sum.
 
@@ -322,12 +353,7 @@ class DiagonalGaussianGuide:
         x = check_data(x, self.x_shape)
         z = check_particles(z, x.shape[0], self.z_shape)
         w = check_weights(weights, z.shape[:2])
-        inv_var = np.exp(-2.0 * phi["log_s"])
-        e = z - x @ phi["A"].T - phi["c"]                        # (K, N, dz)
-        we = np.einsum("kn,knd->nd", w, e)                       # Σ_k ω e, (N, dz)
-        return {"A": inv_var[:, None] * (we.T @ x),
-                "c": inv_var * we.sum(axis=0),
-                "log_s": inv_var * np.einsum("kn,knd->d", w, e ** 2) - w.sum()}
+        return self._backward(phi, z, x, w, self._forward(phi, z, x)[1])
 
 
 # -- closed forms that involve the guide ---------------------------------------------

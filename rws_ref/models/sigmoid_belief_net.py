@@ -101,17 +101,33 @@ class SigmoidBeliefNet:
         x = (rng.random((n, self.dx)) < sigmoid(z @ theta["W"].T + theta["b_x"])).astype(np.float64)
         return z, x
 
+    def check_batch(self, x, z):
+        """Validate binary data x (N, dx) and particles z (K, N, dz); return float64 arrays."""
+        x = _check_x(x, self.dx)
+        return x, _check_z(z, x.shape[0], self.dz)
+
     def log_joint(self, theta, z, x):
         """log p_θ(z_kn, x_n) for z (K, N, dz), x (N, dx).  Returns (K, N)."""
         theta = self.check_theta(theta)
-        x = _check_x(x, self.dx)
-        z = _check_z(z, x.shape[0], self.dz)
+        x, z = self.check_batch(x, z)
         return self._log_joint(theta, z, x)
 
     def _log_joint(self, theta, z, x):
         # Unchecked and autograd-traceable.
         a = z @ theta["W"].T + theta["b_x"]
         return _log_bernoulli(z, theta["b_z"]) + _log_bernoulli(x, a)
+
+    def _forward(self, theta, z, x):
+        a = z @ theta["W"].T + theta["b_x"]
+        return _log_bernoulli(z, theta["b_z"]) + _log_bernoulli(x, a), a
+
+    def _backward(self, theta, z, x, weights, a):
+        delta = (weights[..., None] * (x - sigmoid(a))).reshape(-1, self.dx)
+        w_flat = weights.reshape(-1)
+        z_flat = z.reshape(-1, self.dz)
+        return {"b_z": w_flat @ z_flat - w_flat.sum() * sigmoid(theta["b_z"]),
+                "W": delta.T @ z_flat,
+                "b_x": delta.sum(axis=0)}
 
     def grad_log_joint(self, theta, z, x, weights):
         """∇_θ Σ_{k,n} ω_kn log p_θ(z_kn, x_n), as weighted sums::
@@ -125,14 +141,9 @@ class SigmoidBeliefNet:
         dict with θ's keys: the plain gradient (ascent of the weighted sum).
         """
         theta = self.check_theta(theta)
-        x = _check_x(x, self.dx)
-        z = _check_z(z, x.shape[0], self.dz)
+        x, z = self.check_batch(x, z)
         w = check_weights(weights, z.shape[:2])
-        delta = (w[..., None] * (x - sigmoid(z @ theta["W"].T + theta["b_x"]))).reshape(-1, self.dx)
-        w_flat = w.reshape(-1)
-        return {"b_z": w_flat @ z.reshape(-1, self.dz) - w_flat.sum() * sigmoid(theta["b_z"]),
-                "W": delta.T @ z.reshape(-1, self.dz),
-                "b_x": delta.sum(axis=0)}
+        return self._backward(theta, z, x, w, self._forward(theta, z, x)[1])
 
     def _joint_table(self, theta, x):
         states = self.support()
@@ -207,6 +218,14 @@ class BernoulliGuide:
         # Unchecked and autograd-traceable.
         return _log_bernoulli(z, x @ phi["A"].T + phi["c"])
 
+    def _forward(self, phi, z, x):
+        logits = x @ phi["A"].T + phi["c"]
+        return _log_bernoulli(z, logits), sigmoid(logits)
+
+    def _backward(self, phi, z, x, weights, probs):
+        G = np.einsum("kn,kni->ni", weights, z) - weights.sum(axis=0)[:, None] * probs
+        return {"A": G.T @ x, "c": G.sum(axis=0)}
+
     def grad_log_prob(self, phi, z, x, weights):
         """∇_φ Σ_{k,n} ω_kn log q_φ(z_kn | x_n)::
 
@@ -220,5 +239,4 @@ class BernoulliGuide:
         x = _check_x(x, self.dx)
         z = _check_z(z, x.shape[0], self.dz)
         w = check_weights(weights, z.shape[:2])
-        G = np.einsum("kn,kni->ni", w, z) - w.sum(axis=0)[:, None] * sigmoid(x @ phi["A"].T + phi["c"])
-        return {"A": G.T @ x, "c": G.sum(axis=0)}
+        return self._backward(phi, z, x, w, self._forward(phi, z, x)[1])

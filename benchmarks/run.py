@@ -1,0 +1,141 @@
+"""Benchmarks: ratios measured in one run, written to docs/benchmarks.md.
+
+Run:  python benchmarks/run.py [--write] [--skip-suite]
+
+1. manual gradients vs the autograd route (wake-θ, wake-φ, sleep-φ) on the
+   linear-Gaussian model (dz = dx = 20, N = 100, K = 10) and the mixture
+   (C = 20, N = 100, K = 20); goal: manual ≥ 5× faster;
+2. wake-θ on the linear-Gaussian model against the floor of its own
+   arithmetic, the (K·N × d) @ (d × d) product of its forward pass, as K·N
+   grows; goal: within 3×, flat in K·N;
+3. the exact oracle: time and peak traced memory against the number of multisets;
+4. the test suite's wall time (goal: under two minutes on 2 cores).
+"""
+import os
+import platform
+import subprocess
+import sys
+import time
+import timeit
+import tracemalloc
+
+import numpy as np
+
+import rws_ref
+from rws_ref import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian, MLPGuide,
+                     SigmoidBeliefNet, SoftmaxLinearGuide, autodiff, exact)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def best(fn, number=None):
+    """Best-of-5 time per call, in seconds (the run-to-run minimum is the least noisy)."""
+    timer = timeit.Timer(fn)
+    number = number or max(1, int(0.2 / max(timer.timeit(1), 1e-7)))
+    return min(timer.repeat(repeat=5, number=number)) / number
+
+
+def manual_vs_autograd():
+    rows = []
+    rng = np.random.default_rng(0)
+    lg_model, lg_guide = LinearGaussian(20, 20), DiagonalGaussianGuide(20, 20)
+    mix, mlp = GaussianMixture(), MLPGuide(20, (16, 16), loc=95.0, scale=60.0)
+    for label, model, guide, K in (("linear-Gaussian dz=dx=20, N=100, K=10", lg_model, lg_guide, 10),
+                                   ("mixture C=20 (MLP guide), N=100, K=20", mix, mlp, 20)):
+        theta, phi = model.init_theta(rng), guide.init_phi(rng)
+        x = model.sample(theta, 100, rng)[1]
+        z = guide.sample(phi, x, K, rng)
+        dz, dx = model.sample(theta, 100, rng)
+        for name, manual, auto in (
+                ("wake-θ", lambda: rws_ref.wake_theta(model, guide, theta, phi, x, z),
+                 lambda: autodiff.wake_theta(model, guide, theta, phi, x, z)),
+                ("wake-φ", lambda: rws_ref.wake_phi(model, guide, theta, phi, x, z),
+                 lambda: autodiff.wake_phi(model, guide, theta, phi, x, z)),
+                ("sleep-φ", lambda: rws_ref.sleep_phi(guide, phi, dz, dx),
+                 lambda: autodiff.sleep_phi(guide, phi, dz, dx))):
+            t_m, t_a = best(manual), best(auto)
+            rows.append((label, name, t_m, t_a, t_a / t_m))
+    return rows
+
+
+def floor_ratio():
+    rows = []
+    rng = np.random.default_rng(1)
+    model, guide = LinearGaussian(20, 20), DiagonalGaussianGuide(20, 20)
+    theta, phi = model.init_theta(rng), guide.init_phi(rng)
+    for K, N in ((10, 100), (100, 100), (100, 1000), (1000, 1000)):
+        x = model.sample(theta, N, rng)[1]
+        z = guide.sample(phi, x, K, rng)
+        W = theta["W"]
+        z_flat = z.reshape(-1, 20)
+        t_floor = best(lambda: z_flat @ W.T)
+        t_wake = best(lambda: rws_ref.wake_theta(model, guide, theta, phi, x, z))
+        rows.append((K * N, t_wake, t_floor, t_wake / t_floor))
+    return rows
+
+
+def oracle():
+    rows = []
+    rng = np.random.default_rng(2)
+    cases = [("mixture C=20, K=5", GaussianMixture(), SoftmaxLinearGuide(20, loc=95.0, scale=60.0), 20, 5),
+             ("mixture C=20, K=7", GaussianMixture(), SoftmaxLinearGuide(20, loc=95.0, scale=60.0), 20, 7),
+             ("belief net 16 states, K=6", SigmoidBeliefNet(4, 8), BernoulliGuide(4, 8), 16, 6),
+             ("belief net 16 states, K=10", SigmoidBeliefNet(4, 8), BernoulliGuide(4, 8), 16, 10)]
+    for label, model, guide, states, K in cases:
+        theta, phi = model.init_theta(rng), guide.init_phi(rng)
+        x = model.sample(theta, 1, rng)[1]
+        tracemalloc.start()
+        start = time.perf_counter()
+        exact.moments(rws_ref.wake_phi, model, guide, theta, phi, x, K)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        rows.append((label, exact.n_multisets(states, K), elapsed, peak / 2 ** 20))
+    return rows
+
+
+def suite_time():
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT,
+                            capture_output=True, text=True)
+    return time.perf_counter() - start, result.stdout.strip().splitlines()[-1]
+
+
+def render(manual, floor, oracle_rows, suite):
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    lines = ["# Benchmarks", "",
+             f"Measured by `python benchmarks/run.py --write` on {time.strftime('%Y-%m-%d')}: {cpu}, "
+             f"{os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}. "
+             "Times are the best of 5 repeats; ratios come from the same run.", "",
+             "## Manual gradients vs the autograd route (goal: ≥ 5×)", "",
+             "| setting | estimator | manual | autograd | autograd / manual |", "|---|---|---|---|---|"]
+    lines += [f"| {s} | {e} | {m * 1e3:.3f} ms | {a * 1e3:.3f} ms | {r:.1f}× |" for s, e, m, a, r in manual]
+    lines += ["", "## wake-θ against the floor of its arithmetic (goal: within 3×, flat in K·N)", "",
+              "The floor is the (K·N × 20) @ (20 × 20) product of the forward pass, W z.", "",
+              "| K·N | wake-θ | floor | ratio |", "|---|---|---|---|"]
+    lines += [f"| {kn:,} | {w * 1e3:.3f} ms | {f * 1e3:.3f} ms | {r:.1f}× |" for kn, w, f, r in floor]
+    lines += ["", "## The exact oracle (wake-φ moments, one datapoint, method='tables')", "",
+              "| case | multisets | time | µs per multiset | peak traced memory |", "|---|---|---|---|---|"]
+    lines += [f"| {c} | {n:,} | {t:.2f} s | {1e6 * t / n:.2f} | {m:.0f} MiB |" for c, n, t, m in oracle_rows]
+    if suite is not None:
+        lines += ["", "## Test suite", "", f"`python -m pytest`: {suite[0]:.0f} s wall ({suite[1]}).", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    manual, floor, oracle_rows = manual_vs_autograd(), floor_ratio(), oracle()
+    suite = None if "--skip-suite" in argv else suite_time()
+    text = render(manual, floor, oracle_rows, suite)
+    print(text)
+    if "--write" in argv:
+        with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
