@@ -9,7 +9,7 @@ they behave exactly like their NumPy counterparts.
 """
 import autograd.numpy as anp
 import numpy as np
-from autograd.tracer import getval
+from autograd.tracer import Box, getval
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -24,6 +24,12 @@ __all__ = [
     "log1m_sigmoid",
     "check_log_weights",
 ]
+
+
+def _xp(*arrays):
+    """autograd.numpy while tracing (any argument boxed), plain NumPy otherwise:
+    the same formulas, without autograd's per-call dispatch on plain arrays."""
+    return anp if any(isinstance(a, Box) for a in arrays) else np
 
 
 def logsumexp(a, axis=0):
@@ -42,17 +48,18 @@ def logsumexp(a, axis=0):
     -------
     ndarray with ``axis`` removed.
     """
+    xp = _xp(a)
     shift = _max_shift(a, axis)
     with np.errstate(divide="ignore"):  # log 0 = -inf is the right answer
-        out = anp.log(anp.sum(anp.exp(a - shift), axis=axis, keepdims=True)) + shift
-    return anp.squeeze(out, axis=axis)
+        out = xp.log(xp.sum(xp.exp(a - shift), axis=axis, keepdims=True)) + shift
+    return xp.squeeze(out, axis=axis)
 
 
 def _max_shift(a, axis):
     # The slice maximum as a constant (no gradient flows through a shift).
     # A slice of all -inf has max -inf; shift it by 0 instead so that
     # a - shift stays -inf (not NaN).
-    a_max = getval(anp.max(a, axis=axis, keepdims=True))
+    a_max = np.max(getval(a), axis=axis, keepdims=True)
     return np.where(np.isfinite(a_max), a_max, 0.0)
 
 
@@ -70,28 +77,29 @@ def softmax(a, axis=0):
     would carry an absolute error of order 1e-11).  A slice of all ``-inf``
     gives NaN; :func:`check_log_weights` refuses it first.
     """
-    e = anp.exp(a - _max_shift(a, axis))
-    return e / anp.sum(e, axis=axis, keepdims=True)
+    xp = _xp(a)
+    e = xp.exp(a - _max_shift(a, axis))
+    return e / xp.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(a, axis=0):
     """a − logsumexp(a) along ``axis``."""
-    return a - anp.expand_dims(logsumexp(a, axis=axis), axis)
+    return a - _xp(a).expand_dims(logsumexp(a, axis=axis), axis)
 
 
 def sigmoid(x):
     """1 / (1 + exp(−x)), without overflow for large |x|."""
-    return anp.exp(log_sigmoid(x))
+    return _xp(x).exp(log_sigmoid(x))
 
 
 def log_sigmoid(x):
     """log sigmoid(x) = −log(1 + exp(−x)), exact in both tails."""
-    return -anp.logaddexp(0.0, -x)
+    return -_xp(x).logaddexp(0.0, -x)
 
 
 def log1m_sigmoid(x):
     """log (1 − sigmoid(x)) = log sigmoid(−x)."""
-    return -anp.logaddexp(0.0, x)
+    return -_xp(x).logaddexp(0.0, x)
 
 
 def check_log_weights(log_w, name="log_w"):

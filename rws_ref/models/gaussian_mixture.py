@@ -19,12 +19,11 @@ standardized by fixed constants:
 
 Both share ∂/∂logits Σ_k ω_k log softmax(l)[z_k] = Σ_k ω_k (onehot(z_k) − q).
 """
-import autograd.numpy as anp
 import numpy as np
 
 from .._checks import (as_float_array, check_categorical, check_count, check_data, check_finite,
                        check_params, check_rng, check_weights)
-from ..numerics import LOG_2PI, log_softmax, logsumexp, softmax
+from ..numerics import LOG_2PI, _xp, log_softmax, logsumexp, softmax
 
 __all__ = ["GaussianMixture", "SoftmaxLinearGuide", "MLPGuide"]
 
@@ -328,11 +327,12 @@ class MLPGuide(_CategoricalGuide):
 
     def _network(self, phi, u):
         # Activations h_0 = u, h_l = tanh(h_{l−1} W_lᵀ + b_l); returns them and the logits.
+        xp = _xp(*phi.values())
         h = [u[:, None]]
         for layer in range(1, self.n_layers):
-            h.append(anp.tanh(anp.matmul(h[-1], anp.transpose(phi[f"W{layer}"])) + phi[f"b{layer}"]))
+            h.append(xp.tanh(xp.matmul(h[-1], xp.transpose(phi[f"W{layer}"])) + phi[f"b{layer}"]))
         last = self.n_layers
-        return h, anp.matmul(h[-1], anp.transpose(phi[f"W{last}"])) + phi[f"b{last}"]
+        return h, xp.matmul(h[-1], xp.transpose(phi[f"W{last}"])) + phi[f"b{last}"]
 
     def _logits(self, phi, u):
         return self._network(phi, u)[1]
