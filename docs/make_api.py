@@ -42,6 +42,9 @@ def render():
                         lines.append(f"  - `{meth}{_signature(member)}` — {_summary(member)}")
             elif callable(obj):
                 lines.append(f"- `{public}{_signature(obj)}` — {_summary(obj)}")
+            elif isinstance(obj, str) and os.path.isabs(obj):
+                root = os.path.dirname(os.path.dirname(importlib.import_module("rws_ref").__file__))
+                lines.append(f"- `{public}` = `<install>/{os.path.relpath(obj, root)}`")
             elif isinstance(obj, dict):
                 lines.append(f"- `{public}`: dict with keys {', '.join(f'`{k}`' for k in obj)}")
             else:
