@@ -254,7 +254,7 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
     resume : path, optional; a checkpoint to continue from (its configuration must match,
         except ``iters``, which may extend the run)
     progress : bool; show a tqdm progress bar
-    rng : ignored unless given: the run's generator is np.random.default_rng(config.seed)
+    rng : numpy.random.Generator, optional; replaces the default np.random.default_rng(config.seed)
 
     Returns
     -------
