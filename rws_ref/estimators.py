@@ -41,6 +41,10 @@ def _fast(model, guide):
 def _passes(model, guide, theta, phi, x, z):
     """Validate once and run the forward passes: (θ, φ, x, z, log w, model cache, guide cache)."""
     if _fast(model, guide):
+        if (tuple(guide.z_shape), tuple(guide.x_shape)) != (tuple(model.z_shape), tuple(model.x_shape)):
+            raise ValueError(f"guide {guide!r} does not match model {model!r}: guide (z_shape, x_shape) "
+                             f"= {(tuple(guide.z_shape), tuple(guide.x_shape))}, model "
+                             f"{(tuple(model.z_shape), tuple(model.x_shape))}")
         theta, phi = model.check_theta(theta), guide.check_phi(phi)
         x, z = model.check_batch(x, z)
         log_p, model_cache = model._forward(theta, z, x)

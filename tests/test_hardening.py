@@ -72,6 +72,9 @@ CATALOGUE = [
     ("SNR study with one K", lambda: analysis.snr_study({"a": lambda K, r: r.random(2)}, [5], 10, _R), ValueError, "ks"),
     ("check_estimator of an unknown kind", lambda: testing.check_estimator(rws_ref.wake_theta, "iwae"), ValueError, "kind"),
     ("model dimension zero", lambda: SigmoidBeliefNet(0, 2), ValueError, "dz"),
+    ("guide of other dimensions", lambda: rws_ref.wake_theta(LG, DiagonalGaussianGuide(3, 3), TH,
+                                                             DiagonalGaussianGuide(3, 3).init_phi(_R), X, Z),
+     ValueError, "does not match"),
 ]
 
 
