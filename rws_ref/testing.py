@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import exact, family
-from .estimators import normalized_weights, wake_phi, wake_theta
+from .estimators import wake_phi, wake_theta
 from .models import DiagonalGaussianGuide, GaussianMixture, LinearGaussian, SigmoidBeliefNet
 
 __all__ = ["params", "cases", "log_weight_arrays", "check_estimator", "CheckReport", "PropertyResult",

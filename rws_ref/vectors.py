@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from . import __version__, autodiff, exact, family
+from . import __version__, exact, family
 from ._checks import check_count
 from .estimators import elbo_is, log_weights, normalized_weights, sleep_phi, wake_phi, wake_theta
 from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian, MLPGuide,

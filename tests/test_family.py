@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rws_ref import (BernoulliGuide, DefensiveGuide, GaussianMixture, SigmoidBeliefNet,
                      SoftmaxLinearGuide, autodiff, defensive_wake_phi, exact, family, insomnia,
                      iwae_dreg_phi, iwae_phi, reinforce_phi, rws_dreg_phi, sleep_phi, stl_phi,
-                     vimco_phi, wake_phi, wake_theta)
+                     vimco_phi, wake_phi)
 
 from _util import (assert_tree_close, belief_net_settings, linear_gaussian_settings,
                    mc_rng, mixture_settings)
@@ -114,7 +114,7 @@ def test_defensive_wake_with_delta_zero_is_wake_exactly(s):
 @pytest.mark.statistical
 def test_defensive_guide_samples_the_mixture():
     # 200,000 particles; 6 binomial SE per class: false failure < 1e-7.
-    model, guide = GaussianMixture(5), SoftmaxLinearGuide(5, loc=20.0, scale=10.0)
+    guide = SoftmaxLinearGuide(5, loc=20.0, scale=10.0)
     phi = {"w": np.array([3.0, 1.0, 0.0, -1.0, -3.0]), "b": np.zeros(5)}
     x = np.array([-5.0])
     mix = DefensiveGuide(guide, 0.3)

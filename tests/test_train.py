@@ -1,6 +1,5 @@
 """The full algorithm: training anchors, checkpoints, the convergence rule."""
 import json
-import os
 
 import numpy as np
 import pytest
