@@ -13,17 +13,15 @@ def as_float_array(value, name):
     if isinstance(value, (str, bytes, dict)) or value is None:
         raise TypeError(f"{name} must be a float array; got {type(value).__name__}")
     arr = np.asarray(value)
-    if arr.dtype == bool or arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    if arr.dtype.kind not in "fiu":          # float, signed or unsigned integer
         raise TypeError(f"{name} must be a real float array; got dtype {arr.dtype}")
     return arr.astype(np.float64, copy=False)
 
 
 def check_finite(arr, name):
     """ValueError naming the first NaN or ±inf entry of ``arr``."""
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    if not np.isfinite(arr).all():
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(f"{name} must be finite; got {arr[idx]} at index {idx}")
     return arr
 
@@ -111,19 +109,18 @@ def check_categorical(z, n, n_states, name="z"):
     every entry is a whole number (as PyTorch or JAX code may hand them over).
     """
     arr = np.asarray(z)
-    if arr.dtype == bool or arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+    if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be an integer array of category indices; got dtype {arr.dtype}")
     if arr.ndim != 2 or arr.shape[1] != n:
         raise ValueError(f"{name} must have shape (K, N) with N = {n}; got {arr.shape}")
     if arr.shape[0] < 1:
         raise ValueError(f"{name} must hold K >= 1 particles; got shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.floating):
+    if arr.dtype.kind == "f":
         check_finite(arr, name)
         if np.any(arr != np.round(arr)):
             raise ValueError(f"{name} must hold whole-number category indices; got {arr[arr != np.round(arr)][0]}")
-    bad = (arr < 0) | (arr >= n_states)
-    if bad.any():
+    if arr.min() < 0 or arr.max() >= n_states:
+        bad = (arr < 0) | (arr >= n_states)
         raise ValueError(f"{name} must hold categories in 0..{n_states - 1}; got {arr[bad][0]}")
     return arr.astype(np.int64)
 

@@ -12,6 +12,8 @@ Sign convention (DESIGN.md): θ-gradients are ascent directions of the
 bound, φ-gradients are descent directions of the inclusive KL.  An optimizer
 does θ ← θ + lr·ĝ_θ and φ ← φ − lr·ĝ_φ.
 """
+from functools import lru_cache
+
 import numpy as np
 
 from .numerics import check_log_weights, log_mean_exp, softmax
@@ -25,14 +27,19 @@ def _owner(cls, name):
 
 
 def _fast(model, guide):
+    return _fast_types(type(model), type(guide))
+
+
+@lru_cache(maxsize=None)
+def _fast_types(model_type, guide_type):
     # Built-in models offer validated-once, cached forward/backward passes. They are
     # used only when the class that defines them also defines the densities and
     # gradients: a subclass overriding log_joint or _log_joint (or a wrapper, which
     # defines none of them on its class) takes the public methods instead.
-    for obj, names in ((model, ("_forward", "_backward", "check_batch", "log_joint", "_log_joint",
-                                "grad_log_joint")),
-                       (guide, ("_forward", "_backward", "log_prob", "_log_prob", "grad_log_prob"))):
-        owners = {_owner(type(obj), name) for name in names}
+    for cls, names in ((model_type, ("_forward", "_backward", "check_batch", "log_joint", "_log_joint",
+                                     "grad_log_joint")),
+                       (guide_type, ("_forward", "_backward", "log_prob", "_log_prob", "grad_log_prob"))):
+        owners = {_owner(cls, name) for name in names}
         if len(owners) != 1 or None in owners:
             return False
     return True

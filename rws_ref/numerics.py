@@ -115,8 +115,7 @@ def check_log_weights(log_w, name="log_w"):
         (all ``-inf``): its normalized weights would be 0/0.
     """
     arr = np.asarray(log_w)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
-                                   or np.issubdtype(arr.dtype, np.integer)):
+    if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real float array; got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
     if arr.ndim != 2:
@@ -124,6 +123,8 @@ def check_log_weights(log_w, name="log_w"):
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"{name} must have K >= 1 particles and N >= 1 datapoints; "
                          f"got shape {arr.shape}")
+    if np.isfinite(arr).all():
+        return arr
     if np.isnan(arr).any():
         raise ValueError(f"{name} contains NaN (at index {tuple(np.argwhere(np.isnan(arr))[0])})")
     if (arr == np.inf).any():
