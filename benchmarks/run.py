@@ -137,7 +137,8 @@ does the same forward work plus tracing and a backward pass, so the ratio sits b
 forward pass the autograd route also runs — the model's log density for the weights of wake-φ,
 the guide network for the mixture's wake-θ — and that shared cost bounds the ratio.
 
-Against the floor, wake-θ costs 11–35 times one forward product. The product (K·N × 20) @ (20 × 20)
+Against the floor, wake-θ costs roughly 10–35 times one forward product (it varies between runs; the
+table above is this run). The product (K·N × 20) @ (20 × 20)
 is memory-bound, so it costs about one pass over a (K·N × 20) array, and wake-θ cannot do fewer than
 about a dozen such passes in NumPy: the residual and its square, the prior term, the guide's
 residual and its square, the weighted residual, the backward product and two reductions — NumPy
