@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._checks import check_count, check_rng
+from ._trees import flatten
 
 __all__ = ["SNRStudy", "snr_study", "rainforth_toy", "rainforth_estimators"]
 
@@ -69,7 +70,7 @@ class SNRStudy:
 
 def _as_vector(draw):
     if isinstance(draw, dict):
-        return np.concatenate([np.ravel(draw[k]) for k in sorted(draw)])
+        return flatten(draw)
     return np.ravel(np.asarray(draw, dtype=np.float64))
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import exact, family
+from ._trees import flatten as _flat
 from .estimators import sleep_phi, wake_phi, wake_theta
 from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian,
                      SigmoidBeliefNet, SoftmaxLinearGuide)
@@ -48,10 +49,6 @@ class AuditRow:
     @property
     def bias_over_std(self):
         return self.bias_norm / self.std_norm if self.std_norm > 0 else (0.0 if self.bias_norm == 0 else np.inf)
-
-
-def _flat(tree):
-    return np.concatenate([np.ravel(tree[k]) for k in sorted(tree)])
 
 
 def _row(name, model, K, target_name, mean, var, target, check, agree=None):

@@ -72,9 +72,7 @@ def wake_phi(model, guide, theta, phi, x, z):
 
 def sleep_phi(guide, phi, z, x):
     """Autograd ∇_φ of −(1/M) Σ_m log q_φ(z_m | x_m).  Descent direction."""
-    z = np.asarray(z)
-    if z.ndim == 1 + len(guide.z_shape):
-        z = z[None]
+    z = estimators.dream_particles(guide, z)
     guide.log_prob(phi, z, x)
     x = np.asarray(x, dtype=np.float64)
     return grad(lambda ph: -anp.mean(guide._log_prob(ph, z, x)))(_floats(phi))
@@ -96,8 +94,7 @@ def insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, iota):
     from .family import insomnia as manual
     manual(model, guide, theta, phi, x, z, dream_z, dream_x, iota)      # validation
     z, x = np.asarray(z), np.asarray(x, dtype=np.float64)
-    dream_z = np.asarray(dream_z)
-    dream_z = dream_z[None] if dream_z.ndim == 1 + len(guide.z_shape) else dream_z
+    dream_z = estimators.dream_particles(guide, dream_z)
     dream_x = np.asarray(dream_x, dtype=np.float64)
     log_p = model._log_joint(_floats(theta), z, x)
 

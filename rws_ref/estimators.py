@@ -163,6 +163,18 @@ def wake_phi(model, guide, theta, phi, x, z):
     return {key: -value for key, value in grad.items()}
 
 
+def dream_particles(guide, z):
+    """Dream latents (M, *z_shape) or (1, M, *z_shape) in the particle layout (1, M, *z_shape)."""
+    z = np.asarray(z)
+    if z.ndim == 1 + len(guide.z_shape):
+        z = z[None]
+    if z.ndim != 2 + len(guide.z_shape) or z.shape[0] != 1:
+        dims = ", ".join(str(d) for d in guide.z_shape)
+        raise ValueError(f"z must have shape (M, {dims}) or (1, M, {dims}) for sleep-φ; "
+                         f"got {z.shape}")
+    return z
+
+
 def sleep_phi(guide, phi, z, x):
     """Sleep-φ: ĝ_φ = (1/M) Σ_m (−∇_φ log q_φ(z_m | x_m)).  Descent direction.
 
@@ -182,13 +194,7 @@ def sleep_phi(guide, phi, z, x):
     -------
     dict with φ's keys and shapes.
     """
-    z = np.asarray(z)
-    if z.ndim == 1 + len(guide.z_shape):
-        z = z[None]
-    if z.ndim != 2 + len(guide.z_shape) or z.shape[0] != 1:
-        dims = ", ".join(str(d) for d in guide.z_shape)
-        raise ValueError(f"z must have shape (M, {dims}) or (1, M, {dims}) for sleep-φ; "
-                         f"got {z.shape}")
+    z = dream_particles(guide, z)
     m = z.shape[1]
     grad = guide.grad_log_prob(phi, z, x, np.full((1, m), 1.0 / m))
     return {key: -value for key, value in grad.items()}

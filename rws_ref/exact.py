@@ -44,6 +44,7 @@ from autograd import grad
 from scipy.special import gammaln
 
 from ._checks import check_count
+from ._trees import flatten, unflatten
 from .numerics import logsumexp
 
 __all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "kl_grad_phi",
@@ -254,7 +255,7 @@ class _TableModel:
         rows = [getattr(inner, self._grad_name)(params, s[None, None], x_n[None], one) for s in states]
         self._keys = list(rows[0])
         self._shapes = [np.shape(rows[0][k]) for k in self._keys]
-        self._table = np.stack([np.concatenate([np.ravel(r[k]) for k in self._keys]) for r in rows])
+        self._table = np.stack([flatten(r, self._keys) for r in rows])
         self._z = self._idx = None
 
     def __getattr__(self, name):
@@ -304,19 +305,6 @@ class _TableGuide(_TableModel):
 
     def grad_log_prob(self, phi, z, x, weights):
         return self._per_copy(phi, z, weights)
-
-
-def _flatten(tree, keys):
-    return np.concatenate([np.ravel(tree[k]) for k in keys])
-
-
-def _unflatten(vector, like):
-    out, start = {}, 0
-    for key, value in like.items():
-        size = np.size(value)
-        out[key] = np.asarray(vector[start:start + size]).reshape(np.shape(value))
-        start += size
-    return out
 
 
 def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method="tables",
@@ -383,13 +371,13 @@ def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method=
             else:
                 rows = [estimator(model, guide, theta, phi, x_n[None], z[:, j:j + 1]) for j in range(m)]
                 like = like or {k: np.zeros(np.shape(v)) for k, v in rows[0].items()}
-                values = np.stack([_flatten(r, like) for r in rows])
+                values = np.stack([flatten(r, like) for r in rows])
             acc.add(prob, values)
         mean_n, var_n = acc.result()
         total_mean = total_mean + mean_n / n_data
         total_var = total_var + var_n / n_data ** 2
-    mean = _unflatten(total_mean, like)
-    return mean, (total_var if covariance else _unflatten(total_var, like))
+    mean = unflatten(total_mean, like)
+    return mean, (total_var if covariance else unflatten(total_var, like))
 
 
 def _laplace_integrals(q, w, K):
@@ -500,7 +488,7 @@ def scalar_laplace(model, guide, theta, phi, x, K, estimator=None, nodes=120):
             continue
         rows = [estimator(model, guide, theta, phi, x[n:n + 1], zi[None]) for zi in z]
         like = rows[0]
-        F = np.stack([_flatten(r, like) for r in rows])
+        F = np.stack([flatten(r, like) for r in rows])
         w = omega / omega.max()
         I1, I2, I3 = _laplace_integrals(prob, w, K)
         mean = K * (prob * I1) @ F
@@ -512,8 +500,8 @@ def scalar_laplace(model, guide, theta, phi, x, K, estimator=None, nodes=120):
         total_var = total_var + (second - mean ** 2) / n_data ** 2
         total_c1 = total_c1 - (prob * omega ** 2) @ (F - target) / n_data
     if estimator is not None:
-        out.update(mean=_unflatten(total_mean, like), var=_unflatten(total_var, like),
-                   c1=_unflatten(total_c1, like))
+        out.update(mean=unflatten(total_mean, like), var=unflatten(total_var, like),
+                   c1=unflatten(total_c1, like))
     return out
 
 
@@ -523,7 +511,7 @@ def _laplace_moments(estimator, model, guide, theta, phi, x, K, states, log_w, l
     for n in range(n_data):
         rows = [estimator(model, guide, theta, phi, x[n:n + 1], s[None, None]) for s in states]
         like = rows[0]
-        F = np.stack([_flatten(r, like) for r in rows])                    # (S, P)
+        F = np.stack([flatten(r, like) for r in rows])                    # (S, P)
         q = np.exp(log_q[:, n])
         w = np.exp(log_w[:, n] - np.max(log_w[:, n]))                       # scale-free: max w = 1
         I1, I2, I3 = _laplace_integrals(q, w, K)
@@ -538,7 +526,7 @@ def _laplace_moments(estimator, model, guide, theta, phi, x, K, states, log_w, l
             var = second - mean ** 2
         total_mean = total_mean + mean / n_data
         total_var = total_var + var / n_data ** 2
-    return _unflatten(total_mean, like), (total_var if covariance else _unflatten(total_var, like))
+    return unflatten(total_mean, like), (total_var if covariance else unflatten(total_var, like))
 
 
 # -- exact targets -------------------------------------------------------------------
@@ -593,11 +581,11 @@ def wake_phi_bias_constant(model, guide, theta, phi, x):
     one, total = np.ones((1, 1)), None
     for n in range(x.shape[0]):
         rows = [guide.grad_log_prob(phi, s[None, None], x[n:n + 1], one) for s in states]
-        f = -np.stack([_flatten(r, rows[0]) for r in rows])                 # (S, P)
+        f = -np.stack([flatten(r, rows[0]) for r in rows])                 # (S, P)
         target = (q[:, n] * omega[:, n]) @ f
         c1 = -(q[:, n] * omega[:, n] ** 2) @ (f - target) / x.shape[0]
         total = c1 if total is None else total + c1
-    return _unflatten(total, rows[0])
+    return unflatten(total, rows[0])
 
 
 def _joint_points(model, theta, nodes):
@@ -650,8 +638,8 @@ def sleep_moments(model, guide, theta, phi, M=1, nodes=64):
     z, xs, prob = _joint_points(model, theta, check_count(nodes, "nodes"))
     one = np.ones((1, 1))
     rows = [guide.grad_log_prob(phi, z[:, i:i + 1], xs[i:i + 1], one) for i in range(len(prob))]
-    values = -np.stack([_flatten(r, rows[0]) for r in rows])
+    values = -np.stack([flatten(r, rows[0]) for r in rows])
     acc = _Accumulator(covariance=False)
     acc.add(prob, values)
     mean, var = acc.result()
-    return _unflatten(mean, rows[0]), _unflatten(var / M, rows[0])
+    return unflatten(mean, rows[0]), unflatten(var / M, rows[0])

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import exact, family
+from ._trees import flatten as _flat
 from .estimators import wake_phi, wake_theta
 from .models import DiagonalGaussianGuide, GaussianMixture, LinearGaussian, SigmoidBeliefNet
 
@@ -139,10 +140,6 @@ class _ShiftedModel:
 
     def _log_joint(self, theta, z, x):
         return self._inner._log_joint(theta, z, x) + self._shift[: np.shape(x)[0]]
-
-
-def _flat(tree):
-    return np.concatenate([np.ravel(np.asarray(tree[k], dtype=np.float64)) for k in sorted(tree)])
 
 
 def _close(a, b, rtol):

@@ -33,6 +33,7 @@ import numpy as np
 
 from . import family
 from ._checks import check_count, check_rng
+from ._trees import flatten
 from .estimators import elbo_is, log_weights, sleep_phi, wake_phi, wake_theta
 
 __all__ = ["SGD", "Adam", "TrainConfig", "TrainResult", "train", "load_checkpoint",
@@ -218,9 +219,10 @@ def _evaluate(cfg, model, guide, theta, phi, eval_x, iteration, true_theta, defe
         g_th, g_ph = [], []
         for _ in range(cfg.grad_replicates):
             zr = guide.sample(phi, eval_x, cfg.K, rng)
-            g_th.append(np.concatenate([np.ravel(v) for v in wake_theta(model, guide, theta, phi, eval_x, zr).values()]))
-            g_ph.append(np.concatenate([np.ravel(v) for v in _phi_gradient(
-                cfg, model, guide, theta, phi, eval_x, zr, rng, defensive).values()]))
+            g = wake_theta(model, guide, theta, phi, eval_x, zr)
+            g_th.append(flatten(g, g))
+            g = _phi_gradient(cfg, model, guide, theta, phi, eval_x, zr, rng, defensive)
+            g_ph.append(flatten(g, g))
         row["grad_std_theta"] = float(np.sqrt(np.mean(np.var(g_th, axis=0, ddof=1))))
         row["grad_std_phi"] = float(np.sqrt(np.mean(np.var(g_ph, axis=0, ddof=1))))
     return row
