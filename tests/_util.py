@@ -140,3 +140,21 @@ def mc_rng(seed):
     """
     import os
     return np.random.default_rng([seed, int(os.environ.get("RWS_TEST_SEED", "0"))])
+
+
+def linear_gaussian_problem(seed=0, dz=2, dx=3, n=3, log_s_scale=0.2):
+    """(model, guide, theta, phi, x, rng): a random linear-Gaussian problem from a fixed seed,
+    the guide's A and c ~ N(0, 0.3²), log_s ~ N(0, log_s_scale²); rng continues the stream."""
+    from rws_ref import DiagonalGaussianGuide, LinearGaussian
+    rng = np.random.default_rng(seed)
+    model, guide = LinearGaussian(dz, dx), DiagonalGaussianGuide(dz, dx)
+    theta = model.init_theta(rng)
+    phi = {"A": 0.3 * rng.standard_normal((dz, dx)), "c": 0.3 * rng.standard_normal(dz),
+           "log_s": log_s_scale * rng.standard_normal(dz)}
+    _, x = model.sample(theta, n, rng)
+    return model, guide, theta, phi, x, rng
+
+
+def flat(tree):
+    """A gradient dict as one vector, keys sorted."""
+    return np.concatenate([np.ravel(tree[k]) for k in sorted(tree)])

@@ -19,20 +19,14 @@ from rws_ref import exact
 from rws_ref.models import linear_gaussian as lg
 
 from _util import (assert_tree_close, assert_within_se, batch_means, central_difference,
-                   gauss_hermite_2pt, linear_gaussian_settings, mc_rng)
+                   gauss_hermite_2pt, linear_gaussian_problem, linear_gaussian_settings, mc_rng)
 
 RTOL = 1e-9
 WAKE = [wake_theta, wake_phi]
 
 
 def setting(seed=0, dz=2, dx=3, n=3):
-    rng = np.random.default_rng(seed)
-    model, guide = LinearGaussian(dz, dx), DiagonalGaussianGuide(dz, dx)
-    theta = model.init_theta(rng)
-    phi = {"A": 0.3 * rng.standard_normal((dz, dx)), "c": 0.3 * rng.standard_normal(dz),
-           "log_s": 0.2 * rng.standard_normal(dz)}
-    _, x = model.sample(theta, n, rng)
-    return model, guide, theta, phi, x, rng
+    return linear_gaussian_problem(seed, dz, dx, n, log_s_scale=0.2)
 
 
 def scalar_setting(x_value=1.7):

@@ -13,7 +13,7 @@ from rws_ref import (BernoulliGuide, GaussianMixture, MLPGuide, SigmoidBeliefNet
                      SoftmaxLinearGuide, elbo_is, exact, log_weights, sleep_phi, wake_phi,
                      wake_theta)
 
-from _util import assert_tree_close, mc_rng
+from _util import assert_tree_close, flat, mc_rng
 
 
 def mixture(c=4, mlp=False, seed=0, n=2):
@@ -49,17 +49,12 @@ def brute_force(estimator, model, guide, theta, phi, x, K):
         for tup in itertools.product(range(len(states)), repeat=K):
             z = states[list(tup)][:, None]
             p = math.exp(sum(log_q[list(tup)]))
-            out = estimator(model, guide, theta, phi, x[n:n + 1], z)
-            flat = np.concatenate([np.ravel(v) for v in out.values()])
-            first = p * flat if first is None else first + p * flat
-            second = p * flat ** 2 if second is None else second + p * flat ** 2
+            value = flat(estimator(model, guide, theta, phi, x[n:n + 1], z))
+            first = p * value if first is None else first + p * value
+            second = p * value ** 2 if second is None else second + p * value ** 2
         means.append(first)
         variances.append(second - first ** 2)
     return np.mean(means, axis=0), np.sum(variances, axis=0) / len(x) ** 2
-
-
-def flat(tree):
-    return np.concatenate([np.ravel(v) for v in tree.values()])
 
 
 def bound(model, guide, theta, phi, x, z):

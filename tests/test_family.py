@@ -15,7 +15,7 @@ from rws_ref import (BernoulliGuide, DefensiveGuide, GaussianMixture, SigmoidBel
                      vimco_phi, wake_phi)
 
 from _util import (assert_tree_close, belief_net_settings, linear_gaussian_settings,
-                   mc_rng, mixture_settings)
+                   flat, mc_rng, mixture_settings)
 
 RTOL = 1e-9
 REPARAMETERIZED = [iwae_phi, stl_phi, iwae_dreg_phi, rws_dreg_phi]
@@ -153,7 +153,7 @@ def test_reinforce_and_vimco_are_exactly_unbiased_and_vimco_has_less_variance(ki
 
 def test_defensive_wake_phi_exact_mean_converges_to_the_kl_gradient():
     model, guide, theta, phi, x = discrete_case("mixture")
-    target = np.concatenate([np.ravel(v) for v in exact.kl_grad_phi(model, guide, theta, phi, x).values()])
+    target = flat(exact.kl_grad_phi(model, guide, theta, phi, x))
     mix = DefensiveGuide(guide, 0.2)
     bias = []
     # the public estimator, evaluated per multiset under q_mix, is wake-φ with the mixture proposal
@@ -163,7 +163,7 @@ def test_defensive_wake_phi_exact_mean_converges_to_the_kl_gradient():
                           exact.moments(wake_phi, model, mix, theta, phi, x, K)[0], 1e-12)
     for K in (1, 2, 4, 8, 16, 32):
         mean, _ = exact.moments(wake_phi, model, mix, theta, phi, x, K)   # multisets under q_mix
-        bias.append(np.linalg.norm(np.concatenate([np.ravel(v) for v in mean.values()]) - target))
+        bias.append(np.linalg.norm(flat(mean) - target))
     bias = np.array(bias)
     assert np.all(np.diff(bias) < 0)
     scaled = bias * np.array([1, 2, 4, 8, 16, 32])
@@ -190,7 +190,7 @@ def test_dreg_estimators_have_the_means_of_iwae_and_wake_phi():
         z = guide.reparameterize(phi, x, eps)
         d1 = sub(iwae_dreg_phi(model, guide, theta, phi, x, eps), iwae_phi(model, guide, theta, phi, x, eps))
         d2 = sub(rws_dreg_phi(model, guide, theta, phi, x, eps), wake_phi(model, guide, theta, phi, x, z))
-        return np.concatenate([np.ravel(v) for v in list(d1.values()) + list(d2.values())])
+        return np.concatenate([flat(d1), flat(d2)])
 
     stream = mc_rng(14)
     draws = np.array([batch(stream) for _ in range(200)])

@@ -9,23 +9,17 @@ import pytest
 from hypothesis import given
 from scipy import stats
 
-from rws_ref import DiagonalGaussianGuide, LinearGaussian
 from rws_ref import autodiff
 from rws_ref.models import linear_gaussian as lg
 
-from _util import assert_tree_close, central_difference, linear_gaussian_settings, mc_rng
+from _util import (assert_tree_close, central_difference, linear_gaussian_problem,
+                   linear_gaussian_settings, mc_rng)
 
 RTOL = 1e-9
 
 
 def make(seed=0, dz=3, dx=4, n=5):
-    rng = np.random.default_rng(seed)
-    model, guide = LinearGaussian(dz, dx), DiagonalGaussianGuide(dz, dx)
-    theta = model.init_theta(rng)
-    phi = {"A": 0.3 * rng.standard_normal((dz, dx)), "c": 0.3 * rng.standard_normal(dz),
-           "log_s": 0.3 * rng.standard_normal(dz)}
-    _, x = model.sample(theta, n, rng)
-    return model, guide, theta, phi, x, rng
+    return linear_gaussian_problem(seed, dz, dx, n, log_s_scale=0.3)
 
 
 def gaussian_kl(m0, S0, m1, S1):

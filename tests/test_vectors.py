@@ -10,6 +10,8 @@ import rws_ref
 from rws_ref import family, vectors
 from rws_ref.estimators import elbo_is, log_weights, normalized_weights, sleep_phi
 
+from _util import flat
+
 
 def test_same_seed_gives_byte_identical_files_and_the_shipped_copy_is_current(tmp_path):
     a, b = vectors.write(tmp_path / "a.json"), vectors.write(tmp_path / "b.json")
@@ -27,10 +29,6 @@ def test_the_file_validates_against_the_shipped_schema(tmp_path):
     broken = dict(raw, version=2)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, vectors.schema())
-
-
-def flat(tree):
-    return np.concatenate([np.ravel(tree[k]) for k in sorted(tree)])
 
 
 def test_every_number_is_reproduced_from_the_inputs_by_the_checking_loop():
