@@ -6,8 +6,10 @@ import importlib
 import inspect
 import os
 
-MODULES = ["rws_ref.estimators", "rws_ref.models.linear_gaussian", "rws_ref.models.gaussian_mixture",
-           "rws_ref.models.sigmoid_belief_net", "rws_ref.exact", "rws_ref.family", "rws_ref.autodiff",
+MODULES = ["rws_ref.protocol", "rws_ref.estimators", "rws_ref.models.linear_gaussian",
+           "rws_ref.models.linear_gaussian_exact", "rws_ref.models.gaussian_mixture",
+           "rws_ref.models.sigmoid_belief_net", "rws_ref.exact.enumeration", "rws_ref.exact.laplace",
+           "rws_ref.exact.targets", "rws_ref.family", "rws_ref.autodiff",
            "rws_ref.analysis", "rws_ref.train", "rws_ref.vectors", "rws_ref.testing", "rws_ref.numerics",
            "rws_ref.audit"]
 
@@ -38,7 +40,8 @@ def render():
             if inspect.isclass(obj):
                 lines.append(f"- **class `{public}{_signature(obj)}`** — {_summary(obj)}")
                 for meth, member in inspect.getmembers(obj, inspect.isfunction):
-                    if not meth.startswith("_") and member.__qualname__.startswith(obj.__name__ + "."):
+                    # its own methods and those it inherits from rws_ref (the protocol's base classes)
+                    if not meth.startswith("_") and member.__module__.startswith("rws_ref"):
                         lines.append(f"  - `{meth}{_signature(member)}` — {_summary(member)}")
             elif callable(obj):
                 lines.append(f"- `{public}{_signature(obj)}` — {_summary(obj)}")

@@ -12,9 +12,10 @@ Surrogates (per batch, on fixed particles z):
 - wake-φ: −(1/N) Σ_n Σ_k stop_gradient(w̄_kn) · log q_φ(z_kn | x_n).
 - sleep-φ: −(1/M) Σ_m log q_φ(z_m | x_m).
 
-Models and guides used with this route provide ``_log_joint(theta, z, x)``
-and ``_log_prob(phi, z, x)``: the same densities as the public methods,
-without input validation, written with ``autograd.numpy``.
+This route differentiates the protocol's own ``log_joint`` and ``log_prob``
+(docs/protocol.md), so it applies to any model whose densities autograd can
+trace: the built-in models (written with autograd.numpy where they are
+traced) and a user's model written with ``autograd.numpy``.
 """
 import autograd.numpy as anp
 import numpy as np
@@ -32,25 +33,24 @@ __all__ = ["grad_log_joint", "grad_log_prob", "wake_theta", "wake_phi", "sleep_p
 def grad_log_joint(model, theta, z, x, weights):
     """Autograd ∇_θ Σ_{k,n} weights[k,n] · log p_θ(z_kn, x_n)."""
     model.log_joint(theta, z, x)  # validate once, through the public method
-    z, x, weights = np.asarray(z), np.asarray(x, dtype=np.float64), np.asarray(weights, dtype=np.float64)
-    return grad(lambda th: anp.sum(weights * model._log_joint(th, z, x)))(_floats(theta))
+    weights = np.asarray(weights, dtype=np.float64)
+    return grad(lambda th: anp.sum(weights * model.log_joint(th, z, x)))(_floats(theta))
 
 
 def grad_log_prob(guide, phi, z, x, weights):
     """Autograd ∇_φ Σ_{k,n} weights[k,n] · log q_φ(z_kn | x_n)."""
     guide.log_prob(phi, z, x)
-    z, x, weights = np.asarray(z), np.asarray(x, dtype=np.float64), np.asarray(weights, dtype=np.float64)
-    return grad(lambda ph: anp.sum(weights * guide._log_prob(ph, z, x)))(_floats(phi))
+    weights = np.asarray(weights, dtype=np.float64)
+    return grad(lambda ph: anp.sum(weights * guide.log_prob(ph, z, x)))(_floats(phi))
 
 
 def wake_theta(model, guide, theta, phi, x, z):
     """Autograd ∇_θ (1/N) Σ_n L̂_n on fixed particles.  Ascent direction."""
     estimators.log_weights(model, guide, theta, phi, x, z)  # validation
-    z, x = np.asarray(z), np.asarray(x, dtype=np.float64)
-    log_q = guide._log_prob(_floats(phi), z, x)
+    log_q = guide.log_prob(_floats(phi), z, x)
 
     def mean_bound(th):
-        return anp.mean(log_mean_exp(model._log_joint(th, z, x) - log_q, axis=0))
+        return anp.mean(log_mean_exp(model.log_joint(th, z, x) - log_q, axis=0))
 
     return grad(mean_bound)(_floats(theta))
 
@@ -58,12 +58,11 @@ def wake_theta(model, guide, theta, phi, x, z):
 def wake_phi(model, guide, theta, phi, x, z):
     """Autograd ∇_φ of −(1/N) Σ_n Σ_k stop_gradient(w̄_kn) log q_φ(z_kn|x_n).  Descent."""
     estimators.log_weights(model, guide, theta, phi, x, z)
-    z, x = np.asarray(z), np.asarray(x, dtype=np.float64)
-    log_p = model._log_joint(_floats(theta), z, x)
-    n = x.shape[0]
+    log_p = model.log_joint(_floats(theta), z, x)
+    n = np.shape(x)[0]
 
     def surrogate(ph):
-        log_q = guide._log_prob(ph, z, x)
+        log_q = guide.log_prob(ph, z, x)
         w_bar = getval(softmax(log_p - log_q, axis=0))   # stop-gradient
         return -anp.sum(w_bar * log_q) / n
 
@@ -72,10 +71,8 @@ def wake_phi(model, guide, theta, phi, x, z):
 
 def sleep_phi(guide, phi, z, x):
     """Autograd ∇_φ of −(1/M) Σ_m log q_φ(z_m | x_m).  Descent direction."""
-    z = estimators.dream_particles(guide, z)
-    guide.log_prob(phi, z, x)
-    x = np.asarray(x, dtype=np.float64)
-    return grad(lambda ph: -anp.mean(guide._log_prob(ph, z, x)))(_floats(phi))
+    z, x = estimators.dream_particles(guide, z, x)
+    return grad(lambda ph: -anp.mean(guide.log_prob(ph, z, x)))(_floats(phi))
 
 
 def _floats(params):
@@ -93,16 +90,14 @@ def insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, iota):
     """Autograd ∇_φ of −ι (1/N) Σ stop(w̄) log q − (1 − ι)(1/M) Σ log q(dream).  Descent."""
     from .family import insomnia as manual
     manual(model, guide, theta, phi, x, z, dream_z, dream_x, iota)      # validation
-    z, x = np.asarray(z), np.asarray(x, dtype=np.float64)
-    dream_z = estimators.dream_particles(guide, dream_z)
-    dream_x = np.asarray(dream_x, dtype=np.float64)
-    log_p = model._log_joint(_floats(theta), z, x)
+    dream_z, dream_x = estimators.dream_particles(guide, dream_z, dream_x)
+    log_p = model.log_joint(_floats(theta), z, x)
 
     def surrogate(ph):
-        log_q = guide._log_prob(ph, z, x)
+        log_q = guide.log_prob(ph, z, x)
         w_bar = getval(softmax(log_p - log_q, axis=0))
-        return (-iota * anp.sum(w_bar * log_q) / x.shape[0]
-                - (1.0 - iota) * anp.mean(guide._log_prob(ph, dream_z, dream_x)))
+        return (-iota * anp.sum(w_bar * log_q) / np.shape(x)[0]
+                - (1.0 - iota) * anp.mean(guide.log_prob(ph, dream_z, dream_x)))
 
     return grad(surrogate)(_floats(phi))
 
@@ -112,12 +107,11 @@ def defensive_wake_phi(model, guide, theta, phi, x, z, delta, defensive=None):
     from .family import DefensiveGuide
     mix = DefensiveGuide(guide, delta, defensive)
     estimators.log_weights(model, mix, theta, phi, x, z)
-    z, x = np.asarray(z), np.asarray(x, dtype=np.float64)
-    log_p = model._log_joint(_floats(theta), z, x)
+    log_p = model.log_joint(_floats(theta), z, x)
 
     def surrogate(ph):
-        w_bar = getval(softmax(log_p - mix._log_prob(ph, z, x), axis=0))
-        return -anp.sum(w_bar * guide._log_prob(ph, z, x)) / x.shape[0]
+        w_bar = getval(softmax(log_p - mix.log_prob(ph, z, x), axis=0))
+        return -anp.sum(w_bar * guide.log_prob(ph, z, x)) / np.shape(x)[0]
 
     return grad(surrogate)(_floats(phi))
 
@@ -128,9 +122,9 @@ def _reparameterized(model, guide, theta, phi, x, eps, objective):
     x, eps, theta = np.asarray(x, dtype=np.float64), np.asarray(eps, dtype=np.float64), _floats(theta)
 
     def surrogate(ph):
-        z = guide._reparameterize(ph, x, eps)
-        log_w_path = model._log_joint(theta, z, x) - guide._log_prob(_stop(ph), z, x)   # through z only
-        log_w_full = model._log_joint(theta, z, x) - guide._log_prob(ph, z, x)
+        z = guide.reparameterize(ph, x, eps)
+        log_w_path = model.log_joint(theta, z, x) - guide.log_prob(_stop(ph), z, x)   # through z only
+        log_w_full = model.log_joint(theta, z, x) - guide.log_prob(ph, z, x)
         return objective(log_w_full, log_w_path) / x.shape[0]
 
     return grad(surrogate)(_floats(phi))
@@ -165,12 +159,11 @@ def rws_dreg_phi(model, guide, theta, phi, x, eps):
 def _score_function(model, guide, theta, phi, x, z, signals):
     log_w = estimators.log_weights(model, guide, theta, phi, x, z)
     learning = signals(log_w)                                             # (K, N), held constant
-    z, x = np.asarray(z), np.asarray(x, dtype=np.float64)
-    log_p = model._log_joint(_floats(theta), z, x)
+    log_p = model.log_joint(_floats(theta), z, x)
 
     def surrogate(ph):
-        log_q = guide._log_prob(ph, z, x)
-        return (anp.sum(learning * log_q) + anp.sum(log_mean_exp(log_p - log_q, axis=0))) / x.shape[0]
+        log_q = guide.log_prob(ph, z, x)
+        return (anp.sum(learning * log_q) + anp.sum(log_mean_exp(log_p - log_q, axis=0))) / np.shape(x)[0]
 
     return grad(surrogate)(_floats(phi))
 

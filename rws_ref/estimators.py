@@ -12,53 +12,36 @@ Sign convention (DESIGN.md): θ-gradients are ascent directions of the
 bound, φ-gradients are descent directions of the inclusive KL.  An optimizer
 does θ ← θ + lr·ĝ_θ and φ ← φ − lr·ĝ_φ.
 """
-from functools import lru_cache
-
 import numpy as np
 
+from . import protocol
 from .numerics import check_log_weights, log_mean_exp, softmax
 
 __all__ = ["log_weights", "elbo_is", "normalized_weights",
-           "wake_theta", "wake_phi", "sleep_phi"]
+           "wake_theta", "wake_phi", "sleep_phi", "wake_step", "forward_passes"]
 
 
-def _owner(cls, name):
-    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+def forward_passes(model, guide, theta, phi, x, z):
+    """Validate once, then one forward pass of the model and of the guide.
+
+    Returns (θ, φ, x, z, log w (K, N), model pullback, guide pullback): the
+    validated float64 inputs, the log weights, and the two vector-Jacobian
+    products (weights (K, N) -> gradient dict) of ``protocol.model_forward``
+    and ``protocol.guide_forward``.  Every estimator starts here.
+    """
+    protocol.check_pair(model, guide)
+    theta = protocol.validate_params(theta, model.theta_shapes, "theta")
+    phi = protocol.validate_params(phi, guide.phi_shapes, "phi")
+    x = protocol.validate_x(model, x)
+    z = protocol.validate_z(model, z, x.shape[0])
+    return (theta, phi, x, z) + _trusted_passes(model, guide, theta, phi, x, z)
 
 
-def _fast(model, guide):
-    return _fast_types(type(model), type(guide))
-
-
-@lru_cache(maxsize=None)
-def _fast_types(model_type, guide_type):
-    # Built-in models offer validated-once, cached forward/backward passes. They are
-    # used only when the class that defines them also defines the densities and
-    # gradients: a subclass overriding log_joint or _log_joint (or a wrapper, which
-    # defines none of them on its class) takes the public methods instead.
-    for cls, names in ((model_type, ("_forward", "_backward", "check_batch", "log_joint", "_log_joint",
-                                     "grad_log_joint")),
-                       (guide_type, ("_forward", "_backward", "log_prob", "_log_prob", "grad_log_prob"))):
-        owners = {_owner(cls, name) for name in names}
-        if len(owners) != 1 or None in owners:
-            return False
-    return True
-
-
-def _passes(model, guide, theta, phi, x, z):
-    """Validate once and run the forward passes: (θ, φ, x, z, log w, model cache, guide cache)."""
-    if _fast(model, guide):
-        if (tuple(guide.z_shape), tuple(guide.x_shape)) != (tuple(model.z_shape), tuple(model.x_shape)):
-            raise ValueError(f"guide {guide!r} does not match model {model!r}: guide (z_shape, x_shape) "
-                             f"= {(tuple(guide.z_shape), tuple(guide.x_shape))}, model "
-                             f"{(tuple(model.z_shape), tuple(model.x_shape))}")
-        theta, phi = model.check_theta(theta), guide.check_phi(phi)
-        x, z = model.check_batch(x, z)
-        log_p, model_cache = model._forward(theta, z, x)
-        log_q, guide_cache = guide._forward(phi, z, x)
-        return theta, phi, x, z, log_p - log_q, model_cache, guide_cache
-    log_w = model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)
-    return theta, phi, np.asarray(x), np.asarray(z), log_w, None, None
+def _trusted_passes(model, guide, theta, phi, x, z):
+    # the forward passes on inputs that are already validated (training's inner loop)
+    log_p, pull_p = protocol.model_forward(model, theta, z, x)
+    log_q, pull_q = protocol.guide_forward(guide, phi, z, x)
+    return log_p - log_q, pull_p, pull_q
 
 
 def log_weights(model, guide, theta, phi, x, z):
@@ -75,7 +58,7 @@ def log_weights(model, guide, theta, phi, x, z):
     -------
     ndarray (K, N)
     """
-    return _passes(model, guide, theta, phi, x, z)[4]
+    return forward_passes(model, guide, theta, phi, x, z)[4]
 
 
 def elbo_is(log_w):
@@ -132,11 +115,8 @@ def wake_theta(model, guide, theta, phi, x, z):
     -------
     dict with θ's keys and shapes.
     """
-    theta, phi, x, z, log_w, model_cache, _ = _passes(model, guide, theta, phi, x, z)
-    weights = normalized_weights(log_w) / log_w.shape[1]
-    if model_cache is not None:
-        return model._backward(theta, z, x, weights, model_cache)
-    return model.grad_log_joint(theta, z, x, weights)
+    log_w, pull_theta = forward_passes(model, guide, theta, phi, x, z)[4:6]
+    return pull_theta(normalized_weights(log_w) / log_w.shape[1])
 
 
 def wake_phi(model, guide, theta, phi, x, z):
@@ -154,17 +134,32 @@ def wake_phi(model, guide, theta, phi, x, z):
     -------
     dict with φ's keys and shapes.
     """
-    theta, phi, x, z, log_w, _, guide_cache = _passes(model, guide, theta, phi, x, z)
-    weights = normalized_weights(log_w) / log_w.shape[1]
-    if guide_cache is not None:
-        grad = guide._backward(phi, z, x, weights, guide_cache)
-    else:
-        grad = guide.grad_log_prob(phi, z, x, weights)
+    log_w, _, pull_phi = forward_passes(model, guide, theta, phi, x, z)[4:]
+    grad = pull_phi(normalized_weights(log_w) / log_w.shape[1])
     return {key: -value for key, value in grad.items()}
 
 
-def dream_particles(guide, z):
-    """Dream latents (M, *z_shape) or (1, M, *z_shape) in the particle layout (1, M, *z_shape)."""
+def wake_step(model, guide, theta, phi, x, z):
+    """One validation, one forward pass: (L̂ (N,), wake-θ dict, wake-φ dict).
+
+    The same numbers, bit for bit, as :func:`elbo_is` of :func:`log_weights`,
+    :func:`wake_theta` and :func:`wake_phi` called separately on the same
+    particles; θ-gradient ascends the bound, φ-gradient descends the KL.
+    """
+    log_w, pull_theta, pull_phi = forward_passes(model, guide, theta, phi, x, z)[4:]
+    return _step(log_w, pull_theta, pull_phi)
+
+
+def _step(log_w, pull_theta, pull_phi):
+    weights = normalized_weights(log_w) / log_w.shape[1]
+    g_phi = pull_phi(weights)
+    return elbo_is(log_w), pull_theta(weights), {key: -value for key, value in g_phi.items()}
+
+
+def dream_particles(guide, z, x):
+    """Validated dreams: z (M, *z_shape) or (1, M, *z_shape) in the particle layout
+    (1, M, *z_shape), and x (M, *x_shape)."""
+    protocol.check_guide(guide)
     z = np.asarray(z)
     if z.ndim == 1 + len(guide.z_shape):
         z = z[None]
@@ -172,7 +167,8 @@ def dream_particles(guide, z):
         dims = ", ".join(str(d) for d in guide.z_shape)
         raise ValueError(f"z must have shape (M, {dims}) or (1, M, {dims}) for sleep-φ; "
                          f"got {z.shape}")
-    return z
+    x = protocol.validate_x(guide, x)
+    return protocol.validate_z(guide, z, x.shape[0]), x
 
 
 def sleep_phi(guide, phi, z, x):
@@ -194,7 +190,8 @@ def sleep_phi(guide, phi, z, x):
     -------
     dict with φ's keys and shapes.
     """
-    z = dream_particles(guide, z)
+    phi = protocol.validate_params(phi, guide.phi_shapes, "phi")
+    z, x = dream_particles(guide, z, x)
     m = z.shape[1]
-    grad = guide.grad_log_prob(phi, z, x, np.full((1, m), 1.0 / m))
+    grad = protocol.guide_forward(guide, phi, z, x)[1](np.full((1, m), 1.0 / m))
     return {key: -value for key, value in grad.items()}

@@ -25,11 +25,12 @@ import numbers
 
 import numpy as np
 
+from . import protocol
 from ._checks import check_categorical, check_count, check_data, check_rng
 from .estimators import log_weights, normalized_weights, sleep_phi, wake_phi
-from .numerics import check_log_weights, log_mean_exp, logsumexp
+from .numerics import _xp, check_log_weights, log_mean_exp, logsumexp
 
-__all__ = ["insomnia", "UniformCategorical", "DefensiveGuide", "defensive_wake_phi",
+__all__ = ["insomnia", "UniformCategorical", "UniformDomain", "DefensiveGuide", "defensive_wake_phi",
            "iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi",
            "reinforce_phi", "vimco_phi", "vimco_signals"]
 
@@ -73,7 +74,7 @@ def insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, iota):
 
 
 class UniformCategorical:
-    """r(z|x) = 1/C on {0, …, C−1}: the default defensive component for categorical guides."""
+    """r(z|x) = 1/C on {0, …, C−1}: the uniform defensive component for categorical guides."""
 
     def __init__(self, n_components):
         self.n_components = check_count(n_components, "n_components", minimum=2)
@@ -93,46 +94,77 @@ class UniformCategorical:
         return check_rng(rng).integers(0, self.n_components, size=(check_count(K, "K"), x.shape[0]))
 
 
+class UniformDomain:
+    """r(z|x) uniform over a guide's declared discrete z_domain: every entry of z (shape
+    ``z_shape``) independently uniform on {0, …, C−1} (C = 2 for "binary").  The default
+    defensive component of any guide with a discrete z_domain (docs/protocol.md)."""
+
+    def __init__(self, guide):
+        protocol.check_guide(guide)
+        self.z_shape, self.z_domain = tuple(guide.z_shape), protocol.domain(guide, "z")
+        self.x_shape, self.x_domain = tuple(guide.x_shape), protocol.domain(guide, "x")
+        if self.z_domain == "real":
+            raise TypeError(f"defensive must be given for {guide!r}: a uniform default exists only for a "
+                            f"discrete z_domain ('binary' or a number of categories), not 'real'")
+        self.n_values = 2 if self.z_domain == "binary" else self.z_domain
+        self._log_r = -int(np.prod(self.z_shape, dtype=int)) * np.log(self.n_values)
+
+    def __repr__(self):
+        return f"UniformDomain(z_shape={self.z_shape}, z_domain={self.z_domain!r})"
+
+    def log_prob(self, z, x):
+        """log r(z_kn | x_n) = −size(z_shape) · log C; returns (K, N)."""
+        x = protocol.validate_x(self, x)
+        return np.full(protocol.validate_z(self, z, x.shape[0]).shape[:2], self._log_r)
+
+    def sample(self, x, K, rng):
+        """K uniform draws per datapoint: (K, N, *z_shape), int64 categories or float 0/1."""
+        x = protocol.validate_x(self, x)
+        draws = check_rng(rng).integers(0, self.n_values, size=(check_count(K, "K"), x.shape[0]) + self.z_shape)
+        return draws.astype(np.float64) if self.z_domain == "binary" else draws
+
+
 class DefensiveGuide:
     """The proposal q_mix(z|x) = (1 − δ) q_φ(z|x) + δ r(z|x) of defensive wake-φ.
 
     ``log_prob`` is log q_mix (the proposal the particles come from, so the
     weights are p_θ / q_mix) while ``grad_log_prob`` is that of the learned
     q_φ alone.  Wake-φ run with this guide *is* defensive wake-φ, and the exact
-    oracle run with it enumerates multisets under q_mix.
+    oracle run with it enumerates multisets under q_mix.  It follows the guide
+    protocol itself, every method written out.
 
     Parameters
     ----------
     guide : the learned guide q_φ
     delta : float in [0, 1]
     defensive : object with ``log_prob(z, x)`` and ``sample(x, K, rng)``;
-        default ``UniformCategorical(guide.n_components)`` for categorical guides.
+        default :class:`UniformDomain` of the guide (guides with a discrete z_domain).
     """
 
     def __init__(self, guide, delta, defensive=None):
-        self.guide = guide
+        self.guide = protocol.check_guide(guide)
         self.delta = _check_fraction(delta, "delta")
         if defensive is None:
-            if not hasattr(guide, "n_components"):
-                raise TypeError(f"defensive must be given for a {type(guide).__name__} "
-                                f"(the uniform default exists for categorical guides only)")
-            defensive = UniformCategorical(guide.n_components)
-        if not (hasattr(defensive, "log_prob") and hasattr(defensive, "sample")):
+            defensive = UniformDomain(guide)
+        if not (callable(getattr(defensive, "log_prob", None)) and callable(getattr(defensive, "sample", None))):
             raise TypeError(f"defensive must have log_prob(z, x) and sample(x, K, rng); "
                             f"got {type(defensive).__name__}")
         self.defensive = defensive
+        self.phi_shapes = guide.phi_shapes
+        self.z_shape, self.x_shape = guide.z_shape, guide.x_shape
+        self.z_domain, self.x_domain = protocol.domain(guide, "z"), protocol.domain(guide, "x")
 
     def __repr__(self):
         return f"DefensiveGuide({self.guide!r}, delta={self.delta}, defensive={self.defensive!r})"
 
-    def __getattr__(self, name):
-        if name in ("guide", "delta", "defensive"):
-            raise AttributeError(name)
-        return getattr(self.guide, name)
+    def init_phi(self, rng):
+        """The learned guide's initial φ."""
+        return self.guide.init_phi(rng)
 
     def _log_mix(self, log_q, log_r):
+        xp = _xp(log_q)
         with np.errstate(divide="ignore"):
-            return np.logaddexp(np.log1p(-self.delta) + log_q, np.log(self.delta) + log_r)
+            return xp.logaddexp(np.log1p(-self.delta) + log_q, np.log(self.delta) + np.asarray(log_r))
 
     def sample(self, phi, x, K, rng):
         """K particles per datapoint from q_mix: each from r with probability δ, else q_φ."""
@@ -146,12 +178,10 @@ class DefensiveGuide:
         """log q_mix(z_kn | x_n); returns (K, N)."""
         return self._log_mix(self.guide.log_prob(phi, z, x), self.defensive.log_prob(z, x))
 
-    def _log_prob(self, phi, z, x):
-        import autograd.numpy as anp
-        log_q = self.guide._log_prob(phi, z, x)
-        log_r = self.defensive.log_prob(z, x)
-        with np.errstate(divide="ignore"):
-            return anp.logaddexp(np.log1p(-self.delta) + log_q, np.log(self.delta) + log_r)
+    def log_prob_vjp(self, phi, z, x):
+        """(log q_mix (K, N), the learned guide's pullback): one forward pass of q_φ."""
+        log_q, pullback = protocol.guide_forward(self.guide, phi, z, x)
+        return self._log_mix(log_q, self.defensive.log_prob(z, x)), pullback
 
     def grad_log_prob(self, phi, z, x, weights):
         """∇_φ Σ ω log q_φ(z|x) of the learned guide (not of the mixture)."""

@@ -3,7 +3,8 @@
 Needs hypothesis (``pip install 'rws_ref[test]'``).
 
 - Strategies: :func:`params`, :func:`cases` (θ, φ, a batch x and particles z
-  for any built-in model/guide pair, well conditioned), :func:`log_weight_arrays`
+  for any model and guide that follow the protocol, built from their
+  declarations, docs/protocol.md), :func:`log_weight_arrays`
   (including spreads up to ±1e5 and zero-weight particles).
 - :func:`check_estimator` runs the properties a correct implementation of one
   estimator must have and reports which failed, on which input, with numbers.
@@ -18,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import exact, family
+from . import exact, family, protocol
 from ._trees import flatten as _flat
 from .estimators import wake_phi, wake_theta
-from .models import DiagonalGaussianGuide, GaussianMixture, LinearGaussian, SigmoidBeliefNet
+from .models import DiagonalGaussianGuide, LinearGaussian
 
 __all__ = ["params", "cases", "log_weight_arrays", "check_estimator", "CheckReport", "PropertyResult",
            "REFERENCE"]
@@ -52,26 +53,33 @@ def params(shapes, low=-2.0, high=2.0, log_scale=(-1.0, 1.0)):
 
 
 def cases(model, guide, max_n=3, max_k=4, min_k=1):
-    """Strategy for (theta, phi, x, z) on a built-in model and guide."""
+    """Strategy for (theta, phi, x, z) on any model and guide that follow the protocol.
+
+    θ and φ from the declared shapes (:func:`params`); x drawn from the model
+    itself at that θ (``model.sample`` with a drawn seed), so it is data the
+    model could produce; z from the finite ``support()`` if the model has one,
+    else by the declared z_domain (real entries in [−4, 4], 0/1, or categories).
+    """
     st, hnp = _st()
+    protocol.check_pair(model, guide)
+    states = protocol.support(model)
+    z_shape, z_domain = tuple(model.z_shape), protocol.domain(model, "z")
 
     @st.composite
     def build(draw):
         n, k = draw(st.integers(1, max_n)), draw(st.integers(min_k, max_k))
         theta, phi = draw(params(model.theta_shapes)), draw(params(guide.phi_shapes))
-        floats = lambda lo, hi, shape: draw(hnp.arrays(np.float64, shape, elements=st.floats(
-            lo, hi, allow_nan=False, allow_subnormal=False)))
-        bits = lambda shape: draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0])))
-        if isinstance(model, LinearGaussian):
-            x, z = floats(-4, 4, (n, model.dx)), floats(-4, 4, (k, n, model.dz))
-        elif isinstance(model, GaussianMixture):
-            lo, hi = float(model.means.min()) - 10, float(model.means.max()) + 10
-            x = floats(lo, hi, (n,))
-            z = draw(hnp.arrays(np.int64, (k, n), elements=st.integers(0, model.n_components - 1)))
-        elif isinstance(model, SigmoidBeliefNet):
-            x, z = bits((n, model.dx)), bits((k, n, model.dz))
+        seed = draw(st.integers(0, 2 ** 32 - 1))
+        x = protocol.validate_x(model, model.sample(theta, n, np.random.default_rng(seed))[1])
+        if states is not None:
+            z = states[draw(hnp.arrays(np.int64, (k, n), elements=st.integers(0, len(states) - 1)))]
+        elif z_domain == "real":
+            z = draw(hnp.arrays(np.float64, (k, n) + z_shape, elements=st.floats(
+                -4, 4, allow_nan=False, allow_subnormal=False)))
         else:
-            raise TypeError(f"no strategy for {type(model).__name__}")
+            top = 1 if z_domain == "binary" else z_domain - 1
+            z = draw(hnp.arrays(np.int64, (k, n) + z_shape, elements=st.integers(0, top)))
+            z = z.astype(np.float64) if z_domain == "binary" else z
         return theta, phi, x, z
     return build()
 
@@ -130,16 +138,28 @@ class _ShiftedModel:
     """The same model with log p(z, x_n) + c_n: a θ-free constant per datapoint."""
 
     def __init__(self, inner, shift):
-        self._inner, self._shift = inner, shift
+        self.inner, self.shift = inner, shift
+        self.theta_shapes, self.z_shape, self.x_shape = inner.theta_shapes, inner.z_shape, inner.x_shape
+        self.z_domain, self.x_domain = protocol.domain(inner, "z"), protocol.domain(inner, "x")
 
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
+    def __repr__(self):
+        return f"{self.inner!r} shifted per datapoint"
+
+    def init_theta(self, rng):
+        return self.inner.init_theta(rng)
+
+    def sample(self, theta, n, rng):
+        return self.inner.sample(theta, n, rng)
 
     def log_joint(self, theta, z, x):
-        return self._inner.log_joint(theta, z, x) + self._shift[: np.shape(x)[0]]
+        return self.inner.log_joint(theta, z, x) + self.shift[: np.shape(x)[0]]
 
-    def _log_joint(self, theta, z, x):
-        return self._inner._log_joint(theta, z, x) + self._shift[: np.shape(x)[0]]
+    def grad_log_joint(self, theta, z, x, weights):
+        return self.inner.grad_log_joint(theta, z, x, weights)
+
+    def log_joint_vjp(self, theta, z, x):
+        log_p, pullback = protocol.model_forward(self.inner, theta, z, x)
+        return log_p + self.shift[: np.shape(x)[0]], pullback
 
 
 def _close(a, b, rtol):
@@ -259,7 +279,7 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
                                              "fn(theta, phi, x, z) cannot be given a shifted model; "
                                              "use the signature fn(model, guide, theta, phi, x, z)"))
     run("batch = mean of single datapoints", batch)
-    if hasattr(model, "support"):
+    if protocol.support(model) is not None:
         report.results.append(_exact_property(call, kind, reference, exact_target, model, guide, exact_ks,
                                               rtol))
     else:

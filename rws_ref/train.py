@@ -31,10 +31,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import family
+from . import family, protocol
 from ._checks import check_count, check_rng
 from ._trees import flatten
-from .estimators import elbo_is, log_weights, sleep_phi, wake_phi, wake_theta
+from .estimators import (_step, _trusted_passes, elbo_is, log_weights, normalized_weights, sleep_phi,
+                         wake_phi, wake_theta)
+from .numerics import logsumexp
 
 __all__ = ["SGD", "Adam", "TrainConfig", "TrainResult", "train", "load_checkpoint",
            "METHODS", "PHI_SIGN"]
@@ -204,17 +206,20 @@ def _constrain(grad, cfg):
 
 
 def _evaluate(cfg, model, guide, theta, phi, eval_x, iteration, true_theta, defensive):
+    """One row of metrics, each from a capability of the protocol the model declares."""
     rng = np.random.default_rng([cfg.seed, iteration])
     z = guide.sample(phi, eval_x, cfg.K, rng)
     row = {"iteration": iteration,
            "elbo_is": float(np.mean(elbo_is(log_weights(model, guide, theta, phi, eval_x, z))))}
-    if hasattr(model, "log_marginal"):
+    if callable(getattr(model, "log_marginal", None)):
         row["log_p"] = float(np.mean(model.log_marginal(theta, eval_x)))
-    if hasattr(model, "mixing_weights") and true_theta is not None:
-        row["pi_error"] = float(np.linalg.norm(model.mixing_weights(theta) - model.mixing_weights(true_theta)))
-    if hasattr(guide, "probs") and hasattr(model, "posterior") and hasattr(model, "n_components"):
-        row["posterior_error"] = float(np.mean(np.linalg.norm(
-            guide.probs(phi, eval_x) - model.posterior(theta, eval_x), axis=1)))
+    if true_theta is not None and callable(getattr(model, "summary", None)):
+        mine, truth = model.summary(theta), model.summary(true_theta)
+        row.update({f"{key}_error": float(np.linalg.norm(np.asarray(mine[key]) - np.asarray(truth[key])))
+                    for key in mine})
+    states = protocol.support(model)
+    if states is not None:
+        row["posterior_error"] = _posterior_error(model, guide, theta, phi, eval_x, states)
     if cfg.grad_replicates >= 2:
         g_th, g_ph = [], []
         for _ in range(cfg.grad_replicates):
@@ -226,6 +231,14 @@ def _evaluate(cfg, model, guide, theta, phi, eval_x, iteration, true_theta, defe
         row["grad_std_theta"] = float(np.sqrt(np.mean(np.var(g_th, axis=0, ddof=1))))
         row["grad_std_phi"] = float(np.sqrt(np.mean(np.var(g_ph, axis=0, ddof=1))))
     return row
+
+
+def _posterior_error(model, guide, theta, phi, x, states):
+    """Mean over x_n of ‖q_φ(·|x_n) − p_θ(·|x_n)‖₂ over a finite support, both tables exact."""
+    all_states = np.repeat(states[:, None], x.shape[0], axis=1)
+    log_p = protocol.model_forward(model, theta, all_states, x)[0]
+    log_q = protocol.guide_forward(guide, phi, all_states, x)[0]
+    return float(np.mean(np.linalg.norm(np.exp(log_q) - np.exp(log_p - logsumexp(log_p, axis=0)), axis=0)))
 
 
 def _converged(history, cfg):
@@ -245,12 +258,13 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
 
     Parameters
     ----------
-    model, guide : model and guide objects
+    model, guide : any model and guide that follow the protocol (docs/protocol.md)
     data : ndarray (N, *x_shape), the training set
     config : TrainConfig (defaults if None)
     theta, phi : initial parameters (default: ``init_theta`` / ``init_phi`` from the run's generator)
     eval_data : ndarray, data for the evaluation metrics (default: ``data``)
-    true_theta : dict, optional; enables the mixing-weight error for the mixture
+    true_theta : dict, optional; with the model's ``summary`` capability, the errors
+        ‖summary(θ)[key] − summary(θ_true)[key]‖ are reported as ``{key}_error``
     defensive : the defensive component r for method "defensive" (default uniform)
     checkpoint : path, optional; written every ``checkpoint_every`` iterations and at the end
     resume : path, optional; a checkpoint to continue from (its configuration must match,
@@ -262,48 +276,32 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
     -------
     TrainResult with the final parameters, the history of evaluation rows,
     ``stopped_by`` ("converged" or "max_iters") and the number of iterations run.
+    The data are validated once; inside the loop the step trusts what its own
+    sampler and optimizer produce, and stops with a clear error if θ or φ stop
+    being finite (a diverging run).
     """
     cfg = (config or TrainConfig()).validate()
-    data = np.asarray(data)
-    if data.ndim < 1 or data.shape[0] < 1:
-        raise ValueError(f"data must have shape (N, ...) with N >= 1; got {data.shape}")
-    eval_x = data if eval_data is None else np.asarray(eval_data)
-    batch = min(cfg.batch_size, data.shape[0])
+    protocol.check_pair(model, guide)
+    data = protocol.validate_x(model, data, name="data")
+    eval_x = data if eval_data is None else protocol.validate_x(model, eval_data, name="eval_data")
+    if true_theta is not None:
+        true_theta = protocol.validate_params(true_theta, model.theta_shapes, "true_theta")
     gen = np.random.default_rng(cfg.seed) if rng is None else check_rng(rng)
-    opt_theta, opt_phi = [(Adam if cfg.optimizer == "adam" else SGD)(lr)
-                          for lr in (cfg.lr_theta, cfg.lr_phi)]
-    history, start = [], 0
-    if resume is not None:
-        state = load_checkpoint(resume)
-        saved = {k: v for k, v in state["config"].items() if k != "iters"}
-        if saved != {k: v for k, v in _config_json(cfg).items() if k != "iters"}:
-            raise ValueError(f"resume: checkpoint {resume} was written with a different configuration "
-                             f"{saved}; this run has {_config_json(cfg)}")
-        theta, phi = model.check_theta(state["theta"]), guide.check_phi(state["phi"])
-        gen.bit_generator.state = state["rng"]
-        opt_theta.load(state["opt_theta"], state["opt_theta_meta"])
-        opt_phi.load(state["opt_phi"], state["opt_phi_meta"])
-        history, start = state["history"], state["iteration"]
-    else:
-        theta = model.check_theta(theta if theta is not None else model.init_theta(gen))
-        phi = guide.check_phi(phi if phi is not None else guide.init_phi(gen))
-        for key in cfg.tie:
-            theta[key] = np.full_like(theta[key], np.mean(theta[key]))
+    opt_theta, opt_phi = [(Adam if cfg.optimizer == "adam" else SGD)(lr) for lr in (cfg.lr_theta, cfg.lr_phi)]
+    state = _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume)
+    theta, phi, history, iteration = state
+    if not history:
         history.append(_evaluate(cfg, model, guide, theta, phi, eval_x, 0, true_theta, defensive))
     stopped_by = "converged" if _converged(history, cfg) else "max_iters"
-    iteration = start
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=cfg.iters, initial=start, desc=f"rws-ref train ({cfg.method})", unit="it")
+        bar = tqdm(total=cfg.iters, initial=iteration, desc=f"rws-ref train ({cfg.method})", unit="it")
+    batch = min(cfg.batch_size, data.shape[0])
     while iteration < cfg.iters and stopped_by != "converged":
         x = data[gen.choice(data.shape[0], size=batch, replace=False)]
-        z = guide.sample(phi, x, cfg.K, gen)
-        g_theta = _constrain(wake_theta(model, guide, theta, phi, x, z), cfg)
-        g_phi = _phi_gradient(cfg, model, guide, theta, phi, x, z, gen, defensive)
-        sign = PHI_SIGN[cfg.method]
-        theta = opt_theta.step(theta, g_theta)
-        phi = opt_phi.step(phi, {k: sign * v for k, v in g_phi.items()})
+        theta, phi = _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_phi,
+                                iteration)
         iteration += 1
         if bar is not None:
             bar.update(1)
@@ -320,6 +318,53 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
     if checkpoint is not None:
         _save(checkpoint, cfg, theta, phi, gen, opt_theta, opt_phi, history, iteration)
     return TrainResult(theta=theta, phi=phi, history=history, stopped_by=stopped_by, iterations=iteration)
+
+
+def _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume):
+    """(θ, φ, history, iteration) of a fresh run, or restored from the checkpoint ``resume``."""
+    if resume is None:
+        theta = protocol.validate_params(theta if theta is not None else model.init_theta(gen),
+                                         model.theta_shapes, "theta")
+        phi = protocol.validate_params(phi if phi is not None else guide.init_phi(gen), guide.phi_shapes, "phi")
+        for key in cfg.tie:
+            theta[key] = np.full_like(theta[key], np.mean(theta[key]))
+        return theta, phi, [], 0
+    state = load_checkpoint(resume)
+    saved = {k: v for k, v in state["config"].items() if k != "iters"}
+    if saved != {k: v for k, v in _config_json(cfg).items() if k != "iters"}:
+        raise ValueError(f"resume: checkpoint {resume} was written with a different configuration "
+                         f"{saved}; this run has {_config_json(cfg)}")
+    theta = protocol.validate_params(state["theta"], model.theta_shapes, "checkpoint theta")
+    phi = protocol.validate_params(state["phi"], guide.phi_shapes, "checkpoint phi")
+    gen.bit_generator.state = state["rng"]
+    opt_theta.load(state["opt_theta"], state["opt_theta_meta"])
+    opt_phi.load(state["opt_phi"], state["opt_phi_meta"])
+    return theta, phi, state["history"], state["iteration"]
+
+
+def _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_phi, iteration):
+    """One step: particles, wake-θ and the method's φ-gradient from one forward pass, the updates.
+
+    The particles of the first iteration are validated; later ones come from the same
+    sampler on validated data and are trusted."""
+    z = guide.sample(phi, x, cfg.K, gen)
+    if iteration == 0:
+        z = protocol.validate_z(model, z, x.shape[0], name="guide.sample output")
+    log_w, pull_theta, pull_phi = _trusted_passes(model, guide, theta, phi, x, z)
+    if cfg.method == "wake":
+        _, g_theta, g_phi = _step(log_w, pull_theta, pull_phi)
+    else:
+        g_theta = pull_theta(normalized_weights(log_w) / x.shape[0])
+        g_phi = _phi_gradient(cfg, model, guide, theta, phi, x, z, gen, defensive)
+    sign = PHI_SIGN[cfg.method]
+    theta = opt_theta.step(theta, _constrain(g_theta, cfg))
+    phi = opt_phi.step(phi, {k: sign * v for k, v in g_phi.items()})
+    for name, params, lr in (("theta", theta, cfg.lr_theta), ("phi", phi, cfg.lr_phi)):
+        for key, value in params.items():
+            if not np.isfinite(np.add.reduce(value.ravel())) and not np.all(np.isfinite(value)):
+                raise ValueError(f"training diverged: {name}[{key!r}] is no longer finite at iteration "
+                                 f"{iteration + 1}; lower lr_{name} (now {lr})")
+    return theta, phi
 
 
 # -- checkpoints -------------------------------------------------------------------------------

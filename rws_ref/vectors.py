@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from . import __version__, exact, family
+from . import __version__, exact, family, protocol
 from ._checks import check_count
 from .estimators import elbo_is, log_weights, normalized_weights, sleep_phi, wake_phi, wake_theta
 from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian, MLPGuide,
@@ -152,10 +152,10 @@ def _gradient_through_weights_wake_phi(model, guide, theta, phi, x, z):
     from autograd import grad
     import autograd.numpy as anp
     from .numerics import softmax
-    log_p = model._log_joint(theta, np.asarray(z), np.asarray(x, dtype=np.float64))
+    log_p = model.log_joint(theta, z, x)
 
     def surrogate(ph):
-        log_q = guide._log_prob(ph, np.asarray(z), np.asarray(x, dtype=np.float64))
+        log_q = guide.log_prob(ph, z, x)
         return -anp.sum(softmax(log_p - log_q, axis=0) * log_q) / x.shape[0]
     return grad(surrogate)({k: np.asarray(v, dtype=np.float64) for k, v in phi.items()})
 
@@ -219,7 +219,7 @@ def _discrete_case(name, model, guide, model_spec, guide_spec, theta, phi, x, K,
     est["reinforce_phi"] = family.reinforce_phi(model, guide, theta, phi, x, z)
     if K >= 2:
         est["vimco_phi"] = family.vimco_phi(model, guide, theta, phi, x, z)
-    if hasattr(guide, "n_components"):
+    if protocol.domain(guide, "z") != "real":
         est["defensive_wake_phi_delta_0.2"] = family.defensive_wake_phi(model, guide, theta, phi, x, z, 0.2)
     dth, dph = exact.grad_elbo_is(model, guide, theta, phi, x, K)
     ex = {"K": K, "elbo_is": exact.elbo_is(model, guide, theta, phi, x, K),

@@ -144,7 +144,7 @@ def test_extreme_valid_input_gives_finite_correct_answers():
 
 def test_the_oracle_in_tiny_chunks_equals_the_default(monkeypatch):
     mean, var = exact.moments(rws_ref.wake_phi, MIX, CAT, TH_M, PH_M, X_M, 6)
-    monkeypatch.setattr(exact, "_CHUNK_BYTES", 2000)                  # a few multisets per chunk
+    monkeypatch.setattr(exact.enumeration, "_CHUNK_BYTES", 2000)                  # a few multisets per chunk
     mean_c, var_c = exact.moments(rws_ref.wake_phi, MIX, CAT, TH_M, PH_M, X_M, 6)
     for k in mean:
         np.testing.assert_allclose(mean_c[k], mean[k], rtol=1e-12, atol=1e-15)

@@ -21,14 +21,14 @@ Both share ∂/∂logits Σ_k ω_k log softmax(l)[z_k] = Σ_k ω_k (onehot(z_k) 
 """
 import numpy as np
 
-from .._checks import (as_float_array, check_categorical, check_count, check_data, check_finite,
-                       check_params, check_rng, check_weights)
+from .._checks import as_float_array, check_count, check_finite, check_rng
 from ..numerics import LOG_2PI, _xp, log_softmax, logsumexp, softmax
+from ..protocol import Guide, Model, validate_x
 
 __all__ = ["GaussianMixture", "SoftmaxLinearGuide", "MLPGuide"]
 
 
-class GaussianMixture:
+class GaussianMixture(Model):
     """p_θ(z, x) = softmax(logits)_z · N(x; mu_z, scale²).
 
     Parameters
@@ -42,8 +42,10 @@ class GaussianMixture:
 
     Notes
     -----
-    θ key: ``logits`` (C,).  The latent support is {0, …, C−1}
-    (``support()``), small enough to enumerate.
+    θ key: ``logits`` (C,).  z_domain = C (integer indices), x real.
+    Capabilities: ``support()`` {0, …, C−1}, ``joint_quadrature`` (Gauss–Hermite
+    over x per component), ``log_marginal``, ``posterior`` (table), ``summary``
+    (the mixing weights π).
     """
 
     def __init__(self, n_components=20, means=None, scale=5.0):
@@ -59,6 +61,7 @@ class GaussianMixture:
         self.scale = float(scale)
         self.z_shape = ()
         self.x_shape = ()
+        self.z_domain = c
         self.theta_shapes = {"logits": (c,)}
 
     def __repr__(self):
@@ -78,13 +81,13 @@ class GaussianMixture:
         check_rng(rng)
         return {"logits": 0.1 * rng.standard_normal(self.n_components)}
 
-    def check_theta(self, theta):
-        """Validate θ (keys, shapes, finiteness); return float64 copies."""
-        return check_params(theta, self.theta_shapes, "theta")
-
     def mixing_weights(self, theta):
         """π = softmax(logits), shape (C,)."""
         return softmax(self.check_theta(theta)["logits"], axis=0)
+
+    def summary(self, theta):
+        """What training compares with the truth: {"pi": the mixing weights (C,)}."""
+        return {"pi": self.mixing_weights(theta)}
 
     def sample(self, theta, n, rng):
         """Draw (z, x) ~ p_θ: z integer (n,), x float (n,)."""
@@ -94,57 +97,39 @@ class GaussianMixture:
         z = _categorical(np.broadcast_to(pi, (n, self.n_components)), rng.random((1, n)))[0]
         return z, self.means[z] + self.scale * rng.standard_normal(n)
 
-    def check_batch(self, x, z):
-        """Validate data x (N,) and category indices z (K, N); return (float64, int64) arrays."""
-        x = check_data(x, ())
-        return x, check_categorical(z, x.shape[0], self.n_components)
-
-    def log_joint(self, theta, z, x):
-        """log p_θ(z_kn, x_n) = log π_z + log N(x_n; mu_z, σ²) for z (K, N), x (N,).  (K, N)."""
-        theta = self.check_theta(theta)
-        x, z = self.check_batch(x, z)
-        return self._log_joint(theta, z, x)
-
-    def _log_joint(self, theta, z, x):
-        # Unchecked and autograd-traceable.
-        z = np.asarray(z, dtype=np.int64)
+    def log_joint_vjp(self, theta, z, x):
+        """log p_θ(z_kn, x_n) = log π_z + log N(x_n; mu_z, σ²) (K, N), and its pullback
+        ω ↦ ∇_logits Σ ω log p = Σ ω (onehot(z) − π), one weighted count.  Trusts its input."""
+        log_pi = log_softmax(theta["logits"], axis=0)
         resid = (x - self.means[z]) / self.scale
-        return (log_softmax(theta["logits"], axis=0)[z]
-                - 0.5 * resid ** 2 - np.log(self.scale) - 0.5 * LOG_2PI)
+        log_p = log_pi[z] - 0.5 * resid ** 2 - np.log(self.scale) - 0.5 * LOG_2PI
 
-    def _forward(self, theta, z, x):
-        return self._log_joint(theta, z, x), None
+        def pullback(weights):
+            counts = np.bincount(z.reshape(-1), weights=weights.reshape(-1), minlength=self.n_components)
+            return {"logits": counts - weights.sum() * np.exp(log_pi)}
+        return log_p, pullback
 
-    def _backward(self, theta, z, x, weights, cache):
-        counts = np.bincount(z.reshape(-1), weights=weights.reshape(-1), minlength=self.n_components)
-        return {"logits": counts - weights.sum() * softmax(theta["logits"], axis=0)}
-
-    def grad_log_joint(self, theta, z, x, weights):
-        """∇_θ Σ_{k,n} ω_kn log p_θ(z_kn, x_n) = Σ ω (onehot(z) − π), one weighted count.
-
-        Returns
-        -------
-        dict {"logits": (C,)}, the plain gradient (ascent of the weighted sum).
-        """
-        theta = self.check_theta(theta)
-        x, z = self.check_batch(x, z)
-        w = check_weights(weights, z.shape)
-        return self._backward(theta, z, x, w, None)
+    def joint_quadrature(self, theta, nodes):
+        """Points (z_i, x_i) and probabilities P_i with Σ_i P_i f(z_i, x_i) = E_{p_θ(z,x)} f:
+        ``nodes`` Gauss–Hermite points per component over x ~ N(mu_z, σ²).  z (P,), x (P,), P (P,)."""
+        from numpy.polynomial.hermite_e import hermegauss
+        xi, w = hermegauss(check_count(nodes, "nodes"))
+        pi = self.mixing_weights(theta)
+        xs = (self.means[:, None] + self.scale * xi[None, :]).reshape(-1)
+        return np.repeat(self.support(), nodes), xs, (pi[:, None] * w[None, :] / np.sqrt(2.0 * np.pi)).reshape(-1)
 
     def log_marginal(self, theta, x):
         """log p_θ(x_n) = logsumexp_c (log π_c + log N(x_n; mu_c, σ²)).  (N,)."""
-        theta = self.check_theta(theta)
-        x = check_data(x, ())
-        return logsumexp(self._log_joint(theta, self._all_states(x.shape[0]), x), axis=0)
+        return logsumexp(self._joint_table(theta, x), axis=0)
 
     def posterior(self, theta, x):
         """Exact posterior table p_θ(z = c | x_n), shape (N, C), rows summing to 1."""
-        theta = self.check_theta(theta)
-        x = check_data(x, ())
-        return softmax(self._log_joint(theta, self._all_states(x.shape[0]), x), axis=0).T
+        return softmax(self._joint_table(theta, x), axis=0).T
 
-    def _all_states(self, n):
-        return np.repeat(np.arange(self.n_components)[:, None], n, axis=1)   # (C, N)
+    def _joint_table(self, theta, x):
+        x = validate_x(self, x)
+        states = np.repeat(self.support()[:, None], x.shape[0], axis=1)     # (C, N)
+        return self.log_joint(theta, states, x)
 
 
 def _categorical(probs, uniforms):
@@ -154,31 +139,27 @@ def _categorical(probs, uniforms):
     return np.minimum(z, probs.shape[-1] - 1)        # guard against cdf[-1] = 1 − ε
 
 
-class _CategoricalGuide:
+class _CategoricalGuide(Guide):
     """Shared machinery of guides q_φ(z|x) = softmax(logits_φ(u)), u = (x − loc)/scale."""
 
     def __init__(self, n_components, loc, scale):
         self.n_components = check_count(n_components, "n_components", minimum=2)
-        if isinstance(loc, bool) or not np.isscalar(loc) or not np.isfinite(loc):
-            raise ValueError(f"loc must be a finite number; got {loc!r}")
-        if isinstance(scale, bool) or not np.isscalar(scale) or not np.isfinite(scale) or scale <= 0:
-            raise ValueError(f"scale must be a positive finite number; got {scale!r}")
+        for name, value, positive in (("loc", loc, False), ("scale", scale, True)):
+            if isinstance(value, (bool, str)) or not np.isscalar(value) or not np.isfinite(value) \
+                    or (positive and value <= 0):
+                raise ValueError(f"{name} must be a {'positive ' if positive else ''}finite number; got {value!r}")
         self.loc, self.scale = float(loc), float(scale)
         self.z_shape = ()
         self.x_shape = ()
+        self.z_domain = self.n_components
 
-    def check_phi(self, phi):
-        """Validate φ (keys, shapes, finiteness); return float64 copies."""
-        return check_params(phi, self.phi_shapes, "phi")
-
-    def _inputs(self, x):
+    def _inputs_u(self, x):
         return (x - self.loc) / self.scale
 
     def probs(self, phi, x):
         """q_φ(z = c | x_n), shape (N, C)."""
-        phi = self.check_phi(phi)
-        x = check_data(x, ())
-        return softmax(self._logits(phi, self._inputs(x)), axis=-1)
+        phi, x = self.check_phi(phi), validate_x(self, x)
+        return softmax(self._logits(phi, self._inputs_u(x)), axis=-1)
 
     def sample(self, phi, x, K, rng):
         """K independent particles per datapoint: integer array (K, N)."""
@@ -187,51 +168,23 @@ class _CategoricalGuide:
         check_rng(rng)
         return _categorical(probs, rng.random((K, probs.shape[0])))
 
-    def log_prob(self, phi, z, x):
-        """log q_φ(z_kn | x_n) for z (K, N), x (N,).  Returns (K, N)."""
-        phi = self.check_phi(phi)
-        x = check_data(x, ())
-        z = check_categorical(z, x.shape[0], self.n_components)
-        return self._log_prob(phi, z, x)
-
-    def _log_prob(self, phi, z, x):
-        # Unchecked and autograd-traceable.
-        z = np.asarray(z, dtype=np.int64)
-        log_q = log_softmax(self._logits(phi, self._inputs(x)), axis=-1)   # (N, C)
-        return log_q[np.arange(x.shape[0])[None, :], z]
-
     def _logits_and_state(self, phi, u):
         # the logits and whatever the backward pass reuses (nothing, by default)
         return self._logits(phi, u), None
 
-    def _forward(self, phi, z, x):
-        u = self._inputs(x)
+    def log_prob_vjp(self, phi, z, x):
+        """log q_φ(z_kn | x_n) (K, N) and its pullback, by backpropagation from the logits:
+        G_nc = Σ_k ω_kn ([z_kn = c] − q_φ(c | x_n)), pulled back through logits_φ.  Trusts its input."""
+        u = self._inputs_u(x)
         logits, state = self._logits_and_state(phi, u)
         log_q = log_softmax(logits, axis=-1)                               # (N, C)
-        return log_q[np.arange(x.shape[0])[None, :], z], (u, np.exp(log_q), state)
+        n, c = x.shape[0], self.n_components
 
-    def _backward(self, phi, z, x, weights, cache):
-        u, probs, state = cache
-        n, c = probs.shape
-        flat = (np.arange(n)[None, :] * c + z).reshape(-1)
-        counts = np.bincount(flat, weights=weights.reshape(-1), minlength=n * c).reshape(n, c)
-        return self._backprop(phi, u, counts - weights.sum(axis=0)[:, None] * probs, state)
-
-    def grad_log_prob(self, phi, z, x, weights):
-        """∇_φ Σ_{k,n} ω_kn log q_φ(z_kn | x_n), by backpropagation from the logits.
-
-        At the logits, G_nc = Σ_k ω_kn ([z_kn = c] − q_φ(c | x_n)); the
-        parameter gradient is G pulled back through logits_φ.
-
-        Returns
-        -------
-        dict with φ's keys and shapes: the plain gradient (ascent of the sum).
-        """
-        phi = self.check_phi(phi)
-        x = check_data(x, ())
-        z = check_categorical(z, x.shape[0], self.n_components)
-        w = check_weights(weights, z.shape)
-        return self._backward(phi, z, x, w, self._forward(phi, z, x)[1])
+        def pullback(weights):
+            flat = (np.arange(n)[None, :] * c + z).reshape(-1)
+            counts = np.bincount(flat, weights=weights.reshape(-1), minlength=n * c).reshape(n, c)
+            return self._backprop(phi, u, counts - weights.sum(axis=0)[:, None] * np.exp(log_q), state)
+        return log_q[np.arange(n)[None, :], z], pullback
 
 
 class SoftmaxLinearGuide(_CategoricalGuide):

@@ -16,9 +16,9 @@ posterior tables, log p_θ(x) and the sleep target are exact sums.
 """
 import numpy as np
 
-from .._checks import (check_binary, check_count, check_dim, check_params, check_rng,
-                       check_weights)
-from ..numerics import log1m_sigmoid, logsumexp, sigmoid, softmax
+from .._checks import check_count, check_dim, check_rng
+from ..numerics import _xp, log1m_sigmoid, logsumexp, sigmoid, softmax
+from ..protocol import Guide, Model, validate_x
 
 __all__ = ["SigmoidBeliefNet", "BernoulliGuide", "binary_states"]
 
@@ -33,25 +33,7 @@ def _log_bernoulli(y, logits):
     return (y * logits + log1m_sigmoid(logits)).sum(axis=-1)
 
 
-def _check_z(z, n, dz, name="z"):
-    arr = np.asarray(z)
-    if arr.ndim != 3 or arr.shape[1] != n or arr.shape[2] != dz:
-        raise ValueError(f"{name} must have shape (K, N, {dz}) with N = {n}; got {arr.shape}")
-    if arr.shape[0] < 1:
-        raise ValueError(f"{name} must hold K >= 1 particles; got shape {arr.shape}")
-    return check_binary(arr, f"(K, N, {dz})", arr.shape, name)
-
-
-def _check_x(x, dx, name="x"):
-    arr = np.asarray(x)
-    if arr.ndim != 2 or arr.shape[1] != dx:
-        raise ValueError(f"{name} must have shape (N, {dx}); got {arr.shape}")
-    if arr.shape[0] < 1:
-        raise ValueError(f"{name} must hold at least one datapoint (N >= 1); got shape {arr.shape}")
-    return check_binary(arr, f"(N, {dx})", arr.shape, name)
-
-
-class SigmoidBeliefNet:
+class SigmoidBeliefNet(Model):
     """p_θ(z, x) = Π Bernoulli(z; sigmoid(b_z)) · Π Bernoulli(x; sigmoid(W z + b_x)).
 
     Parameters
@@ -70,6 +52,7 @@ class SigmoidBeliefNet:
         self.dx = check_dim(dx, "dx")
         self.z_shape = (self.dz,)
         self.x_shape = (self.dx,)
+        self.z_domain = self.x_domain = "binary"
         self.theta_shapes = {"b_z": (self.dz,), "W": (self.dx, self.dz), "b_x": (self.dx,)}
 
     def __repr__(self):
@@ -88,10 +71,6 @@ class SigmoidBeliefNet:
         check_rng(rng)
         return {key: rng.standard_normal(shape) for key, shape in self.theta_shapes.items()}
 
-    def check_theta(self, theta):
-        """Validate θ (keys, shapes, finiteness); return float64 copies."""
-        return check_params(theta, self.theta_shapes, "theta")
-
     def sample(self, theta, n, rng):
         """Draw (z, x) ~ p_θ: float 0/1 arrays z (n, dz), x (n, dx)."""
         theta = self.check_theta(theta)
@@ -101,69 +80,42 @@ class SigmoidBeliefNet:
         x = (rng.random((n, self.dx)) < sigmoid(z @ theta["W"].T + theta["b_x"])).astype(np.float64)
         return z, x
 
-    def check_batch(self, x, z):
-        """Validate binary data x (N, dx) and particles z (K, N, dz); return float64 arrays."""
-        x = _check_x(x, self.dx)
-        return x, _check_z(z, x.shape[0], self.dz)
+    def log_joint_vjp(self, theta, z, x):
+        """log p_θ(z_kn, x_n) (K, N) and its pullback ω ↦ ∇_θ Σ ω log p.  Trusts its input.
 
-    def log_joint(self, theta, z, x):
-        """log p_θ(z_kn, x_n) for z (K, N, dz), x (N, dx).  Returns (K, N)."""
-        theta = self.check_theta(theta)
-        x, z = self.check_batch(x, z)
-        return self._log_joint(theta, z, x)
-
-    def _log_joint(self, theta, z, x):
-        # Unchecked and autograd-traceable.
-        a = z @ theta["W"].T + theta["b_x"]
-        return _log_bernoulli(z, theta["b_z"]) + _log_bernoulli(x, a)
-
-    def _forward(self, theta, z, x):
-        a = z @ theta["W"].T + theta["b_x"]
-        return _log_bernoulli(z, theta["b_z"]) + _log_bernoulli(x, a), a
-
-    def _backward(self, theta, z, x, weights, a):
-        delta = (weights[..., None] * (x - sigmoid(a))).reshape(-1, self.dx)
-        w_flat = weights.reshape(-1)
-        z_flat = z.reshape(-1, self.dz)
-        return {"b_z": w_flat @ z_flat - w_flat.sum() * sigmoid(theta["b_z"]),
-                "W": delta.T @ z_flat,
-                "b_x": delta.sum(axis=0)}
-
-    def grad_log_joint(self, theta, z, x, weights):
-        """∇_θ Σ_{k,n} ω_kn log p_θ(z_kn, x_n), as weighted sums::
+        With a = W z + b_x::
 
             d b_z = Σ ω (z − sigmoid(b_z))
-            d W   = Σ ω (x − sigmoid(W z + b_x)) zᵀ
-            d b_x = Σ ω (x − sigmoid(W z + b_x))
-
-        Returns
-        -------
-        dict with θ's keys: the plain gradient (ascent of the weighted sum).
+            d W   = Σ ω (x − sigmoid(a)) zᵀ
+            d b_x = Σ ω (x − sigmoid(a))
         """
-        theta = self.check_theta(theta)
-        x, z = self.check_batch(x, z)
-        w = check_weights(weights, z.shape[:2])
-        return self._backward(theta, z, x, w, self._forward(theta, z, x)[1])
+        xp = _xp(*theta.values())
+        a = xp.dot(z, xp.transpose(theta["W"])) + theta["b_x"]
+        log_p = _log_bernoulli(z, theta["b_z"]) + _log_bernoulli(x, a)
+
+        def pullback(weights):
+            delta = (weights[..., None] * (x - sigmoid(a))).reshape(-1, self.dx)
+            w_flat, z_flat = weights.reshape(-1), z.reshape(-1, self.dz)
+            return {"b_z": w_flat @ z_flat - w_flat.sum() * sigmoid(theta["b_z"]),
+                    "W": delta.T @ z_flat,
+                    "b_x": delta.sum(axis=0)}
+        return log_p, pullback
 
     def _joint_table(self, theta, x):
-        states = self.support()
-        z = np.repeat(states[:, None, :], x.shape[0], axis=1)           # (S, N, dz)
-        return self._log_joint(theta, z, x)                             # (S, N)
+        x = validate_x(self, x)
+        z = np.repeat(self.support()[:, None, :], x.shape[0], axis=1)     # (S, N, dz)
+        return self.log_joint(theta, z, x)                                # (S, N)
 
     def log_marginal(self, theta, x):
         """log p_θ(x_n) by summing over the 2^dz latent states.  Returns (N,)."""
-        theta = self.check_theta(theta)
-        x = _check_x(x, self.dx)
         return logsumexp(self._joint_table(theta, x), axis=0)
 
     def posterior(self, theta, x):
         """Exact posterior table p_θ(z = support()[s] | x_n), shape (N, 2^dz)."""
-        theta = self.check_theta(theta)
-        x = _check_x(x, self.dx)
         return softmax(self._joint_table(theta, x), axis=0).T
 
 
-class BernoulliGuide:
+class BernoulliGuide(Guide):
     """q_φ(z|x) = Π_i Bernoulli(z_i; sigmoid((A x + c)_i)).
 
     Parameters
@@ -180,6 +132,7 @@ class BernoulliGuide:
         self.dx = check_dim(dx, "dx")
         self.z_shape = (self.dz,)
         self.x_shape = (self.dx,)
+        self.z_domain = self.x_domain = "binary"
         self.phi_shapes = {"A": (self.dz, self.dx), "c": (self.dz,)}
 
     def __repr__(self):
@@ -190,14 +143,9 @@ class BernoulliGuide:
         check_rng(rng)
         return {"A": 0.1 * rng.standard_normal((self.dz, self.dx)), "c": np.zeros(self.dz)}
 
-    def check_phi(self, phi):
-        """Validate φ (keys, shapes, finiteness); return float64 copies."""
-        return check_params(phi, self.phi_shapes, "phi")
-
     def probs(self, phi, x):
         """q_φ(z_i = 1 | x_n), shape (N, dz)."""
-        phi = self.check_phi(phi)
-        x = _check_x(x, self.dx)
+        phi, x = self.check_phi(phi), validate_x(self, x)
         return sigmoid(x @ phi["A"].T + phi["c"])
 
     def sample(self, phi, x, K, rng):
@@ -207,36 +155,15 @@ class BernoulliGuide:
         check_rng(rng)
         return (rng.random((K,) + p.shape) < p).astype(np.float64)
 
-    def log_prob(self, phi, z, x):
-        """log q_φ(z_kn | x_n) for z (K, N, dz), x (N, dx).  Returns (K, N)."""
-        phi = self.check_phi(phi)
-        x = _check_x(x, self.dx)
-        z = _check_z(z, x.shape[0], self.dz)
-        return self._log_prob(phi, z, x)
+    def log_prob_vjp(self, phi, z, x):
+        """log q_φ(z_kn | x_n) (K, N) and its pullback ω ↦ ∇_φ Σ ω log q.  Trusts its input.
 
-    def _log_prob(self, phi, z, x):
-        # Unchecked and autograd-traceable.
-        return _log_bernoulli(z, x @ phi["A"].T + phi["c"])
-
-    def _forward(self, phi, z, x):
-        logits = x @ phi["A"].T + phi["c"]
-        return _log_bernoulli(z, logits), sigmoid(logits)
-
-    def _backward(self, phi, z, x, weights, probs):
-        G = np.einsum("kn,kni->ni", weights, z) - weights.sum(axis=0)[:, None] * probs
-        return {"A": G.T @ x, "c": G.sum(axis=0)}
-
-    def grad_log_prob(self, phi, z, x, weights):
-        """∇_φ Σ_{k,n} ω_kn log q_φ(z_kn | x_n)::
-
-            G_n = Σ_k ω_kn (z_kn − sigmoid(A x_n + c)),  d A = Σ_n G_n x_nᵀ,  d c = Σ_n G_n
-
-        Returns
-        -------
-        dict with φ's keys: the plain gradient (ascent of the weighted sum).
+        G_n = Σ_k ω_kn (z_kn − sigmoid(A x_n + c)),  d A = Σ_n G_n x_nᵀ,  d c = Σ_n G_n.
         """
-        phi = self.check_phi(phi)
-        x = _check_x(x, self.dx)
-        z = _check_z(z, x.shape[0], self.dz)
-        w = check_weights(weights, z.shape[:2])
-        return self._backward(phi, z, x, w, self._forward(phi, z, x)[1])
+        xp = _xp(*phi.values())
+        logits = xp.dot(x, xp.transpose(phi["A"])) + phi["c"]
+
+        def pullback(weights):
+            G = np.einsum("kn,kni->ni", weights, z) - weights.sum(axis=0)[:, None] * sigmoid(logits)
+            return {"A": G.T @ x, "c": G.sum(axis=0)}
+        return _log_bernoulli(z, logits), pullback

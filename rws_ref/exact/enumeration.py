@@ -1,0 +1,452 @@
+"""Exact enumeration: the law of K particles on a finite support is a law over multisets.
+
+For a discrete latent with S states, the K particles of one datapoint are
+i.i.d. draws from q_φ(·|x), and every estimator here is a symmetric
+function of them.  So its law is a law over *multisets*: count vectors n
+with Σ_s n_s = K, of probability  K! / Π_s n_s! · Π_s q_s^{n_s}.  There are
+C(K+S−1, S−1) of them instead of S^K ordered tuples, and an expectation is
+an exact finite sum.  A batch estimate is the mean of per-datapoint
+estimates with independent particles, so its mean is the mean of the
+per-datapoint means and its variance is (1/N²) Σ_n Var_n.
+
+Multisets are produced in bounded chunks by unranking (the combinatorial
+number system), so memory stays bounded however many there are; the count
+is computed before any work and a request above ``max_terms`` is refused.
+
+Two ways to evaluate an estimator on a chunk of M multisets:
+
+- ``method="tables"`` (the default): the estimator is called once on a
+  batch of M copies of x_n with one multiset per copy, with the model and
+  guide replaced by protocol objects whose ``grad_log_joint`` and
+  ``grad_log_prob`` return per-copy gradients built from a table of the S
+  per-state gradients.  This needs only that the estimator be a batch mean
+  of per-datapoint terms that combines gradient dicts entry-wise (sums,
+  scalings, negations) — true of every estimator in rws_ref.
+- ``method="direct"``: one call of the estimator per multiset.  Works for
+  any symmetric estimator; slower.
+
+The model needs only the protocol and ``support()`` (docs/protocol.md).
+"""
+import math
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import grad
+from scipy.special import gammaln
+
+from .. import protocol
+from .._checks import check_count
+from .._trees import flatten, unflatten
+from ..numerics import logsumexp
+
+__all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "Enumerated",
+           "DEFAULT_MAX_TERMS"]
+
+DEFAULT_MAX_TERMS = 20_000_000
+_CHUNK_BYTES = 64 * 2 ** 20          # working-set target of one chunk
+
+
+# -- multisets ----------------------------------------------------------------------
+
+
+def n_multisets(n_states, K):
+    """C(K + S − 1, S − 1): the number of multisets of K particles over S states."""
+    return math.comb(K + n_states - 1, n_states - 1)
+
+
+def _binomial_tables(n_states, K):
+    # tables[i][c] = C(c, i) for c = 0 .. S + K − 2, i = 1 .. K, capped at 2^62: every
+    # rank is below the total C(K+S−1, S−1) < 2^62, so a capped entry is never selected
+    top, cap = n_states + K - 1, 2 ** 62
+    return [np.array([min(math.comb(c, i), cap) for c in range(top)], dtype=np.int64)
+            for i in range(K + 1)]
+
+
+def _unrank(ranks, n_states, K, tables):
+    """Sorted state tuples (M, K) of the given colex ranks.
+
+    A multiset a_1 ≤ … ≤ a_K corresponds to the strictly increasing
+    b_i = a_i + i − 1, whose colex rank is Σ_i C(b_i, i).
+    """
+    r = np.array(ranks, dtype=np.int64)
+    a = np.empty((len(r), K), dtype=np.int64)
+    for i in range(K, 0, -1):
+        b = np.searchsorted(tables[i], r, side="right") - 1
+        r -= tables[i][b]
+        a[:, i - 1] = b - (i - 1)
+    return a
+
+
+def multisets(n_states, K, chunk_rows=None):
+    """Yield all multisets of K particles over ``n_states`` states, in chunks.
+
+    Yields
+    ------
+    states : int ndarray (M, K)
+        Sorted state indices, one multiset per row.
+    counts : int ndarray (M, S)
+        Count vectors n with Σ_s n_s = K.
+    log_coef : ndarray (M,)
+        log K! − Σ_s log n_s!, the log multinomial coefficient.
+    """
+    n_states, K = check_count(n_states, "n_states"), check_count(K, "K")
+    total = n_multisets(n_states, K)
+    if total >= 2 ** 62:
+        raise ValueError(f"{total} multisets is beyond the 64-bit ranks used here")
+    rows = chunk_rows or max(1, _CHUNK_BYTES // (8 * (K + n_states) * 4))
+    tables = _binomial_tables(n_states, K)
+    for start in range(0, total, rows):
+        a = _unrank(np.arange(start, min(start + rows, total)), n_states, K, tables)
+        m = a.shape[0]
+        counts = np.bincount((np.arange(m)[:, None] * n_states + a).reshape(-1),
+                             minlength=m * n_states).reshape(m, n_states)
+        yield a, counts, gammaln(K + 1.0) - gammaln(counts + 1.0).sum(axis=1)
+
+
+def _check_size(n_states, K, n_data, max_terms):
+    max_terms = check_count(max_terms, "max_terms")
+    total = n_multisets(n_states, K) * n_data
+    if total > max_terms:
+        raise ValueError(
+            f"exact enumeration needs {total:,} terms (C(K+S-1, S-1) = {n_multisets(n_states, K):,} "
+            f"multisets for S = {n_states} states, K = {K}, times N = {n_data} datapoints), above "
+            f"max_terms = {max_terms:,}; pass max_terms={total} to allow it (time grows in proportion)")
+    return total
+
+
+class Enumerated:
+    """A problem on a finite latent support, validated once: θ, φ, x, the states
+    (S, *z_shape), the particles ``all_states`` (S, N, *z_shape) listing every state for
+    every datapoint, and the tables log p (S, N), log q (S, N)."""
+
+    def __init__(self, model, guide, theta, phi, x):
+        protocol.check_pair(model, guide)
+        states = protocol.support(model)
+        if states is None:
+            raise TypeError(f"model must declare a finite latent support (a support() method, "
+                            f"docs/protocol.md) for exact enumeration; got {model!r}")
+        self.model, self.guide = model, guide
+        self.theta = protocol.validate_params(theta, model.theta_shapes, "theta")
+        self.phi = protocol.validate_params(phi, guide.phi_shapes, "phi")
+        self.x = protocol.validate_x(model, x)
+        self.states = states
+        self.all_states = np.repeat(states[:, None], self.x.shape[0], axis=1)
+        self.log_p = protocol.model_forward(model, self.theta, self.all_states, self.x)[0]
+        self.log_q, self.pull_q = protocol.guide_forward(guide, self.phi, self.all_states, self.x)
+
+    @property
+    def n_states(self):
+        return len(self.states)
+
+    @property
+    def n_data(self):
+        return self.x.shape[0]
+
+
+def _log_prob_of(counts, log_coef, log_q_n):
+    # log multinomial probability of each multiset under q(·|x_n); log_q_n (S,)
+    return log_coef + counts @ log_q_n
+
+
+# -- ELBO_IS ------------------------------------------------------------------------
+
+
+def elbo_is(model, guide, theta, phi, x, K, max_terms=DEFAULT_MAX_TERMS):
+    """Exact ELBO_IS(θ, φ, x_n) = E_{q^K}[log (1/K) Σ_k w_k] per datapoint.  (N,).
+
+    Σ over multisets n of P(n) · (logsumexp_s(log n_s + log w_s) − log K).
+    """
+    e, K = Enumerated(model, guide, theta, phi, x), check_count(K, "K")
+    _check_size(e.n_states, K, e.n_data, max_terms)
+    log_w = e.log_p - e.log_q                                         # (S, N)
+    out = np.zeros(e.n_data)
+    for _, counts, log_coef in multisets(e.n_states, K):
+        with np.errstate(divide="ignore"):
+            log_counts = np.log(counts)                               # −inf where n_s = 0
+        for n in range(e.n_data):
+            prob = np.exp(_log_prob_of(counts, log_coef, e.log_q[:, n]))
+            out[n] += prob @ logsumexp(log_counts + log_w[:, n], axis=1)
+    return out - np.log(K)
+
+
+def grad_elbo_is(model, guide, theta, phi, x, K, max_terms=DEFAULT_MAX_TERMS, method="autograd"):
+    """Exact ∇ of the mean bound (1/N) Σ_n ELBO_IS(θ, φ, x_n), by enumeration.
+
+    method="autograd" (the independent route for the exact mean of wake-θ):
+    the enumerated bound Σ_n P_φ(n) L(n; θ, φ) is differentiated by autograd
+    in θ and in φ (through both the multiset probabilities and the weights);
+    it needs densities autograd can trace (docs/protocol.md).
+    method="tables" works for any model: with w̄_s(n) = n_s w_s / Σ_r n_r w_r,
+
+        ∇_θ = Σ_s [Σ_n P(n) w̄_s(n)] ∇_θ log p(s, x)
+        ∇_φ = Σ_s [Σ_n P(n) (L(n) n_s − w̄_s(n))] ∇_φ log q(s | x)   (score function)
+
+    each a single weighted call of the model's and the guide's gradients.
+
+    Returns
+    -------
+    (dtheta, dphi) : dicts, the plain gradients (ascent directions of the bound).
+    """
+    if method not in ("autograd", "tables"):
+        raise ValueError(f"method must be 'autograd' or 'tables'; got {method!r}")
+    e, K = Enumerated(model, guide, theta, phi, x), check_count(K, "K")
+    _check_size(e.n_states, K, e.n_data, max_terms)
+    return (_grad_autograd if method == "autograd" else _grad_tables)(e, K)
+
+
+def _grad_autograd(e, K):
+    def chunk_bound(params, counts, log_coef, log_counts):
+        th, ph = params
+        log_q = e.guide.log_prob(ph, e.all_states, e.x)                    # (S, N)
+        log_w = e.model.log_joint(th, e.all_states, e.x) - log_q
+        log_prob = log_coef[:, None] + anp.dot(counts, log_q)              # (M, N)
+        bound = logsumexp(log_counts[:, :, None] + log_w[None], axis=1)    # (M, N)
+        return anp.sum(anp.exp(log_prob) * bound) / e.n_data
+
+    d_chunk = grad(chunk_bound)
+    dtheta = {k: np.zeros_like(v) for k, v in e.theta.items()}
+    dphi = {k: np.zeros_like(v) for k, v in e.phi.items()}
+    # autograd keeps a few (M, S, N) arrays per chunk: size the chunks for that
+    rows = max(1, _CHUNK_BYTES // (8 * 6 * e.n_states * e.n_data))
+    for _, counts, log_coef in multisets(e.n_states, K, rows):
+        with np.errstate(divide="ignore"):
+            log_counts = np.log(counts.astype(np.float64))
+        g_theta, g_phi = d_chunk((e.theta, e.phi), counts.astype(np.float64), log_coef, log_counts)
+        for key in dtheta:
+            dtheta[key] += g_theta[key]
+        for key in dphi:
+            dphi[key] += g_phi[key]
+    return dtheta, dphi
+
+
+def _grad_tables(e, K):
+    log_w = e.log_p - e.log_q                                              # (S, N)
+    a, b = np.zeros_like(log_w), np.zeros_like(log_w)
+    for _, counts, log_coef in multisets(e.n_states, K):
+        with np.errstate(divide="ignore"):
+            log_counts = np.log(counts)
+        for n in range(e.n_data):
+            prob = np.exp(_log_prob_of(counts, log_coef, e.log_q[:, n]))   # (M,)
+            log_nw = log_counts + log_w[:, n]                              # (M, S)
+            bound = logsumexp(log_nw, axis=1)                              # (M,) L + log K
+            w_bar = np.exp(log_nw - bound[:, None])
+            a[:, n] += prob @ w_bar
+            b[:, n] += prob @ (counts * (bound - np.log(K))[:, None] - w_bar)
+    _, pull_p = protocol.model_forward(e.model, e.theta, e.all_states, e.x)
+    return pull_p(a / e.n_data), e.pull_q(b / e.n_data)
+
+
+# -- moments of an estimator ---------------------------------------------------------
+
+
+class _Accumulator:
+    """Probability-weighted mean and (co)variance of rows, merged chunk by chunk (Chan et al.)."""
+
+    def __init__(self, covariance):
+        self.covariance = covariance
+        self.weight, self.mean, self.m2 = 0.0, None, None
+
+    def add(self, prob, values):
+        w = prob.sum()
+        if w == 0.0:
+            return
+        mean = prob @ values / w
+        centred = values - mean
+        m2 = (centred * prob[:, None]).T @ centred if self.covariance else prob @ centred ** 2
+        if self.mean is None:
+            self.weight, self.mean, self.m2 = w, mean, m2
+            return
+        delta = mean - self.mean
+        total = self.weight + w
+        self.mean = self.mean + delta * (w / total)
+        self.m2 = self.m2 + m2 + (np.outer(delta, delta) if self.covariance else delta ** 2) * (
+            self.weight * w / total)
+        self.weight = total
+
+    def result(self):
+        if abs(self.weight - 1.0) > 1e-8:
+            raise RuntimeError(f"multiset probabilities sum to {self.weight!r}, not 1")
+        return self.mean, self.m2 / self.weight
+
+
+class _Tables:
+    """Per-state tables of one density for one datapoint x_n: its S values and its S
+    gradients (one row per state, flattened), looked up for a chunk of multisets.
+
+    Estimators see it through :class:`_TableModel` / :class:`_TableGuide`, which follow
+    the protocol: ``log_joint`` looks the values up, and ``grad_log_joint`` returns
+    per-copy gradients (leading axis M) assembled from the table — the numbers the model
+    computes, without recomputing them for every particle.
+    """
+
+    def __init__(self, density, gradient, params, x_n, states):
+        self.params = params
+        self.values = density(params, states[:, None], x_n[None])[:, 0]          # (S,)
+        one = np.ones((1, 1))
+        rows = [gradient(params, s[None, None], x_n[None], one) for s in states]
+        self.keys = list(rows[0])
+        self.shapes = [np.shape(rows[0][k]) for k in self.keys]
+        self.table = np.stack([flatten(r, self.keys) for r in rows])             # (S, P)
+        self.z = self.idx = None
+
+    def bind(self, z, idx):
+        self.z, self.idx = z, idx                      # particles (K, M, …) and state indices (K, M)
+
+    def _check_same(self, params, z):
+        if z is not self.z and not np.array_equal(z, self.z):
+            raise RuntimeError("the estimator evaluated the model or guide at particles other than the ones it "
+                               "was given; use method='direct'")
+        if any(not np.array_equal(params[k], self.params[k]) for k in self.params):
+            raise RuntimeError("the estimator evaluated the model or guide at other parameters; "
+                               "use method='direct'")
+
+    def lookup(self, params, z):
+        self._check_same(params, z)
+        return self.values[self.idx]
+
+    def per_copy(self, params, z, weights):
+        self._check_same(params, z)
+        weights = np.asarray(weights, dtype=np.float64)
+        m, s = self.idx.shape[1], self.table.shape[0]
+        flat = (np.arange(m)[None, :] * s + self.idx).reshape(-1)
+        omega = np.bincount(flat, weights=weights.reshape(-1), minlength=m * s).reshape(m, s)
+        values = omega @ self.table                                               # (M, P)
+        out, start = {}, 0
+        for key, shape in zip(self.keys, self.shapes):
+            size = int(np.prod(shape))
+            out[key] = values[:, start:start + size].reshape((m,) + shape)
+            start += size
+        return out
+
+
+class _TableModel:
+    """The model, for one datapoint and one chunk of multisets, as per-state tables."""
+
+    def __init__(self, inner, theta, x_n, states):
+        self.inner, self.tables = inner, _Tables(inner.log_joint, inner.grad_log_joint, theta, x_n, states)
+        self.theta_shapes, self.z_shape, self.x_shape = inner.theta_shapes, inner.z_shape, inner.x_shape
+        self.z_domain, self.x_domain = protocol.domain(inner, "z"), protocol.domain(inner, "x")
+
+    def __repr__(self):
+        return f"tables of {self.inner!r}"
+
+    def init_theta(self, rng):
+        return self.inner.init_theta(rng)
+
+    def sample(self, theta, n, rng):
+        return self.inner.sample(theta, n, rng)
+
+    def log_joint(self, theta, z, x):
+        return self.tables.lookup(theta, z)
+
+    def grad_log_joint(self, theta, z, x, weights):
+        return self.tables.per_copy(theta, z, weights)
+
+
+class _TableGuide:
+    """The guide, for one datapoint and one chunk of multisets, as per-state tables."""
+
+    def __init__(self, inner, phi, x_n, states):
+        self.inner, self.tables = inner, _Tables(inner.log_prob, inner.grad_log_prob, phi, x_n, states)
+        self.phi_shapes, self.z_shape, self.x_shape = inner.phi_shapes, inner.z_shape, inner.x_shape
+        self.z_domain, self.x_domain = protocol.domain(inner, "z"), protocol.domain(inner, "x")
+
+    def __repr__(self):
+        return f"tables of {self.inner!r}"
+
+    def init_phi(self, rng):
+        return self.inner.init_phi(rng)
+
+    def sample(self, phi, x, K, rng):
+        return self.inner.sample(phi, x, K, rng)
+
+    def log_prob(self, phi, z, x):
+        return self.tables.lookup(phi, z)
+
+    def grad_log_prob(self, phi, z, x, weights):
+        return self.tables.per_copy(phi, z, weights)
+
+
+def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method="tables",
+            max_terms=DEFAULT_MAX_TERMS):
+    """Exact mean and variance of ``estimator`` over z_1:K ~ q_φ^K, for discrete latents.
+
+    Parameters
+    ----------
+    estimator : callable (model, guide, theta, phi, x, z) -> dict
+        Any estimator symmetric in its K particles, e.g. ``rws_ref.wake_theta``.
+    model, guide, theta, phi : a model with ``support()`` and its guide
+    x : ndarray (N, *x_shape)
+    K : int
+    covariance : bool
+        If True, return the full covariance over the flattened entries
+        (keys in the estimator's order, each raveled in C order) instead of
+        per-entry variances.
+    method : "tables", "direct" or "laplace"
+        How each multiset is evaluated (see the package docstring);
+        "laplace" needs no enumeration and holds only for self-normalized
+        estimators Σ_k w̄_k F(z_k) such as wake-θ and wake-φ.
+    max_terms : int
+        Refuse requests of more than this many (multiset, datapoint) terms.
+
+    Returns
+    -------
+    mean : dict
+        E[ĝ], the estimator's exact expectation for the batch.
+    var : dict, or ndarray (P, P) if ``covariance``
+        Var[ĝ] per entry (or Cov), the batch estimate's exact variance.
+    """
+    if method not in ("tables", "direct", "laplace"):
+        raise ValueError(f"method must be 'tables', 'direct' or 'laplace'; got {method!r}")
+    if not callable(estimator):
+        raise TypeError(f"estimator must be a callable (model, guide, theta, phi, x, z) -> dict; "
+                        f"got {type(estimator).__name__}")
+    e, K = Enumerated(model, guide, theta, phi, x), check_count(K, "K")
+    if method == "laplace":
+        from .laplace import laplace_moments
+        return laplace_moments(estimator, e, K, covariance)
+    _check_size(e.n_states, K, e.n_data, max_terms)
+    n_entries = sum(np.size(v) for v in e.theta.values()) + sum(np.size(v) for v in e.phi.values())
+    row_bytes = 8 * (4 * K * int(np.prod(e.states.shape[1:], dtype=int)) + 2 * e.n_states + 4 * n_entries)
+    chunk_rows = max(1, _CHUNK_BYTES // row_bytes)
+    total_mean, total_var, like = 0.0, 0.0, {}
+    for n in range(e.n_data):
+        acc = _Accumulator(covariance)
+        evaluate = (_tables_evaluator if method == "tables" else _direct_evaluator)(estimator, e, n, like)
+        for a, counts, log_coef in multisets(e.n_states, K, chunk_rows):
+            acc.add(np.exp(_log_prob_of(counts, log_coef, e.log_q[:, n])), evaluate(a))
+        mean_n, var_n = acc.result()
+        total_mean = total_mean + mean_n / e.n_data
+        total_var = total_var + var_n / e.n_data ** 2
+    mean = unflatten(total_mean, like)
+    return mean, (total_var if covariance else unflatten(total_var, like))
+
+
+def _tables_evaluator(estimator, e, n, like):
+    # the estimator called once per chunk, on M copies of x_n with one multiset per copy
+    x_n = e.x[n]
+    t_model, t_guide = _TableModel(e.model, e.theta, x_n, e.states), _TableGuide(e.guide, e.phi, x_n, e.states)
+
+    def evaluate(a):
+        z, m = np.moveaxis(e.states[a], 1, 0), a.shape[0]                 # (K, M, *z_shape)
+        t_model.tables.bind(z, a.T)
+        t_guide.tables.bind(z, a.T)
+        out = estimator(t_model, t_guide, e.theta, e.phi, np.repeat(x_n[None], m, axis=0), z)
+        like.update({k: np.zeros(np.shape(v)[1:]) for k, v in out.items() if k not in like})
+        for key, value in out.items():
+            if np.shape(value) != (m,) + np.shape(like[key]):
+                raise RuntimeError(f"estimator output {key!r} has shape {np.shape(value)}, not "
+                                   f"per-datapoint; use method='direct'")
+        return m * np.concatenate([np.reshape(out[k], (m, -1)) for k in like], axis=1)
+    return evaluate
+
+
+def _direct_evaluator(estimator, e, n, like):
+    # one call of the estimator per multiset, on the one datapoint x_n
+    def evaluate(a):
+        z = np.moveaxis(e.states[a], 1, 0)
+        rows = [estimator(e.model, e.guide, e.theta, e.phi, e.x[n:n + 1], z[:, j:j + 1])
+                for j in range(a.shape[0])]
+        like.update({k: np.zeros(np.shape(v)) for k, v in rows[0].items() if k not in like})
+        return np.stack([flatten(r, like) for r in rows])
+    return evaluate

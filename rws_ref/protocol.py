@@ -1,0 +1,323 @@
+"""The model and guide protocol, in code: what rws_ref asks of a model, by name.
+
+docs/protocol.md is the page a user reads; this module is what every layer of
+rws_ref calls.  Nothing here looks at a model's class: a model is its
+declarations and its methods.
+
+Required of a model: ``theta_shapes`` (dict name -> shape), ``z_shape``,
+``x_shape``, ``init_theta(rng)``, ``sample(theta, n, rng)``,
+``log_joint(theta, z, x)``, ``grad_log_joint(theta, z, x, weights)``.
+Required of a guide: ``phi_shapes``, ``z_shape``, ``x_shape``,
+``init_phi(rng)``, ``sample(phi, x, K, rng)``, ``log_prob(phi, z, x)``,
+``grad_log_prob(phi, z, x, weights)``.
+
+Optional declarations: ``z_domain`` / ``x_domain``: ``"real"`` (the default),
+``"binary"`` (0/1 values, float64) or an int C (category indices 0..C−1,
+int64).  rws_ref validates θ, φ, x and z from these declarations before it
+calls the model, and hands the model float64 (or int64) arrays of the
+declared shapes.
+
+Optional capabilities, each looked up by this name and no other:
+
+    log_joint_vjp(theta, z, x) -> (log_p (K, N), pullback)   one forward pass;
+    log_prob_vjp(phi, z, x)    -> (log_q (K, N), pullback)   pullback(weights) is
+                                                              the weighted-sum gradient
+    support()                  -> (S, *z_shape)     finite latent: exact enumeration
+    data_support()             -> (X, *x_shape)     finite data: exact sleep targets
+    joint_quadrature(theta, nodes) -> (z, x, prob)  points with Σ prob f = E_{p_θ(z,x)} f
+    log_marginal(theta, x)     -> (N,)              exact log p_θ(x)
+    kl_grad_phi(guide, theta, phi, x), sleep_target(guide, theta, phi)
+                               closed-form targets of the φ estimators
+    summary(theta)             -> dict of arrays    quantities training compares with the truth
+"""
+import numpy as np
+from autograd.tracer import Box, getval
+
+from ._checks import as_float_array, check_finite
+
+__all__ = ["MODEL_METHODS", "GUIDE_METHODS", "Model", "Guide", "check_model", "check_guide",
+           "check_pair", "validate_params", "validate_x", "validate_z", "validate_weights",
+           "model_forward", "guide_forward", "support", "domain", "describe_shape"]
+
+MODEL_METHODS = ("init_theta", "sample", "log_joint", "grad_log_joint")
+GUIDE_METHODS = ("init_phi", "sample", "log_prob", "grad_log_prob")
+
+
+# -- declarations -----------------------------------------------------------------------
+
+
+def domain(obj, which):
+    """The declared ``z_domain`` or ``x_domain`` of a model or guide: "real", "binary" or an int C."""
+    value = getattr(obj, f"{which}_domain", "real")
+    if value in ("real", "binary"):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 2:
+        return int(value)
+    raise TypeError(f"{obj!r}: {which}_domain must be 'real', 'binary' or an integer number of "
+                    f"categories >= 2; got {value!r}")
+
+
+def _shape(obj, attr):
+    value = getattr(obj, attr, None)
+    try:
+        shape = tuple(int(d) for d in value)
+    except TypeError:
+        raise TypeError(f"{obj!r} must declare {attr} as a tuple of dimensions; got {value!r}") from None
+    if any(d < 1 for d in shape):
+        raise TypeError(f"{obj!r}: {attr} must hold positive dimensions; got {value!r}")
+    return shape
+
+
+def _check(obj, role, shapes_attr, methods):
+    if obj is None or isinstance(obj, (str, bytes, int, float, dict, list, tuple)):
+        raise TypeError(f"{role} must be a {role} object following rws_ref's protocol "
+                        f"(docs/protocol.md); got {type(obj).__name__}")
+    missing = [m for m in methods if not callable(getattr(obj, m, None))]
+    if missing:
+        raise TypeError(f"{role} {obj!r} lacks the protocol method(s) {', '.join(missing)} "
+                        f"(docs/protocol.md)")
+    shapes = getattr(obj, shapes_attr, None)
+    if not isinstance(shapes, dict) or not shapes:
+        raise TypeError(f"{role} {obj!r} must declare {shapes_attr} as a dict name -> shape; got {shapes!r}")
+    _shape(obj, "z_shape"), _shape(obj, "x_shape"), domain(obj, "z"), domain(obj, "x")
+    return obj
+
+
+def check_model(model):
+    """TypeError unless ``model`` declares and defines what the model protocol requires."""
+    return _check(model, "model", "theta_shapes", MODEL_METHODS)
+
+
+def check_guide(guide):
+    """TypeError unless ``guide`` declares and defines what the guide protocol requires."""
+    return _check(guide, "guide", "phi_shapes", GUIDE_METHODS)
+
+
+def check_pair(model, guide):
+    """Both follow the protocol and agree on z_shape, x_shape and the domains; else a clear error."""
+    check_model(model), check_guide(guide)
+    mine = [(_shape(model, a), _shape(guide, a)) for a in ("z_shape", "x_shape")]
+    mine += [(domain(model, w), domain(guide, w)) for w in ("z", "x")]
+    if any(m != g for m, g in mine):
+        raise ValueError(f"guide {guide!r} does not match model {model!r}: guide (z_shape, x_shape, "
+                         f"z_domain, x_domain) = {tuple(g for _, g in mine)}, model {tuple(m for m, _ in mine)}")
+    return model, guide
+
+
+def describe_shape(lead, shape):
+    """'(K, N, 3)' from lead ('K', 'N') and shape (3,)."""
+    return "(" + ", ".join(list(lead) + [str(d) for d in shape]) + ")"
+
+
+# -- validation from the declarations ------------------------------------------------------
+
+
+def _all_finite(arr):
+    # one reduction decides the common case; the slow search runs only to name the culprit
+    return arr.size == 0 or np.isfinite(np.add.reduce(arr.ravel()))
+
+
+def validate_params(params, shapes, name):
+    """A parameter dict checked against ``{key: shape}``: float64 arrays, finite.
+
+    Values being traced by autograd pass through unchanged after their shape
+    and finiteness are checked, so a model's public methods stay differentiable.
+    """
+    if isinstance(params, Box) and isinstance(getval(params), dict):    # a dict traced as a whole
+        params = {key: params[key] for key in getval(params)}
+    if not isinstance(params, dict):
+        raise TypeError(f"{name} must be a dict of arrays with keys {sorted(shapes)}; "
+                        f"got {type(params).__name__}")
+    if params.keys() != shapes.keys():
+        missing, extra = sorted(set(shapes) - set(params)), sorted(set(params) - set(shapes))
+        raise ValueError(f"{name} must have keys {sorted(shapes)}; missing {missing}, unexpected {extra}")
+    out = {}
+    for key, shape in shapes.items():
+        value, label = params[key], f"{name}[{key!r}]"
+        traced = isinstance(value, Box)
+        arr = as_float_array(getval(value) if traced else value, label)
+        if arr.shape != tuple(shape):
+            raise ValueError(f"{label} must have shape {tuple(shape)}; got {arr.shape}")
+        if not _all_finite(arr):
+            check_finite(arr, label)
+        out[key] = value if traced else arr
+    return out
+
+
+def _convert(arr, dom, name, what):
+    a = np.asarray(arr)
+    if a.dtype == object or not (a.dtype == bool or np.issubdtype(a.dtype, np.number)) \
+            or a.dtype.kind == "c":
+        kind = {"real": "a real float", "binary": "a 0/1"}.get(dom, "an integer category")
+        raise TypeError(f"{name} must be {kind} array; got dtype {a.dtype}")
+    if dom == "real":
+        a = a.astype(np.float64, copy=False)
+        if not _all_finite(a):
+            check_finite(a, name)
+        return a
+    if a.dtype.kind == "f" and not _all_finite(a):
+        check_finite(a, name)
+    if dom == "binary":
+        a = a.astype(np.float64, copy=False)
+        bad = (a != 0) & (a != 1)
+        if bad.any():
+            raise ValueError(f"{name} must hold only 0 and 1 ({what}); got {a[bad][0]}")
+        return a
+    if a.dtype.kind == "f" and np.any(a != np.round(a)):
+        raise ValueError(f"{name} must hold whole-number category indices; got {a[a != np.round(a)][0]}")
+    if a.size and (a.min() < 0 or a.max() >= dom):
+        bad = (a < 0) | (a >= dom)
+        raise ValueError(f"{name} must hold categories in 0..{dom - 1}; got {a[bad][0]}")
+    return a.astype(np.int64, copy=False)
+
+
+def _traced(validate):
+    # a value being traced by autograd is checked through its plain value and passed on as it is
+    def wrapper(obj, value, *args, **kwargs):
+        if isinstance(value, Box):
+            validate(obj, getval(value), *args, **kwargs)
+            return value
+        return validate(obj, value, *args, **kwargs)
+    wrapper.__doc__, wrapper.__name__ = validate.__doc__, validate.__name__
+    return wrapper
+
+
+@_traced
+def validate_x(obj, x, name="x"):
+    """Data of shape (N, *x_shape), N >= 1, in the declared x_domain."""
+    shape = _shape(obj, "x_shape")
+    a = np.asarray(x) if not isinstance(x, (str, bytes, dict)) and x is not None else None
+    if a is None:
+        raise TypeError(f"{name} must be an array of shape {describe_shape('N', shape)}; got {type(x).__name__}")
+    if a.ndim != 1 + len(shape) or a.shape[1:] != shape:
+        raise ValueError(f"{name} must have shape {describe_shape('N', shape)}; got {a.shape}")
+    if a.shape[0] < 1:
+        raise ValueError(f"{name} must hold at least one datapoint (N >= 1); got shape {a.shape}")
+    return _convert(a, domain(obj, "x"), name, "x_domain")
+
+
+@_traced
+def validate_z(obj, z, n, name="z"):
+    """Particles of shape (K, N, *z_shape), K >= 1, in the declared z_domain."""
+    shape = _shape(obj, "z_shape")
+    a = np.asarray(z) if not isinstance(z, (str, bytes, dict)) and z is not None else None
+    if a is None:
+        raise TypeError(f"{name} must be an array of shape {describe_shape('KN', shape)}; got {type(z).__name__}")
+    if a.ndim != 2 + len(shape) or a.shape[1] != n or a.shape[2:] != shape:
+        raise ValueError(f"{name} must have shape {describe_shape('KN', shape)} with N = {n}; got {a.shape}")
+    if a.shape[0] < 1:
+        raise ValueError(f"{name} must hold K >= 1 particles; got shape {a.shape}")
+    return _convert(a, domain(obj, "z"), name, "z_domain")
+
+
+def validate_weights(weights, shape, name="weights"):
+    """Finite float64 weights of exactly ``shape`` (K, N)."""
+    arr = as_float_array(weights, name)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape (K, N) = {tuple(shape)}; got {arr.shape}")
+    if not _all_finite(arr):
+        check_finite(arr, name)
+    return arr
+
+
+# -- one forward pass, by capability -----------------------------------------------------------
+
+
+def _log_density(value, kn, who):
+    if isinstance(value, Box):
+        return value
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != kn:
+        raise ValueError(f"{who} returned shape {arr.shape}; the protocol asks for (K, N) = {kn}")
+    return arr
+
+
+def model_forward(model, theta, z, x):
+    """(log p_θ(z, x) (K, N), pullback): ``log_joint_vjp`` if the model has it, else
+    ``log_joint`` with ``grad_log_joint`` as the pullback.  Inputs already validated."""
+    vjp = getattr(model, "log_joint_vjp", None)
+    if vjp is not None:
+        log_p, pullback = vjp(theta, z, x)
+    else:
+        log_p = model.log_joint(theta, z, x)
+        pullback = lambda weights: model.grad_log_joint(theta, z, x, weights)   # noqa: E731
+    return _log_density(log_p, z.shape[:2], f"{model!r}.log_joint"), pullback
+
+
+def guide_forward(guide, phi, z, x):
+    """(log q_φ(z|x) (K, N), pullback), as :func:`model_forward` for a guide."""
+    vjp = getattr(guide, "log_prob_vjp", None)
+    if vjp is not None:
+        log_q, pullback = vjp(phi, z, x)
+    else:
+        log_q = guide.log_prob(phi, z, x)
+        pullback = lambda weights: guide.grad_log_prob(phi, z, x, weights)      # noqa: E731
+    return _log_density(log_q, z.shape[:2], f"{guide!r}.log_prob"), pullback
+
+
+def support(model):
+    """The model's finite latent support (S, *z_shape), validated, or None if it declares none."""
+    fn = getattr(model, "support", None)
+    if fn is None:
+        return None
+    states = np.asarray(fn())
+    if states.ndim < 1 or states.shape[0] < 1:
+        raise ValueError(f"{model!r}.support() must return (S, *z_shape) with S >= 1; got {states.shape}")
+    return validate_z(model, states[:, None], 1, name=f"{model!r}.support()")[:, 0]
+
+
+# -- an optional base: declarations plus log_joint_vjp give the validated methods ---------------
+
+
+class Model:
+    """Optional base class for a model.  Declare ``theta_shapes``, ``z_shape``, ``x_shape``
+    (and domains), write ``init_theta``, ``sample`` and ``log_joint_vjp``; this gives the
+    validated ``log_joint``, ``grad_log_joint`` and ``check_theta``.  The built-in models use it;
+    nothing in rws_ref requires it."""
+
+    z_domain = "real"
+    x_domain = "real"
+
+    def check_theta(self, theta):
+        """θ validated against ``theta_shapes``: float64, finite."""
+        return validate_params(theta, self.theta_shapes, "theta")
+
+    def _inputs(self, theta, z, x):
+        theta = self.check_theta(theta)
+        x = validate_x(self, x)
+        return theta, validate_z(self, z, x.shape[0]), x
+
+    def log_joint(self, theta, z, x):
+        """log p_θ(z_kn, x_n) for z (K, N, *z_shape), x (N, *x_shape).  Returns (K, N)."""
+        return self.log_joint_vjp(*self._inputs(theta, z, x))[0]
+
+    def grad_log_joint(self, theta, z, x, weights):
+        """∇_θ Σ_{k,n} weights[k,n] · log p_θ(z_kn, x_n): the plain gradient (ascent of the sum)."""
+        theta, z, x = self._inputs(theta, z, x)
+        return self.log_joint_vjp(theta, z, x)[1](validate_weights(weights, z.shape[:2]))
+
+
+class Guide:
+    """Optional base class for a guide, as :class:`Model`: write ``log_prob_vjp`` and get the
+    validated ``log_prob``, ``grad_log_prob`` and ``check_phi``."""
+
+    z_domain = "real"
+    x_domain = "real"
+
+    def check_phi(self, phi):
+        """φ validated against ``phi_shapes``: float64, finite."""
+        return validate_params(phi, self.phi_shapes, "phi")
+
+    def _inputs(self, phi, z, x):
+        phi = self.check_phi(phi)
+        x = validate_x(self, x)
+        return phi, validate_z(self, z, x.shape[0]), x
+
+    def log_prob(self, phi, z, x):
+        """log q_φ(z_kn | x_n) for z (K, N, *z_shape), x (N, *x_shape).  Returns (K, N)."""
+        return self.log_prob_vjp(*self._inputs(phi, z, x))[0]
+
+    def grad_log_prob(self, phi, z, x, weights):
+        """∇_φ Σ_{k,n} weights[k,n] · log q_φ(z_kn | x_n): the plain gradient (ascent of the sum)."""
+        phi, z, x = self._inputs(phi, z, x)
+        return self.log_prob_vjp(phi, z, x)[1](validate_weights(weights, z.shape[:2]))
