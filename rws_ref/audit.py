@@ -22,14 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import exact, family
+from . import exact, family, protocol
 from ._trees import flatten as _flat
 from .estimators import sleep_phi, wake_phi, wake_theta
 from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian,
                      SigmoidBeliefNet, SoftmaxLinearGuide)
 from .models import linear_gaussian as lg
 
-__all__ = ["AuditRow", "run_audit", "format_table"]
+__all__ = ["AuditRow", "run_audit", "audit_model", "format_table"]
 
 TOL = 1e-9
 
@@ -131,8 +131,8 @@ def _discrete_rows(model, guide, theta, phi, x, name, ks_wake, ks_phi, k_score):
     rows = []
     for K in ks_wake:
         m, v = exact.moments(wake_theta, model, guide, theta, phi, x, K)
-        rows.append(_row("wake-θ", name, K, "∇θ ELBO_IS (autograd, enumerated)", m, v,
-                         exact.grad_elbo_is(model, guide, theta, phi, x, K)[0], "unbiased"))
+        target, label = _grad_bound(model, guide, theta, phi, x, K)
+        rows.append(_row("wake-θ", name, K, f"∇θ ELBO_IS ({label})", m, v, target[0], "unbiased"))
     target = exact.kl_grad_phi(model, guide, theta, phi, x)
     for K in ks_phi:
         m, v = exact.moments(wake_phi, model, guide, theta, phi, x, K)
@@ -143,23 +143,59 @@ def _discrete_rows(model, guide, theta, phi, x, name, ks_wake, ks_phi, k_score):
             lap, _ = exact.moments(wake_phi, model, guide, theta, phi, x, K, method="laplace")
             rows.append(_row("wake-φ", name, K, "∇φ KL(p‖q) (enumerated)", m, v, target, "two routes",
                              agree=lap))
-    mix = family.DefensiveGuide(guide, 0.2) if hasattr(guide, "n_components") else None
-    if mix is not None:
-        K = ks_phi[-1]
-        m, v = exact.moments(wake_phi, model, mix, theta, phi, x, K)
-        direct, _ = exact.moments(lambda mo, g, t, p, xx, z: family.defensive_wake_phi(mo, g.guide, t, p, xx, z, 0.2),
-                                  model, mix, theta, phi, x, K, method="direct") if K <= 3 else (
-            exact.moments(wake_phi, model, mix, theta, phi, x, K, method="laplace")[0], None)
-        rows.append(_row("defensive wake-φ δ=0.2", name, K, "∇φ KL(p‖q) (enumerated)", m, v, target,
-                         "two routes", agree=direct))
-    _, dphi = exact.grad_elbo_is(model, guide, theta, phi, x, k_score)
-    for label, fn in (("REINFORCE φ", family.reinforce_phi), ("VIMCO φ", family.vimco_phi)):
+    if protocol.domain(guide, "z") != "real":
+        rows.append(_defensive_row(model, guide, theta, phi, x, name, ks_phi[-1], target))
+    dphi, label = _grad_bound(model, guide, theta, phi, x, k_score)
+    for estimator, fn in (("REINFORCE φ", family.reinforce_phi), ("VIMCO φ", family.vimco_phi)):
         m, v = exact.moments(fn, model, guide, theta, phi, x, k_score)
-        rows.append(_row(label, name, k_score, "∇φ ELBO_IS (autograd, enumerated)", m, v, dphi, "unbiased"))
-    m, v = exact.sleep_moments(model, guide, theta, phi, M=1)
-    batched = exact.sleep_target(model, guide, theta, phi)
-    rows.append(_row("sleep-φ", name, 1, "∇φ E_p(x) KL (quadrature/enum.)", m, v, batched, "two routes"))
+        rows.append(_row(estimator, name, k_score, f"∇φ ELBO_IS ({label})", m, v, dphi[1], "unbiased"))
+    if any(callable(getattr(model, cap, None)) for cap in ("data_support", "joint_quadrature", "sleep_target")):
+        m, v = exact.sleep_moments(model, guide, theta, phi, M=1)
+        batched = exact.sleep_target(model, guide, theta, phi)
+        rows.append(_row("sleep-φ", name, 1, "∇φ E_p(x) KL (quadrature/enum.)", m, v, batched, "two routes"))
     return rows
+
+
+def _grad_bound(model, guide, theta, phi, x, K):
+    # the exact gradient of the bound by autograd through the enumeration (the independent
+    # route); a model whose densities autograd cannot trace gets the score-function tables
+    try:
+        return exact.grad_elbo_is(model, guide, theta, phi, x, K), "autograd, enumerated"
+    except (TypeError, ValueError, AttributeError):
+        return exact.grad_elbo_is(model, guide, theta, phi, x, K, method="tables"), "score tables, enumerated"
+
+
+def _defensive_row(model, guide, theta, phi, x, name, K, target):
+    mix = family.DefensiveGuide(guide, 0.2)
+    m, v = exact.moments(wake_phi, model, mix, theta, phi, x, K)
+    if K <= 3:
+        direct, _ = exact.moments(lambda mo, g, t, p, xx, z: family.defensive_wake_phi(mo, guide, t, p, xx, z, 0.2),
+                                  model, mix, theta, phi, x, K, method="direct")
+    else:
+        direct, _ = exact.moments(wake_phi, model, mix, theta, phi, x, K, method="laplace")
+    return _row("defensive wake-φ δ=0.2", name, K, "∇φ KL(p‖q) (enumerated)", m, v, target, "two routes",
+                agree=direct)
+
+
+def audit_model(model, guide, theta=None, phi=None, x=None, ks=(1, 3), k_score=3, seed=0, name=None):
+    """The audit of any model with a finite ``support()`` (docs/protocol.md): wake-θ,
+    wake-φ, defensive wake-φ, REINFORCE, VIMCO and (with an x-expectation capability)
+    sleep-φ against the exact oracle, each by a second route.  θ, φ and two datapoints
+    default to draws from ``init_theta``, ``init_phi`` and ``sample`` with ``seed``.
+
+    Returns
+    -------
+    list of AuditRow
+    """
+    protocol.check_pair(model, guide)
+    if protocol.support(model) is None:
+        raise TypeError(f"the audit enumerates the latent: model {model!r} must declare a finite support()")
+    rng = np.random.default_rng(seed)
+    theta = model.init_theta(rng) if theta is None else theta
+    phi = guide.init_phi(rng) if phi is None else phi
+    x = model.sample(theta, 2, rng)[1] if x is None else x
+    ks = tuple(ks)
+    return _discrete_rows(model, guide, theta, phi, x, name or repr(model), ks, ks, k_score)
 
 
 def _mixture_problem():

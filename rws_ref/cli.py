@@ -9,6 +9,7 @@ exit status 2, never a traceback.  ``audit`` exits 1 if any check fails.
 """
 import argparse
 import csv
+import importlib
 import json
 import os
 import sys
@@ -49,6 +50,41 @@ _fraction = _argument(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 _positive_float = _argument(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
 
 
+BUILT_IN = ("linear-gaussian", "mixture", "belief-net")
+
+
+def _model_spec(text):
+    if text in BUILT_IN or (":" in text and all(text.partition(":")[::2])):
+        return text
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(BUILT_IN)} or MODULE:ATTR; got {text!r}")
+
+
+def load_model_spec(spec):
+    """(model, guide, true θ or None) from ``MODULE:ATTR``: ATTR is (model, guide), a dict with
+    keys model, guide and optionally true_theta, or a callable of no arguments returning either."""
+    from . import protocol
+    module_name, _, attr = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise _UserError(f"--model {spec}: cannot import {module_name} ({err})") from None
+    if not hasattr(module, attr):
+        raise _UserError(f"--model {spec}: module {module_name} has no attribute {attr!r}")
+    value = getattr(module, attr)
+    value = value() if callable(value) else value
+    if isinstance(value, dict) and {"model", "guide"} <= set(value):
+        model, guide, truth = value["model"], value["guide"], value.get("true_theta")
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        (model, guide), truth = value, None
+    else:
+        raise _UserError(f"--model {spec}: expected (model, guide) or a dict with keys 'model' and 'guide'; "
+                         f"got {type(value).__name__}")
+    protocol.check_pair(model, guide)
+    return model, guide, truth
+
+
 def build_parser():
     from .train import METHODS
     parser = _Parser(
@@ -64,13 +100,20 @@ def build_parser():
                                        "standard deviation, bias/std and a verdict. Exit status 1 if any "
                                        "check fails.")
     audit.add_argument("--plot", metavar="FILE.png", help="also draw exact bias and std against K")
+    audit.add_argument("--model", metavar="MODULE:ATTR", type=_model_spec, default=None,
+                       help="audit your own model instead of the built-in ones (it needs a finite support()); "
+                            "ATTR gives (model, guide) or {'model': …, 'guide': …} (a callable is called)")
+    audit.add_argument("--seed", type=_nonnegative_int, default=0, help="θ, φ and x for --model")
 
     tr = sub.add_parser("train", help="run RWS (or a compared method) on a built-in model",
                         description="Train on data drawn from the model's reference parameters "
                                     "(seeded), report metrics, optionally checkpoint and resume.")
-    tr.add_argument("--model", choices=["linear-gaussian", "mixture", "belief-net"], default="mixture")
-    tr.add_argument("--guide", choices=["linear", "mlp"], default="mlp",
-                    help="mixture only: SoftmaxLinearGuide or MLPGuide (default)")
+    tr.add_argument("--model", type=_model_spec, default="mixture", metavar="MODEL",
+                    help="linear-gaussian, mixture (default), belief-net, or MODULE:ATTR for your own model "
+                         "(ATTR gives (model, guide) or {'model': …, 'guide': …, 'true_theta': …}; "
+                         "a callable is called; MODULE is imported from the current directory too)")
+    tr.add_argument("--guide", choices=["linear", "mlp"], default=None,
+                    help="mixture only: SoftmaxLinearGuide or MLPGuide (default mlp)")
     tr.add_argument("--method", choices=list(METHODS), default="wake")
     tr.add_argument("--K", type=_positive_int, default=10, help="particles per datapoint")
     tr.add_argument("--iters", type=_positive_int, default=2000, help="iteration cap")
@@ -101,10 +144,21 @@ def build_parser():
 
 
 def _run_audit(args):
-    from .audit import format_table, plot_bias_std, run_audit
+    import time
+    from .audit import audit_model, format_table, plot_bias_std, run_audit
     if args.plot:
         _check_writable(args.plot, ".png")
-    rows, seconds = run_audit()
+    if args.model is not None and args.model in BUILT_IN:
+        raise _UserError(f"--model: the built-in models are audited without --model; give MODULE:ATTR")
+    if args.model is not None and args.plot:
+        raise _UserError("--plot draws the built-in mixture; it cannot be combined with --model")
+    if args.model is None:
+        rows, seconds = run_audit()
+    else:
+        model, guide, truth = load_model_spec(args.model)
+        start = time.perf_counter()
+        rows = audit_model(model, guide, theta=truth, seed=args.seed)
+        seconds = time.perf_counter() - start
     print(format_table(rows))
     failed = [r for r in rows if not r.passed]
     print(f"\n{len(rows) - len(failed)} of {len(rows)} checks passed in {seconds:.1f} s")
@@ -126,10 +180,14 @@ def _problem(args):
     from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian,
                          MLPGuide, SigmoidBeliefNet, SoftmaxLinearGuide)
     data_rng = np.random.default_rng([args.seed, 1])
-    if args.model == "mixture":
+    if args.model not in BUILT_IN:
+        model, guide, truth = load_model_spec(args.model)
+        truth = model.init_theta(data_rng) if truth is None else truth
+        start = None
+    elif args.model == "mixture":
         model = GaussianMixture()
-        guide = (MLPGuide(20, (16, 16), loc=95.0, scale=60.0) if args.guide == "mlp"
-                 else SoftmaxLinearGuide(20, loc=95.0, scale=60.0))
+        guide = (SoftmaxLinearGuide(20, loc=95.0, scale=60.0) if args.guide == "linear"
+                 else MLPGuide(20, (16, 16), loc=95.0, scale=60.0))
         truth = model.true_theta()
         start = {"logits": np.zeros(20)}
     elif args.model == "linear-gaussian":
@@ -153,14 +211,10 @@ def _run_train(args):
             _check_writable(path, *suffixes)
     if args.resume and not os.path.isfile(args.resume):
         raise _UserError(f"{args.resume}: no such checkpoint file")
-    if args.method == "iwae" and args.model != "linear-gaussian":
-        raise _UserError("--method iwae needs a reparameterizable guide: use --model linear-gaussian")
-    if args.method in ("reinforce", "vimco") and args.model == "linear-gaussian":
-        raise _UserError(f"--method {args.method} is for discrete latents: use --model mixture or belief-net")
-    if args.method == "defensive" and args.model != "mixture":
-        raise _UserError("--method defensive uses the uniform defensive component of the mixture: "
-                         "use --model mixture")
+    if args.guide is not None and args.model != "mixture":
+        raise _UserError(f"--guide chooses between the mixture's guides; --model {args.model} has no such choice")
     model, guide, truth, start, data, held_out = _problem(args)
+    _check_method(args.method, model, guide)
     cfg = TrainConfig(method=args.method, K=args.K, iters=args.iters, batch_size=args.batch_size,
                       optimizer=args.optimizer, lr_theta=args.lr_theta, lr_phi=args.lr_phi,
                       iota=args.iota, delta=args.delta, seed=args.seed, tol=args.tol,
@@ -177,6 +231,18 @@ def _run_train(args):
         _plot_history(args.plot, result.history, f"{args.model}, {args.method}, K = {args.K}")
         print(f"plot written to {args.plot}")
     return 0
+
+
+def _check_method(method, model, guide):
+    # each method asks for capabilities of the protocol; refuse before any work starts
+    from . import protocol
+    if method == "iwae" and not all(callable(getattr(obj, cap, None)) for obj, cap in (
+            (guide, "reparameterize"), (guide, "pull_back"), (guide, "grad_z_log_prob"), (model, "grad_z_log_joint"))):
+        raise _UserError("--method iwae needs a reparameterizable guide (reparameterize, pull_back, grad_z_log_prob) "
+                         "and a model with grad_z_log_joint: e.g. --model linear-gaussian")
+    if method in ("reinforce", "vimco", "defensive") and protocol.domain(guide, "z") == "real":
+        raise _UserError(f"--method {method} is for discrete latents (a guide with a discrete z_domain): "
+                         f"e.g. --model mixture or belief-net")
 
 
 def _run_vectors(args):
@@ -226,7 +292,7 @@ def main(argv=None):
     try:
         handler = {"audit": _run_audit, "train": _run_train, "vectors": _run_vectors}[args.command]
         return handler(args)
-    except (_UserError, ValueError, TypeError, OSError) as err:
+    except (_UserError, ValueError, TypeError, OSError, MemoryError) as err:
         print(f"rws-ref {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -105,8 +105,9 @@ def check_pair(model, guide):
 
 
 def describe_shape(lead, shape):
-    """'(K, N, 3)' from lead ('K', 'N') and shape (3,)."""
-    return "(" + ", ".join(list(lead) + [str(d) for d in shape]) + ")"
+    """'(K, N, 3)' from lead ('K', 'N') and shape (3,); '(N,)' from 'N' and ()."""
+    parts = list(lead) + [str(d) for d in shape]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
 
 # -- validation from the declarations ------------------------------------------------------

@@ -1,0 +1,210 @@
+"""Models written outside rws_ref, following only its documented protocol (docs/protocol.md).
+
+Nothing here inherits from rws_ref or calls a private name: these are what a
+user would write.  Densities use autograd.numpy so the autograd route applies.
+
+- ``Clusters``: a 1-D mixture whose component *means* are learned too,
+  z ∈ {0..C−1}, x real; guide ``ClusterGuide``, softmax of a quadratic in x.
+  Required methods only (no one-pass capability), plus support(),
+  joint_quadrature(), log_marginal() and summary().
+- ``TwoLayerNet``: a two-layer sigmoid belief net z₁ → z₂ → x, z = (z₁, z₂)
+  binary of shape (3,), x binary (4,); guide ``TwoLayerGuide``.  It has the
+  one-pass capability log_joint_vjp / log_prob_vjp, support() and data_support().
+"""
+import itertools
+
+import autograd.numpy as anp
+import numpy as np
+
+
+def _log_softmax(a):
+    top = anp.max(a, axis=-1, keepdims=True)
+    return a - top - anp.log(anp.sum(anp.exp(a - top), axis=-1, keepdims=True))
+
+
+class Clusters:
+    """p(z) = softmax(logits), p(x|z) = N(x; means[z], scale²); θ = {logits, means}."""
+
+    def __init__(self, n=3, scale=1.5):
+        self.n, self.scale = n, scale
+        self.theta_shapes = {"logits": (n,), "means": (n,)}
+        self.z_shape, self.x_shape = (), ()
+        self.z_domain = n
+
+    def __repr__(self):
+        return f"Clusters({self.n})"
+
+    def init_theta(self, rng):
+        return {"logits": 0.1 * rng.standard_normal(self.n), "means": np.linspace(-3.0, 3.0, self.n)
+                + 0.1 * rng.standard_normal(self.n)}
+
+    def sample(self, theta, n, rng):
+        p = np.exp(_log_softmax(np.asarray(theta["logits"])))
+        z = rng.choice(self.n, size=n, p=p)
+        return z, np.asarray(theta["means"])[z] + self.scale * rng.standard_normal(n)
+
+    def log_joint(self, theta, z, x):
+        z = np.asarray(z, dtype=int)
+        resid = (x - theta["means"][z]) / self.scale
+        return _log_softmax(theta["logits"])[z] - 0.5 * resid ** 2 - np.log(self.scale) - 0.5 * np.log(2 * np.pi)
+
+    def grad_log_joint(self, theta, z, x, weights):
+        z = np.asarray(z, dtype=int)
+        pi = np.exp(_log_softmax(np.asarray(theta["logits"])))
+        resid = (x - theta["means"][z]) / self.scale ** 2
+        return {"logits": np.bincount(z.ravel(), weights=weights.ravel(), minlength=self.n) - weights.sum() * pi,
+                "means": np.bincount(z.ravel(), weights=(weights * resid).ravel(), minlength=self.n)}
+
+    def support(self):
+        return np.arange(self.n)
+
+    def joint_quadrature(self, theta, nodes):
+        xi, w = np.polynomial.hermite_e.hermegauss(nodes)
+        pi = np.exp(_log_softmax(np.asarray(theta["logits"])))
+        xs = (np.asarray(theta["means"])[:, None] + self.scale * xi).ravel()
+        return np.repeat(np.arange(self.n), nodes), xs, (pi[:, None] * w / np.sqrt(2 * np.pi)).ravel()
+
+    def log_marginal(self, theta, x):
+        table = np.stack([self.log_joint(theta, np.full((1, len(x)), s), x)[0] for s in range(self.n)])
+        top = table.max(axis=0)
+        return top + np.log(np.exp(table - top).sum(axis=0))
+
+    def summary(self, theta):
+        return {"means": np.asarray(theta["means"])}
+
+
+class ClusterGuide:
+    """q(z|x) = softmax(a·x² + b·x + c)."""
+
+    def __init__(self, n=3):
+        self.n = n
+        self.phi_shapes = {"a": (n,), "b": (n,), "c": (n,)}
+        self.z_shape, self.x_shape = (), ()
+        self.z_domain = n
+
+    def __repr__(self):
+        return f"ClusterGuide({self.n})"
+
+    def init_phi(self, rng):
+        return {k: 0.1 * rng.standard_normal(self.n) for k in self.phi_shapes}
+
+    def _log_q(self, phi, x):
+        x = x[:, None]
+        return _log_softmax(phi["a"] * x ** 2 + phi["b"] * x + phi["c"])          # (N, C)
+
+    def sample(self, phi, x, K, rng):
+        p = np.exp(self._log_q(phi, np.asarray(x, dtype=float)))
+        u = rng.random((K, len(x), 1))
+        return np.minimum((u > np.cumsum(p, axis=1)).sum(axis=-1), self.n - 1)
+
+    def log_prob(self, phi, z, x):
+        z = np.asarray(z, dtype=int)
+        return self._log_q(phi, x)[np.arange(len(x))[None, :], z]
+
+    def grad_log_prob(self, phi, z, x, weights):
+        z = np.asarray(z, dtype=int)
+        p = np.exp(self._log_q(phi, x))
+        G = -weights.sum(axis=0)[:, None] * p
+        np.add.at(G, (np.broadcast_to(np.arange(len(x)), z.shape), z), weights)
+        return {"a": (x ** 2) @ G, "b": x @ G, "c": G.sum(axis=0)}
+
+
+def _log_bern(y, logits):
+    return anp.sum(y * logits - anp.logaddexp(0.0, logits), axis=-1)
+
+
+def _sigmoid(a):
+    return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+class TwoLayerNet:
+    """z₁ ∈ {0,1} ~ Bern(sigmoid(c)); z₂ ∈ {0,1}² ~ Bern(sigmoid(U z₁ + d)); x ∈ {0,1}⁴ ~
+    Bern(sigmoid(V z₂ + e)).  z = (z₁, z₂₁, z₂₂).  One-pass capability log_joint_vjp."""
+
+    def __init__(self):
+        self.theta_shapes = {"c": (1,), "U": (2, 1), "d": (2,), "V": (4, 2), "e": (4,)}
+        self.z_shape, self.x_shape = (3,), (4,)
+        self.z_domain = self.x_domain = "binary"
+
+    def __repr__(self):
+        return "TwoLayerNet()"
+
+    def init_theta(self, rng):
+        return {k: rng.standard_normal(s) for k, s in self.theta_shapes.items()}
+
+    def sample(self, theta, n, rng):
+        z1 = (rng.random((n, 1)) < _sigmoid(theta["c"])).astype(float)
+        z2 = (rng.random((n, 2)) < _sigmoid(z1 @ theta["U"].T + theta["d"])).astype(float)
+        x = (rng.random((n, 4)) < _sigmoid(z2 @ theta["V"].T + theta["e"])).astype(float)
+        return np.concatenate([z1, z2], axis=1), x
+
+    def log_joint_vjp(self, theta, z, x):
+        z1, z2 = z[..., :1], z[..., 1:]
+        a2 = anp.dot(z1, anp.transpose(theta["U"])) + theta["d"]
+        ax = anp.dot(z2, anp.transpose(theta["V"])) + theta["e"]
+        value = _log_bern(z1, theta["c"]) + _log_bern(z2, a2) + _log_bern(x, ax)
+
+        def pullback(w):
+            g1 = w[..., None] * (z1 - _sigmoid(theta["c"]))
+            g2 = w[..., None] * (z2 - _sigmoid(a2))
+            gx = w[..., None] * (x - _sigmoid(ax))
+            return {"c": g1.sum(axis=(0, 1)), "U": np.einsum("kni,knj->ij", g2, z1), "d": g2.sum(axis=(0, 1)),
+                    "V": np.einsum("kni,knj->ij", gx, z2), "e": gx.sum(axis=(0, 1))}
+        return value, pullback
+
+    def log_joint(self, theta, z, x):
+        return self.log_joint_vjp(theta, z, x)[0]
+
+    def grad_log_joint(self, theta, z, x, weights):
+        return self.log_joint_vjp(theta, np.asarray(z, float), np.asarray(x, float))[1](np.asarray(weights))
+
+    def support(self):
+        return np.array(list(itertools.product([0.0, 1.0], repeat=3)))
+
+    def data_support(self):
+        return np.array(list(itertools.product([0.0, 1.0], repeat=4)))
+
+
+class TwoLayerGuide:
+    """q(z|x) = Π Bern(z_i; sigmoid(A x + b)_i)."""
+
+    def __init__(self):
+        self.phi_shapes = {"A": (3, 4), "b": (3,)}
+        self.z_shape, self.x_shape = (3,), (4,)
+        self.z_domain = self.x_domain = "binary"
+
+    def __repr__(self):
+        return "TwoLayerGuide()"
+
+    def init_phi(self, rng):
+        return {"A": 0.5 * rng.standard_normal((3, 4)), "b": np.zeros(3)}
+
+    def sample(self, phi, x, K, rng):
+        p = _sigmoid(np.asarray(x, float) @ phi["A"].T + phi["b"])
+        return (rng.random((K,) + p.shape) < p).astype(float)
+
+    def log_prob_vjp(self, phi, z, x):
+        logits = anp.dot(x, anp.transpose(phi["A"])) + phi["b"]
+
+        def pullback(w):
+            G = np.einsum("kn,kni->ni", w, z) - w.sum(axis=0)[:, None] * _sigmoid(logits)
+            return {"A": G.T @ x, "b": G.sum(axis=0)}
+        return _log_bern(z, logits), pullback
+
+    def log_prob(self, phi, z, x):
+        return self.log_prob_vjp(phi, z, x)[0]
+
+    def grad_log_prob(self, phi, z, x, weights):
+        return self.log_prob_vjp(phi, np.asarray(z, float), np.asarray(x, float))[1](np.asarray(weights))
+
+
+def clusters():
+    """The import-path entry for the command line: ``tests.outside_models:clusters``."""
+    model = Clusters(3)
+    return {"model": model, "guide": ClusterGuide(3),
+            "true_theta": {"logits": np.log([0.2, 0.3, 0.5]), "means": np.array([-4.0, 0.0, 4.0])}}
+
+
+def two_layer():
+    """The import-path entry for the command line: ``outside_models:two_layer``."""
+    return TwoLayerNet(), TwoLayerGuide()
