@@ -1,5 +1,8 @@
 """ELBO_IS and the three Reweighted Wake-Sleep gradient estimators.
 
+Every estimator validates its inputs once, from the declarations of the
+protocol (docs/protocol.md), runs one forward pass of the model and of the
+guide (:func:`forward_passes`), and pulls the normalized weights back.
 The cores are deterministic: they take the particles ``z`` explicitly, so an
 outside implementation can be compared with them particle for particle.
 Sampling is the caller's (``guide.sample`` for wake, ``model.sample`` for
@@ -8,7 +11,7 @@ sleep).
 Shapes: x (N, *x_shape); z (K, N, *z_shape), particle axis first; log
 weights and normalized weights (K, N), normalized per datapoint over k.
 
-Sign convention (DESIGN.md): θ-gradients are ascent directions of the
+Sign convention (docs/rws.md): θ-gradients are ascent directions of the
 bound, φ-gradients are descent directions of the inclusive KL.  An optimizer
 does θ ← θ + lr·ĝ_θ and φ ← φ − lr·ĝ_φ.
 """
