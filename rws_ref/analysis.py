@@ -118,32 +118,36 @@ def snr_study(estimators, ks, replicates, rng, n_boot=200, level=0.95):
         raise ValueError(f"level must be in (0, 1); got {level!r}")
     if not isinstance(estimators, dict) or not estimators:
         raise TypeError("estimators must be a non-empty dict name -> callable(K, rng)")
-    tail = 100 * (1 - level) / 2
     study = SNRStudy(ks=ks, level=level)
     for name, draw in estimators.items():
         samples = [np.stack([_as_vector(draw(int(K), rng)) for _ in range(replicates)]) for K in ks]
-        point = [_snr(s) for s in samples]
-        study.snr[name] = np.array([p[0] for p in point])
-        snr2 = np.array([p[1] for p in point])
-        study.entry_snr[name] = np.stack([p[2] for p in point])
-        boot, boot2 = np.empty((n_boot, len(ks))), np.empty((n_boot, len(ks)))
-        for b in range(n_boot):
-            for j, s in enumerate(samples):
-                boot[b, j], boot2[b, j], _ = _snr(s[rng.integers(0, replicates, replicates)])
-        study.snr_interval[name] = np.percentile(boot, [tail, 100 - tail], axis=0).T
-        study.snr_se[name] = boot.std(axis=0, ddof=1)
-        resolved = (np.mean(boot2 > 0, axis=0) >= 0.975) & (snr2 > 0)
-        study.resolved[name] = resolved
-        if resolved.sum() < 2:
-            study.slope[name], study.slope_interval[name] = np.nan, (np.nan, np.nan)
-            study.slope_se[name] = np.nan
-            continue
-        study.slope[name] = float(_slope(ks[resolved], study.snr[name][resolved]))
-        usable = np.all(boot[:, resolved] > 0, axis=1)
-        slopes = np.array([_slope(ks[resolved], row[resolved]) for row in boot[usable]])
-        study.slope_interval[name] = tuple(float(v) for v in np.percentile(slopes, [tail, 100 - tail]))
-        study.slope_se[name] = float(slopes.std(ddof=1))
+        _measure(study, name, samples, rng, n_boot)
     return study
+
+
+def _measure(study, name, samples, rng, n_boot):
+    """Fill ``study`` for one estimator from its replicates (one (R, P) array per K)."""
+    ks, tail, replicates = study.ks, 100 * (1 - study.level) / 2, samples[0].shape[0]
+    point = [_snr(s) for s in samples]
+    study.snr[name] = np.array([p[0] for p in point])
+    snr2 = np.array([p[1] for p in point])
+    study.entry_snr[name] = np.stack([p[2] for p in point])
+    boot, boot2 = np.empty((n_boot, len(ks))), np.empty((n_boot, len(ks)))
+    for b in range(n_boot):
+        for j, s in enumerate(samples):
+            boot[b, j], boot2[b, j], _ = _snr(s[rng.integers(0, replicates, replicates)])
+    study.snr_interval[name] = np.percentile(boot, [tail, 100 - tail], axis=0).T
+    study.snr_se[name] = boot.std(axis=0, ddof=1)
+    resolved = (np.mean(boot2 > 0, axis=0) >= 0.975) & (snr2 > 0)
+    study.resolved[name] = resolved
+    if resolved.sum() < 2:
+        study.slope[name], study.slope_interval[name], study.slope_se[name] = np.nan, (np.nan, np.nan), np.nan
+        return
+    study.slope[name] = float(_slope(ks[resolved], study.snr[name][resolved]))
+    usable = np.all(boot[:, resolved] > 0, axis=1)
+    slopes = np.array([_slope(ks[resolved], row[resolved]) for row in boot[usable]])
+    study.slope_interval[name] = tuple(float(v) for v in np.percentile(slopes, [tail, 100 - tail]))
+    study.slope_se[name] = float(slopes.std(ddof=1))
 
 
 def rainforth_toy(rng, dim=20, perturbation=0.01):

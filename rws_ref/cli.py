@@ -95,6 +95,13 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"rws-ref {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    _audit_parser(sub)
+    _train_parser(sub, METHODS)
+    _vectors_parser(sub)
+    return parser
+
+
+def _audit_parser(sub):
     audit = sub.add_parser("audit", help="check every estimator against the exact oracle and closed forms",
                            description="Print one table: estimator, model, K, target, exact mean, bias, "
                                        "standard deviation, bias/std and a verdict. Exit status 1 if any "
@@ -105,6 +112,8 @@ def build_parser():
                             "ATTR gives (model, guide) or {'model': …, 'guide': …} (a callable is called)")
     audit.add_argument("--seed", type=_nonnegative_int, default=0, help="θ, φ and x for --model")
 
+
+def _train_parser(sub, METHODS):
     tr = sub.add_parser("train", help="run RWS (or a compared method) on a built-in model",
                         description="Train on data drawn from the model's reference parameters "
                                     "(seeded), report metrics, optionally checkpoint and resume.")
@@ -133,6 +142,8 @@ def build_parser():
     tr.add_argument("--resume", metavar="FILE.npz", help="continue from this checkpoint")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+
+def _vectors_parser(sub):
     vec = sub.add_parser("vectors", help="write language-neutral test vectors (JSON)",
                          description="Write fixed inputs and the outputs a correct RWS implementation "
                                      "must produce, with exact means and variances where the oracle gives "
@@ -140,7 +151,6 @@ def build_parser():
                                      "Schema ships with the package (rws_ref/data/vectors.schema.json).")
     vec.add_argument("--out", metavar="FILE.json", required=True)
     vec.add_argument("--seed", type=_nonnegative_int, default=0)
-    return parser
 
 
 def _run_audit(args):

@@ -206,8 +206,6 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
     -------
     CheckReport (``report.ok``, ``report.failed()``, ``str(report)``, ``report.assert_ok()``)
     """
-    from hypothesis import HealthCheck, given, settings
-
     if kind not in REFERENCE:
         raise ValueError(f"kind must be one of {sorted(REFERENCE)}; got {kind!r}")
     if not callable(fn):
@@ -216,17 +214,48 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
         model, guide = LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3)
     if guide is None:
         raise ValueError("guide must be given together with model")
+    protocol.check_pair(model, guide)
     reference, exact_target = REFERENCE[kind]
+    call, uniform = _caller(fn)
+    report = CheckReport(kind)
+    run = _runner(report, cases(model, guide, min_k=2 if kind == "vimco_phi" else 1), max_examples)
+    prop = _Properties(call, reference, model, guide, rtol)
+    run("agreement with rws_ref", prop.agreement)
+    run("permutation invariance", prop.permutation)
+    if kind == "reinforce_phi":
+        report.results.append(PropertyResult("per-datapoint shift invariance", "skipped",
+                                             "REINFORCE's learning signal L̂ moves with the shift; only its "
+                                             "mean is invariant (VIMCO's differences L̂ − L̂₋ₖ are invariant)"))
+    elif uniform:
+        run("per-datapoint shift invariance", prop.shift)
+    else:
+        report.results.append(PropertyResult("per-datapoint shift invariance", "skipped",
+                                             "fn(theta, phi, x, z) cannot be given a shifted model; "
+                                             "use the signature fn(model, guide, theta, phi, x, z)"))
+    run("batch = mean of single datapoints", prop.batch)
+    if protocol.support(model) is not None:
+        report.results.append(_exact_property(call, kind, reference, exact_target, model, guide, exact_ks,
+                                              rtol))
+    else:
+        report.results.append(PropertyResult("exact mean (oracle)", "skipped",
+                                             "the exact oracle needs a discrete latent"))
+    return report
+
+
+def _caller(fn):
+    """fn as a uniform (model, guide, theta, phi, x, z) callable, and whether it took that signature."""
     try:
         n_params = len(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         n_params = 6
-    uniform = n_params >= 6
-    call = (lambda m, g, th, ph, x, z: fn(m, g, th, ph, x, z)) if uniform else (
-        lambda m, g, th, ph, x, z: fn(th, ph, x, z))
-    min_k = 2 if kind == "vimco_phi" else 1
-    strategy = cases(model, guide, min_k=min_k)
-    report = CheckReport(kind)
+    if n_params >= 6:
+        return fn, True
+    return (lambda m, g, th, ph, x, z: fn(th, ph, x, z)), False
+
+
+def _runner(report, strategy, max_examples):
+    """run(name, prop): hypothesis over ``strategy``; the first failing input's numbers go in the report."""
+    from hypothesis import HealthCheck, given, settings
     conf = settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
 
@@ -248,44 +277,35 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
             report.results.append(PropertyResult(name, "fail", failure.get("detail", "")))
         except Exception as err:           # the user's function raised
             report.results.append(PropertyResult(name, "fail", f"{type(err).__name__}: {err}"))
+    return run
 
-    def agreement(theta, phi, x, z):
-        return _close(call(model, guide, theta, phi, x, z), reference(model, guide, theta, phi, x, z), rtol)
 
-    def permutation(theta, phi, x, z):
+class _Properties:
+    """The properties of one estimator, each (theta, phi, x, z) -> (ok, detail)."""
+
+    def __init__(self, call, reference, model, guide, rtol):
+        self.call, self.reference, self.model, self.guide, self.rtol = call, reference, model, guide, rtol
+
+    def agreement(self, theta, phi, x, z):
+        mine = self.call(self.model, self.guide, theta, phi, x, z)
+        return _close(mine, self.reference(self.model, self.guide, theta, phi, x, z), self.rtol)
+
+    def permutation(self, theta, phi, x, z):
         perm = np.stack([np.roll(np.arange(z.shape[0]), n + 1) for n in range(z.shape[1])], axis=1)
         z_perm = np.take_along_axis(z, perm.reshape(perm.shape + (1,) * (z.ndim - 2)), axis=0)
-        return _close(call(model, guide, theta, phi, x, z_perm), call(model, guide, theta, phi, x, z), rtol)
+        return _close(self.call(self.model, self.guide, theta, phi, x, z_perm),
+                      self.call(self.model, self.guide, theta, phi, x, z), self.rtol)
 
-    def batch(theta, phi, x, z):
-        whole = call(model, guide, theta, phi, x, z)
-        singles = [call(model, guide, theta, phi, x[n:n + 1], z[:, n:n + 1]) for n in range(x.shape[0])]
-        return _close(whole, {k: np.mean([s[k] for s in singles], axis=0) for k in whole}, rtol)
+    def batch(self, theta, phi, x, z):
+        whole = self.call(self.model, self.guide, theta, phi, x, z)
+        singles = [self.call(self.model, self.guide, theta, phi, x[n:n + 1], z[:, n:n + 1])
+                   for n in range(x.shape[0])]
+        return _close(whole, {k: np.mean([s[k] for s in singles], axis=0) for k in whole}, self.rtol)
 
-    def shift(theta, phi, x, z):
-        shifted = _ShiftedModel(model, 50.0 * (1.0 + np.arange(x.shape[0])))
-        return _close(call(shifted, guide, theta, phi, x, z), call(model, guide, theta, phi, x, z), rtol)
-
-    run("agreement with rws_ref", agreement)
-    run("permutation invariance", permutation)
-    if kind == "reinforce_phi":
-        report.results.append(PropertyResult("per-datapoint shift invariance", "skipped",
-                                             "REINFORCE's learning signal L̂ moves with the shift; only its "
-                                             "mean is invariant (VIMCO's differences L̂ − L̂₋ₖ are invariant)"))
-    elif uniform:
-        run("per-datapoint shift invariance", shift)
-    else:
-        report.results.append(PropertyResult("per-datapoint shift invariance", "skipped",
-                                             "fn(theta, phi, x, z) cannot be given a shifted model; "
-                                             "use the signature fn(model, guide, theta, phi, x, z)"))
-    run("batch = mean of single datapoints", batch)
-    if protocol.support(model) is not None:
-        report.results.append(_exact_property(call, kind, reference, exact_target, model, guide, exact_ks,
-                                              rtol))
-    else:
-        report.results.append(PropertyResult("exact mean (oracle)", "skipped",
-                                             "the exact oracle needs a discrete latent"))
-    return report
+    def shift(self, theta, phi, x, z):
+        shifted = _ShiftedModel(self.model, 50.0 * (1.0 + np.arange(x.shape[0])))
+        return _close(self.call(shifted, self.guide, theta, phi, x, z),
+                      self.call(self.model, self.guide, theta, phi, x, z), self.rtol)
 
 
 def _exact_property(call, kind, reference, exact_target, model, guide, exact_ks, rtol):

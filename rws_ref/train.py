@@ -288,36 +288,48 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
         true_theta = protocol.validate_params(true_theta, model.theta_shapes, "true_theta")
     gen = np.random.default_rng(cfg.seed) if rng is None else check_rng(rng)
     opt_theta, opt_phi = [(Adam if cfg.optimizer == "adam" else SGD)(lr) for lr in (cfg.lr_theta, cfg.lr_phi)]
-    state = _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume)
-    theta, phi, history, iteration = state
+    theta, phi, history, iteration = _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume)
+    evaluate = lambda th, ph, it: _evaluate(cfg, model, guide, th, ph, eval_x, it, true_theta, defensive)  # noqa
+    save = lambda th, ph, it: checkpoint is not None and _save(  # noqa: E731
+        checkpoint, cfg, th, ph, gen, opt_theta, opt_phi, history, it)
     if not history:
-        history.append(_evaluate(cfg, model, guide, theta, phi, eval_x, 0, true_theta, defensive))
+        history.append(evaluate(theta, phi, 0))
     stopped_by = "converged" if _converged(history, cfg) else "max_iters"
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=cfg.iters, initial=iteration, desc=f"rws-ref train ({cfg.method})", unit="it")
+    bar = _progress(progress, cfg, iteration)
     batch = min(cfg.batch_size, data.shape[0])
     while iteration < cfg.iters and stopped_by != "converged":
         x = data[gen.choice(data.shape[0], size=batch, replace=False)]
         theta, phi = _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_phi,
                                 iteration)
         iteration += 1
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)
         if iteration % cfg.eval_every == 0:
-            history.append(_evaluate(cfg, model, guide, theta, phi, eval_x, iteration, true_theta, defensive))
-            if bar is not None:
-                bar.set_postfix(elbo_is=f"{history[-1]['elbo_is']:.4f}")
-            if _converged(history, cfg):
-                stopped_by = "converged"
-        if checkpoint is not None and (iteration % checkpoint_every == 0):
-            _save(checkpoint, cfg, theta, phi, gen, opt_theta, opt_phi, history, iteration)
-    if bar is not None:
-        bar.close()
-    if checkpoint is not None:
-        _save(checkpoint, cfg, theta, phi, gen, opt_theta, opt_phi, history, iteration)
+            history.append(evaluate(theta, phi, iteration))
+            bar.set_postfix(elbo_is=f"{history[-1]['elbo_is']:.4f}")
+            stopped_by = "converged" if _converged(history, cfg) else stopped_by
+        if iteration % checkpoint_every == 0:
+            save(theta, phi, iteration)
+    bar.close()
+    save(theta, phi, iteration)
     return TrainResult(theta=theta, phi=phi, history=history, stopped_by=stopped_by, iterations=iteration)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def set_postfix(self, **values):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(progress, cfg, start):
+    if not progress:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=cfg.iters, initial=start, desc=f"rws-ref train ({cfg.method})", unit="it")
 
 
 def _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume):

@@ -114,38 +114,47 @@ def scalar_laplace(model, guide, theta, phi, x, K, estimator=None, nodes=120):
         raise ValueError(f"phi['log_s']: the guide variance {s2:.4g} must exceed the posterior variance "
                          f"{S[0, 0]:.4g} for bounded weights")
     xi, gh = hermegauss(nodes)
-    prob = gh / np.sqrt(2.0 * np.pi)
-    n_data, log_px = x.shape[0], model.log_marginal(theta, x)
-    out = {"elbo_is": np.empty(n_data), "chi2": np.empty(n_data)}
-    total_mean = total_var = total_c1 = 0.0
-    like = None
-    for n in range(n_data):
-        z = (guide.mean(phi, x[n:n + 1])[0, 0] + np.sqrt(s2) * xi).reshape(-1, 1, 1)   # nodes as particles
-        xs = np.repeat(x[n:n + 1], nodes, axis=0)
-        zs = z.reshape(1, nodes, 1)
-        log_w = (model.log_joint(theta, zs, xs) - guide.log_prob(phi, zs, xs))[0]
-        omega = np.exp(log_w - log_px[n])
-        out["elbo_is"][n] = log_px[n] + _frullani(prob, omega, K)
-        out["chi2"][n] = prob @ omega ** 2 - 1.0
-        if estimator is None:
-            continue
-        rows = [estimator(model, guide, theta, phi, x[n:n + 1], zi[None]) for zi in z]
-        like = rows[0]
-        F = np.stack([flatten(r, like) for r in rows])
-        w = omega / omega.max()
-        I1, I2, I3 = _laplace_integrals(prob, w, K)
-        mean = K * (prob * I1) @ F
-        second = (K * prob * I2) @ F ** 2
-        if K >= 2:
-            second = second + np.einsum("sp,sr,rp->p", F, K * (K - 1) * np.outer(prob, prob) * I3, F)
-        target = (prob * omega) @ F
-        total_mean = total_mean + mean / n_data
-        total_var = total_var + (second - mean ** 2) / n_data ** 2
-        total_c1 = total_c1 - (prob * omega ** 2) @ (F - target) / n_data
+    prob, log_px = gh / np.sqrt(2.0 * np.pi), model.log_marginal(theta, x)
+    per_point = [_scalar_point(model, guide, theta, phi, x[n:n + 1], log_px[n], np.sqrt(s2) * xi, prob, K,
+                               estimator) for n in range(x.shape[0])]
+    out = {"elbo_is": np.array([p[0] for p in per_point]), "chi2": np.array([p[1] for p in per_point])}
     if estimator is not None:
-        out.update(mean=unflatten(total_mean, like), var=unflatten(total_var, like),
-                   c1=unflatten(total_c1, like))
+        like, n_data = per_point[0][2], x.shape[0]
+        out.update(mean=unflatten(sum(p[3] for p in per_point) / n_data, like),
+                   var=unflatten(sum(p[4] for p in per_point) / n_data ** 2, like),
+                   c1=unflatten(sum(p[5] for p in per_point) / n_data, like))
     return out
+
+
+def _scalar_point(model, guide, theta, phi, x_n, log_px, offsets, prob, K, estimator):
+    """One datapoint of :func:`scalar_laplace`: (ELBO_IS, χ², and with an estimator its
+    key layout, mean, variance and c₁ term), the Gauss–Hermite nodes used as particles."""
+    nodes = len(prob)
+    z = (guide.mean(phi, x_n)[0, 0] + offsets).reshape(-1, 1, 1)
+    xs, zs = np.repeat(x_n, nodes, axis=0), z.reshape(1, nodes, 1)
+    omega = np.exp((model.log_joint(theta, zs, xs) - guide.log_prob(phi, zs, xs))[0] - log_px)
+    bound, chi2 = log_px + _frullani(prob, omega, K), prob @ omega ** 2 - 1.0
+    if estimator is None:
+        return bound, chi2
+    rows = [estimator(model, guide, theta, phi, x_n, zi[None]) for zi in z]
+    F = np.stack([flatten(r, rows[0]) for r in rows])
+    mean, var = _moments(prob, omega / omega.max(), F, K, covariance=False)
+    c1 = -(prob * omega ** 2) @ (F - (prob * omega) @ F)
+    return bound, chi2, rows[0], mean, var, c1
+
+
+def _moments(q, w, F, K, covariance):
+    """Mean and (co)variance of Σ_k w̄_k F(z_k), z_k i.i.d. from Σ_s q_s δ_s, by the Laplace route;
+    w are the weights scaled to max 1, F (S, P) the values."""
+    I1, I2, I3 = _laplace_integrals(q, w, K)
+    mean = K * (q * I1) @ F
+    diag_weights = K * q * I2
+    B = K * (K - 1) * np.outer(q, q) * I3 if K >= 2 else None
+    if covariance:
+        second = (F * diag_weights[:, None]).T @ F + (F.T @ B @ F if B is not None else 0.0)
+        return mean, second - np.outer(mean, mean)
+    second = diag_weights @ F ** 2 + (np.einsum("sp,sr,rp->p", F, B, F) if B is not None else 0.0)
+    return mean, second - mean ** 2
 
 
 def laplace_moments(estimator, e, K, covariance):
@@ -156,19 +165,8 @@ def laplace_moments(estimator, e, K, covariance):
         rows = [estimator(e.model, e.guide, e.theta, e.phi, e.x[n:n + 1], s[None, None]) for s in e.states]
         like = rows[0]
         F = np.stack([flatten(r, like) for r in rows])                    # (S, P)
-        q = np.exp(e.log_q[:, n])
         log_w = e.log_p[:, n] - e.log_q[:, n]
-        w = np.exp(log_w - np.max(log_w))                                   # scale-free: max w = 1
-        I1, I2, I3 = _laplace_integrals(q, w, K)
-        mean = K * (q * I1) @ F
-        diag_weights = K * q * I2
-        B = K * (K - 1) * np.outer(q, q) * I3 if K >= 2 else None
-        if covariance:
-            second = (F * diag_weights[:, None]).T @ F + (F.T @ B @ F if B is not None else 0.0)
-            var = second - np.outer(mean, mean)
-        else:
-            second = diag_weights @ F ** 2 + (np.einsum("sp,sr,rp->p", F, B, F) if B is not None else 0.0)
-            var = second - mean ** 2
+        mean, var = _moments(np.exp(e.log_q[:, n]), np.exp(log_w - np.max(log_w)), F, K, covariance)
         total_mean = total_mean + mean / e.n_data
         total_var = total_var + var / e.n_data ** 2
     return unflatten(total_mean, like), (total_var if covariance else unflatten(total_var, like))
