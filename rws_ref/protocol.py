@@ -93,14 +93,31 @@ def check_guide(guide):
     return _check(guide, "guide", "phi_shapes", GUIDE_METHODS)
 
 
+_PAIRS_CHECKED = {}
+
+
 def check_pair(model, guide):
-    """Both follow the protocol and agree on z_shape, x_shape and the domains; else a clear error."""
+    """Both follow the protocol and agree on z_shape, x_shape and the domains; else a clear error.
+
+    A pair that passed is remembered by identity, type and declarations, so the check
+    costs one dictionary lookup on the hot path."""
+    try:
+        key = (id(model), id(guide), type(model), type(guide)) + tuple(
+            getattr(obj, attr, None) for obj in (model, guide) for attr in ("z_shape", "x_shape", "z_domain", "x_domain"))
+        if key in _PAIRS_CHECKED:
+            return model, guide
+    except TypeError:                      # unhashable declarations: check every time
+        key = None
     check_model(model), check_guide(guide)
     mine = [(_shape(model, a), _shape(guide, a)) for a in ("z_shape", "x_shape")]
     mine += [(domain(model, w), domain(guide, w)) for w in ("z", "x")]
     if any(m != g for m, g in mine):
         raise ValueError(f"guide {guide!r} does not match model {model!r}: guide (z_shape, x_shape, "
                          f"z_domain, x_domain) = {tuple(g for _, g in mine)}, model {tuple(m for m, _ in mine)}")
+    if key is not None:
+        if len(_PAIRS_CHECKED) > 4096:
+            _PAIRS_CHECKED.clear()
+        _PAIRS_CHECKED[key] = True
     return model, guide
 
 
@@ -115,7 +132,7 @@ def describe_shape(lead, shape):
 
 def _all_finite(arr):
     # one reduction decides the common case; the slow search runs only to name the culprit
-    return arr.size == 0 or np.isfinite(np.add.reduce(arr.ravel()))
+    return arr.size == 0 or np.isfinite(np.add.reduce(arr, axis=None))
 
 
 def validate_params(params, shapes, name):
@@ -132,20 +149,28 @@ def validate_params(params, shapes, name):
     if params.keys() != shapes.keys():
         missing, extra = sorted(set(shapes) - set(params)), sorted(set(params) - set(shapes))
         raise ValueError(f"{name} must have keys {sorted(shapes)}; missing {missing}, unexpected {extra}")
-    out = {}
+    out, total = {}, 0.0
     for key, shape in shapes.items():
-        value, label = params[key], f"{name}[{key!r}]"
-        traced = isinstance(value, Box)
-        arr = as_float_array(getval(value) if traced else value, label)
-        if arr.shape != tuple(shape):
-            raise ValueError(f"{label} must have shape {tuple(shape)}; got {arr.shape}")
-        if not _all_finite(arr):
-            check_finite(arr, label)
-        out[key] = value if traced else arr
+        value = params[key]
+        if type(value) is np.ndarray and value.dtype == np.float64:        # the common case, cheaply
+            arr = value
+        else:
+            arr = as_float_array(getval(value), f"{name}[{key!r}]")
+        if arr.shape != shape and arr.shape != tuple(shape):
+            raise ValueError(f"{name}[{key!r}] must have shape {tuple(shape)}; got {arr.shape}")
+        total += np.add.reduce(arr, axis=None)
+        out[key] = value if isinstance(value, Box) else arr
+    if not np.isfinite(total):             # NaN or ±inf somewhere (or an overflowing sum): find it
+        for key in shapes:
+            check_finite(np.asarray(getval(out[key])), f"{name}[{key!r}]")
     return out
 
 
 def _convert(arr, dom, name, what):
+    if dom == "real" and type(arr) is np.ndarray and arr.dtype == np.float64:     # the common case
+        if not _all_finite(arr):
+            check_finite(arr, name)
+        return arr
     a = np.asarray(arr)
     if a.dtype == object or not (a.dtype == bool or np.issubdtype(a.dtype, np.number)) \
             or a.dtype.kind == "c":
@@ -186,7 +211,7 @@ def _traced(validate):
 @_traced
 def validate_x(obj, x, name="x"):
     """Data of shape (N, *x_shape), N >= 1, in the declared x_domain."""
-    shape = _shape(obj, "x_shape")
+    shape = obj.x_shape if type(getattr(obj, "x_shape", None)) is tuple else _shape(obj, "x_shape")
     a = np.asarray(x) if not isinstance(x, (str, bytes, dict)) and x is not None else None
     if a is None:
         raise TypeError(f"{name} must be an array of shape {describe_shape('N', shape)}; got {type(x).__name__}")
@@ -200,7 +225,7 @@ def validate_x(obj, x, name="x"):
 @_traced
 def validate_z(obj, z, n, name="z"):
     """Particles of shape (K, N, *z_shape), K >= 1, in the declared z_domain."""
-    shape = _shape(obj, "z_shape")
+    shape = obj.z_shape if type(getattr(obj, "z_shape", None)) is tuple else _shape(obj, "z_shape")
     a = np.asarray(z) if not isinstance(z, (str, bytes, dict)) and z is not None else None
     if a is None:
         raise TypeError(f"{name} must be an array of shape {describe_shape('KN', shape)}; got {type(z).__name__}")

@@ -95,15 +95,14 @@ class LinearGaussian(Model):
             d b         = Σ ω  r / σ²
             d log_sigma = Σ ω (r² / σ² − 1)
         """
-        xp = _xp(z, *theta.values())
+        exp = _xp(z, *theta.values()).exp              # autograd.numpy while traced, else NumPy
         k, n = z.shape[:2]
-        z2 = xp.reshape(z, (k * n, self.dz))                            # products on 2-D views
-        r = x - xp.reshape(xp.dot(z2, xp.transpose(theta["W"])), (k, n, self.dx)) - theta["b"]
-        r2 = xp.reshape(r, (k * n, self.dx))
-        inv_var = xp.exp(-2.0 * theta["log_sigma"])
+        z2 = z.reshape(k * n, self.dz)                                 # products on 2-D views
+        r2 = (x - (z2 @ theta["W"].T).reshape(k, n, self.dx) - theta["b"]).reshape(k * n, self.dx)
+        inv_var = exp(-2.0 * theta["log_sigma"])
         d = z2 - theta["mu"]
-        log_p = (-0.5 * (xp.sum(d * d, axis=1) + xp.dot(r2 * r2, inv_var))
-                 - xp.sum(theta["log_sigma"]) - 0.5 * (self.dz + self.dx) * LOG_2PI)
+        log_p = (-0.5 * ((d * d).sum(axis=1) + (r2 * r2) @ inv_var)
+                 - theta["log_sigma"].sum() - 0.5 * (self.dz + self.dx) * LOG_2PI)
 
         def pullback(weights):
             w = weights.reshape(-1)
@@ -112,7 +111,7 @@ class LinearGaussian(Model):
                     "W": inv_var[:, None] * (u.T @ z2),
                     "b": inv_var * u.sum(axis=0),
                     "log_sigma": inv_var * np.einsum("ij,ij->j", u, r2) - w.sum()}
-        return xp.reshape(log_p, (k, n)), pullback
+        return log_p.reshape(k, n), pullback
 
     def grad_z_log_joint(self, theta, z, x):
         """∇_z log p_θ(z, x) per particle: −(z − mu) + Wᵀ (r / σ²).  Shape (K, N, dz).
@@ -207,8 +206,10 @@ class DiagonalGaussianGuide(Guide):
         phi, x = self.check_phi(phi), validate_x(self, x)
         K = check_count(K, "K")
         check_rng(rng)
-        eps = rng.standard_normal((K, x.shape[0], self.dz))
-        return x @ phi["A"].T + phi["c"] + np.exp(phi["log_s"]) * eps
+        z = rng.standard_normal((K, x.shape[0], self.dz))
+        z *= np.exp(phi["log_s"])                  # in place: one (K, N, dz) array, no temporaries
+        z += x @ phi["A"].T + phi["c"]
+        return z
 
     def log_prob_vjp(self, phi, z, x):
         """log q_φ(z_kn | x_n) (K, N) and its pullback ω ↦ ∇_φ Σ ω log q.  Trusts its input.
@@ -219,19 +220,19 @@ class DiagonalGaussianGuide(Guide):
             d c     = Σ ω  e / s²
             d log_s = Σ ω (e² / s² − 1)
         """
-        xp = _xp(z, *phi.values())
+        exp = _xp(z, *phi.values()).exp
         k, n = z.shape[:2]
-        e = z - (xp.dot(x, xp.transpose(phi["A"])) + phi["c"])
-        inv_var = xp.exp(-2.0 * phi["log_s"])
-        e2 = xp.reshape(e, (k * n, self.dz))
-        log_q = -0.5 * xp.dot(e2 * e2, inv_var) - xp.sum(phi["log_s"]) - 0.5 * self.dz * LOG_2PI
+        e = z - (x @ phi["A"].T + phi["c"])
+        inv_var = exp(-2.0 * phi["log_s"])
+        e2 = e.reshape(k * n, self.dz)
+        log_q = -0.5 * ((e2 * e2) @ inv_var) - phi["log_s"].sum() - 0.5 * self.dz * LOG_2PI
 
         def pullback(weights):
             we = np.einsum("kn,knd->nd", weights, e)                    # Σ_k ω e, (N, dz)
             return {"A": inv_var[:, None] * (we.T @ x),
                     "c": inv_var * we.sum(axis=0),
                     "log_s": inv_var * np.einsum("kn,knd,knd->d", weights, e, e) - weights.sum()}
-        return xp.reshape(log_q, (k, n)), pullback
+        return log_q.reshape(k, n), pullback
 
     # -- reparameterization -------------------------------------------------------------
 
