@@ -156,10 +156,10 @@ def wake_step(model, guide, theta, phi, x, z):
 def _step(log_w, pull_theta, pull_phi):
     # L̂ and w̄ from one exp pass: the same operations as elbo_is and normalized_weights
     log_w = check_log_weights(log_w)
-    shift = np.max(log_w, axis=0, keepdims=True)
+    shift = log_w.max(axis=0, keepdims=True)
     e = np.exp(log_w - shift)
-    total = np.sum(e, axis=0, keepdims=True)
-    bound = np.squeeze(np.log(total) + shift, axis=0) - np.log(log_w.shape[0])
+    total = e.sum(axis=0, keepdims=True)
+    bound = (np.log(total) + shift)[0] - np.log(log_w.shape[0])
     weights = e / total / log_w.shape[1]
     g_phi = pull_phi(weights)
     return bound, pull_theta(weights), {key: -value for key, value in g_phi.items()}

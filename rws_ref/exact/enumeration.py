@@ -103,6 +103,13 @@ def multisets(n_states, K, chunk_rows=None):
         yield a, counts, gammaln(K + 1.0) - gammaln(counts + 1.0).sum(axis=1)
 
 
+def _small_dot(subscripts, *operands):
+    """A product of the oracle's tall, thin arrays, on NumPy's own loops (einsum without
+    BLAS): their cost is then the same on one thread or many, under load or not,
+    where a threaded BLAS spends more on synchronizing than on the arithmetic."""
+    return np.einsum(subscripts, *operands, optimize=False)
+
+
 def _check_size(n_states, K, n_data, max_terms):
     max_terms = check_count(max_terms, "max_terms")
     total = n_multisets(n_states, K) * n_data
@@ -145,7 +152,7 @@ class Enumerated:
 
 def _log_prob_of(counts, log_coef, log_q_n):
     # log multinomial probability of each multiset under q(·|x_n); log_q_n (S,)
-    return log_coef + counts @ log_q_n
+    return log_coef + _small_dot("ms,s->m", counts, log_q_n)
 
 
 # -- ELBO_IS ------------------------------------------------------------------------
@@ -165,7 +172,7 @@ def elbo_is(model, guide, theta, phi, x, K, max_terms=DEFAULT_MAX_TERMS):
             log_counts = np.log(counts)                               # −inf where n_s = 0
         for n in range(e.n_data):
             prob = np.exp(_log_prob_of(counts, log_coef, e.log_q[:, n]))
-            out[n] += prob @ logsumexp(log_counts + log_w[:, n], axis=1)
+            out[n] += _small_dot("m,m->", prob, logsumexp(log_counts + log_w[:, n], axis=1))
     return out - np.log(K)
 
 
@@ -230,8 +237,8 @@ def _grad_tables(e, K):
             log_nw = log_counts + log_w[:, n]                              # (M, S)
             bound = logsumexp(log_nw, axis=1)                              # (M,) L + log K
             w_bar = np.exp(log_nw - bound[:, None])
-            a[:, n] += prob @ w_bar
-            b[:, n] += prob @ (counts * (bound - np.log(K))[:, None] - w_bar)
+            a[:, n] += _small_dot("m,ms->s", prob, w_bar)
+            b[:, n] += _small_dot("m,ms->s", prob, counts * (bound - np.log(K))[:, None] - w_bar)
     _, pull_p = protocol.model_forward(e.model, e.theta, e.all_states, e.x)
     return pull_p(a / e.n_data), e.pull_q(b / e.n_data)
 
@@ -250,9 +257,10 @@ class _Accumulator:
         w = prob.sum()
         if w == 0.0:
             return
-        mean = prob @ values / w
+        mean = _small_dot("m,mp->p", prob, values) / w
         centred = values - mean
-        m2 = (centred * prob[:, None]).T @ centred if self.covariance else prob @ centred ** 2
+        m2 = (_small_dot("mp,m,mq->pq", centred, prob, centred) if self.covariance
+              else _small_dot("m,mp->p", prob, centred ** 2))
         if self.mean is None:
             self.weight, self.mean, self.m2 = w, mean, m2
             return
@@ -310,7 +318,7 @@ class _Tables:
         m, s = self.idx.shape[1], self.table.shape[0]
         flat = (np.arange(m)[None, :] * s + self.idx).reshape(-1)
         omega = np.bincount(flat, weights=weights.reshape(-1), minlength=m * s).reshape(m, s)
-        values = omega @ self.table                                               # (M, P)
+        values = _small_dot("ms,sp->mp", omega, self.table)                        # (M, P)
         out, start = {}, 0
         for key, shape in zip(self.keys, self.shapes):
             size = int(np.prod(shape))

@@ -110,7 +110,7 @@ class LinearGaussian(Model):
             return {"mu": w @ d,
                     "W": inv_var[:, None] * (u.T @ z2),
                     "b": inv_var * u.sum(axis=0),
-                    "log_sigma": inv_var * np.einsum("ij,ij->j", u, r2) - w.sum()}
+                    "log_sigma": inv_var * (u * r2).sum(axis=0) - w.sum()}
         return log_p.reshape(k, n), pullback
 
     def grad_z_log_joint(self, theta, z, x):
@@ -228,10 +228,11 @@ class DiagonalGaussianGuide(Guide):
         log_q = -0.5 * ((e2 * e2) @ inv_var) - phi["log_s"].sum() - 0.5 * self.dz * LOG_2PI
 
         def pullback(weights):
-            we = np.einsum("kn,knd->nd", weights, e)                    # Σ_k ω e, (N, dz)
+            u = e * weights[..., None]                                   # ω e, (K, N, dz)
+            we = u.sum(axis=0)                                           # Σ_k ω e, (N, dz)
             return {"A": inv_var[:, None] * (we.T @ x),
                     "c": inv_var * we.sum(axis=0),
-                    "log_s": inv_var * np.einsum("kn,knd,knd->d", weights, e, e) - weights.sum()}
+                    "log_s": inv_var * (u * e).reshape(-1, self.dz).sum(axis=0) - weights.sum()}
         return log_q.reshape(k, n), pullback
 
     # -- reparameterization -------------------------------------------------------------
