@@ -220,8 +220,9 @@ fused kernels (numba or C), which would cost the reference its readability; it i
 
 One step against its peers: at the middle and large sizes rws_ref is within 10% of the hand-written
 NumPy step (or faster: it samples in place), so the ratio to Pyro is what NumPy itself allows on this
-machine — the minimal NumPy step is 5.3× and 2.4× faster than Pyro there, so the 5× and 3.5× goals
-are out of reach of any NumPy step in this run. At the smallest size the step is 0.1 ms, of which
+machine — the minimal NumPy step is 5.3× and 2.4× faster than Pyro there (rws_ref 4.8× and 2.4×):
+3.5× at the large size is out of reach of any NumPy step in this run, and 5× at the middle size is
+within run-to-run noise (4.5–5.0× over five runs). At the smallest size the step is 0.1 ms, of which
 about 0.025 ms is validation (θ, φ, x in `guide.sample`; θ, φ, x, z in `wake_step`) and the rest the
 per-call cost of some forty small NumPy operations; the hand-written step skips validation and
 fuses the guide's density into the sampling. The oracle's products of tall, thin arrays run on
