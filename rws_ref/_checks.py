@@ -137,3 +137,32 @@ def check_binary(arr, shape_desc, expect_shape, name):
     if bad.any():
         raise ValueError(f"{name} must hold only 0 and 1; got {a[bad][0]}")
     return a
+
+
+def memory_limit():
+    """Bytes one allocation may take: RWS_MEMORY_LIMIT (bytes) if set, else half the machine's memory."""
+    import os
+    value = os.environ.get("RWS_MEMORY_LIMIT")
+    if value is not None:
+        try:
+            return int(float(value))
+        except ValueError:
+            raise ValueError(f"RWS_MEMORY_LIMIT must be a number of bytes; got {value!r}") from None
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2 ** 30
+
+
+def check_memory(n_bytes, what):
+    """ValueError, before allocating, for work whose arrays would take more than :func:`memory_limit`."""
+    limit = memory_limit()
+    if n_bytes > limit:
+        raise ValueError(f"{what} needs about {n_bytes / 2 ** 30:.3g} GiB, above the limit of "
+                          f"{limit / 2 ** 30:.3g} GiB (half the memory; set RWS_MEMORY_LIMIT to change it)")
+    return n_bytes
+
+
+def check_draws(count, shape, what, copies=2):
+    """Refuse drawing ``count`` × prod(shape) float64 values (with ``copies`` temporaries) over the limit."""
+    return check_memory(8 * copies * int(count) * int(np.prod(shape, dtype=np.float64)), what)

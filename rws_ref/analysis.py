@@ -120,7 +120,13 @@ def snr_study(estimators, ks, replicates, rng, n_boot=200, level=0.95):
         raise TypeError("estimators must be a non-empty dict name -> callable(K, rng)")
     study = SNRStudy(ks=ks, level=level)
     for name, draw in estimators.items():
+        if not callable(draw):
+            raise TypeError(f"estimators[{name!r}] must be a callable (K, rng) -> gradient; got {type(draw).__name__}")
         samples = [np.stack([_as_vector(draw(int(K), rng)) for _ in range(replicates)]) for K in ks]
+        for K, sample in zip(ks, samples):
+            if not np.all(np.isfinite(sample)):
+                raise ValueError(f"estimators[{name!r}] returned a non-finite value at K = {K}; "
+                                 f"the SNR of NaN or inf is undefined")
         _measure(study, name, samples, rng, n_boot)
     return study
 

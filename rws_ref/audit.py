@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import exact, family, protocol
+from ._io import atomic_write
 from ._trees import flatten as _flat
 from .estimators import sleep_phi, wake_phi, wake_theta
 from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian,
@@ -256,5 +257,5 @@ def plot_bias_std(path):
     ax.set_title("Mixture C = 20, N = 2: exact bias and std")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120), binary=True)
     plt.close(fig)

@@ -17,6 +17,8 @@ import sys
 import numpy as np
 
 from . import __version__
+from ._checks import check_memory
+from ._io import atomic_write, check_output_path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +113,7 @@ def _audit_parser(sub):
                        help="audit your own model instead of the built-in ones (it needs a finite support()); "
                             "ATTR gives (model, guide) or {'model': …, 'guide': …} (a callable is called)")
     audit.add_argument("--seed", type=_nonnegative_int, default=0, help="θ, φ and x for --model")
+    audit.add_argument("--overwrite", action="store_true", help="allow replacing an existing --plot file")
 
 
 def _train_parser(sub, METHODS):
@@ -141,6 +144,9 @@ def _train_parser(sub, METHODS):
     tr.add_argument("--checkpoint", metavar="FILE.npz", help="write checkpoints here")
     tr.add_argument("--resume", metavar="FILE.npz", help="continue from this checkpoint")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="allow replacing existing --out, --plot and --checkpoint files (a fresh run never "
+                         "replaces a checkpoint otherwise; --resume continues the one it names)")
 
 
 def _vectors_parser(sub):
@@ -151,13 +157,14 @@ def _vectors_parser(sub):
                                      "Schema ships with the package (rws_ref/data/vectors.schema.json).")
     vec.add_argument("--out", metavar="FILE.json", required=True)
     vec.add_argument("--seed", type=_nonnegative_int, default=0)
+    vec.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out file")
 
 
 def _run_audit(args):
     import time
     from .audit import audit_model, format_table, plot_bias_std, run_audit
     if args.plot:
-        _check_writable(args.plot, ".png")
+        check_output_path(args.plot, "--plot", (".png",), overwrite=args.overwrite)
     if args.model is not None and args.model in BUILT_IN:
         raise _UserError(f"--model: the built-in models are audited without --model; give MODULE:ATTR")
     if args.model is not None and args.plot:
@@ -178,18 +185,11 @@ def _run_audit(args):
     return 1 if failed else 0
 
 
-def _check_writable(path, *suffixes):
-    if suffixes and not path.lower().endswith(suffixes):
-        raise _UserError(f"{path}: expected a file name ending in {' or '.join(suffixes)}")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        raise _UserError(f"{path}: directory {directory} does not exist or is not writable")
-
-
 def _problem(args):
     from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian,
                          MLPGuide, SigmoidBeliefNet, SoftmaxLinearGuide)
     data_rng = np.random.default_rng([args.seed, 1])
+    check_memory(8 * 2 * args.n_data * 64, f"--n-data {args.n_data}")
     if args.model not in BUILT_IN:
         model, guide, truth = load_model_spec(args.model)
         truth = model.init_theta(data_rng) if truth is None else truth
@@ -208,6 +208,8 @@ def _problem(args):
         model, guide = SigmoidBeliefNet(4, 8), BernoulliGuide(4, 8)
         truth = model.init_theta(data_rng)
         start = None
+    size = int(np.prod(model.z_shape, dtype=int)) + int(np.prod(model.x_shape, dtype=int))
+    check_memory(8 * 2 * args.n_data * size, f"--n-data {args.n_data}")
     data = model.sample(truth, args.n_data, data_rng)[1]
     held_out = model.sample(truth, 200, data_rng)[1]
     return model, guide, truth, start, data, held_out
@@ -215,12 +217,15 @@ def _problem(args):
 
 def _run_train(args):
     from .train import TrainConfig, train
-    for path, suffixes in ((args.out, (".csv", ".json")), (args.plot, (".png",)),
-                           (args.checkpoint, (".npz",))):
+    for path, name, suffixes in ((args.out, "--out", (".csv", ".json")), (args.plot, "--plot", (".png",))):
         if path:
-            _check_writable(path, *suffixes)
+            check_output_path(path, name, suffixes, overwrite=args.overwrite)
+    if args.checkpoint:
+        same = args.resume and os.path.abspath(args.resume) == os.path.abspath(args.checkpoint)
+        check_output_path(args.checkpoint, "--checkpoint", (".npz",), overwrite=args.overwrite or same)
     if args.resume and not os.path.isfile(args.resume):
         raise _UserError(f"{args.resume}: no such checkpoint file")
+
     if args.guide is not None and args.model != "mixture":
         raise _UserError(f"--guide chooses between the mixture's guides; --model {args.model} has no such choice")
     model, guide, truth, start, data, held_out = _problem(args)
@@ -230,16 +235,25 @@ def _run_train(args):
                       iota=args.iota, delta=args.delta, seed=args.seed, tol=args.tol,
                       eval_every=args.eval_every, grad_replicates=2)
     result = train(model, guide, data, cfg, theta=start, eval_data=held_out, true_theta=truth,
-                   checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress)
+                   checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress,
+                   overwrite=args.overwrite)
     last = result.history[-1]
     print(f"stopped by {result.stopped_by} after {result.iterations} iterations; " +
           ", ".join(f"{k} = {v:.5g}" for k, v in last.items() if k != "iteration"))
+    written = [args.checkpoint] if args.checkpoint else []
     if args.out:
         _write_metrics(args.out, result.history)
-        print(f"metrics written to {args.out}")
+        written.append(args.out)
     if args.plot:
         _plot_history(args.plot, result.history, f"{args.model}, {args.method}, K = {args.K}")
-        print(f"plot written to {args.plot}")
+        written.append(args.plot)
+    if result.stopped_by == "interrupted":
+        print(f"rws-ref train: interrupted at iteration {result.iterations}; "
+              + (f"written: {', '.join(written)}" if written else "nothing written (no --checkpoint or --out)"),
+              file=sys.stderr)
+        return 130
+    for path in written[1 if args.checkpoint else 0:]:
+        print(f"written to {path}")
     return 0
 
 
@@ -257,7 +271,7 @@ def _check_method(method, model, guide):
 
 def _run_vectors(args):
     from .vectors import write
-    _check_writable(args.out, ".json")
+    check_output_path(args.out, "--out", (".json",), overwrite=args.overwrite)
     write(args.out, args.seed)
     print(f"test vectors (seed {args.seed}) written to {args.out}")
     return 0
@@ -266,13 +280,14 @@ def _run_vectors(args):
 def _write_metrics(path, history):
     keys = sorted({k for row in history for k in row}, key=lambda k: (k != "iteration", k))
     if path.lower().endswith(".json"):
-        with open(path, "w") as handle:
-            json.dump(history, handle, indent=1)
-    else:
-        with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(history)
+        atomic_write(path, lambda handle: json.dump(history, handle, indent=1))
+        return
+
+    def write(handle):
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    atomic_write(path, write)
 
 
 def _plot_history(path, history, title):
@@ -288,7 +303,7 @@ def _plot_history(path, history, title):
         ax.set_xlabel("iteration")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110), binary=True)
     plt.close(fig)
 
 
@@ -305,6 +320,9 @@ def main(argv=None):
     except (_UserError, ValueError, TypeError, OSError, MemoryError) as err:
         print(f"rws-ref {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"rws-ref {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,9 +42,25 @@ def forward_passes(model, guide, theta, phi, x, z):
 
 def _trusted_passes(model, guide, theta, phi, x, z):
     # the forward passes on inputs that are already validated (training's inner loop)
-    log_p, pull_p = protocol.model_forward(model, theta, z, x)
-    log_q, pull_q = protocol.guide_forward(guide, phi, z, x)
-    return log_p - log_q, pull_p, pull_q
+    with np.errstate(over="ignore", invalid="ignore"):       # overflow is reported below, clearly
+        log_p, pull_p = protocol.model_forward(model, theta, z, x)
+        log_q, pull_q = protocol.guide_forward(guide, phi, z, x)
+        log_w = log_p - log_q
+    if not np.isfinite(np.add.reduce(log_w, axis=None)):
+        _explain_log_weights(model, guide, log_p, log_q)
+    return log_w, pull_p, pull_q
+
+
+def _explain_log_weights(model, guide, log_p, log_q):
+    """A log weight that is NaN or +inf, or a log q that is not finite, means the densities left
+    float64 (extreme x or parameters): a clear error, never a silent NaN.  log p = −inf with a
+    finite log q is a particle of weight zero and is allowed."""
+    bad = ~np.isfinite(log_q) | np.isnan(log_p) | (log_p == np.inf)
+    if bad.any():
+        k, n = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"log weights are not finite at particle {k} of datapoint {n}: "
+                         f"log p = {log_p[k, n]} ({model!r}), log q = {log_q[k, n]} ({guide!r}); the densities "
+                         f"overflow float64 at these inputs (extreme x or parameters)")
 
 
 def log_weights(model, guide, theta, phi, x, z):

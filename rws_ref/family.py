@@ -27,7 +27,7 @@ import numpy as np
 
 from . import protocol
 from ._checks import check_categorical, check_count, check_data, check_rng
-from .estimators import log_weights, normalized_weights, sleep_phi, wake_phi
+from .estimators import forward_passes, log_weights, normalized_weights, sleep_phi, wake_phi
 from .numerics import _xp, check_log_weights, log_mean_exp, logsumexp
 
 __all__ = ["insomnia", "UniformCategorical", "UniformDomain", "DefensiveGuide", "defensive_wake_phi",
@@ -212,14 +212,16 @@ def defensive_wake_phi(model, guide, theta, phi, x, z, delta, defensive=None):
 
 
 def _reparameterized_parts(model, guide, theta, phi, x, eps):
-    # particles, normalized weights and ∂ log w / ∂z at fixed φ
-    for obj, name, method in ((model, "model", "grad_z_log_joint"), (guide, "guide", "pull_back")):
-        if not hasattr(obj, method):
+    # validated x, particles, normalized weights and ∂ log w / ∂z at fixed φ
+    for obj, name, method in ((model, "model", "grad_z_log_joint"), (guide, "guide", "pull_back"),
+                              (guide, "guide", "reparameterize"), (guide, "guide", "grad_z_log_prob")):
+        if not callable(getattr(obj, method, None)):
             raise TypeError(f"{name} must be reparameterizable (have {method}); got {type(obj).__name__}")
+    x = protocol.validate_x(guide, x)
     z = guide.reparameterize(phi, x, eps)
     w_bar = normalized_weights(log_weights(model, guide, theta, phi, x, z))
     dlogw_dz = model.grad_z_log_joint(theta, z, x) - guide.grad_z_log_prob(phi, z, x)
-    return z, w_bar, dlogw_dz
+    return x, z, w_bar, dlogw_dz
 
 
 def _path(guide, phi, x, eps, coef, dlogw_dz):
@@ -240,7 +242,7 @@ def iwae_phi(model, guide, theta, phi, x, eps):
     -------
     dict with φ's keys.
     """
-    z, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
+    x, z, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
     coef = w_bar / x.shape[0]
     path = _path(guide, phi, x, eps, coef, dlogw_dz)
     score = guide.grad_log_prob(phi, z, x, coef)
@@ -249,21 +251,21 @@ def iwae_phi(model, guide, theta, phi, x, eps):
 
 def stl_phi(model, guide, theta, phi, x, eps):
     """Sticking-the-landing (1/N) Σ_n Σ_k w̃_k g_k (score term dropped).  Ascent of the bound."""
-    _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
+    x, _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
     return _path(guide, phi, x, eps, w_bar / x.shape[0], dlogw_dz)
 
 
 def iwae_dreg_phi(model, guide, theta, phi, x, eps):
     """IWAE-DReG (Tucker et al. 2019) (1/N) Σ_n Σ_k w̃_k² g_k.  Ascent of the bound;
     unbiased for the IWAE φ-gradient's mean."""
-    _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
+    x, _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
     return _path(guide, phi, x, eps, w_bar ** 2 / x.shape[0], dlogw_dz)
 
 
 def rws_dreg_phi(model, guide, theta, phi, x, eps):
     """RWS-DReG (Tucker et al. 2019) −(1/N) Σ_n Σ_k (w̃_k − w̃_k²) g_k.  Descent of the KL;
     same mean as wake-φ at every K, identically zero at K = 1."""
-    _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
+    x, _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
     return _negate(_path(guide, phi, x, eps, (w_bar - w_bar ** 2) / x.shape[0], dlogw_dz))
 
 
@@ -280,9 +282,9 @@ def reinforce_phi(model, guide, theta, phi, x, z):
     -------
     dict with φ's keys.
     """
-    log_w = check_log_weights(log_weights(model, guide, theta, phi, x, z))
-    coef = (log_mean_exp(log_w, axis=0)[None, :] - normalized_weights(log_w)) / x.shape[0]
-    return guide.grad_log_prob(phi, z, x, coef)
+    log_w, _, pull_phi = forward_passes(model, guide, theta, phi, x, z)[4:]
+    log_w = check_log_weights(log_w)
+    return pull_phi((log_mean_exp(log_w, axis=0)[None, :] - normalized_weights(log_w)) / log_w.shape[1])
 
 
 def vimco_signals(log_w):
@@ -290,6 +292,11 @@ def vimco_signals(log_w):
 
     L̂_{−k} replaces w_k by the geometric mean of the other K − 1 weights:
     log (1/K)(Σ_{j≠k} w_j + exp(mean_{j≠k} log w_j)).  Needs K ≥ 2.
+
+    O(K·N) time and memory: Σ_{j≠k} w_j from running log-sums from both ends
+    (no K × K table), everything relative to the largest log weight, so the
+    signals are correct to rounding for log weights of any finite size (equal
+    log weights give 0 within an ulp, not −inf or NaN).
     """
     log_w = check_log_weights(log_w)
     K = log_w.shape[0]
@@ -298,12 +305,13 @@ def vimco_signals(log_w):
     if np.isneginf(log_w).any():
         raise ValueError("log_w: VIMCO's geometric-mean baseline is undefined with a zero-weight "
                          "particle (log w = -inf)")
-    geo = (log_w.sum(axis=0, keepdims=True) - log_w) / (K - 1)        # (K, N): mean of the others
-    loo = np.repeat(log_w[None], K, axis=0)                           # loo[k] = log_w with row k replaced
-    idx = np.arange(K)
-    loo[idx, idx] = geo
-    bound = log_mean_exp(log_w, axis=0)
-    return bound[None, :] - (logsumexp(loo, axis=1) - np.log(K))
+    c = log_w - log_w.max(axis=0)                                     # ≤ 0, no overflow anywhere
+    geo = (c.sum(axis=0) - c) / (K - 1)                               # mean of the others' c
+    before = np.logaddexp.accumulate(c, axis=0)                       # log Σ_{j≤k} e^{c_j}
+    after = np.logaddexp.accumulate(c[::-1], axis=0)[::-1]            # log Σ_{j≥k} e^{c_j}
+    edge = np.full((1, c.shape[1]), -np.inf)
+    others = np.logaddexp(np.concatenate([edge, before[:-1]]), np.concatenate([after[1:], edge]))
+    return logsumexp(c, axis=0)[None, :] - np.logaddexp(others, geo)
 
 
 def vimco_phi(model, guide, theta, phi, x, z):
@@ -312,6 +320,5 @@ def vimco_phi(model, guide, theta, phi, x, z):
     REINFORCE with a leave-one-out control variate per particle; unbiased for
     ∇_φ ELBO_IS.  Needs K ≥ 2.
     """
-    log_w = log_weights(model, guide, theta, phi, x, z)
-    coef = (vimco_signals(log_w) - normalized_weights(log_w)) / x.shape[0]
-    return guide.grad_log_prob(phi, z, x, coef)
+    log_w, _, pull_phi = forward_passes(model, guide, theta, phi, x, z)[4:]
+    return pull_phi((vimco_signals(log_w) - normalized_weights(log_w)) / log_w.shape[1])

@@ -15,11 +15,13 @@ model and guide) or has rws_ref's uniform signature
 the parameters, with the contract's sign convention.
 """
 import inspect
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import exact, family, protocol
+from ._checks import check_count
 from ._trees import flatten as _flat
 from .estimators import wake_phi, wake_theta
 from .models import DiagonalGaussianGuide, LinearGaussian
@@ -210,6 +212,10 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
         raise ValueError(f"kind must be one of {sorted(REFERENCE)}; got {kind!r}")
     if not callable(fn):
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")
+    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0 < rtol < 1:
+        raise ValueError(f"rtol must be a number in (0, 1); got {rtol!r}")
+    max_examples = check_count(max_examples, "max_examples")
+    exact_ks = tuple(check_count(int(k) if isinstance(k, np.integer) else k, "exact_ks[i]") for k in exact_ks)
     if model is None:
         model, guide = LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3)
     if guide is None:

@@ -24,15 +24,19 @@ plus one JSON string (iteration, generator state, configuration, history),
 written atomically (temporary file, fsync, rename).  Resuming restores all
 of it, so an interrupted run continues bit-identically.
 """
+import hashlib
 import json
+import numbers
 import os
-import tempfile
+import signal
+import threading
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from . import family, protocol
-from ._checks import check_count, check_rng
+from ._checks import check_count, check_draws, check_rng
+from ._io import atomic_write, check_output_path, remove_stale_temporaries
 from ._trees import flatten
 from .estimators import (_step, _trusted_passes, elbo_is, log_weights, normalized_weights, sleep_phi,
                          wake_phi, wake_theta)
@@ -45,7 +49,7 @@ __all__ = ["SGD", "Adam", "TrainConfig", "TrainResult", "train", "load_checkpoin
 PHI_SIGN = {"wake": -1, "sleep": -1, "insomnia": -1, "defensive": -1,
             "iwae": +1, "reinforce": +1, "vimco": +1}
 METHODS = tuple(PHI_SIGN)
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 # -- optimizers on dict parameters -------------------------------------------------------
@@ -65,8 +69,10 @@ class SGD:
         """(arrays, json-able metadata) to checkpoint: SGD has none."""
         return {}, {}
 
-    def load(self, arrays, meta):
+    def load(self, arrays, meta, shapes=None, name="optimizer"):
         """Restore from :meth:`state`'s output (nothing to restore for SGD)."""
+        if arrays:
+            raise ValueError(f"{name}: SGD keeps no state, but the checkpoint holds {sorted(arrays)}")
 
 
 class Adam:
@@ -83,17 +89,14 @@ class Adam:
 
     def step(self, params, direction):
         """One Adam step ascending ``direction``; returns new params."""
-        if self.m is None:
-            self.m = {k: np.zeros_like(v) for k, v in params.items()}
-            self.v = {k: np.zeros_like(v) for k, v in params.items()}
-        self.t += 1
-        out = {}
-        for k in params:
-            self.m[k] = self.b1 * self.m[k] + (1 - self.b1) * direction[k]
-            self.v[k] = self.b2 * self.v[k] + (1 - self.b2) * direction[k] ** 2
-            m_hat = self.m[k] / (1 - self.b1 ** self.t)
-            v_hat = self.v[k] / (1 - self.b2 ** self.t)
-            out[k] = params[k] + self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        m0 = self.m or {k: np.zeros_like(v) for k, v in params.items()}
+        v0 = self.v or {k: np.zeros_like(v) for k, v in params.items()}
+        t = self.t + 1
+        m = {k: self.b1 * m0[k] + (1 - self.b1) * direction[k] for k in params}
+        v = {k: self.b2 * v0[k] + (1 - self.b2) * direction[k] ** 2 for k in params}
+        out = {k: params[k] + self.lr * (m[k] / (1 - self.b1 ** t)) / (np.sqrt(v[k] / (1 - self.b2 ** t)) + self.eps)
+               for k in params}
+        self.m, self.v, self.t = m, v, t
         return out
 
     def state(self):
@@ -104,12 +107,20 @@ class Adam:
             arrays.update({f"v/{k}": v for k, v in self.v.items()})
         return arrays, {"t": self.t}
 
-    def load(self, arrays, meta):
-        """Restore the moments and step count from :meth:`state`'s output."""
-        self.t = int(meta["t"])
-        if self.t:
-            self.m = {k[2:]: v for k, v in arrays.items() if k.startswith("m/")}
-            self.v = {k[2:]: v for k, v in arrays.items() if k.startswith("v/")}
+    def load(self, arrays, meta, shapes=None, name="optimizer"):
+        """Restore the moments and step count from :meth:`state`'s output, checked against
+        the parameters' ``shapes`` (keys, shapes, finite; v ≥ 0) when given."""
+        t = meta.get("t") if isinstance(meta, dict) else None
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"{name}: step count t must be an integer >= 0; got {t!r}")
+        m = {k[2:]: v for k, v in arrays.items() if k.startswith("m/")}
+        v = {k[2:]: v for k, v in arrays.items() if k.startswith("v/")}
+        if t and shapes is not None:
+            m = protocol.validate_params(m, shapes, f"{name} moment m")
+            v = protocol.validate_params(v, shapes, f"{name} moment v")
+            if any(np.any(a < 0) for a in v.values()):
+                raise ValueError(f"{name} moment v must be >= 0 (it is a mean of squares)")
+        self.t, self.m, self.v = t, (m if t else None), (v if t else None)
 
 
 def _positive(value, name):
@@ -158,8 +169,13 @@ class TrainConfig:
         _positive(self.lr_phi, "lr_phi")
         family._check_fraction(self.iota, "iota")
         family._check_fraction(self.delta, "delta")
-        if not (isinstance(self.tol, (int, float)) and self.tol >= 0 and np.isfinite(self.tol)):
+        if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not (
+                self.tol >= 0 and np.isfinite(self.tol)):
             raise ValueError(f"tol must be a finite number >= 0; got {self.tol!r}")
+        for name in ("freeze", "tie"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(k, str) for k in value):
+                raise TypeError(f"{name} must be a tuple of θ key names; got {value!r}")
         self.freeze, self.tie = tuple(self.freeze), tuple(self.tie)
         return self
 
@@ -169,7 +185,7 @@ class TrainResult:
     theta: dict
     phi: dict
     history: list = field(default_factory=list)
-    stopped_by: str = "max_iters"
+    stopped_by: str = "max_iters"          # "converged", "max_iters" or "interrupted" (Ctrl-C)
     iterations: int = 0
 
 
@@ -253,7 +269,8 @@ def _converged(history, cfg):
 
 
 def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None, true_theta=None,
-          defensive=None, checkpoint=None, checkpoint_every=100, resume=None, progress=False, rng=None):
+          defensive=None, checkpoint=None, checkpoint_every=100, resume=None, progress=False, rng=None,
+          overwrite=False):
     """Run RWS (or a compared method) until convergence or the iteration cap.
 
     Parameters
@@ -266,52 +283,111 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
     true_theta : dict, optional; with the model's ``summary`` capability, the errors
         ‖summary(θ)[key] − summary(θ_true)[key]‖ are reported as ``{key}_error``
     defensive : the defensive component r for method "defensive" (default uniform)
-    checkpoint : path, optional; written every ``checkpoint_every`` iterations and at the end
-    resume : path, optional; a checkpoint to continue from (its configuration must match,
-        except ``iters``, which may extend the run)
+    checkpoint : path, optional; written every ``checkpoint_every`` iterations, at the end and
+        on Ctrl-C (atomically: a temporary file renamed into place).  An existing file is
+        refused unless it is the ``resume`` file or ``overwrite`` is True.
+    resume : path, optional; a checkpoint to continue from.  Its configuration (except
+        ``iters``, which may extend the run) and its provenance — the model's and guide's
+        types and declared shapes, the data's shape and SHA-256 — must match this run's;
+        a mismatch is refused, naming the field.
     progress : bool; show a tqdm progress bar
     rng : numpy.random.Generator, optional; replaces the default np.random.default_rng(config.seed)
 
     Returns
     -------
     TrainResult with the final parameters, the history of evaluation rows,
-    ``stopped_by`` ("converged" or "max_iters") and the number of iterations run.
+    ``stopped_by`` ("converged", "max_iters", or "interrupted" after Ctrl-C, which
+    stops at the end of the current iteration) and the number of iterations run.
     The data are validated once; inside the loop the step trusts what its own
     sampler and optimizer produce, and stops with a clear error if θ or φ stop
     being finite (a diverging run).
     """
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig (rws_ref.train.TrainConfig(**fields)); "
+                        f"got {type(config).__name__}")
     cfg = (config or TrainConfig()).validate()
+    checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
     protocol.check_pair(model, guide)
+    for name in ("freeze", "tie"):
+        unknown = sorted(set(getattr(cfg, name)) - set(model.theta_shapes))
+        if unknown:
+            raise ValueError(f"{name} names keys θ does not have: {unknown}; θ keys: {sorted(model.theta_shapes)}")
+    if checkpoint is not None:
+        same = resume is not None and os.path.abspath(os.fspath(resume)) == os.path.abspath(os.fspath(checkpoint))
+        checkpoint = check_output_path(checkpoint, "checkpoint", overwrite=overwrite or same)
+        remove_stale_temporaries(checkpoint)
     data = protocol.validate_x(model, data, name="data")
     eval_x = data if eval_data is None else protocol.validate_x(model, eval_data, name="eval_data")
+    size = int(np.prod(model.z_shape, dtype=int)) + int(np.prod(model.x_shape, dtype=int)) + 4
+    check_draws(cfg.K * max(min(cfg.batch_size, data.shape[0]), eval_x.shape[0]), (size,),
+                f"K = {cfg.K} particles per datapoint", copies=8)
     if true_theta is not None:
         true_theta = protocol.validate_params(true_theta, model.theta_shapes, "true_theta")
     gen = np.random.default_rng(cfg.seed) if rng is None else check_rng(rng)
     opt_theta, opt_phi = [(Adam if cfg.optimizer == "adam" else SGD)(lr) for lr in (cfg.lr_theta, cfg.lr_phi)]
-    theta, phi, history, iteration = _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume)
+    provenance = _provenance(model, guide, data)
+    theta, phi, history, iteration = _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume,
+                                            provenance)
     evaluate = lambda th, ph, it: _evaluate(cfg, model, guide, th, ph, eval_x, it, true_theta, defensive)  # noqa
     save = lambda th, ph, it: checkpoint is not None and _save(  # noqa: E731
-        checkpoint, cfg, th, ph, gen, opt_theta, opt_phi, history, it)
+        checkpoint, cfg, th, ph, gen, opt_theta, opt_phi, history, it, provenance)
     if not history:
         history.append(evaluate(theta, phi, 0))
     stopped_by = "converged" if _converged(history, cfg) else "max_iters"
     bar = _progress(progress, cfg, iteration)
     batch = min(cfg.batch_size, data.shape[0])
-    while iteration < cfg.iters and stopped_by != "converged":
-        x = data[gen.choice(data.shape[0], size=batch, replace=False)]
-        theta, phi = _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_phi,
-                                iteration)
-        iteration += 1
-        bar.update(1)
-        if iteration % cfg.eval_every == 0:
-            history.append(evaluate(theta, phi, iteration))
-            bar.set_postfix(elbo_is=f"{history[-1]['elbo_is']:.4f}")
-            stopped_by = "converged" if _converged(history, cfg) else stopped_by
-        if iteration % checkpoint_every == 0:
-            save(theta, phi, iteration)
-    bar.close()
-    save(theta, phi, iteration)
+    with _Interrupts() as interrupts:
+        while iteration < cfg.iters and stopped_by != "converged":
+            if interrupts.requested:
+                stopped_by = "interrupted"
+                break
+            x = data[gen.choice(data.shape[0], size=batch, replace=False)]
+            theta, phi = _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_phi,
+                                    iteration)
+            iteration += 1
+            bar.update(1)
+            if iteration % cfg.eval_every == 0:
+                history.append(evaluate(theta, phi, iteration))
+                bar.set_postfix(elbo_is=f"{history[-1]['elbo_is']:.4f}")
+                stopped_by = "converged" if _converged(history, cfg) else stopped_by
+            if iteration % checkpoint_every == 0:
+                save(theta, phi, iteration)
+        bar.close()
+        save(theta, phi, iteration)
     return TrainResult(theta=theta, phi=phi, history=history, stopped_by=stopped_by, iterations=iteration)
+
+
+class _Interrupts:
+    """Ctrl-C during training asks the loop to stop at the end of the current iteration, so
+    the last checkpoint and the history are those of a whole iteration; a second Ctrl-C
+    interrupts at once.  Only in the main thread (signals go there); elsewhere a no-op."""
+
+    def __init__(self):
+        self.requested, self._previous = False, None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _provenance(model, guide, data):
+    """What determines the data and the parameter layout of a run, recorded in its checkpoints."""
+    kind = lambda obj: f"{type(obj).__module__}.{type(obj).__qualname__}"    # noqa: E731
+    return {"model": kind(model), "theta_shapes": {k: list(v) for k, v in model.theta_shapes.items()},
+            "guide": kind(guide), "phi_shapes": {k: list(v) for k, v in guide.phi_shapes.items()},
+            "data_shape": list(data.shape),
+            "data_sha256": hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()}
 
 
 class _NoBar:
@@ -332,7 +408,7 @@ def _progress(progress, cfg, start):
     return tqdm(total=cfg.iters, initial=start, desc=f"rws-ref train ({cfg.method})", unit="it")
 
 
-def _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume):
+def _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume, provenance):
     """(θ, φ, history, iteration) of a fresh run, or restored from the checkpoint ``resume``."""
     if resume is None:
         theta = protocol.validate_params(theta if theta is not None else model.init_theta(gen),
@@ -343,14 +419,22 @@ def _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume):
         return theta, phi, [], 0
     state = load_checkpoint(resume)
     saved = {k: v for k, v in state["config"].items() if k != "iters"}
-    if saved != {k: v for k, v in _config_json(cfg).items() if k != "iters"}:
-        raise ValueError(f"resume: checkpoint {resume} was written with a different configuration "
-                         f"{saved}; this run has {_config_json(cfg)}")
+    mine = {k: v for k, v in _config_json(cfg).items() if k != "iters"}
+    for what, old, new in (("configuration", saved, mine), ("provenance", state["provenance"], provenance)):
+        for field_name in sorted(set(old) | set(new)):
+            if old.get(field_name) != new.get(field_name):
+                raise ValueError(f"resume: checkpoint {resume} has another {what}: {field_name} = "
+                                 f"{old.get(field_name)!r} there, {new.get(field_name)!r} in this run")
     theta = protocol.validate_params(state["theta"], model.theta_shapes, "checkpoint theta")
     phi = protocol.validate_params(state["phi"], guide.phi_shapes, "checkpoint phi")
-    gen.bit_generator.state = state["rng"]
-    opt_theta.load(state["opt_theta"], state["opt_theta_meta"])
-    opt_phi.load(state["opt_phi"], state["opt_phi_meta"])
+    try:
+        gen.bit_generator.state = state["rng"]
+    except (TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"resume: checkpoint {resume} holds an unusable generator state ({err})") from None
+    opt_theta.load(state["opt_theta"], state["opt_theta_meta"], model.theta_shapes, "checkpoint optimizer (θ)")
+    opt_phi.load(state["opt_phi"], state["opt_phi_meta"], guide.phi_shapes, "checkpoint optimizer (φ)")
+    if state["iteration"] > cfg.iters:
+        raise ValueError(f"resume: checkpoint {resume} is at iteration {state['iteration']}, beyond iters = {cfg.iters}")
     return theta, phi, state["history"], state["iteration"]
 
 
@@ -388,7 +472,7 @@ def _config_json(cfg):
     return json.loads(json.dumps(d))
 
 
-def _save(path, cfg, theta, phi, gen, opt_theta, opt_phi, history, iteration):
+def _save(path, cfg, theta, phi, gen, opt_theta, opt_phi, history, iteration, provenance):
     arrays = {f"theta/{k}": v for k, v in theta.items()}
     arrays.update({f"phi/{k}": v for k, v in phi.items()})
     th_arrays, th_meta = opt_theta.state()
@@ -396,20 +480,10 @@ def _save(path, cfg, theta, phi, gen, opt_theta, opt_phi, history, iteration):
     arrays.update({f"opt_theta/{k}": v for k, v in th_arrays.items()})
     arrays.update({f"opt_phi/{k}": v for k, v in ph_arrays.items()})
     meta = {"version": CHECKPOINT_VERSION, "iteration": iteration, "config": _config_json(cfg),
-            "rng": gen.bit_generator.state, "opt_theta": th_meta, "opt_phi": ph_meta, "history": history}
+            "provenance": provenance, "rng": gen.bit_generator.state, "opt_theta": th_meta,
+            "opt_phi": ph_meta, "history": history}
     arrays["meta"] = np.array(json.dumps(meta))
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".rws-ref-ckpt-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda handle: np.savez(handle, **arrays), binary=True)
 
 
 def load_checkpoint(path):
@@ -434,12 +508,32 @@ def load_checkpoint(path):
         raise ValueError(f"checkpoint {path} is not a readable .npz file ({type(err).__name__}: {err})") from None
     try:
         meta = json.loads(str(arrays.pop("meta")))
-        if meta.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"version {meta.get('version')!r}, expected {CHECKPOINT_VERSION}")
+        if not isinstance(meta, dict) or meta.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"version {meta.get('version') if isinstance(meta, dict) else meta!r}, "
+                             f"expected {CHECKPOINT_VERSION}")
+        _check_meta(meta)
         group = lambda prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
         return {"theta": group("theta/"), "phi": group("phi/"), "rng": meta["rng"],
                 "opt_theta": group("opt_theta/"), "opt_theta_meta": meta["opt_theta"],
                 "opt_phi": group("opt_phi/"), "opt_phi_meta": meta["opt_phi"],
-                "history": meta["history"], "iteration": int(meta["iteration"]), "config": meta["config"]}
+                "history": meta["history"], "iteration": meta["iteration"], "config": meta["config"],
+                "provenance": meta["provenance"]}
     except (KeyError, ValueError, TypeError) as err:
         raise ValueError(f"checkpoint {path} is not an rws-ref checkpoint ({err})") from None
+
+
+def _check_meta(meta):
+    """The metadata of a checkpoint, field by field (a tampered or truncated file is refused)."""
+    it = meta["iteration"]
+    if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+        raise ValueError(f"iteration must be an integer >= 0; got {it!r}")
+    for name in ("config", "provenance", "rng", "opt_theta", "opt_phi"):
+        if not isinstance(meta[name], dict):
+            raise ValueError(f"{name} must be a JSON object; got {type(meta[name]).__name__}")
+    history = meta["history"]
+    if not isinstance(history, list) or not all(
+            isinstance(row, dict) and isinstance(row.get("iteration"), int) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in row.values()) for row in history):
+        raise ValueError("history must be a list of rows of numbers, each with an integer iteration")
+    if any(row["iteration"] > it for row in history):
+        raise ValueError(f"history has rows after the checkpoint's iteration {it}")

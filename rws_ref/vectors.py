@@ -27,6 +27,7 @@ import numpy as np
 
 from . import __version__, exact, family, protocol
 from ._checks import check_count
+from ._io import atomic_write, check_output_path
 from .estimators import elbo_is, log_weights, normalized_weights, sleep_phi, wake_phi, wake_theta
 from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian, MLPGuide,
                      SigmoidBeliefNet, SoftmaxLinearGuide)
@@ -118,17 +119,26 @@ _GUIDES = {"DiagonalGaussianGuide": DiagonalGaussianGuide, "SoftmaxLinearGuide":
            "MLPGuide": MLPGuide, "BernoulliGuide": BernoulliGuide}
 
 
+def _from_spec(spec, table, what):
+    if not isinstance(spec, dict) or not isinstance(spec.get("args"), dict):
+        raise ValueError(f"{what} spec must be {{'class': name, 'args': {{...}}}}; got {spec!r}")
+    if spec.get("class") not in table:
+        raise ValueError(f"{what} spec names an unknown class {spec.get('class')!r}; known: {sorted(table)}")
+    return table[spec["class"]], dict(spec["args"])
+
+
 def make_model(spec):
     """The model a case names: ``{"class": "LinearGaussian", "args": {...}}``."""
-    return _MODELS[spec["class"]](**spec["args"])
+    cls, args = _from_spec(spec, _MODELS, "model")
+    return cls(**args)
 
 
 def make_guide(spec):
     """The guide a case names, like :func:`make_model`."""
-    args = dict(spec["args"])
+    cls, args = _from_spec(spec, _GUIDES, "guide")
     if "hidden" in args:
         args["hidden"] = tuple(args["hidden"])
-    return _GUIDES[spec["class"]](**args)
+    return cls(**args)
 
 
 # -- the cases --------------------------------------------------------------------------------
@@ -208,8 +218,8 @@ def _linear_gaussian_case(name, rng, K):
     return case
 
 
-def _discrete_case(name, model, guide, model_spec, guide_spec, theta, phi, x, K, rng, moments_for):
-    z = guide.sample(phi, x, K, rng)
+def _discrete_case(name, model, guide, model_spec, guide_spec, theta, phi, x, K, rng, moments_for, z=None):
+    z = guide.sample(phi, x, K, rng) if z is None else z
     dream_z, dream_x = model.sample(theta, 4, rng)
     case = {"name": name, "model": model_spec, "guide": guide_spec, "theta": theta, "phi": phi, "x": x,
             "K": K, "z": z, "dream_z": dream_z, "dream_x": dream_x}
@@ -252,15 +262,18 @@ def build(seed=0):
             ("mlp", MLPGuide(5, hidden=(3,), loc=20.0, scale=10.0),
              {"class": "MLPGuide", "args": {"n_components": 5, "hidden": [3], "loc": 20.0, "scale": 10.0}})):
         theta, phi = mix.init_theta(rng), guide.init_phi(rng)
-        x = mix.sample(theta, 2, rng)[1]
+        # each datapoint between two components, with particles on both: w̄ is not one-hot, so
+        # every recorded mistake is visible (the particles are inputs; the exact moments do not use them)
+        x = 0.5 * (mix.means[[1, 2]] + mix.means[[2, 3]]) + rng.standard_normal(2)
+        z = np.array([[1, 2], [2, 3], [1, 3]])
         cases.append(_discrete_case(f"mixture C=5, {label} guide, K=3", mix, guide,
                                     {"class": "GaussianMixture", "args": {"n_components": 5, "scale": 6.0}},
-                                    gspec, theta, phi, x, 3, rng, moments_for))
+                                    gspec, theta, phi, x, 3, rng, moments_for, z=z))
     sbn, bern = SigmoidBeliefNet(3, 4), BernoulliGuide(3, 4)
-    theta = {k: 8.0 * v for k, v in sbn.init_theta(rng).items()}        # saturated: weights spread widely
+    theta = {k: 3.0 * v for k, v in sbn.init_theta(rng).items()}        # large logits: weights spread widely
     phi = bern.init_phi(rng)
     x = sbn.sample(theta, 2, rng)[1]
-    cases.append(_discrete_case("belief net 8 states, saturated logits, K=3", sbn, bern,
+    cases.append(_discrete_case("belief net 8 states, large logits, K=3", sbn, bern,
                                 {"class": "SigmoidBeliefNet", "args": {"dz": 3, "dx": 4}},
                                 {"class": "BernoulliGuide", "args": {"dz": 3, "dx": 4}},
                                 theta, phi, x, 3, rng, moments_for))
@@ -274,12 +287,13 @@ def build(seed=0):
             "seed": seed, "conventions": CONVENTIONS, "cases": cases, "numerics": [numerics]}
 
 
-def write(path, seed=0):
-    """Write the vectors for ``seed`` to ``path`` (JSON, sorted keys; deterministic bytes)."""
-    text = json.dumps(_encode(build(seed)), indent=1, sort_keys=True, allow_nan=False)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-    return path
+def write(path, seed=0, overwrite=True):
+    """Write the vectors for ``seed`` to ``path`` (JSON, sorted keys; deterministic bytes),
+    atomically; with ``overwrite=False`` an existing file is refused before any work."""
+    path = check_output_path(path, "path", overwrite=overwrite)
+    text = json.dumps(_encode(build(check_count(seed, "seed", minimum=0))), indent=1, sort_keys=True,
+                      allow_nan=False)
+    return atomic_write(path, lambda handle: handle.write(text + "\n"))
 
 
 def schema():

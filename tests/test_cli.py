@@ -79,7 +79,7 @@ def test_train_writes_metrics_plot_and_checkpoint_then_resumes(tmp_path, capsys)
     (["train", "--method", "iwae", "--model", "mixture"], "reparameterizable"),
     (["train", "--method", "vimco", "--K", "1", "--iters", "1"], "K must be >= 2"),
     (["train", "--resume", "/nonexistent/ckpt.npz"], "no such checkpoint"),
-    (["train", "--out", "/nonexistent/dir/m.csv"], "not writable"),
+    (["train", "--out", "/nonexistent/dir/m.csv"], "does not exist"),
     (["train", "--out", "metrics.txt"], "ending in"),
     (["audit", "--plot", "figure.jpg"], "ending in"),
 ])

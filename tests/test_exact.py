@@ -281,7 +281,7 @@ def test_requests_over_the_limit_fail_before_any_work(monkeypatch):
     def no_enumeration(*args, **kwargs):
         raise AssertionError("enumeration started before the size check")
 
-    monkeypatch.setattr(exact, "multisets", no_enumeration)
+    monkeypatch.setattr(exact.enumeration, "multisets", no_enumeration)
     for call in (lambda: exact.moments(wake_phi, model, guide, theta, phi, np.zeros(3), 100),
                  lambda: exact.elbo_is(model, guide, theta, phi, np.zeros(1), 30),
                  lambda: exact.grad_elbo_is(model, guide, theta, phi, np.zeros(1), 12)):

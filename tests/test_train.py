@@ -67,12 +67,12 @@ def test_mixture_anchor_wake_and_defensive_drive_both_errors_down(method):
     assert np.isfinite(last["grad_std_phi"]) and last["grad_std_phi"] > 0
 
 
-def small_run(tmp_path, iters, resume=None, checkpoint_every=7):
+def small_run(tmp_path, iters, resume=None, checkpoint_every=7, overwrite=False):
     model, guide = GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
     x = model.sample(model.true_theta(), 100, np.random.default_rng(1))[1]
     cfg = TrainConfig(method="insomnia", K=4, iters=iters, batch_size=16, eval_every=5, seed=3, tol=0.0)
     return train(model, guide, x, cfg, checkpoint=tmp_path / "run.npz", checkpoint_every=checkpoint_every,
-                 resume=resume)
+                 resume=resume, overwrite=overwrite)
 
 
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
@@ -100,8 +100,10 @@ def test_checkpoint_is_atomic_and_loads_without_pickle(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ValueError, match="exists already"):           # a fresh run never replaces it
         small_run(tmp_path, 10)
+    with pytest.raises(OSError, match="disk full"):
+        small_run(tmp_path, 10, overwrite=True)
     assert path.read_bytes() == before                                # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]         # no temporary left behind
 
@@ -116,7 +118,7 @@ def test_bad_checkpoints_and_configurations_are_refused(tmp_path):
             load_checkpoint(path)
     small_run(tmp_path, 5)
     model, guide = GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
-    with pytest.raises(ValueError, match="different configuration"):
+    with pytest.raises(ValueError, match="another configuration: batch_size = 16 there, 32 in this run"):
         train(model, guide, np.zeros(10), TrainConfig(method="wake", K=4), resume=tmp_path / "run.npz")
     for bad, words in [(dict(method="magic"), "method"), (dict(K=0), "K"), (dict(lr_phi=-1.0), "lr_phi"),
                        (dict(iota=2.0), "iota"), (dict(delta=-0.5), "delta"), (dict(optimizer="lbfgs"), "optimizer"),

@@ -11,7 +11,8 @@ per-datapoint means and its variance is (1/N²) Σ_n Var_n.
 
 Multisets are produced in bounded chunks by unranking (the combinatorial
 number system), so memory stays bounded however many there are; the count
-is computed before any work and a request above ``max_terms`` is refused.
+is computed before any work and a request whose work (multisets × datapoints ×
+the size of one evaluation) is above ``max_terms`` is refused.
 
 Two ways to evaluate an estimator on a chunk of M multisets:
 
@@ -35,14 +36,14 @@ from autograd import grad
 from scipy.special import gammaln
 
 from .. import protocol
-from .._checks import check_count
+from .._checks import check_count, check_memory
 from .._trees import flatten, unflatten
 from ..numerics import logsumexp
 
 __all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "Enumerated",
            "DEFAULT_MAX_TERMS"]
 
-DEFAULT_MAX_TERMS = 20_000_000
+DEFAULT_MAX_TERMS = 500_000_000      # units of work (see _check_size): about half a minute
 _CHUNK_BYTES = 64 * 2 ** 20          # working-set target of one chunk
 
 
@@ -51,55 +52,71 @@ _CHUNK_BYTES = 64 * 2 ** 20          # working-set target of one chunk
 
 def n_multisets(n_states, K):
     """C(K + S − 1, S − 1): the number of multisets of K particles over S states."""
+    n_states, K = check_count(n_states, "n_states"), check_count(K, "K")
     return math.comb(K + n_states - 1, n_states - 1)
 
 
-def _binomial_tables(n_states, K):
-    # tables[i][c] = C(c, i) for c = 0 .. S + K − 2, i = 1 .. K, capped at 2^62: every
-    # rank is below the total C(K+S−1, S−1) < 2^62, so a capped entry is never selected
-    top, cap = n_states + K - 1, 2 ** 62
-    return [np.array([min(math.comb(c, i), cap) for c in range(top)], dtype=np.int64)
-            for i in range(K + 1)]
+_RANK_LIMIT = 2 ** 61
 
 
-def _unrank(ranks, n_states, K, tables):
-    """Sorted state tuples (M, K) of the given colex ranks.
+def _binomial_tables(t, top):
+    """tables[i][c] = C(c, i) for i = 0..t, c = 0..top−1, exact below 2^62 and capped there.
 
-    A multiset a_1 ≤ … ≤ a_K corresponds to the strictly increasing
-    b_i = a_i + i − 1, whose colex rank is Σ_i C(b_i, i).
-    """
+    Row by row from C(c, i) = Σ_{j<c} C(j, i−1): a float running sum finds where the
+    exact int64 sum would pass 2^62, so it never overflows.  Every rank is below
+    2^61, so a capped entry (true value ≥ 2^62·(1 − 1e−12)) is never selected."""
+    cap = 2 ** 62
+    tables = [np.ones(top, dtype=np.int64)]
+    for _ in range(t):
+        prev = tables[-1]
+        approx = np.concatenate([[0.0], np.cumsum(prev[:-1].astype(np.float64))])
+        n_exact = int(np.searchsorted(approx, float(cap)))
+        row = np.full(top, cap, dtype=np.int64)
+        row[0] = 0
+        row[1:n_exact] = np.cumsum(prev[:n_exact - 1])
+        tables.append(np.minimum(row, cap))
+    return tables
+
+
+def _compositions(ranks, n_states, K, tables):
+    """Count vectors (M, S) of the given ranks: the S − 1 bars of stars and bars among
+    K + S − 1 slots are a combination c_1 < … < c_{S−1}, unranked in colex order
+    (rank = Σ_i C(c_i, i)); the counts are the gaps between the bars."""
+    t = n_states - 1
     r = np.array(ranks, dtype=np.int64)
-    a = np.empty((len(r), K), dtype=np.int64)
-    for i in range(K, 0, -1):
-        b = np.searchsorted(tables[i], r, side="right") - 1
-        r -= tables[i][b]
-        a[:, i - 1] = b - (i - 1)
-    return a
+    bars = np.empty((len(r), t + 2), dtype=np.int64)
+    bars[:, 0], bars[:, -1] = -1, K + n_states - 1
+    for i in range(t, 0, -1):
+        c = np.searchsorted(tables[i], r, side="right") - 1
+        r -= tables[i][c]
+        bars[:, i] = c
+    return np.diff(bars, axis=1) - 1
 
 
-def multisets(n_states, K, chunk_rows=None):
+def multisets(n_states, K, chunk_rows=None, states=True):
     """Yield all multisets of K particles over ``n_states`` states, in chunks.
+
+    Time and memory per multiset are O(S) for the counts (and O(K) more with
+    ``states``), so K = 100,000 particles on two states is 100,001 small rows.
 
     Yields
     ------
-    states : int ndarray (M, K)
+    states : int ndarray (M, K), or None if ``states`` is False
         Sorted state indices, one multiset per row.
     counts : int ndarray (M, S)
         Count vectors n with Σ_s n_s = K.
     log_coef : ndarray (M,)
         log K! − Σ_s log n_s!, the log multinomial coefficient.
     """
-    n_states, K = check_count(n_states, "n_states"), check_count(K, "K")
     total = n_multisets(n_states, K)
-    if total >= 2 ** 62:
-        raise ValueError(f"{total} multisets is beyond the 64-bit ranks used here")
-    rows = chunk_rows or max(1, _CHUNK_BYTES // (8 * (K + n_states) * 4))
-    tables = _binomial_tables(n_states, K)
+    if total >= _RANK_LIMIT:
+        raise ValueError(f"{total:,} multisets is beyond the 64-bit ranks used here (2^61)")
+    rows = chunk_rows or max(1, _CHUNK_BYTES // (8 * ((K if states else 0) + n_states) * 4))
+    tables = _binomial_tables(n_states - 1, K + n_states - 1)
     for start in range(0, total, rows):
-        a = _unrank(np.arange(start, min(start + rows, total)), n_states, K, tables)
-        m = a.shape[0]
-        counts = np.bincount((np.arange(m)[:, None] * n_states + a).reshape(-1),
-                             minlength=m * n_states).reshape(m, n_states)
+        counts = _compositions(np.arange(start, min(start + rows, total)), n_states, K, tables)
+        m = counts.shape[0]
+        a = (np.repeat(np.tile(np.arange(n_states), m), counts.reshape(-1)).reshape(m, K) if states else None)
         yield a, counts, gammaln(K + 1.0) - gammaln(counts + 1.0).sum(axis=1)
 
 
@@ -110,15 +127,24 @@ def _small_dot(subscripts, *operands):
     return np.einsum(subscripts, *operands, optimize=False)
 
 
-def _check_size(n_states, K, n_data, max_terms):
-    max_terms = check_count(max_terms, "max_terms")
-    total = n_multisets(n_states, K) * n_data
-    if total > max_terms:
+def _check_size(n_states, K, n_data, max_terms, particles):
+    """Refuse, before any work, an enumeration whose work exceeds ``max_terms`` units.
+
+    The work is what the time and memory grow with: multisets × datapoints × the size of
+    one multiset's evaluation — S counts, plus K particles when the estimator is called
+    on them (``particles``).  One unit is roughly 0.05 µs."""
+    if isinstance(max_terms, bool) or not isinstance(max_terms, (int, np.integer)):
+        raise TypeError(f"max_terms must be a positive integer; got {type(max_terms).__name__} {max_terms!r}")
+    max_terms = check_count(int(max_terms), "max_terms")
+    count = n_multisets(n_states, K)
+    work = count * n_data * (n_states + (K if particles else 0))
+    if work > max_terms:
         raise ValueError(
-            f"exact enumeration needs {total:,} terms (C(K+S-1, S-1) = {n_multisets(n_states, K):,} "
-            f"multisets for S = {n_states} states, K = {K}, times N = {n_data} datapoints), above "
-            f"max_terms = {max_terms:,}; pass max_terms={total} to allow it (time grows in proportion)")
-    return total
+            f"exact enumeration needs {work:,} units of work ({count:,} multisets, C(K+S-1, S-1) for "
+            f"S = {n_states} states and K = {K}, times N = {n_data} datapoints, times "
+            f"{'S + K' if particles else 'S'} per multiset), above max_terms = {max_terms:,}; pass "
+            f"max_terms={work} to allow it (about {work * 5e-8:.3g} s)")
+    return work
 
 
 class Enumerated:
@@ -137,6 +163,8 @@ class Enumerated:
         self.phi = protocol.validate_params(phi, guide.phi_shapes, "phi")
         self.x = protocol.validate_x(model, x)
         self.states = states
+        check_memory(8 * 4 * states.size * self.x.shape[0], f"the {len(states):,} latent states for "
+                     f"N = {self.x.shape[0]} datapoints")
         self.all_states = np.repeat(states[:, None], self.x.shape[0], axis=1)
         self.log_p = protocol.model_forward(model, self.theta, self.all_states, self.x)[0]
         self.log_q, self.pull_q = protocol.guide_forward(guide, self.phi, self.all_states, self.x)
@@ -164,10 +192,10 @@ def elbo_is(model, guide, theta, phi, x, K, max_terms=DEFAULT_MAX_TERMS):
     Σ over multisets n of P(n) · (logsumexp_s(log n_s + log w_s) − log K).
     """
     e, K = Enumerated(model, guide, theta, phi, x), check_count(K, "K")
-    _check_size(e.n_states, K, e.n_data, max_terms)
+    _check_size(e.n_states, K, e.n_data, max_terms, particles=False)
     log_w = e.log_p - e.log_q                                         # (S, N)
     out = np.zeros(e.n_data)
-    for _, counts, log_coef in multisets(e.n_states, K):
+    for _, counts, log_coef in multisets(e.n_states, K, states=False):
         with np.errstate(divide="ignore"):
             log_counts = np.log(counts)                               # −inf where n_s = 0
         for n in range(e.n_data):
@@ -197,7 +225,7 @@ def grad_elbo_is(model, guide, theta, phi, x, K, max_terms=DEFAULT_MAX_TERMS, me
     if method not in ("autograd", "tables"):
         raise ValueError(f"method must be 'autograd' or 'tables'; got {method!r}")
     e, K = Enumerated(model, guide, theta, phi, x), check_count(K, "K")
-    _check_size(e.n_states, K, e.n_data, max_terms)
+    _check_size(e.n_states, K, e.n_data, max_terms, particles=False)
     return (_grad_autograd if method == "autograd" else _grad_tables)(e, K)
 
 
@@ -215,7 +243,7 @@ def _grad_autograd(e, K):
     dphi = {k: np.zeros_like(v) for k, v in e.phi.items()}
     # autograd keeps a few (M, S, N) arrays per chunk: size the chunks for that
     rows = max(1, _CHUNK_BYTES // (8 * 6 * e.n_states * e.n_data))
-    for _, counts, log_coef in multisets(e.n_states, K, rows):
+    for _, counts, log_coef in multisets(e.n_states, K, rows, states=False):
         with np.errstate(divide="ignore"):
             log_counts = np.log(counts.astype(np.float64))
         g_theta, g_phi = d_chunk((e.theta, e.phi), counts.astype(np.float64), log_coef, log_counts)
@@ -229,7 +257,7 @@ def _grad_autograd(e, K):
 def _grad_tables(e, K):
     log_w = e.log_p - e.log_q                                              # (S, N)
     a, b = np.zeros_like(log_w), np.zeros_like(log_w)
-    for _, counts, log_coef in multisets(e.n_states, K):
+    for _, counts, log_coef in multisets(e.n_states, K, states=False):
         with np.errstate(divide="ignore"):
             log_counts = np.log(counts)
         for n in range(e.n_data):
@@ -395,7 +423,7 @@ def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method=
         "laplace" needs no enumeration and holds only for self-normalized
         estimators Σ_k w̄_k F(z_k) such as wake-θ and wake-φ.
     max_terms : int
-        Refuse requests of more than this many (multiset, datapoint) terms.
+        Refuse requests of more work than this: multisets × datapoints × (S + K) units.
 
     Returns
     -------
@@ -413,7 +441,7 @@ def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method=
     if method == "laplace":
         from .laplace import laplace_moments
         return laplace_moments(estimator, e, K, covariance)
-    _check_size(e.n_states, K, e.n_data, max_terms)
+    _check_size(e.n_states, K, e.n_data, max_terms, particles=True)
     n_entries = sum(np.size(v) for v in e.theta.values()) + sum(np.size(v) for v in e.phi.values())
     row_bytes = 8 * (4 * K * int(np.prod(e.states.shape[1:], dtype=int)) + 2 * e.n_states + 4 * n_entries)
     chunk_rows = max(1, _CHUNK_BYTES // row_bytes)

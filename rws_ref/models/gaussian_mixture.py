@@ -21,7 +21,7 @@ Both share ∂/∂logits Σ_k ω_k log softmax(l)[z_k] = Σ_k ω_k (onehot(z_k) 
 """
 import numpy as np
 
-from .._checks import as_float_array, check_count, check_finite, check_rng
+from .._checks import as_float_array, check_count, check_draws, check_finite, check_rng
 from ..numerics import LOG_2PI, _xp, log_softmax, logsumexp, softmax
 from ..protocol import Guide, Model, validate_x
 
@@ -56,7 +56,8 @@ class GaussianMixture(Model):
         self.means = check_finite(as_float_array(means, "means"), "means")
         if self.means.shape != (c,):
             raise ValueError(f"means must have shape (n_components,) = ({c},); got {self.means.shape}")
-        if isinstance(scale, bool) or not np.isscalar(scale) or not np.isfinite(scale) or scale <= 0:
+        if isinstance(scale, (bool, str)) or not isinstance(scale, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(scale) or scale <= 0:
             raise ValueError(f"scale must be a positive finite number; got {scale!r}")
         self.scale = float(scale)
         self.z_shape = ()
@@ -93,6 +94,7 @@ class GaussianMixture(Model):
         """Draw (z, x) ~ p_θ: z integer (n,), x float (n,)."""
         pi = self.mixing_weights(theta)
         n = check_count(n, "n")
+        check_draws(n, (self.n_components,), f"sampling n = {n} pairs (z, x)")
         check_rng(rng)
         z = _categorical(np.broadcast_to(pi, (n, self.n_components)), rng.random((1, n)))[0]
         return z, self.means[z] + self.scale * rng.standard_normal(n)
@@ -145,8 +147,8 @@ class _CategoricalGuide(Guide):
     def __init__(self, n_components, loc, scale):
         self.n_components = check_count(n_components, "n_components", minimum=2)
         for name, value, positive in (("loc", loc, False), ("scale", scale, True)):
-            if isinstance(value, (bool, str)) or not np.isscalar(value) or not np.isfinite(value) \
-                    or (positive and value <= 0):
+            if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(value) or (positive and value <= 0):
                 raise ValueError(f"{name} must be a {'positive ' if positive else ''}finite number; got {value!r}")
         self.loc, self.scale = float(loc), float(scale)
         self.z_shape = ()
@@ -165,6 +167,7 @@ class _CategoricalGuide(Guide):
         """K independent particles per datapoint: integer array (K, N)."""
         probs = self.probs(phi, x)
         K = check_count(K, "K")
+        check_draws(K * probs.shape[0], (self.n_components,), f"K = {K} particles for N = {probs.shape[0]} datapoints")
         check_rng(rng)
         return _categorical(probs, rng.random((K, probs.shape[0])))
 

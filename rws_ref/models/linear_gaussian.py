@@ -21,7 +21,7 @@ precision), S = P⁻¹, m(x) = S (mu + Wᵀ D⁻¹ (x − b)), μ_q(x) = A x + c
 """
 import numpy as np
 
-from .._checks import check_count, check_dim, check_rng
+from .._checks import check_count, check_dim, check_draws, check_rng
 from ..numerics import LOG_2PI, _xp
 from ..protocol import Guide, Model, validate_x, validate_z
 
@@ -79,6 +79,7 @@ class LinearGaussian(Model):
         """Draw (z, x) ~ p_θ(z, x): z of shape (n, dz), x of shape (n, dx)."""
         theta = self.check_theta(theta)
         n = check_count(n, "n")
+        check_draws(n, (self.dz + self.dx,), f"sampling n = {n} pairs (z, x)")
         check_rng(rng)
         z = theta["mu"] + rng.standard_normal((n, self.dz))
         noise = rng.standard_normal((n, self.dx)) * np.exp(theta["log_sigma"])
@@ -205,6 +206,7 @@ class DiagonalGaussianGuide(Guide):
         """K independent particles per datapoint, z ~ q_φ(·|x): shape (K, N, dz)."""
         phi, x = self.check_phi(phi), validate_x(self, x)
         K = check_count(K, "K")
+        check_draws(K * x.shape[0], (self.dz,), f"K = {K} particles for N = {x.shape[0]} datapoints")
         check_rng(rng)
         z = rng.standard_normal((K, x.shape[0], self.dz))
         z *= np.exp(phi["log_s"])                  # in place: one (K, N, dz) array, no temporaries

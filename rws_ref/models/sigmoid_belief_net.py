@@ -16,7 +16,7 @@ posterior tables, log p_θ(x) and the sleep target are exact sums.
 """
 import numpy as np
 
-from .._checks import check_count, check_dim, check_rng
+from .._checks import check_count, check_dim, check_draws, check_memory, check_rng
 from ..numerics import _xp, log1m_sigmoid, logsumexp, sigmoid, softmax
 from ..protocol import Guide, Model, validate_x
 
@@ -25,6 +25,7 @@ __all__ = ["SigmoidBeliefNet", "BernoulliGuide", "binary_states"]
 
 def binary_states(d):
     """All 2^d binary vectors, shape (2^d, d), in counting order (bit i of the index)."""
+    check_memory(8 * 2.0 ** d * d * 3, f"enumerating the 2^{d} binary states")
     return ((np.arange(2 ** d)[:, None] >> np.arange(d)) & 1).astype(np.float64)
 
 
@@ -75,6 +76,7 @@ class SigmoidBeliefNet(Model):
         """Draw (z, x) ~ p_θ: float 0/1 arrays z (n, dz), x (n, dx)."""
         theta = self.check_theta(theta)
         n = check_count(n, "n")
+        check_draws(n, (self.dz + self.dx,), f"sampling n = {n} pairs (z, x)")
         check_rng(rng)
         z = (rng.random((n, self.dz)) < sigmoid(theta["b_z"])).astype(np.float64)
         x = (rng.random((n, self.dx)) < sigmoid(z @ theta["W"].T + theta["b_x"])).astype(np.float64)
@@ -152,6 +154,7 @@ class BernoulliGuide(Guide):
         """K independent particles per datapoint: float 0/1 array (K, N, dz)."""
         p = self.probs(phi, x)
         K = check_count(K, "K")
+        check_draws(K * p.shape[0], (self.dz,), f"K = {K} particles for N = {p.shape[0]} datapoints")
         check_rng(rng)
         return (rng.random((K,) + p.shape) < p).astype(np.float64)
 
