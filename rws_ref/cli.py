@@ -138,6 +138,8 @@ def _train_parser(sub, METHODS):
     tr.add_argument("--iota", type=_fraction, default=0.5, help="insomnia weight of wake-φ")
     tr.add_argument("--delta", type=_fraction, default=0.2, help="defensive mixture weight")
     tr.add_argument("--tol", type=float, default=1e-3, help="convergence tolerance (nats per datapoint)")
+    tr.add_argument("--no-early-stop", action="store_true",
+                    help="run to --iters: never stop by the convergence rule")
     tr.add_argument("--eval-every", type=_positive_int, default=50)
     tr.add_argument("--out", metavar="FILE.csv|FILE.json", help="write the metrics")
     tr.add_argument("--plot", metavar="FILE.png", help="draw the learning curves")
@@ -233,7 +235,7 @@ def _run_train(args):
     cfg = TrainConfig(method=args.method, K=args.K, iters=args.iters, batch_size=args.batch_size,
                       optimizer=args.optimizer, lr_theta=args.lr_theta, lr_phi=args.lr_phi,
                       iota=args.iota, delta=args.delta, seed=args.seed, tol=args.tol,
-                      eval_every=args.eval_every, grad_replicates=2)
+                      eval_every=args.eval_every, grad_replicates=2, early_stop=not args.no_early_stop)
     result = train(model, guide, data, cfg, theta=start, eval_data=held_out, true_theta=truth,
                    checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress,
                    overwrite=args.overwrite)

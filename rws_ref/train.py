@@ -17,7 +17,7 @@ particles from a generator seeded by (seed, iteration), so it does not
 disturb the training stream.  Let s_t be the mean of the last ``window``
 evaluations.  Training stops as "converged" once at least 2·window
 evaluations exist and s_t − s_{t−window} < ``tol`` (nats per datapoint),
-and as "max_iters" at the iteration cap.
+and as "max_iters" at the iteration cap; ``early_stop=False`` runs to the cap.
 
 Checkpoints are .npz files without pickles (parameters, optimizer state)
 plus one JSON string (iteration, generator state, configuration, history),
@@ -152,6 +152,7 @@ class TrainConfig:
     grad_replicates: int = 4
     freeze: tuple = ()
     tie: tuple = ()
+    early_stop: bool = True
 
     def validate(self):
         """Check every field; raises ValueError or TypeError naming the field.  Returns self."""
@@ -163,6 +164,8 @@ class TrainConfig:
             check_count(getattr(self, name), name)
         check_count(self.grad_replicates, "grad_replicates", minimum=0)
         check_count(self.seed, "seed", minimum=0)
+        if not isinstance(self.early_stop, bool):
+            raise TypeError(f"early_stop must be True or False; got {self.early_stop!r}")
         if self.method == "vimco" and self.K < 2:
             raise ValueError(f"K must be >= 2 for VIMCO; got {self.K}")
         _positive(self.lr_theta, "lr_theta")
@@ -258,6 +261,8 @@ def _posterior_error(model, guide, theta, phi, x, states):
 
 
 def _converged(history, cfg):
+    if not cfg.early_stop:
+        return False
     values = [row["elbo_is"] for row in history]
     w = cfg.window
     if len(values) < 2 * w:
@@ -421,7 +426,7 @@ def _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume, prove
     saved = {k: v for k, v in state["config"].items() if k != "iters"}
     mine = {k: v for k, v in _config_json(cfg).items() if k != "iters"}
     for what, old, new in (("configuration", saved, mine), ("provenance", state["provenance"], provenance)):
-        for field_name in sorted(set(old) | set(new)):
+        for field_name in list(new) + [k for k in old if k not in new]:
             if old.get(field_name) != new.get(field_name):
                 raise ValueError(f"resume: checkpoint {resume} has another {what}: {field_name} = "
                                  f"{old.get(field_name)!r} there, {new.get(field_name)!r} in this run")
@@ -446,7 +451,13 @@ def _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_
     z = guide.sample(phi, x, cfg.K, gen)
     if iteration == 0:
         z = protocol.validate_z(model, z, x.shape[0], name="guide.sample output")
-    log_w, pull_theta, pull_phi = _trusted_passes(model, guide, theta, phi, x, z)
+    try:
+        log_w, pull_theta, pull_phi = _trusted_passes(model, guide, theta, phi, x, z)
+    except ValueError as err:
+        if iteration == 0:
+            raise
+        raise ValueError(f"training diverged at iteration {iteration + 1}: {err}; lower lr_theta "
+                         f"(now {cfg.lr_theta}) or lr_phi (now {cfg.lr_phi})") from None
     if cfg.method == "wake":
         _, g_theta, g_phi = _step(log_w, pull_theta, pull_phi)
     else:

@@ -68,7 +68,7 @@ def test_train_writes_metrics_plot_and_checkpoint_then_resumes(tmp_path, capsys)
     assert [r["iteration"] for r in json.loads(json_out.read_text())] == [0, 20, 40, 60, 80]
 
 
-@pytest.mark.parametrize("args, words", [
+BAD_ARGUMENTS = [
     (["--no-such-option"], "unrecognized arguments"),
     (["train", "--K", "0"], "--K"),
     (["train", "--iters", "ten"], "--iters"),
@@ -82,7 +82,18 @@ def test_train_writes_metrics_plot_and_checkpoint_then_resumes(tmp_path, capsys)
     (["train", "--out", "/nonexistent/dir/m.csv"], "does not exist"),
     (["train", "--out", "metrics.txt"], "ending in"),
     (["audit", "--plot", "figure.jpg"], "ending in"),
-])
+    (["train", "--K", "100000000000", "--iters", "1"], "GiB"),
+    (["train", "--n-data", "100000000000", "--iters", "1"], "GiB"),
+    (["train", "--model", "linear-gaussian", "--guide", "mlp"], "no such choice"),
+    (["train", "--model", "mixture", "--method", "vimco", "--K", "1"], "K must be >= 2"),
+    (["train", "--model", "linear-gaussian", "--method", "reinforce"], "discrete latents"),
+    (["train", "--model", "nomodule:"], "--model"),
+    (["audit", "--model", "mixture"], "MODULE:ATTR"),
+    (["vectors", "--out", "v.txt"], "ending in"),
+]
+
+
+@pytest.mark.parametrize("args, words", BAD_ARGUMENTS)
 def test_bad_arguments_give_one_line_on_stderr_and_exit_2(args, words):
     result = run(*args)
     assert result.returncode == 2, result.stderr

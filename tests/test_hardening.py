@@ -1,5 +1,6 @@
 """Hardening: a catalogue of bad input across the API and the command line, extreme
 but valid input, and no global random state."""
+import json
 import subprocess
 import sys
 
@@ -178,3 +179,175 @@ def test_the_global_numpy_generator_is_neither_used_nor_touched():
     b = _everything(5)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, _everything(6))                      # the seed does matter
+
+
+# -- the catalogue, continued: classes of issue 13 -----------------------------------------------
+
+SBN_TH = SBN.init_theta(np.random.default_rng(3))
+CFG = dict(K=3, iters=4, batch_size=2, eval_every=2)
+MORE = [
+    # errors that name the argument
+    ("x as a list in a family estimator", lambda: family.reinforce_phi(MIX, CAT, TH_M, PH_M, [1.0, "a"], Z_M),
+     TypeError, "x must be"),
+    ("estimator None for the oracle", lambda: exact.moments(None, MIX, CAT, TH_M, PH_M, X_M, 2), TypeError, "estimator"),
+    ("max_terms a string", lambda: exact.elbo_is(MIX, CAT, TH_M, PH_M, X_M, 2, max_terms="lots"), TypeError, "max_terms"),
+    ("max_terms NaN", lambda: exact.elbo_is(MIX, CAT, TH_M, PH_M, X_M, 2, max_terms=float("nan")), TypeError,
+     "max_terms"),
+    ("guide with fewer components than the model",
+     lambda: rws_ref.wake_phi(MIX, SoftmaxLinearGuide(3), TH_M, SoftmaxLinearGuide(3).init_phi(_R), X_M, Z_M),
+     ValueError, "does not match"),
+    ("guide scale a string", lambda: SoftmaxLinearGuide(4, scale="wide"), ValueError, "scale"),
+    ("mixture scale a string", lambda: GaussianMixture(4, scale="5"), ValueError, "scale"),
+    ("guide loc NaN", lambda: SoftmaxLinearGuide(4, loc=float("nan")), ValueError, "loc"),
+    ("unknown freeze key", lambda: train(MIX, CAT, X_M, TrainConfig(freeze=("mu",), **CFG)), ValueError, "freeze"),
+    ("tie given as one string", lambda: TrainConfig(tie="log_sigma").validate(), TypeError, "tie"),
+    ("config as a dict", lambda: train(MIX, CAT, X_M, {"K": 3}), TypeError, "config must be a TrainConfig"),
+    ("checkpoint_every zero", lambda: train(MIX, CAT, X_M, TrainConfig(**CFG), checkpoint_every=0), ValueError,
+     "checkpoint_every"),
+    ("checkpoint_every negative", lambda: train(MIX, CAT, X_M, TrainConfig(**CFG), checkpoint_every=-1), ValueError,
+     "checkpoint_every"),
+    ("checkpoint_every fractional", lambda: train(MIX, CAT, X_M, TrainConfig(**CFG), checkpoint_every=2.5), TypeError,
+     "checkpoint_every"),
+    ("unknown class in a vectors spec", lambda: vectors.make_model({"class": "Transformer", "args": {}}), ValueError,
+     "unknown class 'Transformer'"),
+    ("negative K in n_multisets", lambda: exact.n_multisets(3, -2), ValueError, "K"),
+    ("check_estimator rtol NaN", lambda: testing.check_estimator(rws_ref.wake_theta, "wake_theta", rtol=float("nan")),
+     ValueError, "rtol"),
+    ("check_estimator rtol negative", lambda: testing.check_estimator(rws_ref.wake_theta, "wake_theta", rtol=-1e-8),
+     ValueError, "rtol"),
+    ("check_estimator rtol infinite", lambda: testing.check_estimator(rws_ref.wake_theta, "wake_theta", rtol=np.inf),
+     ValueError, "rtol"),
+    ("check_estimator on a mismatched guide",
+     lambda: testing.check_estimator(rws_ref.wake_theta, "wake_theta", MIX, BERN), ValueError, "does not match"),
+    # hangs and unbounded work, refused at once
+    ("particles beyond the memory limit", lambda: DG.sample(PH, X, 10 ** 10, _R), ValueError, "GiB"),
+    ("training K beyond the memory limit", lambda: train(MIX, CAT, X_M, TrainConfig(K=10 ** 11, iters=1)), ValueError,
+     "GiB"),
+    ("enumerating 40 latent bits", lambda: SigmoidBeliefNet(40, 2).support(), ValueError, "2^40"),
+    ("an oracle beyond 64-bit ranks", lambda: next(exact.multisets(10 ** 6, 10 ** 6)), ValueError, "64-bit"),
+    # silent non-finite results, now clear errors
+    ("data at 1e200 overflows the densities", lambda: rws_ref.wake_theta(LG, DG, TH, PH, np.full((1, 3), 1e200),
+                                                                         np.zeros((2, 1, 2))), ValueError, "overflow"),
+    ("log_s = -400 overflows the guide density",
+     lambda: rws_ref.log_weights(LG, DG, TH, _with(PH, "log_s", np.full(2, -400.0)), X, Z), ValueError, "log q"),
+    ("an SNR draw that is NaN", lambda: analysis.snr_study({"bad": lambda K, r: np.array([np.nan])}, [1, 2], 5, _R),
+     ValueError, "non-finite"),
+    ("a diverging run", lambda: train(LG, DG, X, TrainConfig(K=2, iters=50, batch_size=3, lr_theta=1e3, lr_phi=1e3,
+                                                            optimizer="sgd", grad_replicates=0)),
+     ValueError, "diverged"),
+]
+
+
+@pytest.mark.parametrize("kind, call, exc, words", MORE, ids=[c[0] for c in MORE])
+def test_bad_input_catalogue_continued(kind, call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    assert type(info.value) is exc and words in str(info.value), f"{kind}: {type(info.value)} {info.value}"
+
+
+def test_the_catalogue_has_at_least_sixty_kinds():
+    from test_cli import BAD_ARGUMENTS
+    kinds = {c[0] for c in CATALOGUE} | {c[0] for c in MORE} | {" ".join(a) for a, _ in BAD_ARGUMENTS}
+    assert len(kinds) >= 60, len(kinds)
+
+
+def test_extreme_valid_vimco_and_binary_oracle_give_finite_correct_answers():
+    assert np.all(np.abs(family.vimco_signals(np.full((4, 2), 1.7e308))) <= 1e-15)
+    sbn1, bern1 = SigmoidBeliefNet(1, 2), BernoulliGuide(1, 2)
+    th, ph = sbn1.init_theta(np.random.default_rng(0)), bern1.init_phi(np.random.default_rng(1))
+    x = np.array([[0.0, 1.0]])
+    bound = exact.elbo_is(sbn1, bern1, th, ph, x, 100_000)       # 100,001 multisets, well under a second
+    gap = sbn1.log_marginal(th, x) - bound
+    chi2 = exact.chi2(sbn1, bern1, th, ph, x)
+    assert np.all(gap > 0) and np.allclose(gap, chi2 / (2 * 100_000), rtol=1e-3)   # K·gap → χ²/2
+
+
+# -- nothing lost -------------------------------------------------------------------------------
+
+
+def _mixture_run(tmp_path, **kw):
+    x = MIX.sample(MIX.true_theta(), 60, np.random.default_rng(1))[1]
+    return train(MIX, CAT, x, TrainConfig(K=3, iters=kw.pop("iters", 6), batch_size=5, eval_every=3, seed=2),
+                 checkpoint=tmp_path / "run.npz", **kw)
+
+
+@pytest.mark.parametrize("tamper, words", [
+    (lambda m, a: m.update(iteration=-3), "iteration"),
+    (lambda m, a: m.update(history=[{"iteration": 0, "elbo_is": "high"}]), "history"),
+    (lambda m, a: m.update(history=[{"iteration": 999, "elbo_is": 1.0}]), "after the checkpoint"),
+    (lambda m, a: m["rng"].update(state={"state": "garbage"}), "generator state"),
+    (lambda m, a: m["opt_theta"].update(t=-1), "step count"),
+    (lambda m, a: a.update({"opt_theta/m/logits": np.zeros(7)}), "moment m"),
+    (lambda m, a: a.update({"opt_phi/v/w": -np.ones(4)}), "moment v"),
+    (lambda m, a: m["provenance"].update(data_sha256="0" * 64), "data_sha256"),
+    (lambda m, a: m["config"].update(K=99), "configuration: K"),
+])
+def test_tampered_checkpoints_are_refused_naming_the_field(tmp_path, tamper, words):
+    _mixture_run(tmp_path)
+    path = tmp_path / "run.npz"
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    tamper(meta, arrays)
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=words):
+        _mixture_run(tmp_path, iters=9, resume=path)
+    assert path.read_bytes() == before                             # refused: nothing replaced
+
+
+def test_resume_with_other_data_is_refused_naming_the_field(tmp_path):
+    _mixture_run(tmp_path)
+    other = MIX.sample(MIX.true_theta(), 61, np.random.default_rng(1))[1]
+    with pytest.raises(ValueError, match="data_shape"):
+        train(MIX, CAT, other, TrainConfig(K=3, iters=9, batch_size=5, eval_every=3, seed=2),
+              checkpoint=tmp_path / "run.npz", resume=tmp_path / "run.npz")
+
+
+def test_an_output_path_that_is_a_directory_or_in_a_missing_folder_is_refused_before_training(tmp_path,
+                                                                                                 monkeypatch):
+    monkeypatch.setattr("rws_ref.train._iteration", lambda *a: pytest.fail("training started"))
+    for path, words in ((tmp_path, "is a directory"), (tmp_path / "missing" / "c.npz", "does not exist")):
+        with pytest.raises(ValueError, match=words):
+            train(MIX, CAT, X_M, TrainConfig(**CFG), checkpoint=path)
+        with pytest.raises(ValueError, match=words):
+            vectors.write(path)
+
+
+def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    from rws_ref import _io
+    target = tmp_path / "v.json"
+    target.write_text("previous")
+
+    def broken(handle):
+        handle.write("half")
+        raise OSError("disk full")
+    with pytest.raises(OSError, match="disk full"):
+        _io.atomic_write(target, broken)
+    assert target.read_text() == "previous" and sorted(p.name for p in tmp_path.iterdir()) == ["v.json"]
+    stale = tmp_path / (_io.TEMP_PREFIX + "run.npz.abc123")       # what a killed run leaves behind
+    stale.write_bytes(b"x")
+    _mixture_run(tmp_path)
+    assert not stale.exists() and (tmp_path / "run.npz").exists()
+
+
+def test_ctrl_c_stops_training_cleanly_with_checkpoint_and_metrics(tmp_path):
+    import signal
+    import time
+    ckpt, out = tmp_path / "c.npz", tmp_path / "m.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "rws_ref.cli", "train", "--model", "mixture", "--iters", "100000",
+                             "--eval-every", "5", "--n-data", "200", "--no-progress", "--no-early-stop",
+                             "--checkpoint", str(ckpt),
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not ckpt.exists() and time.time() < deadline:             # wait until it is training
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1 and "interrupted at iteration" in stderr
+    state = load_checkpoint(ckpt)
+    rows = out.read_text().splitlines()
+    assert state["iteration"] > 0 and len(rows) >= 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rws-ref-tmp")]

@@ -110,7 +110,7 @@ def multisets(n_states, K, chunk_rows=None, states=True):
     """
     total = n_multisets(n_states, K)
     if total >= _RANK_LIMIT:
-        raise ValueError(f"{total:,} multisets is beyond the 64-bit ranks used here (2^61)")
+        raise ValueError(f"{_count_text(total)} multisets is beyond the 64-bit ranks used here (2^61)")
     rows = chunk_rows or max(1, _CHUNK_BYTES // (8 * ((K if states else 0) + n_states) * 4))
     tables = _binomial_tables(n_states - 1, K + n_states - 1)
     for start in range(0, total, rows):
@@ -127,6 +127,11 @@ def _small_dot(subscripts, *operands):
     return np.einsum(subscripts, *operands, optimize=False)
 
 
+def _count_text(n):
+    """An integer for a message: with separators, or as a power of ten when it is huge."""
+    return f"{n:,}" if n < 10 ** 30 else f"about 10^{math.log10(n):.1f}"
+
+
 def _check_size(n_states, K, n_data, max_terms, particles):
     """Refuse, before any work, an enumeration whose work exceeds ``max_terms`` units.
 
@@ -140,10 +145,11 @@ def _check_size(n_states, K, n_data, max_terms, particles):
     work = count * n_data * (n_states + (K if particles else 0))
     if work > max_terms:
         raise ValueError(
-            f"exact enumeration needs {work:,} units of work ({count:,} multisets, C(K+S-1, S-1) for "
+            f"exact enumeration needs {_count_text(work)} units of work ({_count_text(count)} multisets, "
+            f"C(K+S-1, S-1) for "
             f"S = {n_states} states and K = {K}, times N = {n_data} datapoints, times "
             f"{'S + K' if particles else 'S'} per multiset), above max_terms = {max_terms:,}; pass "
-            f"max_terms={work} to allow it (about {work * 5e-8:.3g} s)")
+            f"max_terms={work if work < 10 ** 30 else _count_text(work)} to allow it (about {work * 5e-8:.3g} s)")
     return work
 
 
