@@ -56,6 +56,19 @@ def n_multisets(n_states, K):
     return math.comb(K + n_states - 1, n_states - 1)
 
 
+def _log_n_multisets(n_states, K):
+    # log C(K+S−1, S−1) in floating point: instant at any size (the exact integer is not)
+    return math.lgamma(K + n_states) - math.lgamma(K + 1) - math.lgamma(n_states)
+
+
+def _bounded_count(n_states, K, limit):
+    """The exact count if it is below about ``limit`` (cheap then), else None, decided without
+    computing a huge integer."""
+    if _log_n_multisets(n_states, K) > math.log(limit) + 1.0:
+        return None
+    return n_multisets(n_states, K)
+
+
 _RANK_LIMIT = 2 ** 61
 
 
@@ -108,9 +121,11 @@ def multisets(n_states, K, chunk_rows=None, states=True):
     log_coef : ndarray (M,)
         log K! − Σ_s log n_s!, the log multinomial coefficient.
     """
-    total = n_multisets(n_states, K)
-    if total >= _RANK_LIMIT:
-        raise ValueError(f"{_count_text(total)} multisets is beyond the 64-bit ranks used here (2^61)")
+    n_states, K = check_count(n_states, "n_states"), check_count(K, "K")
+    total = _bounded_count(n_states, K, _RANK_LIMIT)
+    if total is None or total >= _RANK_LIMIT:
+        raise ValueError(f"about 10^{_log_n_multisets(n_states, K) / math.log(10):.1f} multisets is beyond the "
+                         f"64-bit ranks used here (2^61)")
     rows = chunk_rows or max(1, _CHUNK_BYTES // (8 * ((K if states else 0) + n_states) * 4))
     tables = _binomial_tables(n_states - 1, K + n_states - 1)
     for start in range(0, total, rows):
@@ -141,8 +156,14 @@ def _check_size(n_states, K, n_data, max_terms, particles):
     if isinstance(max_terms, bool) or not isinstance(max_terms, (int, np.integer)):
         raise TypeError(f"max_terms must be a positive integer; got {type(max_terms).__name__} {max_terms!r}")
     max_terms = check_count(int(max_terms), "max_terms")
-    count = n_multisets(n_states, K)
-    work = count * n_data * (n_states + (K if particles else 0))
+    per_term = n_data * (n_states + (K if particles else 0))
+    count = _bounded_count(n_states, K, 1e30)            # the exact count, unless it is astronomical
+    if count is None:
+        log10 = _log_n_multisets(n_states, K) / math.log(10)
+        raise ValueError(f"exact enumeration needs about 10^{log10:.1f} multisets (C(K+S-1, S-1) for S = "
+                         f"{n_states} states and K = {K}), times N = {n_data} datapoints, far above max_terms = "
+                         f"{max_terms:,}")
+    work = count * per_term
     if work > max_terms:
         raise ValueError(
             f"exact enumeration needs {_count_text(work)} units of work ({_count_text(count)} multisets, "
