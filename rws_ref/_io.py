@@ -62,12 +62,23 @@ def atomic_write(path, write, binary=False):
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _mode(path))                 # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _mode(path):
+    # the replaced file's mode, or what a plain open() would have given (0666 less the umask)
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def remove_stale_temporaries(path):

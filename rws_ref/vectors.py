@@ -36,7 +36,7 @@ from .models import linear_gaussian as lg
 __all__ = ["FORMAT_VERSION", "build", "write", "load", "schema", "DEFAULT_PATH", "SCHEMA_PATH",
            "make_model", "make_guide"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 DEFAULT_PATH = os.path.join(_DATA, "vectors.json")
 SCHEMA_PATH = os.path.join(_DATA, "vectors.schema.json")
@@ -50,7 +50,15 @@ CONVENTIONS = {
     "batch": "weights normalized per datapoint over the K particles; estimates are means over datapoints",
     "exact": "exact means and variances over z ~ q^K by multiset enumeration (rws_ref.exact); "
              "variances are of the batch estimate",
+    "tolerance": "each case's 'tolerance' holds for every output it records: an entry agrees when "
+                 "|got - expected| <= atol + rtol * |expected|",
+    "mistakes": "'mistakes' maps an estimator to what known wrong implementations produce on the same "
+                "inputs (rws_ref.diagnose.MISTAKES); rws_ref.diagnose.vectors(results) matches yours to them",
 }
+
+#: agreement of another float64 implementation with the recorded outputs: rounding differences of
+#: correct code stay orders of magnitude below it, a relative error of 1e-6 does not
+TOLERANCE = {"rtol": 1e-9, "atol": 1e-11}
 
 
 # -- encoding ------------------------------------------------------------------------------
@@ -182,7 +190,27 @@ def _common(model, guide, theta, phi, x, z):
     if z.shape[0] >= 2:
         out["common_mistakes"]["gradient_through_weights_wake_phi"] = _gradient_through_weights_wake_phi(
             model, guide, theta, phi, x, z)
+    out["tolerance"] = dict(TOLERANCE)
     return out
+
+
+def _mistakes(case, model, guide, theta, phi, x, z):
+    """What each known mistake (rws_ref.diagnose.MISTAKES) produces, for the estimators the case records."""
+    from .diagnose import MISTAKES, REFERENCES
+    out = {}
+    for estimator in [e for e in MISTAKES if e in case["estimators"] or e == "elbo_is"]:
+        right = REFERENCES[estimator](model, guide, theta, phi, x, z)
+        made = {name: make(model, guide, theta, phi, x, z) for name, make in MISTAKES[estimator].items()}
+        # a mistake that gives the right answer on these inputs (e.g. uniform weights at K = 1) is not recorded
+        out[estimator] = {name: value for name, value in made.items()
+                          if value is not None and _visible(value, right)}
+    case["mistakes"] = out
+    return case
+
+
+def _visible(wrong, right):
+    return any(np.any(np.abs(np.asarray(wrong[k]) - right[k]) > 1e3 * (TOLERANCE["atol"] + TOLERANCE["rtol"]
+                                                                        * np.abs(right[k]))) for k in right)
 
 
 def _spec(obj, **args):
@@ -208,6 +236,7 @@ def _linear_gaussian_case(name, rng, K):
     est["insomnia_iota_0.5"] = family.insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, 0.5)
     for fn in (family.iwae_phi, family.stl_phi, family.iwae_dreg_phi, family.rws_dreg_phi):
         est[fn.__name__] = fn(model, guide, theta, phi, x, eps)
+    _mistakes(case, model, guide, theta, phi, x, z)
     m, S = model.posterior(theta, x)
     dth, dph = lg.grad_elbo1(model, guide, theta, phi, x)
     case["closed_form"] = {"log_marginal": model.log_marginal(theta, x), "posterior_mean": m,
@@ -244,7 +273,7 @@ def _discrete_case(name, model, guide, model_spec, guide_spec, theta, phi, x, K,
         mean, var = exact.moments(fn, model, guide, theta, phi, x, K)
         ex["moments"][label] = {"mean": mean, "var": var}
     case["exact"] = ex
-    return case
+    return _mistakes(case, model, guide, theta, phi, x, z)
 
 
 def build(seed=0):
@@ -269,6 +298,14 @@ def build(seed=0):
         cases.append(_discrete_case(f"mixture C=5, {label} guide, K=3", mix, guide,
                                     {"class": "GaussianMixture", "args": {"n_components": 5, "scale": 6.0}},
                                     gspec, theta, phi, x, 3, rng, moments_for, z=z))
+    bench, mlp20 = GaussianMixture(), MLPGuide(20, (16, 16), loc=95.0, scale=60.0)     # Le et al.'s benchmark
+    x = 0.5 * (bench.means[[3, 11]] + bench.means[[4, 12]]) + rng.standard_normal(2)
+    cases.append(_discrete_case("mixture C=20 (the benchmark), mlp guide 16-16, K=3", bench, mlp20,
+                                {"class": "GaussianMixture", "args": {"n_components": 20}},
+                                {"class": "MLPGuide", "args": {"n_components": 20, "hidden": [16, 16],
+                                                               "loc": 95.0, "scale": 60.0}},
+                                bench.true_theta(), mlp20.init_phi(rng), x, 3, rng, moments_for,
+                                z=np.array([[3, 11], [4, 12], [3, 12]])))
     sbn, bern = SigmoidBeliefNet(3, 4), BernoulliGuide(3, 4)
     theta = {k: 3.0 * v for k, v in sbn.init_theta(rng).items()}        # large logits: weights spread widely
     phi = bern.init_phi(rng)

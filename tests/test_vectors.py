@@ -49,9 +49,12 @@ def test_same_seed_gives_byte_identical_files_and_the_shipped_copy_is_current(tm
 def test_the_file_validates_against_the_shipped_schema(tmp_path):
     raw = json.loads(open(vectors.DEFAULT_PATH, encoding="utf-8").read())
     jsonschema.validate(raw, vectors.schema())
-    broken = dict(raw, version=2)
+    broken = dict(raw, version=1)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, vectors.schema())
+    no_tolerance = dict(raw, cases=[{k: v for k, v in raw["cases"][0].items() if k != "tolerance"}])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(no_tolerance, vectors.schema())
 
 
 def test_every_number_is_reproduced_from_the_inputs_by_the_checking_loop():

@@ -1,0 +1,142 @@
+"""Bring your own model: densities written in any framework, as a protocol model and guide.
+
+Your log densities are callables that take NumPy arrays and return anything
+``numpy.asarray`` turns into a float64 array of shape (K, N) — a NumPy array,
+a JAX array, or a PyTorch tensor after ``.detach().numpy()``.  Their parameter
+gradients come either as the weighted sum the protocol asks for, or per
+particle (dict of (K, N, *param_shape) arrays), which the adapter contracts
+with the weights.  The result follows the protocol (docs/protocol.md), so every
+layer of rws_ref — the estimators, the exact oracle on a finite support,
+training, the audit, ``check_estimator`` — works on it::
+
+    model = adapters.Model(theta_shapes={"means": (3,)}, z_shape=(), x_shape=(), z_domain=3,
+                           log_joint=my_log_joint, per_particle_grad=my_grads, support=lambda: np.arange(3))
+"""
+import numpy as np
+from autograd.tracer import Box
+
+from . import protocol
+
+__all__ = ["Model", "Guide"]
+
+
+def _as_log_density(value, kn, who):
+    if isinstance(value, Box):                  # densities written in autograd.numpy stay traceable
+        return value
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != kn:
+        raise ValueError(f"{who} returned shape {arr.shape}; rws_ref needs (K, N) = {kn}")
+    return arr
+
+
+def _as_gradient(value, shapes, who):
+    if not isinstance(value, dict):
+        raise TypeError(f"{who} must return a dict keyed like the parameters; got {type(value).__name__}")
+    return protocol.validate_params({k: np.asarray(v, dtype=np.float64) for k, v in value.items()}, shapes,
+                                    f"{who} output")
+
+
+def _contract(per_particle, shapes, weights, who):
+    """Σ_{k,n} weights[k, n] · g[k, n] for per-particle gradients g (K, N, *shape)."""
+    if not isinstance(per_particle, dict) or per_particle.keys() != shapes.keys():
+        raise ValueError(f"{who} must return a dict with keys {sorted(shapes)}")
+    out = {}
+    for key, shape in shapes.items():
+        g = np.asarray(per_particle[key], dtype=np.float64)
+        if g.shape != weights.shape + tuple(shape):
+            raise ValueError(f"{who}[{key!r}] must have shape (K, N, *{tuple(shape)}) = "
+                             f"{weights.shape + tuple(shape)}; got {g.shape}")
+        out[key] = np.tensordot(weights, g, axes=([0, 1], [0, 1]))
+    return out
+
+
+class _Adapter:
+    def __init__(self, shapes_attr, shapes, z_shape, x_shape, density, grad, per_particle_grad, sample, init,
+                 z_domain, x_domain, name, extra):
+        if not callable(density):
+            raise TypeError(f"the log density must be a callable; got {type(density).__name__}")
+        if (grad is None) == (per_particle_grad is None):
+            raise TypeError("give exactly one of the weighted gradient (grad) and per_particle_grad")
+        setattr(self, shapes_attr, {k: tuple(int(d) for d in v) for k, v in dict(shapes).items()})
+        self.z_shape, self.x_shape = tuple(z_shape), tuple(x_shape)
+        self.z_domain, self.x_domain = z_domain, x_domain
+        self._density, self._grad, self._per_particle = density, grad, per_particle_grad
+        self._sample, self._init, self._name = sample, init, name
+        for key, fn in extra.items():
+            if fn is not None:
+                setattr(self, key, fn)
+
+    def __repr__(self):
+        return self._name
+
+    def _value(self, params, z, x):
+        return _as_log_density(self._density(params, z, x), np.shape(z)[:2], f"{self._name} log density")
+
+    def _weighted_grad(self, params, z, x, weights, shapes):
+        if self._grad is not None:
+            return _as_gradient(self._grad(params, z, x, weights), shapes, f"{self._name} gradient")
+        return _contract(self._per_particle(params, z, x), shapes, np.asarray(weights, dtype=np.float64),
+                         f"{self._name} per_particle_grad")
+
+    def _missing(self, what):
+        raise TypeError(f"{self._name} was built without {what}=; give it to use this capability")
+
+
+class Model(_Adapter, protocol.Model):
+    """A protocol model from callables.
+
+    Parameters
+    ----------
+    theta_shapes : dict name -> shape
+    z_shape, x_shape : tuples
+    log_joint : callable (theta, z, x) -> (K, N) array-like, log p_θ(z_kn, x_n)
+    grad_log_joint : callable (theta, z, x, weights) -> dict, ∇_θ Σ weights · log p, or
+    per_particle_grad : callable (theta, z, x) -> dict of (K, N, *shape) arrays, ∇_θ log p per particle
+    sample : callable (theta, n, rng) -> (z, x), optional (sleep-φ, training data, strategies)
+    init_theta : callable (rng) -> theta, optional
+    z_domain, x_domain : "real", "binary" or an int C (categories)
+    support, log_marginal : optional capabilities (docs/protocol.md), passed through
+    name : str, for messages
+    """
+
+    def __init__(self, theta_shapes, z_shape, x_shape, log_joint, grad_log_joint=None, per_particle_grad=None,
+                 sample=None, init_theta=None, z_domain="real", x_domain="real", support=None, log_marginal=None,
+                 name="adapted model"):
+        super().__init__("theta_shapes", theta_shapes, z_shape, x_shape, log_joint, grad_log_joint,
+                         per_particle_grad, sample, init_theta, z_domain, x_domain, name,
+                         {"support": support, "log_marginal": log_marginal})
+
+    def init_theta(self, rng):
+        """θ from the init_theta callable."""
+        return self._init(rng) if self._init is not None else self._missing("init_theta")
+
+    def sample(self, theta, n, rng):
+        """(z, x) from the sample callable."""
+        return self._sample(theta, n, rng) if self._sample is not None else self._missing("sample")
+
+    def log_joint_vjp(self, theta, z, x):
+        """The user's log joint, and the pullback from their gradient callable."""
+        return self._value(theta, z, x), lambda w: self._weighted_grad(theta, z, x, w, self.theta_shapes)
+
+
+class Guide(_Adapter, protocol.Guide):
+    """A protocol guide from callables, as :class:`Model` with φ: ``log_prob(phi, z, x)``,
+    ``grad_log_prob(phi, z, x, weights)`` or ``per_particle_grad(phi, z, x)``,
+    ``sample(phi, x, K, rng)`` and ``init_phi(rng)``."""
+
+    def __init__(self, phi_shapes, z_shape, x_shape, log_prob, grad_log_prob=None, per_particle_grad=None,
+                 sample=None, init_phi=None, z_domain="real", x_domain="real", name="adapted guide"):
+        super().__init__("phi_shapes", phi_shapes, z_shape, x_shape, log_prob, grad_log_prob, per_particle_grad,
+                         sample, init_phi, z_domain, x_domain, name, {})
+
+    def init_phi(self, rng):
+        """φ from the init_phi callable."""
+        return self._init(rng) if self._init is not None else self._missing("init_phi")
+
+    def sample(self, phi, x, K, rng):
+        """Particles (K, N, *z_shape) from the sample callable."""
+        return self._sample(phi, x, K, rng) if self._sample is not None else self._missing("sample")
+
+    def log_prob_vjp(self, phi, z, x):
+        """The user's log density, and the pullback from their gradient callable."""
+        return self._value(phi, z, x), lambda w: self._weighted_grad(phi, z, x, w, self.phi_shapes)
