@@ -18,6 +18,7 @@ setup(
     python_requires=">=3.9",
     install_requires=["numpy>=1.22", "scipy>=1.8", "autograd>=1.6", "tqdm>=4.60", "matplotlib>=3.5"],
     extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.50", "jsonschema>=4"]},
-    entry_points={"console_scripts": ["rws-ref=rws_ref.cli:main"]},
+    entry_points={"console_scripts": ["rws-ref=rws_ref.cli:main"],
+                  "pytest11": ["rws_ref = rws_ref.pytest_plugin"]},
     license="MIT",
 )

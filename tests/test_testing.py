@@ -55,15 +55,16 @@ def test_the_correct_linear_gaussian_and_belief_net_estimators_pass():
                             max_examples=15).assert_ok()
 
 
+AGREE = {"agreement with rws_ref", "agreement, extreme log weights"}
+
+
 @pytest.mark.parametrize("kind, fn, caught_by", [
     ("wake_theta", batch_normalized_wake_theta,
-     {"agreement with rws_ref", "per-datapoint shift invariance", "batch = mean of single datapoints"}),
-    ("wake_theta", unnormalized_wake_theta,
-     {"agreement with rws_ref", "per-datapoint shift invariance", "exact mean (oracle)"}),
-    ("wake_theta", sign_flipped_wake_theta, {"agreement with rws_ref", "exact mean (oracle)"}),
-    ("wake_phi", gradient_through_weights_wake_phi, {"agreement with rws_ref", "exact mean (oracle)"}),
-    ("vimco_phi", first_particle_only_vimco,
-     {"agreement with rws_ref", "permutation invariance", "exact mean (oracle)"}),
+     AGREE | {"per-datapoint shift invariance", "batch = mean of single datapoints"}),
+    ("wake_theta", unnormalized_wake_theta, AGREE | {"per-datapoint shift invariance", "exact mean (oracle)"}),
+    ("wake_theta", sign_flipped_wake_theta, AGREE | {"exact mean (oracle)"}),
+    ("wake_phi", gradient_through_weights_wake_phi, AGREE | {"exact mean (oracle)"}),
+    ("vimco_phi", first_particle_only_vimco, AGREE | {"permutation invariance", "exact mean (oracle)"}),
 ])
 def test_each_deliberate_mistake_is_caught_by_the_expected_properties(kind, fn, caught_by):
     report = testing.check_estimator(fn, kind, MIX, CAT, max_examples=15)
@@ -88,3 +89,52 @@ def test_check_estimator_rejects_bad_arguments():
         testing.check_estimator(42, "wake_theta")
     with pytest.raises(ValueError, match="guide"):
         testing.check_estimator(rws_ref.wake_theta, "wake_theta", model=MIX)
+
+
+def test_the_diagnosis_names_the_mistake_in_the_report():
+    report = testing.check_estimator(batch_normalized_wake_theta, "wake_theta", MIX, CAT, max_examples=10)
+    detail = next(r.detail for r in report.results if r.name == "agreement with rws_ref")
+    assert "looks like: weights normalized over the whole batch" in detail and "expected" in detail
+
+
+def test_a_near_miss_fails_agreement_at_the_default_tolerance():
+    near = lambda *a: {k: v * (1 + 1e-6) for k, v in rws_ref.wake_theta(*a).items()}
+    report = testing.check_estimator(near, "wake_theta", MIX, CAT, max_examples=10)
+    assert {"agreement with rws_ref", "exact mean (oracle)"} <= {r.name for r in report.failed()}
+
+
+def test_the_users_own_exception_is_reported_with_its_traceback():
+    def pyro_like(model, guide, theta, phi, x, z):
+        assert z.shape[0] > 1, "RWS requires K > 1"
+        return rws_ref.wake_theta(model, guide, theta, phi, x, z)
+    report = testing.check_estimator(pyro_like, "wake_theta", MIX, CAT, max_examples=10)
+    detail = next(r.detail for r in report.results if r.name == "agreement with rws_ref")
+    assert "AssertionError: RWS requires K > 1" in detail and "Traceback" in detail and "pyro_like" in detail
+
+
+def test_a_property_that_cannot_apply_is_not_applicable_never_passed():
+    own = lambda model, guide, theta, phi, x, z: rws_ref.wake_theta(MIX, CAT, theta, phi, x, z)   # ignores `model`
+    report = testing.check_estimator(own, "wake_theta", MIX, CAT, max_examples=5)
+    assert statuses(report)["per-datapoint shift invariance"] == "not applicable"
+    report = testing.check_estimator(sign_flipped_wake_theta, "wake_theta", MIX, CAT, max_examples=5)
+    assert statuses(report)["per-datapoint shift invariance"] == "not applicable"
+    report = testing.check_estimator(rws_ref.wake_phi, "wake_phi", max_examples=5)     # continuous latent
+    assert statuses(report)["exact mean (oracle)"] == "not applicable"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_correct_implementation_passes_under_many_seeds_on_the_benchmark_mixture(seed):
+    mix, mlp = GaussianMixture(), rws_ref.MLPGuide(20, (4,), loc=95.0, scale=60.0)
+    report = testing.check_estimator(rws_ref.wake_theta, "wake_theta", mix, mlp, max_examples=8, seed=seed,
+                                     exact_ks=(1, 2))
+    report.assert_ok()
+
+
+def test_the_seed_chooses_the_examples():
+    seen = {}
+    for seed in (0, 0, 1):
+        calls = []
+        testing.check_estimator(lambda *a: calls.append(a[-1].tolist()) or rws_ref.wake_theta(*a), "wake_theta",
+                                MIX, CAT, max_examples=6, seed=seed)
+        seen.setdefault(seed, []).append(calls)
+    assert seen[0][0] == seen[0][1] and seen[0][0] != seen[1][0]
