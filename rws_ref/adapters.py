@@ -50,6 +50,10 @@ def _contract(per_particle, shapes, weights, who):
     return out
 
 
+def _normal(shapes, rng):
+    return {k: 0.5 * rng.standard_normal(shape) for k, shape in shapes.items()}
+
+
 class _Adapter:
     def __init__(self, shapes_attr, shapes, z_shape, x_shape, density, grad, per_particle_grad, sample, init,
                  z_domain, x_domain, name, extra):
@@ -93,7 +97,7 @@ class Model(_Adapter, protocol.Model):
     grad_log_joint : callable (theta, z, x, weights) -> dict, ∇_θ Σ weights · log p, or
     per_particle_grad : callable (theta, z, x) -> dict of (K, N, *shape) arrays, ∇_θ log p per particle
     sample : callable (theta, n, rng) -> (z, x), optional (sleep-φ, training data, strategies)
-    init_theta : callable (rng) -> theta, optional
+    init_theta : callable (rng) -> theta, optional (default: every entry ~ N(0, 0.5²))
     z_domain, x_domain : "real", "binary" or an int C (categories)
     support, log_marginal : optional capabilities (docs/protocol.md), passed through
     name : str, for messages
@@ -107,8 +111,8 @@ class Model(_Adapter, protocol.Model):
                          {"support": support, "log_marginal": log_marginal})
 
     def init_theta(self, rng):
-        """θ from the init_theta callable."""
-        return self._init(rng) if self._init is not None else self._missing("init_theta")
+        """θ from the init_theta callable; without one, every entry ~ N(0, 0.5²)."""
+        return self._init(rng) if self._init is not None else _normal(self.theta_shapes, rng)
 
     def sample(self, theta, n, rng):
         """(z, x) from the sample callable."""
@@ -130,8 +134,8 @@ class Guide(_Adapter, protocol.Guide):
                          sample, init_phi, z_domain, x_domain, name, {})
 
     def init_phi(self, rng):
-        """φ from the init_phi callable."""
-        return self._init(rng) if self._init is not None else self._missing("init_phi")
+        """φ from the init_phi callable; without one, every entry ~ N(0, 0.5²)."""
+        return self._init(rng) if self._init is not None else _normal(self.phi_shapes, rng)
 
     def sample(self, phi, x, K, rng):
         """Particles (K, N, *z_shape) from the sample callable."""

@@ -70,7 +70,7 @@ def _batch(log_w):
 
 
 def _pyro(log_w):
-    return np.broadcast_to(normalized_weights(log_w.sum(axis=1, keepdims=True)), log_w.shape)
+    return np.repeat(normalized_weights(log_w.sum(axis=1, keepdims=True)), log_w.shape[1], axis=1)
 
 
 def _uniform(log_w):
@@ -211,7 +211,11 @@ def _verdict(estimator, got, expected, rtol, atol, mistakes):
     verdict = Verdict(estimator, False, max_diff, tolerance, key=key, index=idx, expected=e, got=g)
     scored = sorted((_distance(got, m), name) for name, m in mistakes.items() if m is not None)
     if scored:
-        verdict.mistake_distance, verdict.mistake = scored[0]
+        best = scored[0][0]
+        tied = [name for dist, name in scored if dist <= best + 1e-12]     # indistinguishable on this input
+        verdict.mistake_distance, verdict.mistake = best, " or ".join(tied)
+        if len(tied) > 1:
+            verdict.note = "these mistakes give the same result on this input; a larger K or N tells them apart"
     return verdict
 
 

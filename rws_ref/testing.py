@@ -417,7 +417,21 @@ class _Properties:
             return ok, detail
         atol = self.rtol * max(1.0, float(np.max(np.abs(_flat(want)))))
         verdict = diagnose.compare(self.kind, mine, self.model, self.guide, theta, phi, x, z, rtol=0.0, atol=atol)
+        if " or " in verdict.mistake:          # ambiguous on this small input: look at a larger one
+            verdict = f"{verdict}; on a larger, generic example (K = 4, N = 3): {self._larger(theta, phi)}"
         return False, f"{detail}; {verdict}"
+
+    def _larger(self, theta, phi):
+        rng = np.random.default_rng(0)
+        theta = {k: v + 0.7 * rng.standard_normal(np.shape(v)) for k, v in theta.items()}    # no symmetries
+        phi = {k: v + 0.7 * rng.standard_normal(np.shape(v)) for k, v in phi.items()}
+        x = self.model.sample(theta, 3, rng)[1]
+        states = protocol.support(self.model)
+        z = states[rng.integers(0, len(states), (4, 3))] if states is not None else self.guide.sample(phi, x, 4, rng)
+        mine = self._run(self.model, theta, phi, x, z)
+        want = self.reference(self.model, self.guide, theta, phi, x, z)
+        atol = self.rtol * max(1.0, float(np.max(np.abs(_flat(want)))))
+        return diagnose.compare(self.kind, mine, self.model, self.guide, theta, phi, x, z, rtol=0.0, atol=atol)
 
     def permutation(self, theta, phi, x, z):
         perm = np.stack([np.roll(np.arange(z.shape[0]), n + 1) for n in range(z.shape[1])], axis=1)

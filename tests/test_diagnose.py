@@ -116,6 +116,7 @@ def test_vector_results_are_judged_with_the_recorded_tolerance_and_mistakes():
         for estimator, table in case["mistakes"].items():
             for mistake, wrong in table.items():
                 verdict, = diagnose.vectors({case["name"]: {estimator: wrong}}, data)
-                assert not verdict.ok and verdict.mistake == mistake, (case["name"], str(verdict))
+                # at K = 1 some mistakes coincide (pyro-style weights = sum over data); both are named
+                assert not verdict.ok and mistake in verdict.mistake.split(" or "), (case["name"], str(verdict))
     with pytest.raises(ValueError, match="unknown case"):
         diagnose.vectors({"no such case": {}}, data)
