@@ -131,3 +131,78 @@ def test_optimizers_follow_the_sign_convention():
     params, up = {"a": np.array([1.0])}, {"a": np.array([2.0])}
     assert SGD(0.5).step(params, up)["a"][0] == 2.0                        # θ + lr·direction
     assert Adam(0.1).step(params, up)["a"][0] == pytest.approx(1.1, abs=1e-7)   # first Adam step = lr
+
+
+# -- every method moves the right way -----------------------------------------------------------
+
+
+def _small_mixture():
+    model, guide = GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
+    rng = np.random.default_rng(11)
+    theta = model.true_theta()
+    phi = {"w": rng.standard_normal(4), "b": rng.standard_normal(4)}
+    return model, guide, theta, phi, model.sample(theta, 3, rng)[1]
+
+
+@pytest.mark.parametrize("method", ["wake", "sleep", "insomnia", "defensive", "reinforce", "vimco", "iwae"])
+def test_every_methods_phi_step_points_downhill_on_its_own_objective(method):
+    # The update training makes is PHI_SIGN[method] · E[ĝ_φ]; exactly (enumeration, closed forms), it must
+    # have a positive inner product with −∇_φ KL(p ‖ q) (RWS-type) or with ∇_φ ELBO_IS (IWAE-type).
+    from rws_ref import exact, family, sleep_phi, wake_phi
+    from rws_ref.models import linear_gaussian as lg
+    from rws_ref.train import PHI_SIGN
+    flat = lambda g: np.concatenate([np.ravel(g[k]) for k in sorted(g)])         # noqa: E731
+    K = 3
+    if method == "iwae":
+        model, guide = LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3)
+        rng = np.random.default_rng(2)
+        theta, phi = model.init_theta(rng), guide.init_phi(rng)
+        x = model.sample(theta, 3, rng)[1]
+        # K = 1: the IWAE φ-gradient's mean is ∇_φ ELBO_1, by 3-point Gauss–Hermite nodes (exact for it)
+        nodes, weights = np.array([-np.sqrt(3.0), 0.0, np.sqrt(3.0)]), np.array([1 / 6, 2 / 3, 1 / 6])
+        mean = sum(wa * wb * flat(family.iwae_phi(model, guide, theta, phi, x, np.array([a, b])[None, None, :]
+                                                  * np.ones((1, 3, 2))))
+                   for a, wa in zip(nodes, weights) for b, wb in zip(nodes, weights))
+        target = flat(lg.grad_elbo1(model, guide, theta, phi, x)[1])
+    else:
+        model, guide, theta, phi, x = _small_mixture()
+        kl_descent = -flat(exact.kl_grad_phi(model, guide, theta, phi, x))
+        if method in ("reinforce", "vimco"):
+            fn = family.reinforce_phi if method == "reinforce" else family.vimco_phi
+            mean = flat(exact.moments(fn, model, guide, theta, phi, x, K)[0])
+            target = flat(exact.grad_elbo_is(model, guide, theta, phi, x, K)[1])
+        else:
+            wake = flat(exact.moments(wake_phi, model, guide, theta, phi, x, K)[0])
+            sleep = flat(exact.sleep_target(model, guide, theta, phi))
+            defensive = flat(exact.moments(wake_phi, model, family.DefensiveGuide(guide, 0.2), theta, phi, x, K)[0])
+            mean = {"wake": wake, "sleep": sleep, "insomnia": 0.5 * wake + 0.5 * sleep, "defensive": defensive}[method]
+            target = kl_descent if method != "sleep" else -sleep        # sleep's own objective: E_p(x) KL
+    step = PHI_SIGN[method] * mean
+    assert step @ target > 0.05 * np.linalg.norm(step) * np.linalg.norm(target), (method, step @ target)
+
+
+@pytest.mark.parametrize("method", ["wake", "sleep", "insomnia", "defensive", "reinforce", "vimco"])
+def test_a_short_run_of_every_method_lowers_the_posterior_error(method):
+    # measured (seed 0, 400 iterations): posterior error 0.62 → 0.011–0.028 (wake, sleep, insomnia,
+    # defensive), 0.092 (VIMCO), 0.23 (REINFORCE);
+    # a flipped φ sign drives it up instead
+    rng = np.random.default_rng(0)
+    model, guide = GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
+    x = model.sample(model.true_theta(), 400, rng)[1]
+    cfg = TrainConfig(method=method, K=5, iters=400, batch_size=50, lr_theta=0.02, lr_phi=0.05, eval_every=100,
+                      grad_replicates=0, early_stop=False, seed=1)
+    result = train(model, guide, x, cfg, theta=model.true_theta())
+    first, last = result.history[0]["posterior_error"], result.history[-1]["posterior_error"]
+    assert last < 0.5 * first, (method, first, last)
+
+
+def test_a_short_iwae_run_lowers_the_kl_to_the_exact_posterior():
+    from rws_ref.models import linear_gaussian as lg
+    model, guide, x, start = ppca_problem()
+    cfg = TrainConfig(method="iwae", K=5, iters=300, batch_size=50, lr_theta=1e-9, lr_phi=0.05, eval_every=100,
+                      grad_replicates=0, early_stop=False)
+    phi0 = guide.init_phi(np.random.default_rng(3))
+    result = train(model, guide, x, cfg, theta=start, phi=phi0)
+    before = np.mean(lg.kl_guide_posterior(model, guide, start, phi0, x))
+    after = np.mean(lg.kl_guide_posterior(model, guide, result.theta, result.phi, x))
+    assert after < 0.5 * before, (before, after)
