@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -52,7 +53,7 @@ _fraction = _argument(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 _positive_float = _argument(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
 
 
-BUILT_IN = ("linear-gaussian", "mixture", "belief-net")
+BUILT_IN = ("linear-gaussian", "ppca", "mixture", "belief-net")
 
 
 def _model_spec(text):
@@ -100,7 +101,24 @@ def build_parser():
     _audit_parser(sub)
     _train_parser(sub, METHODS)
     _vectors_parser(sub)
+    _reproduce_parser(sub)
     return parser
+
+
+def _reproduce_parser(sub):
+    rep = sub.add_parser("reproduce", help="reproduce a paper's experiment (le2019-gmm)",
+                         description="Le et al. (2019), the Gaussian-mixture comparison: WW, WS, δ-WW, REINFORCE "
+                                     "and VIMCO at K = 2, 5, 10, 20, fresh data at every step, errors against the "
+                                     "true mixture weights and the true posterior. Resumable: a rerun with the same "
+                                     "--out skips finished runs and continues unfinished ones.")
+    rep.add_argument("experiment", choices=["le2019-gmm"])
+    rep.add_argument("--out", metavar="DIR", required=True, help="folder for runs/, results.csv, summary.json, "
+                                                                  "le2019_gmm.png (created if missing)")
+    rep.add_argument("--budget", type=_argument(float, lambda v: 0 < v <= 1, "a number in (0, 1]"), default=0.01,
+                     help="fraction of the paper's 100,000 iterations per run (default 0.01: 1,000)")
+    rep.add_argument("--seeds", type=_positive_int, default=1, help="runs per method and K (default 1)")
+    rep.add_argument("--jobs", type=_positive_int, default=2, help="runs in parallel (default 2)")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _audit_parser(sub):
@@ -117,38 +135,66 @@ def _audit_parser(sub):
 
 
 def _train_parser(sub, METHODS):
-    tr = sub.add_parser("train", help="run RWS (or a compared method) on a built-in model",
-                        description="Train on data drawn from the model's reference parameters "
-                                    "(seeded), report metrics, optionally checkpoint and resume.")
-    tr.add_argument("--model", type=_model_spec, default="mixture", metavar="MODEL",
-                    help="linear-gaussian, mixture (default), belief-net, or MODULE:ATTR for your own model "
-                         "(ATTR gives (model, guide) or {'model': …, 'guide': …, 'true_theta': …}; "
-                         "a callable is called; MODULE is imported from the current directory too)")
-    tr.add_argument("--guide", choices=["linear", "mlp"], default=None,
-                    help="mixture only: SoftmaxLinearGuide or MLPGuide (default mlp)")
-    tr.add_argument("--method", choices=list(METHODS), default="wake")
-    tr.add_argument("--K", type=_positive_int, default=10, help="particles per datapoint")
-    tr.add_argument("--iters", type=_positive_int, default=2000, help="iteration cap")
-    tr.add_argument("--seed", type=_nonnegative_int, default=0)
-    tr.add_argument("--n-data", type=_positive_int, default=1000, help="training set size")
-    tr.add_argument("--batch-size", type=_positive_int, default=100)
-    tr.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    tr.add_argument("--lr-theta", type=_positive_float, default=0.03)
-    tr.add_argument("--lr-phi", type=_positive_float, default=0.03)
-    tr.add_argument("--iota", type=_fraction, default=0.5, help="insomnia weight of wake-φ")
-    tr.add_argument("--delta", type=_fraction, default=0.2, help="defensive mixture weight")
-    tr.add_argument("--tol", type=float, default=1e-3, help="convergence tolerance (nats per datapoint)")
-    tr.add_argument("--no-early-stop", action="store_true",
-                    help="run to --iters: never stop by the convergence rule")
-    tr.add_argument("--eval-every", type=_positive_int, default=50)
-    tr.add_argument("--out", metavar="FILE.csv|FILE.json", help="write the metrics")
-    tr.add_argument("--plot", metavar="FILE.png", help="draw the learning curves")
-    tr.add_argument("--checkpoint", metavar="FILE.npz", help="write checkpoints here")
-    tr.add_argument("--resume", metavar="FILE.npz", help="continue from this checkpoint")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
-    tr.add_argument("--overwrite", action="store_true",
-                    help="allow replacing existing --out, --plot and --checkpoint files (a fresh run never "
-                         "replaces a checkpoint otherwise; --resume continues the one it names)")
+    from .train import TrainConfig
+    d = TrainConfig()                    # one set of defaults for the API and the command line
+    tr = sub.add_parser("train", help="run RWS (or a compared method) on a built-in model or your own",
+                        description="Train on data drawn from the model's reference parameters (seeded), report "
+                                    "metrics, optionally checkpoint and resume. Defaults are those of "
+                                    "rws_ref.train.TrainConfig.")
+    arg = tr.add_argument
+    arg("--model", type=_model_spec, default="mixture", metavar="MODEL",
+        help="linear-gaussian, ppca (linear-Gaussian with mu frozen at 0 and one shared sigma), mixture, "
+             "belief-net, or MODULE:ATTR for your own model (ATTR gives (model, guide) or {'model': …, "
+             "'guide': …, 'true_theta': …}; a callable is called; MODULE is imported from the current "
+             "directory too) (default: %(default)s)")
+    arg("--guide", choices=["linear", "mlp"], default=None,
+        help="mixture only: SoftmaxLinearGuide or MLPGuide (default mlp)")
+    arg("--dz", type=_positive_int, default=2, help="latent dimension of linear-gaussian/ppca (default: %(default)s)")
+    arg("--dx", type=_positive_int, default=5, help="data dimension of linear-gaussian/ppca (default: %(default)s)")
+    arg("--method", choices=list(METHODS), default=d.method, help="φ update (default: %(default)s)")
+    arg("--K", type=_positive_int, default=d.K, help="particles per datapoint (default: %(default)s)")
+    arg("--iters", type=_positive_int, default=d.iters, help="iteration cap (default: %(default)s)")
+    arg("--seed", type=_nonnegative_int, default=d.seed, help="seed of the data and the run (default: %(default)s)")
+    arg("--n-data", type=_positive_int, default=1000, help="training set size (default: %(default)s)")
+    arg("--fresh-data", action="store_true",
+        help="draw a fresh batch from the true model at every step instead of minibatches of a fixed set")
+    arg("--batch-size", type=_positive_int, default=d.batch_size, help="datapoints per step (default: %(default)s)")
+    arg("--optimizer", choices=["adam", "sgd"], default=d.optimizer, help="(default: %(default)s)")
+    arg("--lr-theta", type=_positive_float, default=d.lr_theta, help="θ learning rate (default: %(default)s)")
+    arg("--lr-phi", type=_positive_float, default=d.lr_phi, help="φ learning rate (default: %(default)s)")
+    arg("--lr-milestones", type=_milestones, default=d.lr_milestones, metavar="IT[,IT…]",
+        help="iterations at which both learning rates are multiplied by --lr-factor (default: none)")
+    arg("--lr-factor", type=_positive_float, default=d.lr_factor, help="(default: %(default)s)")
+    arg("--iota", type=_fraction, default=d.iota, help="insomnia weight of wake-φ (default: %(default)s)")
+    arg("--delta", type=_fraction, default=d.delta, help="defensive mixture weight (default: %(default)s)")
+    arg("--tol", type=_argument(float, lambda v: v >= 0 and np.isfinite(v), "a number >= 0"), default=d.tol,
+        help="convergence rule: stop when the windowed mean bound gains less than this, in nats per "
+             "datapoint (default: %(default)s)")
+    arg("--window", type=_positive_int, default=d.window, help="evaluations per window (default: %(default)s)")
+    arg("--no-early-stop", action="store_true", help="run to --iters: never stop by the convergence rule")
+    arg("--eval-every", type=_positive_int, default=d.eval_every,
+        help="iterations between evaluations (default: %(default)s)")
+    arg("--grad-replicates", type=_nonnegative_int, default=d.grad_replicates,
+        help="replicates for the gradient-spread metrics, 0 for none (default: %(default)s)")
+    arg("--out", metavar="FILE.csv|FILE.json", help="write the metrics")
+    arg("--plot", metavar="FILE.png", help="draw the learning curves")
+    arg("--save-params", metavar="FILE.npz", help="write the learned θ and φ (keys theta/NAME, phi/NAME)")
+    arg("--checkpoint", metavar="FILE.npz", help="write checkpoints here")
+    arg("--resume", metavar="FILE.npz", help="continue from this checkpoint")
+    arg("--no-progress", action="store_true", help="no progress bar")
+    arg("--overwrite", action="store_true",
+        help="allow replacing existing --out, --plot, --save-params and --checkpoint files (a fresh run never "
+             "replaces a checkpoint otherwise; --resume continues the one it names)")
+
+
+def _milestones(text):
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected iterations separated by commas; got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive iterations; got {text!r}")
+    return values
 
 
 def _vectors_parser(sub):
@@ -202,10 +248,14 @@ def _problem(args):
                  else MLPGuide(20, (16, 16), loc=95.0, scale=60.0))
         truth = model.true_theta()
         start = {"logits": np.zeros(20)}
-    elif args.model == "linear-gaussian":
-        model, guide = LinearGaussian(2, 5), DiagonalGaussianGuide(2, 5)
+    elif args.model in ("linear-gaussian", "ppca"):
+        model, guide = LinearGaussian(args.dz, args.dx), DiagonalGaussianGuide(args.dz, args.dx)
         truth = model.init_theta(data_rng)
         start = None
+        if args.model == "ppca":             # probabilistic PCA: mu = 0, one shared sigma
+            truth["mu"], truth["log_sigma"] = np.zeros(args.dz), np.full(args.dx, np.log(0.5))
+            start = {"mu": np.zeros(args.dz), "W": 0.1 * data_rng.standard_normal((args.dx, args.dz)),
+                     "b": np.zeros(args.dx), "log_sigma": np.zeros(args.dx)}
     else:
         model, guide = SigmoidBeliefNet(4, 8), BernoulliGuide(4, 8)
         truth = model.init_theta(data_rng)
@@ -219,7 +269,8 @@ def _problem(args):
 
 def _run_train(args):
     from .train import TrainConfig, train
-    for path, name, suffixes in ((args.out, "--out", (".csv", ".json")), (args.plot, "--plot", (".png",))):
+    for path, name, suffixes in ((args.out, "--out", (".csv", ".json")), (args.plot, "--plot", (".png",)),
+                                 (args.save_params, "--save-params", (".npz",))):
         if path:
             check_output_path(path, name, suffixes, overwrite=args.overwrite)
     if args.checkpoint:
@@ -232,17 +283,25 @@ def _run_train(args):
         raise _UserError(f"--guide chooses between the mixture's guides; --model {args.model} has no such choice")
     model, guide, truth, start, data, held_out = _problem(args)
     _check_method(args.method, model, guide)
+    ppca = args.model == "ppca"
     cfg = TrainConfig(method=args.method, K=args.K, iters=args.iters, batch_size=args.batch_size,
                       optimizer=args.optimizer, lr_theta=args.lr_theta, lr_phi=args.lr_phi,
-                      iota=args.iota, delta=args.delta, seed=args.seed, tol=args.tol,
-                      eval_every=args.eval_every, grad_replicates=2, early_stop=not args.no_early_stop)
+                      lr_milestones=args.lr_milestones, lr_factor=args.lr_factor, iota=args.iota,
+                      delta=args.delta, seed=args.seed, tol=args.tol, window=args.window,
+                      eval_every=args.eval_every, grad_replicates=args.grad_replicates,
+                      early_stop=not args.no_early_stop,
+                      freeze=("mu",) if ppca else (), tie=("log_sigma",) if ppca else ())
+    fresh = (lambda rng, n: model.sample(truth, n, rng)[1]) if args.fresh_data else None
+    start_clock = time.perf_counter()
     result = train(model, guide, data, cfg, theta=start, eval_data=held_out, true_theta=truth,
                    checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress,
-                   overwrite=args.overwrite)
-    last = result.history[-1]
-    print(f"stopped by {result.stopped_by} after {result.iterations} iterations; " +
-          ", ".join(f"{k} = {v:.5g}" for k, v in last.items() if k != "iteration"))
+                   overwrite=args.overwrite, sample_data=fresh)
+    _report(result, time.perf_counter() - start_clock, model, truth, data, ppca)
     written = [args.checkpoint] if args.checkpoint else []
+    if args.save_params:
+        arrays = {**{f"theta/{k}": v for k, v in result.theta.items()}, **{f"phi/{k}": v for k, v in result.phi.items()}}
+        atomic_write(args.save_params, lambda handle: np.savez(handle, **arrays), binary=True)
+        written.append(args.save_params)
     if args.out:
         _write_metrics(args.out, result.history)
         written.append(args.out)
@@ -259,6 +318,24 @@ def _run_train(args):
     return 0
 
 
+def _report(result, seconds, model, truth, data, ppca):
+    """The end summary: stopping reason and time, each metric from start to end, and the learned
+    summary (e.g. mixture weights) beside the truth."""
+    first, last = result.history[0], result.history[-1]
+    print(f"stopped by {result.stopped_by} after {result.iterations} iterations in {seconds:.1f} s")
+    for key in last:
+        if key != "iteration":
+            print(f"  {key:<22} {first.get(key, float('nan')):>12.5g} → {last[key]:<12.5g}")
+    if ppca:
+        from .models.linear_gaussian_exact import ppca_max_log_likelihood
+        gap = ppca_max_log_likelihood(data, model.dz) - float(np.mean(model.log_marginal(result.theta, data)))
+        print(f"  gap to the closed-form PPCA maximum likelihood: {gap:.5f} nats per datapoint")
+    if callable(getattr(model, "summary", None)) and truth is not None:
+        for key, value in model.summary(result.theta).items():
+            print(f"  learned {key}: {np.array2string(np.asarray(value), precision=3, max_line_width=110)}")
+            print(f"  true    {key}: {np.array2string(np.asarray(model.summary(truth)[key]), precision=3, max_line_width=110)}")
+
+
 def _check_method(method, model, guide):
     # each method asks for capabilities of the protocol; refuse before any work starts
     from . import protocol
@@ -269,6 +346,15 @@ def _check_method(method, model, guide):
     if method in ("reinforce", "vimco", "defensive") and protocol.domain(guide, "z") == "real":
         raise _UserError(f"--method {method} is for discrete latents (a guide with a discrete z_domain): "
                          f"e.g. --model mixture or belief-net")
+
+
+def _run_reproduce(args):
+    from .reproduce import le2019_gmm, summary_table
+    _, summary, seconds = le2019_gmm(args.out, budget=args.budget, seeds=args.seeds, jobs=args.jobs,
+                                     progress=not args.no_progress)
+    print(summary_table(summary))
+    print(f"{seconds:.0f} s; results in {args.out}: results.csv, summary.json, le2019_gmm.png")
+    return 0
 
 
 def _run_vectors(args):
@@ -317,7 +403,8 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
-        handler = {"audit": _run_audit, "train": _run_train, "vectors": _run_vectors}[args.command]
+        handler = {"audit": _run_audit, "train": _run_train, "vectors": _run_vectors,
+                   "reproduce": _run_reproduce}[args.command]
         return handler(args)
     except (_UserError, ValueError, TypeError, OSError, MemoryError) as err:
         print(f"rws-ref {args.command}: error: {err}", file=sys.stderr)

@@ -135,24 +135,26 @@ def _positive(value, name):
 
 @dataclass
 class TrainConfig:
-    """Everything that determines a run (saved in checkpoints)."""
-    method: str = "wake"
-    K: int = 10
-    iters: int = 1000
-    batch_size: int = 32
-    optimizer: str = "adam"
-    lr_theta: float = 1e-2
-    lr_phi: float = 1e-2
-    iota: float = 0.5
-    delta: float = 0.2
+    """Everything that determines a run (saved in checkpoints).  The command line's defaults are these."""
+    method: str = "wake"             # wake, sleep, insomnia, defensive, iwae, reinforce, vimco
+    K: int = 10                      # particles per datapoint
+    iters: int = 2000                # iteration cap
+    batch_size: int = 100            # datapoints per step
+    optimizer: str = "adam"          # adam or sgd
+    lr_theta: float = 0.03           # learning rate of θ
+    lr_phi: float = 0.03             # learning rate of φ
+    lr_milestones: tuple = ()        # iterations at which both learning rates are multiplied by lr_factor
+    lr_factor: float = 0.1
+    iota: float = 0.5                # insomnia: weight of wake-φ
+    delta: float = 0.2               # defensive: weight of the defensive component
     seed: int = 0
-    tol: float = 1e-3
-    window: int = 10
-    eval_every: int = 10
-    grad_replicates: int = 4
-    freeze: tuple = ()
-    tie: tuple = ()
-    early_stop: bool = True
+    tol: float = 1e-3                # convergence rule: nats per datapoint
+    window: int = 10                 # convergence rule: evaluations per window
+    eval_every: int = 50             # iterations between evaluations
+    grad_replicates: int = 2         # replicates for the gradient-spread metrics (0: none)
+    freeze: tuple = ()               # θ keys held fixed
+    tie: tuple = ()                  # θ keys whose entries share one value (PPCA: log_sigma)
+    early_stop: bool = True          # False: run to iters
 
     def validate(self):
         """Check every field; raises ValueError or TypeError naming the field.  Returns self."""
@@ -164,6 +166,11 @@ class TrainConfig:
             check_count(getattr(self, name), name)
         check_count(self.grad_replicates, "grad_replicates", minimum=0)
         check_count(self.seed, "seed", minimum=0)
+        if isinstance(self.lr_milestones, (str, bytes)) or not all(
+                isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m >= 1 for m in self.lr_milestones):
+            raise TypeError(f"lr_milestones must be a tuple of iterations >= 1; got {self.lr_milestones!r}")
+        self.lr_milestones = tuple(sorted(int(m) for m in self.lr_milestones))
+        _positive(self.lr_factor, "lr_factor")
         if not isinstance(self.early_stop, bool):
             raise TypeError(f"early_stop must be True or False; got {self.early_stop!r}")
         if self.method == "vimco" and self.K < 2:
@@ -239,6 +246,8 @@ def _evaluate(cfg, model, guide, theta, phi, eval_x, iteration, true_theta, defe
     states = protocol.support(model)
     if states is not None:
         row["posterior_error"] = _posterior_error(model, guide, theta, phi, eval_x, states)
+        if true_theta is not None:               # against the true model's posterior, as Le et al. (2019)
+            row["true_posterior_error"] = _posterior_error(model, guide, true_theta, phi, eval_x, states)
     if cfg.grad_replicates >= 2:
         g_th, g_ph = [], []
         for _ in range(cfg.grad_replicates):
@@ -275,7 +284,7 @@ def _converged(history, cfg):
 
 def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None, true_theta=None,
           defensive=None, checkpoint=None, checkpoint_every=100, resume=None, progress=False, rng=None,
-          overwrite=False):
+          overwrite=False, sample_data=None):
     """Run RWS (or a compared method) until convergence or the iteration cap.
 
     Parameters
@@ -296,6 +305,9 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
         types and declared shapes, the data's shape and SHA-256 — must match this run's;
         a mismatch is refused, naming the field.
     progress : bool; show a tqdm progress bar
+    sample_data : callable (rng, n) -> x, optional; a fresh batch of ``batch_size`` datapoints at every
+        iteration (e.g. from the true model) instead of minibatches of ``data``, which then only
+        serves the evaluation (when ``eval_data`` is not given) and the provenance
     rng : numpy.random.Generator, optional; replaces the default np.random.default_rng(config.seed)
 
     Returns
@@ -312,6 +324,8 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
                         f"got {type(config).__name__}")
     cfg = (config or TrainConfig()).validate()
     checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
+    if sample_data is not None and not callable(sample_data):
+        raise TypeError(f"sample_data must be a callable (rng, n) -> x; got {type(sample_data).__name__}")
     protocol.check_pair(model, guide)
     for name in ("freeze", "tie"):
         unknown = sorted(set(getattr(cfg, name)) - set(model.theta_shapes))
@@ -346,7 +360,8 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
             if interrupts.requested:
                 stopped_by = "interrupted"
                 break
-            x = data[gen.choice(data.shape[0], size=batch, replace=False)]
+            x = (data[gen.choice(data.shape[0], size=batch, replace=False)] if sample_data is None
+                 else protocol.validate_x(model, sample_data(gen, cfg.batch_size), name="sample_data output"))
             theta, phi = _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_phi,
                                     iteration)
             iteration += 1
@@ -464,6 +479,8 @@ def _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_
         g_theta = pull_theta(normalized_weights(log_w) / x.shape[0])
         g_phi = _phi_gradient(cfg, model, guide, theta, phi, x, z, gen, defensive)
     sign = PHI_SIGN[cfg.method]
+    scale = cfg.lr_factor ** sum(iteration >= m for m in cfg.lr_milestones)      # the schedule
+    opt_theta.lr, opt_phi.lr = cfg.lr_theta * scale, cfg.lr_phi * scale
     theta = opt_theta.step(theta, _constrain(g_theta, cfg))
     phi = opt_phi.step(phi, {k: sign * v for k, v in g_phi.items()})
     for name, params, lr in (("theta", theta, cfg.lr_theta), ("phi", phi, cfg.lr_phi)):
@@ -479,7 +496,7 @@ def _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_
 
 def _config_json(cfg):
     d = asdict(cfg)
-    d["freeze"], d["tie"] = list(d["freeze"]), list(d["tie"])
+    d["freeze"], d["tie"], d["lr_milestones"] = list(d["freeze"]), list(d["tie"]), list(d["lr_milestones"])
     return json.loads(json.dumps(d))
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from rws_ref import (DiagonalGaussianGuide, GaussianMixture, LinearGaussian, MLPGuide,
                      SoftmaxLinearGuide)
+from rws_ref.models import linear_gaussian_exact as lg
+from rws_ref.models.linear_gaussian_exact import ppca_max_log_likelihood
 from rws_ref.train import SGD, Adam, TrainConfig, load_checkpoint, train
 
 
@@ -21,14 +23,16 @@ def ppca_problem():
     return model, guide, x, start
 
 
-def ppca_max_log_likelihood(x, dz):
-    """Tipping & Bishop (1999): with sample-covariance eigenvalues λ₁ ≥ … ≥ λ_d,
-    σ²_ML = mean of the d − q smallest and the maximum mean log-likelihood is
-    −½ [d log 2π + Σ_{i≤q} log λ_i + (d − q) log σ²_ML + d]."""
-    d = x.shape[1]
-    lam = np.sort(np.linalg.eigvalsh(np.cov(x.T, bias=True)))[::-1]
-    s2 = lam[dz:].mean()
-    return -0.5 * (d * np.log(2 * np.pi) + np.sum(np.log(lam[:dz])) + (d - dz) * np.log(s2) + d)
+def test_the_ppca_closed_form_is_attained_by_its_maximizer_and_beats_perturbations():
+    model, _, x, _ = ppca_problem()
+    best = ppca_max_log_likelihood(x, 2)
+    theta = lg.ppca_max_likelihood_theta(x, 2)
+    assert np.mean(model.log_marginal(theta, x)) == pytest.approx(best, abs=1e-10)
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        moved = {k: v + 0.01 * rng.standard_normal(v.shape) for k, v in theta.items()}
+        moved["mu"], moved["log_sigma"] = theta["mu"], np.full(5, moved["log_sigma"][0])
+        assert np.mean(model.log_marginal(moved, x)) < best
 
 
 @pytest.mark.parametrize("method", ["wake", "iwae"])
@@ -206,3 +210,22 @@ def test_a_short_iwae_run_lowers_the_kl_to_the_exact_posterior():
     before = np.mean(lg.kl_guide_posterior(model, guide, start, phi0, x))
     after = np.mean(lg.kl_guide_posterior(model, guide, result.theta, result.phi, x))
     assert after < 0.5 * before, (before, after)
+
+
+@pytest.mark.parametrize("dz, dx, n, seed", [(2, 5, 500, 0), (3, 10, 2000, 1), (4, 8, 1000, 2)])
+def test_the_ppca_recipe_comes_within_0_005_nats_of_the_closed_form_maximum(dz, dx, n, seed):
+    # The documented recipe (docs/rws.md): wake, K = 10, batches of 100, Adam at 0.03 for 3,000
+    # iterations with the learning rates divided by 10 at 1,500 and 2,500 (Adam at a constant rate
+    # keeps its noise: 0.04 nats at the convergence rule on the larger problems). Measured gaps:
+    # 0.0003, 0.0008, 0.0028 nats per datapoint.
+    rng = np.random.default_rng(seed)
+    model, guide = LinearGaussian(dz, dx), DiagonalGaussianGuide(dz, dx)
+    truth = {"mu": np.zeros(dz), "W": rng.standard_normal((dx, dz)), "b": rng.standard_normal(dx),
+             "log_sigma": np.full(dx, np.log(0.5))}
+    x = model.sample(truth, n, rng)[1]
+    start = {"mu": np.zeros(dz), "W": 0.1 * rng.standard_normal((dx, dz)), "b": np.zeros(dx), "log_sigma": np.zeros(dx)}
+    cfg = TrainConfig(method="wake", K=10, iters=3000, lr_milestones=(1500, 2500), freeze=("mu",), tie=("log_sigma",),
+                      early_stop=False, eval_every=3000, grad_replicates=0)
+    result = train(model, guide, x, cfg, theta=start)
+    gap = ppca_max_log_likelihood(x, dz) - np.mean(model.log_marginal(result.theta, x))
+    assert -1e-9 < gap < 0.005

@@ -15,7 +15,7 @@ from ..numerics import LOG_2PI
 from ..protocol import validate_x
 from .linear_gaussian import DiagonalGaussianGuide, LinearGaussian
 
-__all__ = ["kl_posterior_guide", "kl_guide_posterior", "elbo1", "grad_elbo1", "grad_kl_phi",
+__all__ = ["ppca_max_log_likelihood", "ppca_max_likelihood_theta", "kl_posterior_guide", "kl_guide_posterior", "elbo1", "grad_elbo1", "grad_kl_phi",
            "expected_kl", "sleep_target", "moment_matched_phi", "exclusive_optimal_phi", "check_pair"]
 
 
@@ -225,3 +225,25 @@ def exclusive_optimal_phi(model, theta):
     P = np.eye(model.dz) + W.T @ (inv_var[:, None] * W)
     phi["log_s"] = -0.5 * np.log(np.diag(P))
     return phi
+
+
+def ppca_max_log_likelihood(x, dz):
+    """The maximum mean log-likelihood of probabilistic PCA with dz components on data x (N, dx),
+    Tipping & Bishop (1999): with sample-covariance eigenvalues λ₁ ≥ … ≥ λ_d and σ²_ML the mean
+    of the d − dz smallest, −½ [d log 2π + Σ_{i≤dz} log λ_i + (d − dz) log σ²_ML + d]."""
+    x = np.asarray(x, dtype=np.float64)
+    d = x.shape[1]
+    lam = np.sort(np.linalg.eigvalsh(np.cov(x.T, bias=True)))[::-1]
+    s2 = lam[dz:].mean()
+    return -0.5 * (d * LOG_2PI + np.sum(np.log(lam[:dz])) + (d - dz) * np.log(s2) + d)
+
+
+def ppca_max_likelihood_theta(x, dz):
+    """θ attaining it in the LinearGaussian parameterization: mu = 0, b = the data mean,
+    W = U (Λ − σ² I)^{1/2} (leading eigenvectors U, eigenvalues Λ), log_sigma = ½ log σ²_ML."""
+    x = np.asarray(x, dtype=np.float64)
+    lam, vec = np.linalg.eigh(np.cov(x.T, bias=True))
+    lam, vec = lam[::-1], vec[:, ::-1]
+    s2 = lam[dz:].mean()
+    return {"mu": np.zeros(dz), "W": vec[:, :dz] * np.sqrt(lam[:dz] - s2), "b": x.mean(axis=0),
+            "log_sigma": np.full(x.shape[1], 0.5 * np.log(s2))}
