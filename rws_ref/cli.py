@@ -306,7 +306,11 @@ def _run_train(args):
         _write_metrics(args.out, result.history)
         written.append(args.out)
     if args.plot:
-        _plot_history(args.plot, result.history, f"{args.model}, {args.method}, K = {args.K}")
+        from .train import plot_history
+        reference = ({"log p at the PPCA maximum likelihood":
+                      float(ppca_reference(model, data, held_out))} if ppca else None)
+        plot_history(args.plot, {f"{args.method}, K = {args.K}": result.history}, f"rws-ref train --model {args.model}",
+                     reference)
         written.append(args.plot)
     if result.stopped_by == "interrupted":
         print(f"rws-ref train: interrupted at iteration {result.iterations}; "
@@ -316,6 +320,12 @@ def _run_train(args):
     for path in written[1 if args.checkpoint else 0:]:
         print(f"written to {path}")
     return 0
+
+
+def ppca_reference(model, data, held_out):
+    """Mean log p(held-out x) under the closed-form PPCA maximum-likelihood θ of the training data."""
+    from .models.linear_gaussian_exact import ppca_max_likelihood_theta
+    return np.mean(model.log_marginal(ppca_max_likelihood_theta(data, model.dz), held_out))
 
 
 def _report(result, seconds, model, truth, data, ppca):
@@ -376,23 +386,6 @@ def _write_metrics(path, history):
         writer.writeheader()
         writer.writerows(history)
     atomic_write(path, write)
-
-
-def _plot_history(path, history, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    keys = [k for k in history[0] if k != "iteration"]
-    its = [row["iteration"] for row in history]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3))
-    for ax, key in zip(np.atleast_1d(axes), keys):
-        ax.plot(its, [row.get(key, np.nan) for row in history])
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("iteration")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110), binary=True)
-    plt.close(fig)
 
 
 def main(argv=None):
