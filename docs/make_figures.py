@@ -1,8 +1,15 @@
-"""Regenerate every figure in docs/figures from the package.
+"""Regenerate every figure in docs/figures from the package, byte for byte.
 
-Run:  python docs/make_figures.py
+Run:  python docs/make_figures.py            (rewrite the figures)
+      python docs/make_figures.py --check    (regenerate into a temporary folder and compare bytes)
+
+docs/figures/le2019_gmm.png is made by `rws-ref reproduce le2019-gmm --budget 0.1 --seeds 2`
+(docs/reproduce.md), not here: it takes minutes.
 """
+import filecmp
 import os
+import sys
+import tempfile
 
 import matplotlib
 
@@ -11,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rws_ref import GaussianMixture, MLPGuide, analysis  # noqa: E402
+from rws_ref._io import atomic_write  # noqa: E402
 from rws_ref.audit import plot_bias_std  # noqa: E402
 from rws_ref.train import TrainConfig, train  # noqa: E402
 
@@ -39,8 +47,7 @@ def wake_versus_sleep(path):
     ax.set_title("Data from components 0–4 only; model π uniform (fixed)", fontsize=9)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def snr(path):
@@ -50,19 +57,39 @@ def snr(path):
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name in study.snr:
         ok = study.resolved[name]
-        ax.loglog(study.ks[ok], study.snr[name][ok], "o-", label=name)
+        line, = ax.loglog(study.ks[ok], study.snr[name][ok], "o-", label=name)
+        shown = study.snr[name][~ok] > 0                       # unresolved: open markers, not in the slope
+        ax.loglog(study.ks[~ok][shown], study.snr[name][~ok][shown], "o", mfc="none", color=line.get_color())
     ax.set_xlabel("K")
-    ax.set_ylabel("mean SNR over entries (resolved points)")
-    ax.set_title("Rainforth et al. (2018) toy, 1,000 replicates", fontsize=9)
+    ax.set_ylabel("mean SNR over entries")
+    ax.set_title("Rainforth et al. (2018) toy, 1,000 replicates\nopen markers: not resolved by the replicates "
+                 "(left out of the slope; a zero estimate is not drawn on log axes)", fontsize=8)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save(fig, path)
+
+
+def save(fig, path):
+    """PNG without the software-version chunk, written atomically: same code, same bytes."""
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
+                 binary=True)
     plt.close(fig)
 
 
+def make_all(folder):
+    os.makedirs(folder, exist_ok=True)
+    plot_bias_std(os.path.join(folder, "bias_std.png"))
+    wake_versus_sleep(os.path.join(folder, "wake_vs_sleep.png"))
+    snr(os.path.join(folder, "snr.png"))
+
+
 if __name__ == "__main__":
-    os.makedirs(HERE, exist_ok=True)
-    plot_bias_std(os.path.join(HERE, "bias_std.png"))
-    wake_versus_sleep(os.path.join(HERE, "wake_vs_sleep.png"))
-    snr(os.path.join(HERE, "snr.png"))
+    if "--check" in sys.argv:
+        with tempfile.TemporaryDirectory() as tmp:
+            make_all(tmp)
+            names = ("bias_std.png", "wake_vs_sleep.png", "snr.png")
+            same = {n: filecmp.cmp(os.path.join(tmp, n), os.path.join(HERE, n), shallow=False) for n in names}
+        print("\n".join(f"{n}: {'identical' if ok else 'DIFFERS'}" for n, ok in same.items()))
+        sys.exit(0 if all(same.values()) else 1)
+    make_all(HERE)
     print("figures written to", HERE)

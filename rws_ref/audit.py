@@ -257,5 +257,6 @@ def plot_bias_std(path):
     ax.set_title("Mixture C = 20, N = 2: exact bias and std")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120), binary=True)
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120, metadata={"Software": None}),
+                 binary=True)
     plt.close(fig)
