@@ -150,9 +150,7 @@ class DefensiveGuide:
             raise TypeError(f"defensive must have log_prob(z, x) and sample(x, K, rng); "
                             f"got {type(defensive).__name__}")
         self.defensive = defensive
-        self.phi_shapes = guide.phi_shapes
-        self.z_shape, self.x_shape = guide.z_shape, guide.x_shape
-        self.z_domain, self.x_domain = protocol.domain(guide, "z"), protocol.domain(guide, "x")
+        protocol.copy_declarations(self, guide, "phi_shapes")
 
     def __repr__(self):
         return f"DefensiveGuide({self.guide!r}, delta={self.delta}, defensive={self.defensive!r})"

@@ -36,7 +36,7 @@ from autograd.tracer import Box, getval
 from ._checks import as_float_array, check_finite
 
 __all__ = ["MODEL_METHODS", "GUIDE_METHODS", "Model", "Guide", "check_model", "check_guide",
-           "check_pair", "validate_params", "validate_x", "validate_z", "validate_weights",
+           "check_pair", "copy_declarations", "validate_params", "validate_x", "validate_z", "validate_weights",
            "model_forward", "guide_forward", "support", "domain", "describe_shape"]
 
 MODEL_METHODS = ("init_theta", "sample", "log_joint", "grad_log_joint")
@@ -119,6 +119,15 @@ def check_pair(model, guide):
             _PAIRS_CHECKED.clear()
         _PAIRS_CHECKED[key] = True
     return model, guide
+
+
+def copy_declarations(target, inner, shapes_attr):
+    """Give a wrapper the declarations of the model or guide it wraps (its parameter shapes under
+    ``shapes_attr``, z_shape, x_shape and the domains), as attributes of its own."""
+    setattr(target, shapes_attr, getattr(inner, shapes_attr))
+    target.z_shape, target.x_shape = inner.z_shape, inner.x_shape
+    target.z_domain, target.x_domain = domain(inner, "z"), domain(inner, "x")
+    return target
 
 
 def describe_shape(lead, shape):

@@ -167,8 +167,7 @@ class _ShiftedModel:
 
     def __init__(self, inner, shift):
         self.inner, self.shift = inner, shift
-        self.theta_shapes, self.z_shape, self.x_shape = inner.theta_shapes, inner.z_shape, inner.x_shape
-        self.z_domain, self.x_domain = protocol.domain(inner, "z"), protocol.domain(inner, "x")
+        protocol.copy_declarations(self, inner, "theta_shapes")
 
     def __repr__(self):
         return f"{self.inner!r} shifted per datapoint"
@@ -312,8 +311,7 @@ class _Poisoned:
         pass
 
     def __init__(self, inner):
-        self.theta_shapes, self.z_shape, self.x_shape = inner.theta_shapes, inner.z_shape, inner.x_shape
-        self.z_domain, self.x_domain = protocol.domain(inner, "z"), protocol.domain(inner, "x")
+        protocol.copy_declarations(self, inner, "theta_shapes")
 
     def __repr__(self):
         return "a model that must not be evaluated"

@@ -387,8 +387,7 @@ class _TableModel:
 
     def __init__(self, inner, theta, x_n, states):
         self.inner, self.tables = inner, _Tables(inner.log_joint, inner.grad_log_joint, theta, x_n, states)
-        self.theta_shapes, self.z_shape, self.x_shape = inner.theta_shapes, inner.z_shape, inner.x_shape
-        self.z_domain, self.x_domain = protocol.domain(inner, "z"), protocol.domain(inner, "x")
+        protocol.copy_declarations(self, inner, "theta_shapes")
 
     def __repr__(self):
         return f"tables of {self.inner!r}"
@@ -411,8 +410,7 @@ class _TableGuide:
 
     def __init__(self, inner, phi, x_n, states):
         self.inner, self.tables = inner, _Tables(inner.log_prob, inner.grad_log_prob, phi, x_n, states)
-        self.phi_shapes, self.z_shape, self.x_shape = inner.phi_shapes, inner.z_shape, inner.x_shape
-        self.z_domain, self.x_domain = protocol.domain(inner, "z"), protocol.domain(inner, "x")
+        protocol.copy_declarations(self, inner, "phi_shapes")
 
     def __repr__(self):
         return f"tables of {self.inner!r}"
