@@ -26,30 +26,6 @@ def check_finite(arr, name):
     return arr
 
 
-def check_params(params, shapes, name):
-    """Validate a parameter dict against ``{key: shape}``; return float64 copies.
-
-    Raises TypeError if ``params`` is not a dict or an entry is not numeric,
-    ValueError for a missing or unexpected key, a wrong shape, or a
-    non-finite entry.
-    """
-    if not isinstance(params, dict):
-        raise TypeError(f"{name} must be a dict of arrays with keys {sorted(shapes)}; "
-                        f"got {type(params).__name__}")
-    missing = sorted(set(shapes) - set(params))
-    extra = sorted(set(params) - set(shapes))
-    if missing or extra:
-        raise ValueError(f"{name} must have keys {sorted(shapes)}; "
-                         f"missing {missing}, unexpected {extra}")
-    out = {}
-    for key, shape in shapes.items():
-        arr = as_float_array(params[key], f"{name}[{key!r}]")
-        if arr.shape != tuple(shape):
-            raise ValueError(f"{name}[{key!r}] must have shape {tuple(shape)}; got {arr.shape}")
-        out[key] = check_finite(arr, f"{name}[{key!r}]")
-    return out
-
-
 def check_data(x, event_shape, name="x"):
     """Validate a batch of shape (N, *event_shape) with N >= 1; return float64."""
     arr = as_float_array(x, name)
@@ -58,25 +34,6 @@ def check_data(x, event_shape, name="x"):
         raise ValueError(f"{name} must have shape {want}; got {arr.shape}")
     if arr.shape[0] < 1:
         raise ValueError(f"{name} must hold at least one datapoint (N >= 1); got shape {arr.shape}")
-    return check_finite(arr, name)
-
-
-def check_particles(z, n, event_shape, name="z"):
-    """Validate particles of shape (K, N, *event_shape) with K >= 1 and the given N."""
-    arr = as_float_array(z, name)
-    dims = ", ".join(["K", "N"] + [str(d) for d in event_shape])
-    if arr.ndim != 2 + len(event_shape) or arr.shape[1] != n or arr.shape[2:] != tuple(event_shape):
-        raise ValueError(f"{name} must have shape ({dims}) with N = {n}; got {arr.shape}")
-    if arr.shape[0] < 1:
-        raise ValueError(f"{name} must hold K >= 1 particles; got shape {arr.shape}")
-    return check_finite(arr, name)
-
-
-def check_weights(weights, shape, name="weights"):
-    """Validate finite weights of exactly ``shape`` (K, N)."""
-    arr = as_float_array(weights, name)
-    if arr.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape (K, N) = {tuple(shape)}; got {arr.shape}")
     return check_finite(arr, name)
 
 
@@ -123,20 +80,6 @@ def check_categorical(z, n, n_states, name="z"):
         bad = (arr < 0) | (arr >= n_states)
         raise ValueError(f"{name} must hold categories in 0..{n_states - 1}; got {arr[bad][0]}")
     return arr.astype(np.int64)
-
-
-def check_binary(arr, shape_desc, expect_shape, name):
-    """0/1 values (bool, int or float) of the given shape; returns float64."""
-    a = np.asarray(arr)
-    if a.dtype == object or not (a.dtype == bool or np.issubdtype(a.dtype, np.number)):
-        raise TypeError(f"{name} must be a 0/1 array; got dtype {a.dtype}")
-    if a.shape != tuple(expect_shape):
-        raise ValueError(f"{name} must have shape {shape_desc}; got {a.shape}")
-    a = a.astype(np.float64)
-    bad = (a != 0) & (a != 1)
-    if bad.any():
-        raise ValueError(f"{name} must hold only 0 and 1; got {a[bad][0]}")
-    return a
 
 
 def memory_limit():

@@ -214,7 +214,7 @@ def _run_audit(args):
     if args.plot:
         check_output_path(args.plot, "--plot", (".png",), overwrite=args.overwrite)
     if args.model is not None and args.model in BUILT_IN:
-        raise _UserError(f"--model: the built-in models are audited without --model; give MODULE:ATTR")
+        raise _UserError("--model: the built-in models are audited without --model; give MODULE:ATTR")
     if args.model is not None and args.plot:
         raise _UserError("--plot draws the built-in mixture; it cannot be combined with --model")
     if args.model is None:

@@ -6,7 +6,7 @@ import pytest
 from autograd import grad
 
 import rws_ref
-from rws_ref import diagnose, family, vectors
+from rws_ref import diagnose, vectors
 from rws_ref.numerics import softmax
 
 from _util import assert_tree_close

@@ -152,7 +152,7 @@ def _small_mixture():
 def test_every_methods_phi_step_points_downhill_on_its_own_objective(method):
     # The update training makes is PHI_SIGN[method] · E[ĝ_φ]; exactly (enumeration, closed forms), it must
     # have a positive inner product with −∇_φ KL(p ‖ q) (RWS-type) or with ∇_φ ELBO_IS (IWAE-type).
-    from rws_ref import exact, family, sleep_phi, wake_phi
+    from rws_ref import exact, family, wake_phi
     from rws_ref.models import linear_gaussian as lg
     from rws_ref.train import PHI_SIGN
     flat = lambda g: np.concatenate([np.ravel(g[k]) for k in sorted(g)])         # noqa: E731
