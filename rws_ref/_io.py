@@ -45,7 +45,7 @@ def check_output_path(path, name, suffixes=(), overwrite=True):
         raise ValueError(f"{name} {path}: the folder {directory} is not writable")
     if not overwrite and os.path.exists(path):
         raise ValueError(f"{name} {path} exists already; refusing to replace it (choose another name, "
-                         f"or allow overwriting)")
+                         f"or allow overwriting: --overwrite on the command line, overwrite=True in Python)")
     return path
 
 
