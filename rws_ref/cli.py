@@ -298,6 +298,20 @@ def _run_train(args):
                    overwrite=args.overwrite, sample_data=fresh)
     _report(result, time.perf_counter() - start_clock, model, truth, data, ppca)
     written = [args.checkpoint] if args.checkpoint else []
+    written += _write_outputs(args, result, model, data, held_out, ppca)
+    if result.stopped_by == "interrupted":
+        print(f"rws-ref train: interrupted at iteration {result.iterations}; "
+              + (f"written: {', '.join(written)}" if written else "nothing written (no --checkpoint or --out)"),
+              file=sys.stderr)
+        return 130
+    for path in written[1 if args.checkpoint else 0:]:
+        print(f"written to {path}")
+    return 0
+
+
+def _write_outputs(args, result, model, data, held_out, ppca):
+    """The learned parameters, the metrics and the learning curves, each written atomically; the paths."""
+    written = []
     if args.save_params:
         arrays = {**{f"theta/{k}": v for k, v in result.theta.items()}, **{f"phi/{k}": v for k, v in result.phi.items()}}
         atomic_write(args.save_params, lambda handle: np.savez(handle, **arrays), binary=True)
@@ -312,14 +326,7 @@ def _run_train(args):
         plot_history(args.plot, {f"{args.method}, K = {args.K}": result.history}, f"rws-ref train --model {args.model}",
                      reference)
         written.append(args.plot)
-    if result.stopped_by == "interrupted":
-        print(f"rws-ref train: interrupted at iteration {result.iterations}; "
-              + (f"written: {', '.join(written)}" if written else "nothing written (no --checkpoint or --out)"),
-              file=sys.stderr)
-        return 130
-    for path in written[1 if args.checkpoint else 0:]:
-        print(f"written to {path}")
-    return 0
+    return written
 
 
 def ppca_reference(model, data, held_out):

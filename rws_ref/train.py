@@ -319,29 +319,9 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
     sampler and optimizer produce, and stops with a clear error if θ or φ stop
     being finite (a diverging run).
     """
-    if config is not None and not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig (rws_ref.train.TrainConfig(**fields)); "
-                        f"got {type(config).__name__}")
-    cfg = (config or TrainConfig()).validate()
-    checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
-    if sample_data is not None and not callable(sample_data):
-        raise TypeError(f"sample_data must be a callable (rng, n) -> x; got {type(sample_data).__name__}")
-    protocol.check_pair(model, guide)
-    for name in ("freeze", "tie"):
-        unknown = sorted(set(getattr(cfg, name)) - set(model.theta_shapes))
-        if unknown:
-            raise ValueError(f"{name} names keys θ does not have: {unknown}; θ keys: {sorted(model.theta_shapes)}")
-    if checkpoint is not None:
-        same = resume is not None and os.path.abspath(os.fspath(resume)) == os.path.abspath(os.fspath(checkpoint))
-        checkpoint = check_output_path(checkpoint, "checkpoint", overwrite=overwrite or same)
-        remove_stale_temporaries(checkpoint)
-    data = protocol.validate_x(model, data, name="data")
-    eval_x = data if eval_data is None else protocol.validate_x(model, eval_data, name="eval_data")
-    size = int(np.prod(model.z_shape, dtype=int)) + int(np.prod(model.x_shape, dtype=int)) + 4
-    check_draws(cfg.K * max(min(cfg.batch_size, data.shape[0]), eval_x.shape[0]), (size,),
-                f"K = {cfg.K} particles per datapoint", copies=8)
-    if true_theta is not None:
-        true_theta = protocol.validate_params(true_theta, model.theta_shapes, "true_theta")
+    cfg, data, eval_x, true_theta, checkpoint, checkpoint_every = _checked(
+        model, guide, data, config, eval_data, true_theta, checkpoint, checkpoint_every, resume, overwrite,
+        sample_data)
     gen = np.random.default_rng(cfg.seed) if rng is None else check_rng(rng)
     opt_theta, opt_phi = [(Adam if cfg.optimizer == "adam" else SGD)(lr) for lr in (cfg.lr_theta, cfg.lr_phi)]
     provenance = _provenance(model, guide, data)
@@ -375,6 +355,36 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
         bar.close()
         save(theta, phi, iteration)
     return TrainResult(theta=theta, phi=phi, history=history, stopped_by=stopped_by, iterations=iteration)
+
+
+def _checked(model, guide, data, config, eval_data, true_theta, checkpoint, checkpoint_every, resume, overwrite,
+             sample_data):
+    """Every argument of :func:`train`, before any work: (cfg, data, eval_x, true θ, checkpoint path,
+    checkpoint_every)."""
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig (rws_ref.train.TrainConfig(**fields)); "
+                        f"got {type(config).__name__}")
+    cfg = (config or TrainConfig()).validate()
+    checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
+    if sample_data is not None and not callable(sample_data):
+        raise TypeError(f"sample_data must be a callable (rng, n) -> x; got {type(sample_data).__name__}")
+    protocol.check_pair(model, guide)
+    for name in ("freeze", "tie"):
+        unknown = sorted(set(getattr(cfg, name)) - set(model.theta_shapes))
+        if unknown:
+            raise ValueError(f"{name} names keys θ does not have: {unknown}; θ keys: {sorted(model.theta_shapes)}")
+    if checkpoint is not None:
+        same = resume is not None and os.path.abspath(os.fspath(resume)) == os.path.abspath(os.fspath(checkpoint))
+        checkpoint = check_output_path(checkpoint, "checkpoint", overwrite=overwrite or same)
+        remove_stale_temporaries(checkpoint)
+    data = protocol.validate_x(model, data, name="data")
+    eval_x = data if eval_data is None else protocol.validate_x(model, eval_data, name="eval_data")
+    size = int(np.prod(model.z_shape, dtype=int)) + int(np.prod(model.x_shape, dtype=int)) + 4
+    check_draws(cfg.K * max(min(cfg.batch_size, data.shape[0]), eval_x.shape[0]), (size,),
+                f"K = {cfg.K} particles per datapoint", copies=8)
+    if true_theta is not None:
+        true_theta = protocol.validate_params(true_theta, model.theta_shapes, "true_theta")
+    return cfg, data, eval_x, true_theta, checkpoint, checkpoint_every
 
 
 class _Interrupts:

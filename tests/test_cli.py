@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import rws_ref
@@ -108,3 +109,26 @@ def test_an_unreadable_checkpoint_is_one_line_too(tmp_path):
     result = run("train", "--resume", str(bad), "--iters", "2", "--no-progress")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "not a readable" in result.stderr
+
+
+def test_ppca_from_the_command_line_saves_its_parameters_and_reports_the_closed_form_gap(tmp_path, capsys):
+    from rws_ref import LinearGaussian
+    params, plot = tmp_path / "p.npz", tmp_path / "curves.png"
+    assert main(["train", "--model", "ppca", "--dz", "2", "--dx", "4", "--n-data", "400", "--iters", "600",
+                 "--lr-milestones", "300,500", "--no-early-stop", "--grad-replicates", "0", "--eval-every", "100",
+                 "--no-progress", "--save-params", str(params), "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    gap = float(out.split("maximum likelihood: ")[1].split()[0])
+    with np.load(params) as saved:
+        theta = {k[6:]: saved[k] for k in saved.files if k.startswith("theta/")}
+    assert np.all(theta["mu"] == 0) and np.ptp(theta["log_sigma"]) == 0          # mu frozen, sigma shared
+    data = LinearGaussian(2, 4).sample(theta, 1, np.random.default_rng(0))       # the saved θ is usable
+    assert data[1].shape == (1, 4) and 0 <= gap < 0.05 and plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_history_draws_several_runs_on_shared_axes(tmp_path):
+    from rws_ref.train import plot_history
+    rows = lambda s: [{"iteration": i, "elbo_is": -5.0 + s - 1 / (i + 1), "log_p": -5.0 + s, "pi_error": 0.1 / (i + 1)}
+                      for i in range(0, 50, 10)]
+    plot_history(tmp_path / "c.png", {"wake": rows(0.0), "sleep": rows(0.1)}, "two runs", {"truth": -4.9})
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
