@@ -102,7 +102,8 @@ class LinearGaussian(Model):
         r2 = (x - (z2 @ theta["W"].T).reshape(k, n, self.dx) - theta["b"]).reshape(k * n, self.dx)
         inv_var = exp(-2.0 * theta["log_sigma"])
         d = z2 - theta["mu"]
-        log_p = (-0.5 * ((d * d).sum(axis=1) + (r2 * r2) @ inv_var)
+        r_sq = r2 * r2                                                  # kept for the pullback
+        log_p = (-0.5 * ((d * d).sum(axis=1) + r_sq @ inv_var)
                  - theta["log_sigma"].sum() - 0.5 * (self.dz + self.dx) * LOG_2PI)
 
         def pullback(weights):
@@ -111,7 +112,7 @@ class LinearGaussian(Model):
             return {"mu": w @ d,
                     "W": inv_var[:, None] * (u.T @ z2),
                     "b": inv_var * u.sum(axis=0),
-                    "log_sigma": inv_var * (u * r2).sum(axis=0) - w.sum()}
+                    "log_sigma": inv_var * (w @ r_sq) - w.sum()}
         return log_p.reshape(k, n), pullback
 
     def grad_z_log_joint(self, theta, z, x):
@@ -226,15 +227,14 @@ class DiagonalGaussianGuide(Guide):
         k, n = z.shape[:2]
         e = z - (x @ phi["A"].T + phi["c"])
         inv_var = exp(-2.0 * phi["log_s"])
-        e2 = e.reshape(k * n, self.dz)
-        log_q = -0.5 * ((e2 * e2) @ inv_var) - phi["log_s"].sum() - 0.5 * self.dz * LOG_2PI
+        e_sq = (e * e).reshape(k * n, self.dz)                          # kept for the pullback
+        log_q = -0.5 * (e_sq @ inv_var) - phi["log_s"].sum() - 0.5 * self.dz * LOG_2PI
 
         def pullback(weights):
-            u = e * weights[..., None]                                   # ω e, (K, N, dz)
-            we = u.sum(axis=0)                                           # Σ_k ω e, (N, dz)
+            we = np.einsum("kn,knd->nd", weights, e)                     # Σ_k ω e, (N, dz)
             return {"A": inv_var[:, None] * (we.T @ x),
                     "c": inv_var * we.sum(axis=0),
-                    "log_s": inv_var * (u * e).reshape(-1, self.dz).sum(axis=0) - weights.sum()}
+                    "log_s": inv_var * (weights.reshape(-1) @ e_sq) - weights.sum()}
         return log_q.reshape(k, n), pullback
 
     # -- reparameterization -------------------------------------------------------------
