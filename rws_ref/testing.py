@@ -416,7 +416,11 @@ class _Properties:
         atol = self.rtol * max(1.0, float(np.max(np.abs(_flat(want)))))
         verdict = diagnose.compare(self.kind, mine, self.model, self.guide, theta, phi, x, z, rtol=0.0, atol=atol)
         if " or " in verdict.mistake:          # ambiguous on this small input: look at a larger one
-            verdict = f"{verdict}; on a larger, generic example (K = 4, N = 3): {self._larger(theta, phi)}"
+            try:
+                larger = self._larger(theta, phi)
+            except Exception as err:           # the user's code failed there: keep the first diagnosis
+                larger = f"not evaluated ({type(err).__name__}: {err})"
+            verdict = f"{verdict}; on a larger, generic example (K = 4, N = 3): {larger}"
         return False, f"{detail}; {verdict}"
 
     def _larger(self, theta, phi):
