@@ -3,8 +3,9 @@
 Run:  python docs/make_figures.py            (rewrite the figures)
       python docs/make_figures.py --check    (regenerate into a temporary folder and compare bytes)
 
-docs/figures/le2019_gmm.png is made by `rws-ref reproduce le2019-gmm --budget 0.1 --seeds 2`
-(docs/reproduce.md), not here: it takes minutes.
+docs/figures/le2019_gmm.png and le2019_gmm_full.png are made by `rws-ref reproduce le2019-gmm
+--budget 0.1 --seeds 2` and `--budget 1 --seeds 1` (docs/reproduce.md), not here: they take 6 and 23
+minutes.
 """
 import filecmp
 import os
