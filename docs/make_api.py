@@ -58,6 +58,7 @@ def render():
 
 if __name__ == "__main__":
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "api.md")
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(render())
+    from rws_ref._io import atomic_write
+    text = render()
+    atomic_write(path, lambda handle: handle.write(text))
     print("wrote", path)

@@ -96,14 +96,13 @@ class LinearGaussian(Model):
             d b         = Σ ω  r / σ²
             d log_sigma = Σ ω (r² / σ² − 1)
         """
-        exp = _xp(z, *theta.values()).exp              # autograd.numpy while traced, else NumPy
+        xp = _xp(z, *theta.values())                   # autograd.numpy while traced, else NumPy
         k, n = z.shape[:2]
-        z2 = z.reshape(k * n, self.dz)                                 # products on 2-D views
-        r2 = (x - (z2 @ theta["W"].T).reshape(k, n, self.dx) - theta["b"]).reshape(k * n, self.dx)
-        inv_var = exp(-2.0 * theta["log_sigma"])
+        z2 = z.reshape(k * n, self.dz)                  # 2-D views; einsum for the squares: no temporaries
+        r2 = ((x - theta["b"]) - (z2 @ theta["W"].T).reshape(k, n, self.dx)).reshape(k * n, self.dx)
+        inv_var = xp.exp(-2.0 * theta["log_sigma"])
         d = z2 - theta["mu"]
-        r_sq = r2 * r2                                                  # kept for the pullback
-        log_p = (-0.5 * ((d * d).sum(axis=1) + r_sq @ inv_var)
+        log_p = (-0.5 * (xp.einsum("ij,ij->i", d, d) + xp.einsum("ij,ij,j->i", r2, r2, inv_var))
                  - theta["log_sigma"].sum() - 0.5 * (self.dz + self.dx) * LOG_2PI)
 
         def pullback(weights):
@@ -112,7 +111,7 @@ class LinearGaussian(Model):
             return {"mu": w @ d,
                     "W": inv_var[:, None] * (u.T @ z2),
                     "b": inv_var * u.sum(axis=0),
-                    "log_sigma": inv_var * (w @ r_sq) - w.sum()}
+                    "log_sigma": inv_var * np.einsum("ij,ij->j", u, r2) - w.sum()}
         return log_p.reshape(k, n), pullback
 
     def grad_z_log_joint(self, theta, z, x):
@@ -223,18 +222,18 @@ class DiagonalGaussianGuide(Guide):
             d c     = Σ ω  e / s²
             d log_s = Σ ω (e² / s² − 1)
         """
-        exp = _xp(z, *phi.values()).exp
+        xp = _xp(z, *phi.values())
         k, n = z.shape[:2]
         e = z - (x @ phi["A"].T + phi["c"])
-        inv_var = exp(-2.0 * phi["log_s"])
-        e_sq = (e * e).reshape(k * n, self.dz)                          # kept for the pullback
-        log_q = -0.5 * (e_sq @ inv_var) - phi["log_s"].sum() - 0.5 * self.dz * LOG_2PI
+        inv_var = xp.exp(-2.0 * phi["log_s"])
+        e2 = e.reshape(k * n, self.dz)
+        log_q = -0.5 * xp.einsum("ij,ij,j->i", e2, e2, inv_var) - phi["log_s"].sum() - 0.5 * self.dz * LOG_2PI
 
         def pullback(weights):
             we = np.einsum("kn,knd->nd", weights, e)                     # Σ_k ω e, (N, dz)
             return {"A": inv_var[:, None] * (we.T @ x),
                     "c": inv_var * we.sum(axis=0),
-                    "log_s": inv_var * (weights.reshape(-1) @ e_sq) - weights.sum()}
+                    "log_s": inv_var * np.einsum("i,ij,ij->j", weights.reshape(-1), e2, e2) - weights.sum()}
         return log_q.reshape(k, n), pullback
 
     # -- reparameterization -------------------------------------------------------------
