@@ -219,14 +219,14 @@ residual, the backward product and two reductions — NumPy does not fuse them. 
 fused kernels (numba or C), which would cost the reference its readability; it is left as measured.
 
 One step against its peers: at the middle and large sizes rws_ref is within 10% of the hand-written
-NumPy step (at the large size it samples in place and can be faster), so its ratio to Pyro is what
-NumPy itself allows on this machine — compare the numpy column with the pyro column: 3.5× at the
-large size is out of reach of any NumPy step here, and 5× at the middle size is within run-to-run
-noise (4.5–5.0× over six runs). At the smallest size a step is about 0.1 ms, of which about
-0.025 ms is validation (θ, φ, x in `guide.sample`; θ, φ, x, z in `wake_step`), kept on purpose,
-and the rest the per-call cost of some forty small NumPy operations; the hand-written step skips
-validation and fuses the guide's density into the sampling. Against the jitted JAX step the ratio
-at the large size is about 1 (both spend their time in the same memory-bound passes). The oracle's products of tall, thin arrays run on
+NumPy step or faster — its densities square the residuals inside einsum instead of building
+K·N×d temporaries, which NumPy maps afresh on every call once they pass 128 KiB — so its ratio
+to Pyro follows what NumPy allows on this machine (compare the numpy and pyro columns; over seven
+runs the middle and large ratios ranged 4.5–5.7× and 2.4–3.8×, the later runs after the einsum
+change). At the smallest size a step is about 0.12 ms, of which about 0.025 ms is validation
+(θ, φ, x in `guide.sample`; θ, φ, x, z in `wake_step`), kept on purpose, and the rest the
+per-call cost of some forty small NumPy operations; the hand-written step skips validation and
+fuses the guide's density into the sampling, so 20× Pyro there is not reached. The oracle's products of tall, thin arrays run on
 NumPy's einsum loops rather than a threaded BLAS, so its time no longer depends on the thread
 count or on load (it took 2.7 s on one thread and 17 s on two under load before)."""
 
