@@ -21,6 +21,7 @@ The mistakes, each by its signature:
     missing −log K            the bound without its − log K
     arithmetic VIMCO baseline the arithmetic instead of the geometric mean of the others
     datapoints misaligned     particles of datapoint n paired with x_{n+1}
+    K = 1 shortcut            wake-φ returning 0 at K = 1 (its mean) instead of −∇ log q(z_1)
 """
 from dataclasses import dataclass
 
@@ -100,6 +101,13 @@ def _arithmetic_vimco(m, g, th, ph, x, z):
     return pull_q((signals - normalized_weights(log_w)) / log_w.shape[1])
 
 
+def _k1_zero(m, g, th, ph, x, z):
+    # at K = 1 wake-φ's *mean* is zero; returning zero instead of the estimate −∇ log q(z_1) is a mistake
+    if np.shape(z)[0] != 1:
+        return None
+    return {k: np.zeros(np.shape(v)) for k, v in wake_phi(m, g, th, ph, x, z).items()}
+
+
 def _scaled(reference, factor_of):
     def mistake(m, g, th, ph, x, z):
         right = reference(m, g, th, ph, x, z)
@@ -132,7 +140,8 @@ MISTAKES = {
                  "weights normalized over the whole batch (all K·N)": _phi_with(_batch),
                  "pyro-style weights (log w summed over the batch, then normalized)": _phi_with(_pyro),
                  "uniform weights (w̄ = 1/K)": _phi_with(_uniform),
-                 "gradient through the weights": _through_weights},
+                 "gradient through the weights": _through_weights,
+                 "K = 1 shortcut (zero, the estimator's mean, instead of its value)": _k1_zero},
     "reinforce_phi": _common("reinforce_phi", family.reinforce_phi),
     "vimco_phi": {**_common("vimco_phi", family.vimco_phi),
                   "arithmetic-mean VIMCO baseline": _arithmetic_vimco},
