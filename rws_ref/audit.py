@@ -158,12 +158,8 @@ def _discrete_rows(model, guide, theta, phi, x, name, ks_wake, ks_phi, k_score):
 
 
 def _grad_bound(model, guide, theta, phi, x, K):
-    # the exact gradient of the bound by autograd through the enumeration (the independent
-    # route); a model whose densities autograd cannot trace gets the score-function tables
-    try:
-        return exact.grad_elbo_is(model, guide, theta, phi, x, K), "autograd, enumerated"
-    except (TypeError, ValueError, AttributeError):
-        return exact.grad_elbo_is(model, guide, theta, phi, x, K, method="tables"), "score tables, enumerated"
+    grads, route = exact.grad_elbo_is_any_route(model, guide, theta, phi, x, K)
+    return grads, {"autograd": "autograd, enumerated", "tables": "score tables, enumerated"}[route]
 
 
 def _defensive_row(model, guide, theta, phi, x, name, K, target):

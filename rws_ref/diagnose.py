@@ -67,7 +67,8 @@ def _phi_with(weights_of):
 
 
 def _batch(log_w):
-    return np.exp(log_w - log_w.max()) / np.exp(log_w - log_w.max()).sum()
+    e = np.exp(log_w - log_w.max())
+    return e / e.sum()
 
 
 def _pyro(log_w):

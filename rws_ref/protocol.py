@@ -37,7 +37,7 @@ from ._checks import as_float_array, check_finite
 
 __all__ = ["MODEL_METHODS", "GUIDE_METHODS", "Model", "Guide", "check_model", "check_guide",
            "check_pair", "copy_declarations", "validate_params", "validate_x", "validate_z", "validate_weights",
-           "model_forward", "guide_forward", "support", "domain", "describe_shape"]
+           "model_forward", "guide_forward", "support", "support_log_joint", "domain", "describe_shape"]
 
 MODEL_METHODS = ("init_theta", "sample", "log_joint", "grad_log_joint")
 GUIDE_METHODS = ("init_phi", "sample", "log_prob", "grad_log_prob")
@@ -301,6 +301,16 @@ def support(model):
     if states.ndim < 1 or states.shape[0] < 1:
         raise ValueError(f"{model!r}.support() must return (S, *z_shape) with S >= 1; got {states.shape}")
     return validate_z(model, states[:, None], 1, name=f"{model!r}.support()")[:, 0]
+
+
+def support_log_joint(model, theta, x):
+    """log p_θ(s, x_n) for every state s of the model's finite support and every datapoint:
+    shape (S, N), through the model's own (validated) ``log_joint``."""
+    x = validate_x(model, x)
+    states = support(model)
+    if states is None:
+        raise TypeError(f"model {model!r} declares no finite support()")
+    return model.log_joint(theta, np.repeat(states[:, None], x.shape[0], axis=1), x)
 
 
 # -- an optional base: declarations plus log_joint_vjp give the validated methods ---------------

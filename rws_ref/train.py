@@ -495,7 +495,7 @@ def _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_
     phi = opt_phi.step(phi, {k: sign * v for k, v in g_phi.items()})
     for name, params, lr in (("theta", theta, cfg.lr_theta), ("phi", phi, cfg.lr_phi)):
         for key, value in params.items():
-            if not np.isfinite(np.add.reduce(value.ravel())) and not np.all(np.isfinite(value)):
+            if not protocol._all_finite(value) and not np.all(np.isfinite(value)):
                 raise ValueError(f"training diverged: {name}[{key!r}] is no longer finite at iteration "
                                  f"{iteration + 1}; lower lr_{name} (now {lr})")
     return theta, phi

@@ -152,19 +152,6 @@ def make_guide(spec):
 # -- the cases --------------------------------------------------------------------------------
 
 
-def _batch_normalized_wake_theta(model, guide, theta, phi, x, z):
-    # MISTAKE: weights normalized over all K·N particles of the batch
-    log_w = log_weights(model, guide, theta, phi, x, z)
-    w = np.exp(log_w - log_w.max())
-    return model.grad_log_joint(theta, z, x, w / w.sum())
-
-
-def _unnormalized_wake_theta(model, guide, theta, phi, x, z):
-    # MISTAKE: raw weights instead of normalized ones
-    log_w = log_weights(model, guide, theta, phi, x, z)
-    return model.grad_log_joint(theta, z, x, np.exp(log_w) / x.shape[0])
-
-
 def _gradient_through_weights_wake_phi(model, guide, theta, phi, x, z):
     # MISTAKE: the gradient also flows through w̄ (autograd of −Σ w̄(φ) log q_φ / N)
     from autograd import grad
@@ -180,12 +167,16 @@ def _gradient_through_weights_wake_phi(model, guide, theta, phi, x, z):
 
 def _common(model, guide, theta, phi, x, z):
     log_w = log_weights(model, guide, theta, phi, x, z)
+    from .diagnose import MISTAKES
+    theta_mistakes = MISTAKES["wake_theta"]
     out = {"log_weights": log_w, "elbo_is": elbo_is(log_w), "normalized_weights": normalized_weights(log_w),
            "estimators": {"wake_theta": wake_theta(model, guide, theta, phi, x, z),
                           "wake_phi": wake_phi(model, guide, theta, phi, x, z)},
            "common_mistakes": {
-               "batch_normalized_wake_theta": _batch_normalized_wake_theta(model, guide, theta, phi, x, z),
-               "unnormalized_wake_theta": _unnormalized_wake_theta(model, guide, theta, phi, x, z),
+               "batch_normalized_wake_theta": theta_mistakes["weights normalized over the whole batch (all K·N)"](
+                   model, guide, theta, phi, x, z),
+               "unnormalized_wake_theta": theta_mistakes["unnormalized weights (w instead of w̄)"](
+                   model, guide, theta, phi, x, z),
                "sign_flipped_wake_phi": {k: -v for k, v in wake_phi(model, guide, theta, phi, x, z).items()}}}
     if z.shape[0] >= 2:
         out["common_mistakes"]["gradient_through_weights_wake_phi"] = _gradient_through_weights_wake_phi(

@@ -14,10 +14,11 @@ The model-specific closed forms live beside their models
 (:mod:`rws_ref.models.linear_gaussian_exact`); the oracle reaches them only
 through the capabilities of the protocol (docs/protocol.md).
 """
-from .enumeration import DEFAULT_MAX_TERMS, elbo_is, grad_elbo_is, moments, multisets, n_multisets
+from .enumeration import (DEFAULT_MAX_TERMS, elbo_is, grad_elbo_is, grad_elbo_is_any_route, moments, multisets,
+                          n_multisets)
 from .laplace import scalar_laplace
 from .targets import chi2, kl_grad_phi, sleep_moments, sleep_target, wake_phi_bias_constant
 
-__all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "kl_grad_phi",
+__all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "grad_elbo_is_any_route", "kl_grad_phi",
            "chi2", "wake_phi_bias_constant", "sleep_target", "sleep_moments", "scalar_laplace",
            "DEFAULT_MAX_TERMS"]

@@ -40,7 +40,7 @@ from .._checks import check_count, check_memory
 from .._trees import flatten, unflatten
 from ..numerics import logsumexp
 
-__all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "Enumerated",
+__all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "grad_elbo_is_any_route", "Enumerated",
            "DEFAULT_MAX_TERMS"]
 
 DEFAULT_MAX_TERMS = 500_000_000      # units of work (see _check_size): about half a minute
@@ -254,6 +254,20 @@ def grad_elbo_is(model, guide, theta, phi, x, K, max_terms=DEFAULT_MAX_TERMS, me
     e, K = Enumerated(model, guide, theta, phi, x), check_count(K, "K")
     _check_size(e.n_states, K, e.n_data, max_terms, particles=False)
     return (_grad_autograd if method == "autograd" else _grad_tables)(e, K)
+
+
+def grad_elbo_is_any_route(model, guide, theta, phi, x, K, max_terms=DEFAULT_MAX_TERMS):
+    """:func:`grad_elbo_is` by the autograd route where the densities can be traced (the route
+    independent of every manual gradient), else by the score-function tables.
+
+    Returns
+    -------
+    ((dtheta, dphi), route) with route "autograd" or "tables".
+    """
+    try:
+        return grad_elbo_is(model, guide, theta, phi, x, K, max_terms), "autograd"
+    except (TypeError, ValueError, AttributeError):          # densities autograd cannot trace
+        return grad_elbo_is(model, guide, theta, phi, x, K, max_terms, method="tables"), "tables"
 
 
 def _grad_autograd(e, K):

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._checks import as_float_array, check_count, check_draws, check_finite, check_rng
 from ..numerics import LOG_2PI, _xp, log_softmax, logsumexp, softmax
-from ..protocol import Guide, Model, validate_x
+from ..protocol import Guide, Model, support_log_joint, validate_x
 
 __all__ = ["GaussianMixture", "SoftmaxLinearGuide", "MLPGuide"]
 
@@ -122,16 +122,11 @@ class GaussianMixture(Model):
 
     def log_marginal(self, theta, x):
         """log p_θ(x_n) = logsumexp_c (log π_c + log N(x_n; mu_c, σ²)).  (N,)."""
-        return logsumexp(self._joint_table(theta, x), axis=0)
+        return logsumexp(support_log_joint(self, theta, x), axis=0)
 
     def posterior(self, theta, x):
         """Exact posterior table p_θ(z = c | x_n), shape (N, C), rows summing to 1."""
-        return softmax(self._joint_table(theta, x), axis=0).T
-
-    def _joint_table(self, theta, x):
-        x = validate_x(self, x)
-        states = np.repeat(self.support()[:, None], x.shape[0], axis=1)     # (C, N)
-        return self.log_joint(theta, states, x)
+        return softmax(support_log_joint(self, theta, x), axis=0).T
 
 
 def _categorical(probs, uniforms):

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._checks import check_count, check_dim, check_draws, check_memory, check_rng
 from ..numerics import _xp, log1m_sigmoid, logsumexp, sigmoid, softmax
-from ..protocol import Guide, Model, validate_x
+from ..protocol import Guide, Model, support_log_joint, validate_x
 
 __all__ = ["SigmoidBeliefNet", "BernoulliGuide", "binary_states"]
 
@@ -103,18 +103,13 @@ class SigmoidBeliefNet(Model):
                     "b_x": delta.sum(axis=0)}
         return log_p, pullback
 
-    def _joint_table(self, theta, x):
-        x = validate_x(self, x)
-        z = np.repeat(self.support()[:, None, :], x.shape[0], axis=1)     # (S, N, dz)
-        return self.log_joint(theta, z, x)                                # (S, N)
-
     def log_marginal(self, theta, x):
         """log p_θ(x_n) by summing over the 2^dz latent states.  Returns (N,)."""
-        return logsumexp(self._joint_table(theta, x), axis=0)
+        return logsumexp(support_log_joint(self, theta, x), axis=0)
 
     def posterior(self, theta, x):
         """Exact posterior table p_θ(z = support()[s] | x_n), shape (N, 2^dz)."""
-        return softmax(self._joint_table(theta, x), axis=0).T
+        return softmax(support_log_joint(self, theta, x), axis=0).T
 
 
 class BernoulliGuide(Guide):
