@@ -23,8 +23,8 @@ import tracemalloc
 
 import numpy as np
 
-from rws_ref import (BernoulliGuide, GaussianMixture, SigmoidBeliefNet, SoftmaxLinearGuide,
-                     exact, wake_phi)
+from rws_ref import BernoulliGuide, GaussianMixture, SigmoidBeliefNet, exact, wake_phi
+from rws_ref.models import benchmark_guide
 
 
 def flat(tree):
@@ -32,7 +32,7 @@ def flat(tree):
 
 
 def mixture_table():
-    model, guide = GaussianMixture(), SoftmaxLinearGuide(20, loc=95.0, scale=60.0)
+    model, guide = GaussianMixture(), benchmark_guide("linear")
     theta = model.true_theta()
     phi = {k: 0.5 * v for k, v in guide.exact_posterior_phi(model, theta).items()}
     _, x = model.sample(theta, 100, np.random.default_rng(0))
@@ -64,7 +64,7 @@ def timed(label, call, terms):
 def oracle_timings():
     print("exact moments of wake-φ by multiset enumeration (method='tables', one datapoint)")
     rng = np.random.default_rng(1)
-    model, guide = GaussianMixture(), SoftmaxLinearGuide(20, loc=95.0, scale=60.0)
+    model, guide = GaussianMixture(), benchmark_guide("linear")
     theta, phi = model.true_theta(), guide.init_phi(rng)
     x = model.sample(theta, 1, rng)[1]
     timed("mixture C = 20, K = 5 ", lambda: exact.moments(wake_phi, model, guide, theta, phi, x, 5),

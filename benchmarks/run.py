@@ -26,8 +26,16 @@ import tracemalloc
 import numpy as np
 
 import rws_ref
-from rws_ref import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian, MLPGuide,
-                     SigmoidBeliefNet, SoftmaxLinearGuide, autodiff, exact)
+from rws_ref import (
+    BernoulliGuide,
+    DiagonalGaussianGuide,
+    GaussianMixture,
+    LinearGaussian,
+    SigmoidBeliefNet,
+    autodiff,
+    exact,
+)
+from rws_ref.models import benchmark_guide
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,7 +51,7 @@ def manual_vs_autograd():
     rows = []
     rng = np.random.default_rng(0)
     lg_model, lg_guide = LinearGaussian(20, 20), DiagonalGaussianGuide(20, 20)
-    mix, mlp = GaussianMixture(), MLPGuide(20, (16, 16), loc=95.0, scale=60.0)
+    mix, mlp = GaussianMixture(), benchmark_guide("mlp")
     for label, model, guide, K in (("linear-Gaussian dz=dx=20, N=100, K=10", lg_model, lg_guide, 10),
                                    ("mixture C=20 (MLP guide), N=100, K=20", mix, mlp, 20)):
         theta, phi = model.init_theta(rng), guide.init_phi(rng)
@@ -81,8 +89,8 @@ def floor_ratio():
 def oracle():
     rows = []
     rng = np.random.default_rng(2)
-    cases = [("mixture C=20, K=5", GaussianMixture(), SoftmaxLinearGuide(20, loc=95.0, scale=60.0), 20, 5),
-             ("mixture C=20, K=7", GaussianMixture(), SoftmaxLinearGuide(20, loc=95.0, scale=60.0), 20, 7),
+    cases = [("mixture C=20, K=5", GaussianMixture(), benchmark_guide("linear"), 20, 5),
+             ("mixture C=20, K=7", GaussianMixture(), benchmark_guide("linear"), 20, 7),
              ("belief net 16 states, K=6", SigmoidBeliefNet(4, 8), BernoulliGuide(4, 8), 16, 6),
              ("belief net 16 states, K=10", SigmoidBeliefNet(4, 8), BernoulliGuide(4, 8), 16, 10)]
     for label, model, guide, states, K in cases:

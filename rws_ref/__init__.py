@@ -6,12 +6,27 @@ route.  Sign convention: θ-gradients ascend the bound, φ-gradients descend
 the inclusive KL (θ ← θ + lr·ĝ_θ, φ ← φ − lr·ĝ_φ).
 """
 from . import analysis, autodiff, exact, family, protocol
-from .estimators import (elbo_is, log_weights, normalized_weights, sleep_phi,
-                         wake_phi, wake_step, wake_theta)
-from .family import (DefensiveGuide, defensive_wake_phi, insomnia, iwae_dreg_phi, iwae_phi,
-                     reinforce_phi, rws_dreg_phi, stl_phi, vimco_phi)
-from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian,
-                     MLPGuide, SigmoidBeliefNet, SoftmaxLinearGuide)
+from .estimators import elbo_is, log_weights, normalized_weights, sleep_phi, wake_phi, wake_step, wake_theta
+from .family import (
+                         DefensiveGuide,
+                         defensive_wake_phi,
+                         insomnia,
+                         iwae_dreg_phi,
+                         iwae_phi,
+                         reinforce_phi,
+                         rws_dreg_phi,
+                         stl_phi,
+                         vimco_phi,
+)
+from .models import (
+                         BernoulliGuide,
+                         DiagonalGaussianGuide,
+                         GaussianMixture,
+                         LinearGaussian,
+                         MLPGuide,
+                         SigmoidBeliefNet,
+                         SoftmaxLinearGuide,
+)
 
 __version__ = "0.1.0"
 

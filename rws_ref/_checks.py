@@ -26,17 +26,6 @@ def check_finite(arr, name):
     return arr
 
 
-def check_data(x, event_shape, name="x"):
-    """Validate a batch of shape (N, *event_shape) with N >= 1; return float64."""
-    arr = as_float_array(x, name)
-    want = "(N, " + ", ".join(str(d) for d in event_shape) + ")" if event_shape else "(N,)"
-    if arr.ndim != 1 + len(event_shape) or arr.shape[1:] != tuple(event_shape):
-        raise ValueError(f"{name} must have shape {want}; got {arr.shape}")
-    if arr.shape[0] < 1:
-        raise ValueError(f"{name} must hold at least one datapoint (N >= 1); got shape {arr.shape}")
-    return check_finite(arr, name)
-
-
 def check_count(value, name, minimum=1):
     """An integer >= minimum (bools and floats are refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -44,6 +33,22 @@ def check_count(value, name, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
     return int(value)
+
+
+def check_positive(value, name):
+    """A positive finite number (a learning rate, a factor), as a float; bools and strings refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or not np.isfinite(value):
+        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+    return float(value)
+
+
+def check_fraction(value, name):
+    """A number in [0, 1] (a mixing weight such as ι or δ), as a float; NaN, bools and strings refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1]; got {type(value).__name__} {value!r}")
+    if not 0.0 <= float(value) <= 1.0:        # also refuses NaN
+        raise ValueError(f"{name} must be in [0, 1]; got {value!r}")
+    return float(value)
 
 
 def check_rng(rng, name="rng"):
@@ -57,29 +62,6 @@ def check_rng(rng, name="rng"):
 def check_dim(value, name):
     """A model dimension: a positive integer."""
     return check_count(value, name, minimum=1)
-
-
-def check_categorical(z, n, n_states, name="z"):
-    """Category indices of shape (K, N) in [0, n_states); returns an int64 array.
-
-    Integer arrays are taken as they are; float arrays are accepted only when
-    every entry is a whole number (as PyTorch or JAX code may hand them over).
-    """
-    arr = np.asarray(z)
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must be an integer array of category indices; got dtype {arr.dtype}")
-    if arr.ndim != 2 or arr.shape[1] != n:
-        raise ValueError(f"{name} must have shape (K, N) with N = {n}; got {arr.shape}")
-    if arr.shape[0] < 1:
-        raise ValueError(f"{name} must hold K >= 1 particles; got shape {arr.shape}")
-    if arr.dtype.kind == "f":
-        check_finite(arr, name)
-        if np.any(arr != np.round(arr)):
-            raise ValueError(f"{name} must hold whole-number category indices; got {arr[arr != np.round(arr)][0]}")
-    if arr.min() < 0 or arr.max() >= n_states:
-        bad = (arr < 0) | (arr >= n_states)
-        raise ValueError(f"{name} must hold categories in 0..{n_states - 1}; got {arr[bad][0]}")
-    return arr.astype(np.int64)
 
 
 def memory_limit():

@@ -210,6 +210,7 @@ def _vectors_parser(sub):
 
 def _run_audit(args):
     import time
+
     from .audit import audit_model, format_table, plot_bias_std, run_audit
     if args.plot:
         check_output_path(args.plot, "--plot", (".png",), overwrite=args.overwrite)
@@ -234,8 +235,14 @@ def _run_audit(args):
 
 
 def _problem(args):
-    from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian,
-                         MLPGuide, SigmoidBeliefNet, SoftmaxLinearGuide)
+    from .models import (
+        BernoulliGuide,
+        DiagonalGaussianGuide,
+        GaussianMixture,
+        LinearGaussian,
+        SigmoidBeliefNet,
+        benchmark_guide,
+    )
     data_rng = np.random.default_rng([args.seed, 1])
     check_memory(8 * 2 * args.n_data * 64, f"--n-data {args.n_data}")
     if args.model not in BUILT_IN:
@@ -244,8 +251,7 @@ def _problem(args):
         start = None
     elif args.model == "mixture":
         model = GaussianMixture()
-        guide = (SoftmaxLinearGuide(20, loc=95.0, scale=60.0) if args.guide == "linear"
-                 else MLPGuide(20, (16, 16), loc=95.0, scale=60.0))
+        guide = benchmark_guide("linear" if args.guide == "linear" else "mlp")
         truth = model.true_theta()
         start = {"logits": np.zeros(20)}
     elif args.model in ("linear-gaussian", "ppca"):

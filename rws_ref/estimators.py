@@ -15,52 +15,87 @@ Sign convention (docs/rws.md): θ-gradients are ascent directions of the
 bound, φ-gradients are descent directions of the inclusive KL.  An optimizer
 does θ ← θ + lr·ĝ_θ and φ ← φ − lr·ĝ_φ.
 """
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from . import protocol
 from .numerics import check_log_weights, log_mean_exp, softmax
 
 __all__ = ["log_weights", "elbo_is", "normalized_weights",
-           "wake_theta", "wake_phi", "sleep_phi", "wake_step", "forward_passes"]
+           "wake_theta", "wake_phi", "sleep_phi", "wake_step", "forward_pass", "densities",
+           "wake_gradients", "ForwardPass", "WakeStep", "NonFiniteLogWeights", "forward_passes"]
 
 
-def forward_passes(model, guide, theta, phi, x, z):
-    """Validate once, then one forward pass of the model and of the guide.
-
-    Returns (θ, φ, x, z, log w (K, N), model pullback, guide pullback): the
-    validated float64 inputs, the log weights, and the two vector-Jacobian
-    products (weights (K, N) -> gradient dict) of ``protocol.model_forward``
-    and ``protocol.guide_forward``.  Every estimator starts here.
-    """
-    protocol.check_pair(model, guide)
-    theta = protocol.validate_params(theta, model.theta_shapes, "theta")
-    phi = protocol.validate_params(phi, guide.phi_shapes, "phi")
-    x = protocol.validate_x(model, x)
-    z = protocol.validate_z(model, z, x.shape[0])
-    return (theta, phi, x, z) + _trusted_passes(model, guide, theta, phi, x, z)
+class NonFiniteLogWeights(ValueError):
+    """Log weights that left float64 (NaN, +inf, a non-finite log q, or a datapoint whose particles all
+    have weight zero): raised by :func:`densities` with the particle, the datapoint and both densities."""
 
 
-def _trusted_passes(model, guide, theta, phi, x, z):
-    # the forward passes on inputs that are already validated (training's inner loop)
+class ForwardPass(NamedTuple):
+    """One forward pass of a model and a guide on validated inputs.
+
+    ``log_w`` (K, N) are the log weights log p_θ(z, x) − log q_φ(z|x); ``pull_theta`` and
+    ``pull_phi`` map weights ω (K, N) to ∇_θ Σ ω log p and ∇_φ Σ ω log q (the pullbacks
+    of the two densities)."""
+    theta: dict
+    phi: dict
+    x: np.ndarray
+    z: np.ndarray
+    log_w: np.ndarray
+    pull_theta: Callable
+    pull_phi: Callable
+
+
+class WakeStep(NamedTuple):
+    """What one wake step computes: ``bound`` L̂ (N,), ``theta`` the wake-θ gradient (ascent),
+    ``phi`` the wake-φ gradient (descent)."""
+    bound: np.ndarray
+    theta: dict
+    phi: dict
+
+
+def forward_pass(model, guide, theta, phi, x, z):
+    """Validate the inputs (one step), then one forward pass of the model and of the guide.
+
+    Every estimator starts here.  Returns a :class:`ForwardPass`."""
+    return densities(model, guide, *protocol.validate_inputs(model, guide, theta, phi, x, z))
+
+
+def densities(model, guide, theta, phi, x, z):
+    """The forward pass on inputs that are already validated (training's inner loop).
+
+    log p_θ(z, x) by ``model.log_joint_vjp`` (or ``log_joint``), log q_φ(z|x) by
+    ``guide.log_prob_vjp`` (or ``log_prob``), and their pullbacks.  Log weights that are
+    NaN or +inf are a clear error (:func:`_explain_log_weights`), never a silent NaN."""
     with np.errstate(over="ignore", invalid="ignore"):       # overflow is reported below, clearly
-        log_p, pull_p = protocol.model_forward(model, theta, z, x)
-        log_q, pull_q = protocol.guide_forward(guide, phi, z, x)
+        log_p, pull_theta = protocol.model_forward(model, theta, z, x)
+        log_q, pull_phi = protocol.guide_forward(guide, phi, z, x)
         log_w = log_p - log_q
     if not np.isfinite(np.add.reduce(log_w, axis=None)):
-        _explain_log_weights(model, guide, log_p, log_q)
-    return log_w, pull_p, pull_q
+        _explain_log_weights(model, guide, log_p, log_q, log_w)
+    return ForwardPass(theta, phi, x, z, log_w, pull_theta, pull_phi)
 
 
-def _explain_log_weights(model, guide, log_p, log_q):
+#: the former name of :func:`forward_pass` (it returned a plain 7-tuple; a ForwardPass still unpacks so)
+forward_passes = forward_pass
+
+
+def _explain_log_weights(model, guide, log_p, log_q, log_w):
     """A log weight that is NaN or +inf, or a log q that is not finite, means the densities left
     float64 (extreme x or parameters): a clear error, never a silent NaN.  log p = −inf with a
-    finite log q is a particle of weight zero and is allowed."""
+    finite log q is a particle of weight zero and is allowed, unless every particle of a
+    datapoint has it (its normalized weights would be 0/0)."""
     bad = ~np.isfinite(log_q) | np.isnan(log_p) | (log_p == np.inf)
     if bad.any():
         k, n = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"log weights are not finite at particle {k} of datapoint {n}: "
+        raise NonFiniteLogWeights(f"log weights are not finite at particle {k} of datapoint {n}: "
                          f"log p = {log_p[k, n]} ({model!r}), log q = {log_q[k, n]} ({guide!r}); the densities "
                          f"overflow float64 at these inputs (extreme x or parameters)")
+    try:
+        check_log_weights(log_w)              # a datapoint whose particles all have weight zero
+    except ValueError as err:
+        raise NonFiniteLogWeights(str(err)) from None
 
 
 def log_weights(model, guide, theta, phi, x, z):
@@ -77,7 +112,7 @@ def log_weights(model, guide, theta, phi, x, z):
     -------
     ndarray (K, N)
     """
-    return forward_passes(model, guide, theta, phi, x, z)[4]
+    return forward_pass(model, guide, theta, phi, x, z).log_w
 
 
 def elbo_is(log_w):
@@ -134,8 +169,8 @@ def wake_theta(model, guide, theta, phi, x, z):
     -------
     dict with θ's keys and shapes.
     """
-    log_w, pull_theta = forward_passes(model, guide, theta, phi, x, z)[4:6]
-    return pull_theta(normalized_weights(log_w) / log_w.shape[1])
+    fp = forward_pass(model, guide, theta, phi, x, z)
+    return fp.pull_theta(softmax(fp.log_w, axis=0) / fp.log_w.shape[1])     # w̄_kn / N
 
 
 def wake_phi(model, guide, theta, phi, x, z):
@@ -153,32 +188,32 @@ def wake_phi(model, guide, theta, phi, x, z):
     -------
     dict with φ's keys and shapes.
     """
-    log_w, _, pull_phi = forward_passes(model, guide, theta, phi, x, z)[4:]
-    grad = pull_phi(normalized_weights(log_w) / log_w.shape[1])
+    fp = forward_pass(model, guide, theta, phi, x, z)
+    grad = fp.pull_phi(softmax(fp.log_w, axis=0) / fp.log_w.shape[1])      # ∇_φ Σ (w̄_kn / N) log q
     return {key: -value for key, value in grad.items()}
 
 
 def wake_step(model, guide, theta, phi, x, z):
-    """One validation, one forward pass: (L̂ (N,), wake-θ dict, wake-φ dict).
+    """One validation, one forward pass: a :class:`WakeStep` (bound L̂ (N,), wake-θ, wake-φ).
 
     The same numbers, bit for bit, as :func:`elbo_is` of :func:`log_weights`,
     :func:`wake_theta` and :func:`wake_phi` called separately on the same
     particles; θ-gradient ascends the bound, φ-gradient descends the KL.
     """
-    log_w, pull_theta, pull_phi = forward_passes(model, guide, theta, phi, x, z)[4:]
-    return _step(log_w, pull_theta, pull_phi)
+    return wake_gradients(forward_pass(model, guide, theta, phi, x, z))
 
 
-def _step(log_w, pull_theta, pull_phi):
-    # L̂ and w̄ from one exp pass: the same operations as elbo_is and normalized_weights
-    log_w = check_log_weights(log_w)
+def wake_gradients(fp):
+    """L̂, wake-θ and wake-φ of one :class:`ForwardPass`, from one exp pass: the same operations
+    as :func:`elbo_is` and :func:`normalized_weights`.  Returns a :class:`WakeStep`."""
+    log_w = fp.log_w
     shift = log_w.max(axis=0, keepdims=True)
     e = np.exp(log_w - shift)
     total = e.sum(axis=0, keepdims=True)
     bound = (np.log(total) + shift)[0] - np.log(log_w.shape[0])
-    weights = e / total / log_w.shape[1]
-    g_phi = pull_phi(weights)
-    return bound, pull_theta(weights), {key: -value for key, value in g_phi.items()}
+    weights = e / total / log_w.shape[1]                                   # w̄_kn / N
+    g_phi = fp.pull_phi(weights)
+    return WakeStep(bound, fp.pull_theta(weights), {key: -value for key, value in g_phi.items()})
 
 
 def dream_particles(guide, z, x):

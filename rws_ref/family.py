@@ -21,26 +21,19 @@ d log w_k / dφ = g_k − s_k.  Then
 
 and STL = IWAE − wake-φ, IWAE-DReG − RWS-DReG = STL.
 """
-import numbers
+from typing import NamedTuple
 
 import numpy as np
 
 from . import protocol
-from ._checks import check_categorical, check_count, check_data, check_rng
-from .estimators import forward_passes, log_weights, normalized_weights, sleep_phi, wake_phi
-from .numerics import _xp, check_log_weights, log_mean_exp, logsumexp
+from ._checks import check_count, check_fraction, check_rng
+from .estimators import forward_pass, log_weights, normalized_weights, sleep_phi, wake_phi
+from .numerics import array_module, check_log_weights, log_mean_exp, logsumexp
 
-__all__ = ["insomnia", "UniformCategorical", "UniformDomain", "DefensiveGuide", "defensive_wake_phi",
+__all__ = ["insomnia", "UniformDomain", "DefensiveGuide", "defensive_wake_phi",
            "iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi",
-           "reinforce_phi", "vimco_phi", "vimco_signals"]
-
-
-def _check_fraction(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1]; got {type(value).__name__} {value!r}")
-    if not 0.0 <= float(value) <= 1.0:        # also refuses NaN
-        raise ValueError(f"{name} must be in [0, 1]; got {value!r}")
-    return float(value)
+           "reinforce_phi", "vimco_phi", "vimco_signals", "Reparameterized", "reparameterized_terms",
+           "path_gradient"]
 
 
 def _negate(tree):
@@ -64,34 +57,13 @@ def insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, iota):
     -------
     dict with φ's keys.
     """
-    iota = _check_fraction(iota, "iota")
+    iota = check_fraction(iota, "iota")
     wake = wake_phi(model, guide, theta, phi, x, z)
     sleep = sleep_phi(guide, phi, dream_z, dream_x)
     return {key: iota * wake[key] + (1.0 - iota) * sleep[key] for key in wake}
 
 
 # -- defensive wake-φ ------------------------------------------------------------------
-
-
-class UniformCategorical:
-    """r(z|x) = 1/C on {0, …, C−1}: the uniform defensive component for categorical guides."""
-
-    def __init__(self, n_components):
-        self.n_components = check_count(n_components, "n_components", minimum=2)
-
-    def __repr__(self):
-        return f"UniformCategorical({self.n_components})"
-
-    def log_prob(self, z, x):
-        """log r(z_kn | x_n) = −log C for z (K, N); returns (K, N)."""
-        x = check_data(x, ())
-        z = check_categorical(z, x.shape[0], self.n_components)
-        return np.full(z.shape, -np.log(self.n_components))
-
-    def sample(self, x, K, rng):
-        """K uniform draws per datapoint: integer array (K, N)."""
-        x = check_data(x, ())
-        return check_rng(rng).integers(0, self.n_components, size=(check_count(K, "K"), x.shape[0]))
 
 
 class UniformDomain:
@@ -143,7 +115,7 @@ class DefensiveGuide:
 
     def __init__(self, guide, delta, defensive=None):
         self.guide = protocol.check_guide(guide)
-        self.delta = _check_fraction(delta, "delta")
+        self.delta = check_fraction(delta, "delta")
         if defensive is None:
             defensive = UniformDomain(guide)
         if not (callable(getattr(defensive, "log_prob", None)) and callable(getattr(defensive, "sample", None))):
@@ -160,7 +132,7 @@ class DefensiveGuide:
         return self.guide.init_phi(rng)
 
     def _log_mix(self, log_q, log_r):
-        xp = _xp(log_q)
+        xp = array_module(log_q)
         with np.errstate(divide="ignore"):
             return xp.logaddexp(np.log1p(-self.delta) + log_q, np.log(self.delta) + np.asarray(log_r))
 
@@ -206,65 +178,77 @@ def defensive_wake_phi(model, guide, theta, phi, x, z, delta, defensive=None):
     return wake_phi(model, DefensiveGuide(guide, delta, defensive), theta, phi, x, z)
 
 
-# -- reparameterized estimators (linear-Gaussian) ----------------------------------------
+# -- reparameterized estimators ------------------------------------------------------------
 
 
-def _reparameterized_parts(model, guide, theta, phi, x, eps):
-    # validated x, particles, normalized weights and ∂ log w / ∂z at fixed φ
+class Reparameterized(NamedTuple):
+    """The parts every reparameterized estimator is built from, for z = z(ε, φ):
+    x (N, …), z (K, N, …), log weights (K, N) and ∂ log w / ∂z at fixed φ (K, N, *z_shape)."""
+    x: np.ndarray
+    z: np.ndarray
+    log_w: np.ndarray
+    dlogw_dz: np.ndarray
+
+
+def reparameterized_terms(model, guide, theta, phi, x, eps):
+    """:class:`Reparameterized` for base noise ε (K, N, *z_shape), through the capabilities
+    ``guide.reparameterize``, ``model.grad_z_log_joint`` and ``guide.grad_z_log_prob``."""
     for obj, name, method in ((model, "model", "grad_z_log_joint"), (guide, "guide", "pull_back"),
                               (guide, "guide", "reparameterize"), (guide, "guide", "grad_z_log_prob")):
         if not callable(getattr(obj, method, None)):
             raise TypeError(f"{name} must be reparameterizable (have {method}); got {type(obj).__name__}")
     x = protocol.validate_x(guide, x)
     z = guide.reparameterize(phi, x, eps)
-    w_bar = normalized_weights(log_weights(model, guide, theta, phi, x, z))
+    log_w = log_weights(model, guide, theta, phi, x, z)
     dlogw_dz = model.grad_z_log_joint(theta, z, x) - guide.grad_z_log_prob(phi, z, x)
-    return x, z, w_bar, dlogw_dz
+    return Reparameterized(x, z, log_w, dlogw_dz)
 
 
-def _path(guide, phi, x, eps, coef, dlogw_dz):
-    # Σ_kn coef_kn g_kn: the path derivative weighted per particle
+def path_gradient(guide, phi, x, eps, coef, dlogw_dz):
+    """Σ_kn coef_kn g_kn: the path derivatives g_k (the gradient of log w_k through z_k
+    alone) weighted per particle, by the guide's ``pull_back`` through z = z(ε, φ)."""
     return guide.pull_back(phi, x, eps, coef[..., None] * dlogw_dz)
 
 
 def iwae_phi(model, guide, theta, phi, x, eps):
     """Reparameterized IWAE φ-gradient (1/N) Σ_n Σ_k w̃_k (g_k − s_k).  Ascent of the bound.
 
-    The exact φ-gradient of (1/N) Σ_n L̂_n with z_k = A x + c + s ε_k.
+    The exact φ-gradient of (1/N) Σ_n L̂_n with z_k = z(ε_k, φ).
 
     Parameters
     ----------
-    eps : ndarray (K, N, dz), the base noise ε ~ N(0, I)
+    eps : ndarray (K, N, *z_shape), the base noise ε ~ N(0, I)
 
     Returns
     -------
     dict with φ's keys.
     """
-    x, z, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
-    coef = w_bar / x.shape[0]
-    path = _path(guide, phi, x, eps, coef, dlogw_dz)
-    score = guide.grad_log_prob(phi, z, x, coef)
+    r = reparameterized_terms(model, guide, theta, phi, x, eps)
+    coef = normalized_weights(r.log_w) / r.x.shape[0]
+    path = path_gradient(guide, phi, r.x, eps, coef, r.dlogw_dz)
+    score = guide.grad_log_prob(phi, r.z, r.x, coef)
     return {key: path[key] - score[key] for key in path}
 
 
 def stl_phi(model, guide, theta, phi, x, eps):
     """Sticking-the-landing (1/N) Σ_n Σ_k w̃_k g_k (score term dropped).  Ascent of the bound."""
-    x, _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
-    return _path(guide, phi, x, eps, w_bar / x.shape[0], dlogw_dz)
+    r = reparameterized_terms(model, guide, theta, phi, x, eps)
+    return path_gradient(guide, phi, r.x, eps, normalized_weights(r.log_w) / r.x.shape[0], r.dlogw_dz)
 
 
 def iwae_dreg_phi(model, guide, theta, phi, x, eps):
     """IWAE-DReG (Tucker et al. 2019) (1/N) Σ_n Σ_k w̃_k² g_k.  Ascent of the bound;
     unbiased for the IWAE φ-gradient's mean."""
-    x, _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
-    return _path(guide, phi, x, eps, w_bar ** 2 / x.shape[0], dlogw_dz)
+    r = reparameterized_terms(model, guide, theta, phi, x, eps)
+    return path_gradient(guide, phi, r.x, eps, normalized_weights(r.log_w) ** 2 / r.x.shape[0], r.dlogw_dz)
 
 
 def rws_dreg_phi(model, guide, theta, phi, x, eps):
     """RWS-DReG (Tucker et al. 2019) −(1/N) Σ_n Σ_k (w̃_k − w̃_k²) g_k.  Descent of the KL;
     same mean as wake-φ at every K, identically zero at K = 1."""
-    x, _, w_bar, dlogw_dz = _reparameterized_parts(model, guide, theta, phi, x, eps)
-    return _negate(_path(guide, phi, x, eps, (w_bar - w_bar ** 2) / x.shape[0], dlogw_dz))
+    r = reparameterized_terms(model, guide, theta, phi, x, eps)
+    w_bar = normalized_weights(r.log_w)
+    return _negate(path_gradient(guide, phi, r.x, eps, (w_bar - w_bar ** 2) / r.x.shape[0], r.dlogw_dz))
 
 
 # -- score-function estimators (discrete guides) -----------------------------------------
@@ -280,9 +264,9 @@ def reinforce_phi(model, guide, theta, phi, x, z):
     -------
     dict with φ's keys.
     """
-    log_w, _, pull_phi = forward_passes(model, guide, theta, phi, x, z)[4:]
-    log_w = check_log_weights(log_w)
-    return pull_phi((log_mean_exp(log_w, axis=0)[None, :] - normalized_weights(log_w)) / log_w.shape[1])
+    fp = forward_pass(model, guide, theta, phi, x, z)
+    signal = log_mean_exp(fp.log_w, axis=0)[None, :] - normalized_weights(fp.log_w)       # L̂_n − w̄_kn
+    return fp.pull_phi(signal / fp.log_w.shape[1])
 
 
 def vimco_signals(log_w):
@@ -318,5 +302,5 @@ def vimco_phi(model, guide, theta, phi, x, z):
     REINFORCE with a leave-one-out control variate per particle; unbiased for
     ∇_φ ELBO_IS.  Needs K ≥ 2.
     """
-    log_w, _, pull_phi = forward_passes(model, guide, theta, phi, x, z)[4:]
-    return pull_phi((vimco_signals(log_w) - normalized_weights(log_w)) / log_w.shape[1])
+    fp = forward_pass(model, guide, theta, phi, x, z)
+    return fp.pull_phi((vimco_signals(fp.log_w) - normalized_weights(fp.log_w)) / fp.log_w.shape[1])

@@ -23,13 +23,20 @@ __all__ = [
     "log_sigmoid",
     "log1m_sigmoid",
     "check_log_weights",
+    "array_module",
 ]
 
 
-def _xp(*arrays):
-    """autograd.numpy while tracing (any argument boxed), plain NumPy otherwise:
-    the same formulas, without autograd's per-call dispatch on plain arrays."""
-    return anp if any(isinstance(a, Box) for a in arrays) else np
+def array_module(*arrays):
+    """The array module to write a density with: ``autograd.numpy`` while autograd traces
+    any of ``arrays`` (so the formula stays differentiable), plain NumPy otherwise (no
+    per-call dispatch on plain arrays).  A model of your own that wants the autograd route
+    (docs/protocol.md) writes ``xp = array_module(z, *theta.values())`` and then ``xp.exp``,
+    ``xp.einsum``, … — the same formula serves both."""
+    for a in arrays:
+        if isinstance(a, Box):
+            return anp
+    return np
 
 
 def logsumexp(a, axis=0):
@@ -48,7 +55,7 @@ def logsumexp(a, axis=0):
     -------
     ndarray with ``axis`` removed.
     """
-    xp = _xp(a)
+    xp = array_module(a)
     shift = _max_shift(a, axis)
     with np.errstate(divide="ignore"):  # log 0 = -inf is the right answer
         out = xp.log(xp.sum(xp.exp(a - shift), axis=axis, keepdims=True)) + shift
@@ -77,29 +84,32 @@ def softmax(a, axis=0):
     would carry an absolute error of order 1e-11).  A slice of all ``-inf``
     gives NaN; :func:`check_log_weights` refuses it first.
     """
-    xp = _xp(a)
+    if type(a) is np.ndarray and np.isfinite(a).all():     # plain finite arrays: the shift needs no guard
+        e = np.exp(a - a.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+    xp = array_module(a)
     e = xp.exp(a - _max_shift(a, axis))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(a, axis=0):
     """a − logsumexp(a) along ``axis``."""
-    return a - _xp(a).expand_dims(logsumexp(a, axis=axis), axis)
+    return a - array_module(a).expand_dims(logsumexp(a, axis=axis), axis)
 
 
 def sigmoid(x):
     """1 / (1 + exp(−x)), without overflow for large |x|."""
-    return _xp(x).exp(log_sigmoid(x))
+    return array_module(x).exp(log_sigmoid(x))
 
 
 def log_sigmoid(x):
     """log sigmoid(x) = −log(1 + exp(−x)), exact in both tails."""
-    return -_xp(x).logaddexp(0.0, -x)
+    return -array_module(x).logaddexp(0.0, -x)
 
 
 def log1m_sigmoid(x):
     """log (1 − sigmoid(x)) = log sigmoid(−x)."""
-    return -_xp(x).logaddexp(0.0, x)
+    return -array_module(x).logaddexp(0.0, x)
 
 
 def check_log_weights(log_w, name="log_w"):

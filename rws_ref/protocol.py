@@ -36,8 +36,9 @@ from autograd.tracer import Box, getval
 from ._checks import as_float_array, check_finite
 
 __all__ = ["MODEL_METHODS", "GUIDE_METHODS", "Model", "Guide", "check_model", "check_guide",
-           "check_pair", "copy_declarations", "validate_params", "validate_x", "validate_z", "validate_weights",
-           "model_forward", "guide_forward", "support", "support_log_joint", "domain", "describe_shape"]
+           "check_pair", "copy_declarations", "validate_inputs", "validate_params", "validate_x", "validate_z",
+           "validate_weights", "all_finite", "model_forward", "guide_forward", "support", "support_log_joint",
+           "domain", "describe_shape"]
 
 MODEL_METHODS = ("init_theta", "sample", "log_joint", "grad_log_joint")
 GUIDE_METHODS = ("init_phi", "sample", "log_prob", "grad_log_prob")
@@ -102,8 +103,10 @@ def check_pair(model, guide):
     A pair that passed is remembered by identity, type and declarations, so the check
     costs one dictionary lookup on the hot path."""
     try:
-        key = (id(model), id(guide), type(model), type(guide)) + tuple(
-            getattr(obj, attr, None) for obj in (model, guide) for attr in ("z_shape", "x_shape", "z_domain", "x_domain"))
+        key = (id(model), id(guide), type(model), type(guide),
+               getattr(model, "z_shape", None), getattr(model, "x_shape", None), getattr(model, "z_domain", None),
+               getattr(model, "x_domain", None), getattr(guide, "z_shape", None), getattr(guide, "x_shape", None),
+               getattr(guide, "z_domain", None), getattr(guide, "x_domain", None))
         if key in _PAIRS_CHECKED:
             return model, guide
     except TypeError:                      # unhashable declarations: check every time
@@ -139,12 +142,29 @@ def describe_shape(lead, shape):
 # -- validation from the declarations ------------------------------------------------------
 
 
-def _all_finite(arr):
-    # one dot product decides the common case (NaN and ±inf propagate; a square that
-    # overflows only sends us to the exact search, which names the culprit)
+def all_finite(arr):
+    """True if every entry of the float array ``arr`` is finite, decided by one reduction.
+
+    A dot product decides the common case (NaN and ±inf propagate); a square that overflows
+    returns False for a finite array, so callers follow a False with an exact search that
+    names the culprit (``_checks.check_finite``)."""
     if arr.flags.c_contiguous:
         return np.isfinite(np.vdot(arr, arr))
     return np.isfinite(np.add.reduce(arr, axis=None))       # strided: no copy
+
+
+def validate_inputs(model, guide, theta, phi, x, z):
+    """The inputs of an estimator, validated from the pair's declarations in one step.
+
+    Checks that model and guide follow the protocol and agree, θ and φ against
+    ``theta_shapes`` / ``phi_shapes``, x of shape (N, *x_shape) and z of shape
+    (K, N, *z_shape) in their declared domains.  Returns (θ, φ, x, z) as float64 (int64
+    for category indices) arrays; raises TypeError or ValueError naming the argument."""
+    check_pair(model, guide)
+    theta = validate_params(theta, model.theta_shapes, "theta")
+    phi = validate_params(phi, guide.phi_shapes, "phi")
+    x = validate_x(model, x)
+    return theta, phi, x, validate_z(model, z, x.shape[0])
 
 
 def validate_params(params, shapes, name):
@@ -178,19 +198,22 @@ def validate_params(params, shapes, name):
     return out
 
 
-def _convert(arr, dom, name, what):
-    if dom == "real" and type(arr) is np.ndarray and arr.dtype == np.float64:     # the common case
-        if not _all_finite(arr):
-            check_finite(arr, name)
-        return arr
-    a = np.asarray(arr)
+def _convert(a, obj, which, name):
+    """``a`` (already of the right shape) as a float64 (int64 for categories) array in the
+    declared domain of ``obj``'s ``which`` ("z" or "x"); the common case costs one reduction."""
+    dom = getattr(obj, f"{which}_domain", "real")
+    if dom == "real" and type(a) is np.ndarray and a.dtype == np.float64:      # the common case
+        if not all_finite(a):
+            check_finite(a, name)
+        return a
+    dom = domain(obj, which)
     if a.dtype == object or not (a.dtype == bool or np.issubdtype(a.dtype, np.number)) \
             or a.dtype.kind == "c":
         kind = {"real": "a real float", "binary": "a 0/1"}.get(dom, "an integer category")
         raise TypeError(f"{name} must be {kind} array; got dtype {a.dtype}")
     if dom == "real":
         a = a.astype(np.float64, copy=False)
-        if not _all_finite(a):
+        if not all_finite(a):
             check_finite(a, name)
         return a
     # discrete domains: the value checks below refuse NaN and ±inf too
@@ -198,7 +221,7 @@ def _convert(arr, dom, name, what):
         a = a.astype(np.float64, copy=False)
         bad = (a != 0) & (a != 1)
         if bad.any():
-            raise ValueError(f"{name} must hold only 0 and 1 ({what}); got {a[bad][0]}")
+            raise ValueError(f"{name} must hold only 0 and 1 ({which}_domain); got {a[bad][0]}")
         return a
     if a.dtype.kind == "f" and np.any(a != np.round(a)):
         raise ValueError(f"{name} must hold whole-number category indices; got {a[a != np.round(a)][0]}")
@@ -208,43 +231,41 @@ def _convert(arr, dom, name, what):
     return a.astype(np.int64, copy=False)
 
 
-def _traced(validate):
-    # a value being traced by autograd is checked through its plain value and passed on as it is
-    def wrapper(obj, value, *args, **kwargs):
-        if isinstance(value, Box):
-            validate(obj, getval(value), *args, **kwargs)
-            return value
-        return validate(obj, value, *args, **kwargs)
-    wrapper.__doc__, wrapper.__name__ = validate.__doc__, validate.__name__
-    return wrapper
+def _as_array(value, name, lead, shape):
+    if isinstance(value, (str, bytes, dict)) or value is None:
+        raise TypeError(f"{name} must be an array of shape {describe_shape(lead, shape)}; "
+                        f"got {type(value).__name__}")
+    return np.asarray(value)
 
 
-@_traced
 def validate_x(obj, x, name="x"):
-    """Data of shape (N, *x_shape), N >= 1, in the declared x_domain."""
+    """Data of shape (N, *x_shape), N >= 1, in the declared x_domain.  A value autograd is
+    tracing is checked through its plain value and returned as it is."""
+    if isinstance(x, Box):
+        validate_x(obj, getval(x), name)
+        return x
     shape = obj.x_shape if type(getattr(obj, "x_shape", None)) is tuple else _shape(obj, "x_shape")
-    a = np.asarray(x) if not isinstance(x, (str, bytes, dict)) and x is not None else None
-    if a is None:
-        raise TypeError(f"{name} must be an array of shape {describe_shape('N', shape)}; got {type(x).__name__}")
+    a = x if type(x) is np.ndarray else _as_array(x, name, "N", shape)
     if a.ndim != 1 + len(shape) or a.shape[1:] != shape:
         raise ValueError(f"{name} must have shape {describe_shape('N', shape)}; got {a.shape}")
     if a.shape[0] < 1:
         raise ValueError(f"{name} must hold at least one datapoint (N >= 1); got shape {a.shape}")
-    return _convert(a, domain(obj, "x"), name, "x_domain")
+    return _convert(a, obj, "x", name)
 
 
-@_traced
 def validate_z(obj, z, n, name="z"):
-    """Particles of shape (K, N, *z_shape), K >= 1, in the declared z_domain."""
+    """Particles of shape (K, N, *z_shape), K >= 1, in the declared z_domain (traced values
+    as in :func:`validate_x`)."""
+    if isinstance(z, Box):
+        validate_z(obj, getval(z), n, name)
+        return z
     shape = obj.z_shape if type(getattr(obj, "z_shape", None)) is tuple else _shape(obj, "z_shape")
-    a = np.asarray(z) if not isinstance(z, (str, bytes, dict)) and z is not None else None
-    if a is None:
-        raise TypeError(f"{name} must be an array of shape {describe_shape('KN', shape)}; got {type(z).__name__}")
+    a = z if type(z) is np.ndarray else _as_array(z, name, "KN", shape)
     if a.ndim != 2 + len(shape) or a.shape[1] != n or a.shape[2:] != shape:
         raise ValueError(f"{name} must have shape {describe_shape('KN', shape)} with N = {n}; got {a.shape}")
     if a.shape[0] < 1:
         raise ValueError(f"{name} must hold K >= 1 particles; got shape {a.shape}")
-    return _convert(a, domain(obj, "z"), name, "z_domain")
+    return _convert(a, obj, "z", name)
 
 
 def validate_weights(weights, shape, name="weights"):
@@ -252,7 +273,7 @@ def validate_weights(weights, shape, name="weights"):
     arr = as_float_array(weights, name)
     if arr.shape != tuple(shape):
         raise ValueError(f"{name} must have shape (K, N) = {tuple(shape)}; got {arr.shape}")
-    if not _all_finite(arr):
+    if not all_finite(arr):
         check_finite(arr, name)
     return arr
 
@@ -260,12 +281,12 @@ def validate_weights(weights, shape, name="weights"):
 # -- one forward pass, by capability -----------------------------------------------------------
 
 
-def _log_density(value, kn, who):
+def _log_density(value, kn, obj, method):
     if isinstance(value, Box):
         return value
     arr = np.asarray(value, dtype=np.float64)
     if arr.shape != kn:
-        raise ValueError(f"{who} returned shape {arr.shape}; the protocol asks for (K, N) = {kn}")
+        raise ValueError(f"{obj!r}.{method} returned shape {arr.shape}; the protocol asks for (K, N) = {kn}")
     return arr
 
 
@@ -278,7 +299,9 @@ def model_forward(model, theta, z, x):
     else:
         log_p = model.log_joint(theta, z, x)
         pullback = lambda weights: model.grad_log_joint(theta, z, x, weights)   # noqa: E731
-    return _log_density(log_p, z.shape[:2], f"{model!r}.log_joint"), pullback
+    if type(log_p) is not np.ndarray or log_p.shape != z.shape[:2] or log_p.dtype != np.float64:
+        log_p = _log_density(log_p, z.shape[:2], model, "log_joint")
+    return log_p, pullback
 
 
 def guide_forward(guide, phi, z, x):
@@ -289,7 +312,9 @@ def guide_forward(guide, phi, z, x):
     else:
         log_q = guide.log_prob(phi, z, x)
         pullback = lambda weights: guide.grad_log_prob(phi, z, x, weights)      # noqa: E731
-    return _log_density(log_q, z.shape[:2], f"{guide!r}.log_prob"), pullback
+    if type(log_q) is not np.ndarray or log_q.shape != z.shape[:2] or log_q.dtype != np.float64:
+        log_q = _log_density(log_q, z.shape[:2], guide, "log_prob")
+    return log_q, pullback
 
 
 def support(model):

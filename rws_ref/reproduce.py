@@ -28,7 +28,7 @@ import numpy as np
 
 from ._checks import check_count
 from ._io import atomic_write, check_output_path
-from .models import GaussianMixture, MLPGuide
+from .models import GaussianMixture, benchmark_guide
 
 __all__ = ["METHODS", "KS", "FULL_ITERS", "le2019_gmm", "plot", "summary_table"]
 
@@ -42,7 +42,7 @@ BATCH, LR, N_EVAL = 100, 1e-3, 100
 
 def _problem():
     model = GaussianMixture(20)
-    guide = MLPGuide(20, (16, 16), loc=95.0, scale=60.0)
+    guide = benchmark_guide("mlp")
     truth = model.true_theta()
     far = np.arange(20)[::-1] + 5.0
     return model, guide, truth, {"logits": np.log(far / far.sum())}

@@ -19,115 +19,48 @@ evaluations.  Training stops as "converged" once at least 2·window
 evaluations exist and s_t − s_{t−window} < ``tol`` (nats per datapoint),
 and as "max_iters" at the iteration cap; ``early_stop=False`` runs to the cap.
 
-Checkpoints are .npz files without pickles (parameters, optimizer state)
-plus one JSON string (iteration, generator state, configuration, history),
-written atomically (temporary file, fsync, rename).  Resuming restores all
-of it, so an interrupted run continues bit-identically.
+The parts live by concern: the optimizers in :mod:`rws_ref.optim`, checkpoints
+(written atomically, resumed bit-identically) in :mod:`rws_ref.checkpoints`, the
+learning curves in :mod:`rws_ref.plots`; this module holds the configuration
+and the loop, and re-exports the names it always had.
 """
-import hashlib
-import json
+import dataclasses
 import numbers
 import os
 import signal
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import numpy as np
 
-from . import family, protocol
-from ._checks import check_count, check_draws, check_rng
-from ._io import atomic_write, check_output_path, remove_stale_temporaries
+from . import family, protocol, registry
+from ._checks import check_count, check_draws, check_fraction, check_positive, check_rng
+from ._io import check_output_path, remove_stale_temporaries
 from ._trees import flatten
-from .estimators import (_step, _trusted_passes, elbo_is, log_weights, normalized_weights, sleep_phi,
-                         wake_phi, wake_theta)
-from .numerics import logsumexp
+from .checkpoints import CHECKPOINT_VERSION, config_json, load_checkpoint, provenance, save_checkpoint  # noqa: F401
+from .estimators import (
+    NonFiniteLogWeights,
+    densities,
+    elbo_is,
+    log_weights,
+    sleep_phi,
+    wake_gradients,
+    wake_phi,
+    wake_theta,
+)
+from .numerics import softmax
+from .optim import SGD, Adam
+from .plots import plot_history  # noqa: F401
 
 __all__ = ["SGD", "Adam", "TrainConfig", "TrainResult", "train", "load_checkpoint", "plot_history",
-           "METHODS", "PHI_SIGN"]
+           "posterior_error", "METHODS", "PHI_SIGN"]
 
-#: method -> sign of its φ-gradient as an ascent direction (+1: ascent of the bound, −1: descent of KL)
-PHI_SIGN = {"wake": -1, "sleep": -1, "insomnia": -1, "defensive": -1,
-            "iwae": +1, "reinforce": +1, "vimco": +1}
+#: method -> sign of its φ-gradient as an ascent direction (+1: ascent of the bound, −1: descent of KL),
+#: read from the estimator registry (each method is the estimator whose ``method`` it is)
+PHI_SIGN = {e.method: (+1 if e.direction == registry.ASCENT else -1)
+            for e in registry.ESTIMATORS.values() if e.method is not None}
 METHODS = tuple(PHI_SIGN)
-CHECKPOINT_VERSION = 2
-
-
-# -- optimizers on dict parameters -------------------------------------------------------
-
-
-class SGD:
-    """params ← params + lr · direction (pass an ascent direction)."""
-
-    def __init__(self, lr):
-        self.lr = _positive(lr, "lr")
-
-    def step(self, params, direction):
-        """One step along ``direction`` (an ascent direction); returns new params."""
-        return {k: params[k] + self.lr * direction[k] for k in params}
-
-    def state(self):
-        """(arrays, json-able metadata) to checkpoint: SGD has none."""
-        return {}, {}
-
-    def load(self, arrays, meta, shapes=None, name="optimizer"):
-        """Restore from :meth:`state`'s output (nothing to restore for SGD)."""
-        if arrays:
-            raise ValueError(f"{name}: SGD keeps no state, but the checkpoint holds {sorted(arrays)}")
-
-
-class Adam:
-    """Adam (Kingma & Ba 2015) on dicts, ascending the given direction.
-
-    autograd.misc.optimizers.adam keeps its moments inside a closure over a
-    flattened vector; this class keeps them as dicts so checkpoints can hold them.
-    """
-
-    def __init__(self, lr, b1=0.9, b2=0.999, eps=1e-8):
-        self.lr = _positive(lr, "lr")
-        self.b1, self.b2, self.eps = b1, b2, eps
-        self.m, self.v, self.t = None, None, 0
-
-    def step(self, params, direction):
-        """One Adam step ascending ``direction``; returns new params."""
-        m0 = self.m or {k: np.zeros_like(v) for k, v in params.items()}
-        v0 = self.v or {k: np.zeros_like(v) for k, v in params.items()}
-        t = self.t + 1
-        m = {k: self.b1 * m0[k] + (1 - self.b1) * direction[k] for k in params}
-        v = {k: self.b2 * v0[k] + (1 - self.b2) * direction[k] ** 2 for k in params}
-        out = {k: params[k] + self.lr * (m[k] / (1 - self.b1 ** t)) / (np.sqrt(v[k] / (1 - self.b2 ** t)) + self.eps)
-               for k in params}
-        self.m, self.v, self.t = m, v, t
-        return out
-
-    def state(self):
-        """(arrays, json-able metadata) to checkpoint: the moments m, v and the step count t."""
-        arrays = {}
-        if self.m is not None:
-            arrays.update({f"m/{k}": v for k, v in self.m.items()})
-            arrays.update({f"v/{k}": v for k, v in self.v.items()})
-        return arrays, {"t": self.t}
-
-    def load(self, arrays, meta, shapes=None, name="optimizer"):
-        """Restore the moments and step count from :meth:`state`'s output, checked against
-        the parameters' ``shapes`` (keys, shapes, finite; v ≥ 0) when given."""
-        t = meta.get("t") if isinstance(meta, dict) else None
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise ValueError(f"{name}: step count t must be an integer >= 0; got {t!r}")
-        m = {k[2:]: v for k, v in arrays.items() if k.startswith("m/")}
-        v = {k[2:]: v for k, v in arrays.items() if k.startswith("v/")}
-        if t and shapes is not None:
-            m = protocol.validate_params(m, shapes, f"{name} moment m")
-            v = protocol.validate_params(v, shapes, f"{name} moment v")
-            if any(np.any(a < 0) for a in v.values()):
-                raise ValueError(f"{name} moment v must be >= 0 (it is a mean of squares)")
-        self.t, self.m, self.v = t, (m if t else None), (v if t else None)
-
-
-def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0 \
-            or not np.isfinite(value):
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
-    return float(value)
 
 
 # -- configuration and result --------------------------------------------------------------
@@ -158,7 +91,7 @@ class TrainConfig:
 
     def validate(self):
         """Check every field; raises ValueError or TypeError naming the field.  Returns self."""
-        if self.method not in PHI_SIGN:
+        if not isinstance(self.method, str) or self.method not in PHI_SIGN:
             raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}")
@@ -170,15 +103,15 @@ class TrainConfig:
                 isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m >= 1 for m in self.lr_milestones):
             raise TypeError(f"lr_milestones must be a tuple of iterations >= 1; got {self.lr_milestones!r}")
         self.lr_milestones = tuple(sorted(int(m) for m in self.lr_milestones))
-        _positive(self.lr_factor, "lr_factor")
+        check_positive(self.lr_factor, "lr_factor")
         if not isinstance(self.early_stop, bool):
             raise TypeError(f"early_stop must be True or False; got {self.early_stop!r}")
         if self.method == "vimco" and self.K < 2:
             raise ValueError(f"K must be >= 2 for VIMCO; got {self.K}")
-        _positive(self.lr_theta, "lr_theta")
-        _positive(self.lr_phi, "lr_phi")
-        family._check_fraction(self.iota, "iota")
-        family._check_fraction(self.delta, "delta")
+        check_positive(self.lr_theta, "lr_theta")
+        check_positive(self.lr_phi, "lr_phi")
+        check_fraction(self.iota, "iota")
+        check_fraction(self.delta, "delta")
         if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not (
                 self.tol >= 0 and np.isfinite(self.tol)):
             raise ValueError(f"tol must be a finite number >= 0; got {self.tol!r}")
@@ -199,20 +132,40 @@ class TrainResult:
     iterations: int = 0
 
 
+@dataclass
+class _Run:
+    """The parts of a training run that stay fixed while θ and φ move (the generator moves with them)."""
+    cfg: TrainConfig
+    model: Any
+    guide: Any
+    eval_x: np.ndarray
+    true_theta: Optional[dict]
+    defensive: Any
+    gen: np.random.Generator
+    opt_theta: Any
+    opt_phi: Any
+    provenance: dict
+    checkpoint: Optional[str]
+
+    def _replace_gen(self, gen):
+        return dataclasses.replace(self, gen=gen)
+
+
 # -- one step ------------------------------------------------------------------------------
 
 
-def _phi_gradient(cfg, model, guide, theta, phi, x, z, rng, defensive):
+def _phi_gradient(run, theta, phi, x, z):
+    """The method's φ-gradient at (θ, φ) on the batch x with particles z (some methods draw more)."""
+    cfg, model, guide, rng = run.cfg, run.model, run.guide, run.gen
     if cfg.method == "wake":
         return wake_phi(model, guide, theta, phi, x, z)
-    if cfg.method == "sleep":
+    if cfg.method in ("sleep", "insomnia"):
         dream_z, dream_x = model.sample(theta, x.shape[0] * cfg.K, rng)
-        return sleep_phi(guide, phi, dream_z, dream_x)
-    if cfg.method == "insomnia":
-        dream_z, dream_x = model.sample(theta, x.shape[0] * cfg.K, rng)
+        if cfg.method == "sleep":
+            return sleep_phi(guide, phi, dream_z, dream_x)
         return family.insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, cfg.iota)
     if cfg.method == "defensive":
-        mix = family.DefensiveGuide(guide, cfg.delta, defensive)
+        mix = family.DefensiveGuide(guide, cfg.delta, run.defensive)
         return wake_phi(model, mix, theta, phi, x, mix.sample(phi, x, cfg.K, rng))
     if cfg.method == "iwae":
         eps = rng.standard_normal((cfg.K, x.shape[0]) + tuple(guide.z_shape))
@@ -231,42 +184,42 @@ def _constrain(grad, cfg):
     return out
 
 
-def _evaluate(cfg, model, guide, theta, phi, eval_x, iteration, true_theta, defensive):
+def _evaluate(run, theta, phi, iteration):
     """One row of metrics, each from a capability of the protocol the model declares."""
+    cfg, model, guide, eval_x = run.cfg, run.model, run.guide, run.eval_x
     rng = np.random.default_rng([cfg.seed, iteration])
     z = guide.sample(phi, eval_x, cfg.K, rng)
     row = {"iteration": iteration,
            "elbo_is": float(np.mean(elbo_is(log_weights(model, guide, theta, phi, eval_x, z))))}
     if callable(getattr(model, "log_marginal", None)):
         row["log_p"] = float(np.mean(model.log_marginal(theta, eval_x)))
-    if true_theta is not None and callable(getattr(model, "summary", None)):
-        mine, truth = model.summary(theta), model.summary(true_theta)
+    if run.true_theta is not None and callable(getattr(model, "summary", None)):
+        mine, truth = model.summary(theta), model.summary(run.true_theta)
         row.update({f"{key}_error": float(np.linalg.norm(np.asarray(mine[key]) - np.asarray(truth[key])))
                     for key in mine})
     states = protocol.support(model)
     if states is not None:
-        row["posterior_error"] = _posterior_error(model, guide, theta, phi, eval_x, states)
-        if true_theta is not None:               # against the true model's posterior, as Le et al. (2019)
-            row["true_posterior_error"] = _posterior_error(model, guide, true_theta, phi, eval_x, states)
+        row["posterior_error"] = posterior_error(model, guide, theta, phi, eval_x, states)
+        if run.true_theta is not None:           # against the true model's posterior, as Le et al. (2019)
+            row["true_posterior_error"] = posterior_error(model, guide, run.true_theta, phi, eval_x, states)
     if cfg.grad_replicates >= 2:
         g_th, g_ph = [], []
         for _ in range(cfg.grad_replicates):
             zr = guide.sample(phi, eval_x, cfg.K, rng)
-            g = wake_theta(model, guide, theta, phi, eval_x, zr)
-            g_th.append(flatten(g, g))
-            g = _phi_gradient(cfg, model, guide, theta, phi, eval_x, zr, rng, defensive)
-            g_ph.append(flatten(g, g))
+            g_th.append(flatten(wake_theta(model, guide, theta, phi, eval_x, zr)))
+            g_ph.append(flatten(_phi_gradient(run._replace_gen(rng), theta, phi, eval_x, zr)))
         row["grad_std_theta"] = float(np.sqrt(np.mean(np.var(g_th, axis=0, ddof=1))))
         row["grad_std_phi"] = float(np.sqrt(np.mean(np.var(g_ph, axis=0, ddof=1))))
     return row
 
 
-def _posterior_error(model, guide, theta, phi, x, states):
-    """Mean over x_n of ‖q_φ(·|x_n) − p_θ(·|x_n)‖₂ over a finite support, both tables exact."""
+def posterior_error(model, guide, theta, phi, x, states=None):
+    """Mean over x_n of ‖q_φ(·|x_n) − p_θ(·|x_n)‖₂ over the model's finite support, both tables exact."""
+    states = protocol.support(model) if states is None else states
     all_states = np.repeat(states[:, None], x.shape[0], axis=1)
     log_p = protocol.model_forward(model, theta, all_states, x)[0]
     log_q = protocol.guide_forward(guide, phi, all_states, x)[0]
-    return float(np.mean(np.linalg.norm(np.exp(log_q) - np.exp(log_p - logsumexp(log_p, axis=0)), axis=0)))
+    return float(np.mean(np.linalg.norm(np.exp(log_q) - softmax(log_p, axis=0), axis=0)))
 
 
 def _converged(history, cfg):
@@ -322,39 +275,41 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
     cfg, data, eval_x, true_theta, checkpoint, checkpoint_every = _checked(
         model, guide, data, config, eval_data, true_theta, checkpoint, checkpoint_every, resume, overwrite,
         sample_data)
-    gen = np.random.default_rng(cfg.seed) if rng is None else check_rng(rng)
     opt_theta, opt_phi = [(Adam if cfg.optimizer == "adam" else SGD)(lr) for lr in (cfg.lr_theta, cfg.lr_phi)]
-    provenance = _provenance(model, guide, data)
-    theta, phi, history, iteration = _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume,
-                                            provenance)
-    evaluate = lambda th, ph, it: _evaluate(cfg, model, guide, th, ph, eval_x, it, true_theta, defensive)  # noqa
-    save = lambda th, ph, it: checkpoint is not None and _save(  # noqa: E731
-        checkpoint, cfg, th, ph, gen, opt_theta, opt_phi, history, it, provenance)
+    run = _Run(cfg, model, guide, eval_x, true_theta, defensive,
+               np.random.default_rng(cfg.seed) if rng is None else check_rng(rng), opt_theta, opt_phi,
+               provenance(model, guide, data), checkpoint)
+    theta, phi, history, iteration = _start(run, theta, phi, resume)
     if not history:
-        history.append(evaluate(theta, phi, 0))
+        history.append(_evaluate(run, theta, phi, 0))
     stopped_by = "converged" if _converged(history, cfg) else "max_iters"
     bar = _progress(progress, cfg, iteration)
-    batch = min(cfg.batch_size, data.shape[0])
     with _Interrupts() as interrupts:
         while iteration < cfg.iters and stopped_by != "converged":
             if interrupts.requested:
                 stopped_by = "interrupted"
                 break
-            x = (data[gen.choice(data.shape[0], size=batch, replace=False)] if sample_data is None
-                 else protocol.validate_x(model, sample_data(gen, cfg.batch_size), name="sample_data output"))
-            theta, phi = _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_phi,
-                                    iteration)
+            theta, phi = _iteration(run, theta, phi, _batch(run, data, sample_data), iteration)
             iteration += 1
             bar.update(1)
             if iteration % cfg.eval_every == 0:
-                history.append(evaluate(theta, phi, iteration))
+                history.append(_evaluate(run, theta, phi, iteration))
                 bar.set_postfix(elbo_is=f"{history[-1]['elbo_is']:.4f}")
                 stopped_by = "converged" if _converged(history, cfg) else stopped_by
-            if iteration % checkpoint_every == 0:
-                save(theta, phi, iteration)
+            if iteration % checkpoint_every == 0 and checkpoint is not None:
+                save_checkpoint(checkpoint, run, theta, phi, history, iteration)
         bar.close()
-        save(theta, phi, iteration)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, run, theta, phi, history, iteration)
     return TrainResult(theta=theta, phi=phi, history=history, stopped_by=stopped_by, iterations=iteration)
+
+
+def _batch(run, data, sample_data):
+    """This iteration's data: a minibatch of ``data`` without replacement, or a fresh batch from
+    ``sample_data`` (validated: it is the user's callable), both from the run's generator."""
+    if sample_data is None:
+        return data[run.gen.choice(data.shape[0], size=min(run.cfg.batch_size, data.shape[0]), replace=False)]
+    return protocol.validate_x(run.model, sample_data(run.gen, run.cfg.batch_size), name="sample_data output")
 
 
 def _checked(model, guide, data, config, eval_data, true_theta, checkpoint, checkpoint_every, resume, overwrite,
@@ -411,15 +366,6 @@ class _Interrupts:
         return False
 
 
-def _provenance(model, guide, data):
-    """What determines the data and the parameter layout of a run, recorded in its checkpoints."""
-    kind = lambda obj: f"{type(obj).__module__}.{type(obj).__qualname__}"    # noqa: E731
-    return {"model": kind(model), "theta_shapes": {k: list(v) for k, v in model.theta_shapes.items()},
-            "guide": kind(guide), "phi_shapes": {k: list(v) for k, v in guide.phi_shapes.items()},
-            "data_shape": list(data.shape),
-            "data_sha256": hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()}
-
-
 class _NoBar:
     def update(self, n):
         pass
@@ -438,19 +384,20 @@ def _progress(progress, cfg, start):
     return tqdm(total=cfg.iters, initial=start, desc=f"rws-ref train ({cfg.method})", unit="it")
 
 
-def _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume, provenance):
+def _start(run, theta, phi, resume):
     """(θ, φ, history, iteration) of a fresh run, or restored from the checkpoint ``resume``."""
+    cfg, model, guide = run.cfg, run.model, run.guide
     if resume is None:
-        theta = protocol.validate_params(theta if theta is not None else model.init_theta(gen),
+        theta = protocol.validate_params(theta if theta is not None else model.init_theta(run.gen),
                                          model.theta_shapes, "theta")
-        phi = protocol.validate_params(phi if phi is not None else guide.init_phi(gen), guide.phi_shapes, "phi")
+        phi = protocol.validate_params(phi if phi is not None else guide.init_phi(run.gen), guide.phi_shapes, "phi")
         for key in cfg.tie:
             theta[key] = np.full_like(theta[key], np.mean(theta[key]))
         return theta, phi, [], 0
     state = load_checkpoint(resume)
     saved = {k: v for k, v in state["config"].items() if k != "iters"}
-    mine = {k: v for k, v in _config_json(cfg).items() if k != "iters"}
-    for what, old, new in (("configuration", saved, mine), ("provenance", state["provenance"], provenance)):
+    mine = {k: v for k, v in config_json(cfg).items() if k != "iters"}
+    for what, old, new in (("configuration", saved, mine), ("provenance", state["provenance"], run.provenance)):
         for field_name in list(new) + [k for k in old if k not in new]:
             if old.get(field_name) != new.get(field_name):
                 raise ValueError(f"resume: checkpoint {resume} has another {what}: {field_name} = "
@@ -458,177 +405,46 @@ def _start(cfg, model, guide, theta, phi, gen, opt_theta, opt_phi, resume, prove
     theta = protocol.validate_params(state["theta"], model.theta_shapes, "checkpoint theta")
     phi = protocol.validate_params(state["phi"], guide.phi_shapes, "checkpoint phi")
     try:
-        gen.bit_generator.state = state["rng"]
+        run.gen.bit_generator.state = state["rng"]
     except (TypeError, ValueError, KeyError) as err:
         raise ValueError(f"resume: checkpoint {resume} holds an unusable generator state ({err})") from None
-    opt_theta.load(state["opt_theta"], state["opt_theta_meta"], model.theta_shapes, "checkpoint optimizer (θ)")
-    opt_phi.load(state["opt_phi"], state["opt_phi_meta"], guide.phi_shapes, "checkpoint optimizer (φ)")
+    run.opt_theta.load(state["opt_theta"], state["opt_theta_meta"], model.theta_shapes, "checkpoint optimizer (θ)")
+    run.opt_phi.load(state["opt_phi"], state["opt_phi_meta"], guide.phi_shapes, "checkpoint optimizer (φ)")
     if state["iteration"] > cfg.iters:
         raise ValueError(f"resume: checkpoint {resume} is at iteration {state['iteration']}, beyond iters = {cfg.iters}")
     return theta, phi, state["history"], state["iteration"]
 
 
-def _iteration(cfg, model, guide, theta, phi, x, gen, defensive, opt_theta, opt_phi, iteration):
+def _iteration(run, theta, phi, x, iteration):
     """One step: particles, wake-θ and the method's φ-gradient from one forward pass, the updates.
 
     The particles of the first iteration are validated; later ones come from the same
-    sampler on validated data and are trusted."""
-    z = guide.sample(phi, x, cfg.K, gen)
+    sampler on validated data and are trusted.  Log weights or parameters that leave float64
+    later are a diverging run; an error the user's code raises is shown as it is."""
+    cfg = run.cfg
+    z = run.guide.sample(phi, x, cfg.K, run.gen)
     if iteration == 0:
-        z = protocol.validate_z(model, z, x.shape[0], name="guide.sample output")
+        z = protocol.validate_z(run.model, z, x.shape[0], name="guide.sample output")
     try:
-        log_w, pull_theta, pull_phi = _trusted_passes(model, guide, theta, phi, x, z)
-    except ValueError as err:
+        fp = densities(run.model, run.guide, theta, phi, x, z)
+    except NonFiniteLogWeights as err:
         if iteration == 0:
             raise
         raise ValueError(f"training diverged at iteration {iteration + 1}: {err}; lower lr_theta "
                          f"(now {cfg.lr_theta}) or lr_phi (now {cfg.lr_phi})") from None
     if cfg.method == "wake":
-        _, g_theta, g_phi = _step(log_w, pull_theta, pull_phi)
+        _, g_theta, g_phi = wake_gradients(fp)
     else:
-        g_theta = pull_theta(normalized_weights(log_w) / x.shape[0])
-        g_phi = _phi_gradient(cfg, model, guide, theta, phi, x, z, gen, defensive)
+        g_theta = fp.pull_theta(softmax(fp.log_w, axis=0) / x.shape[0])
+        g_phi = _phi_gradient(run, theta, phi, x, z)
     sign = PHI_SIGN[cfg.method]
     scale = cfg.lr_factor ** sum(iteration >= m for m in cfg.lr_milestones)      # the schedule
-    opt_theta.lr, opt_phi.lr = cfg.lr_theta * scale, cfg.lr_phi * scale
-    theta = opt_theta.step(theta, _constrain(g_theta, cfg))
-    phi = opt_phi.step(phi, {k: sign * v for k, v in g_phi.items()})
+    run.opt_theta.lr, run.opt_phi.lr = cfg.lr_theta * scale, cfg.lr_phi * scale
+    theta = run.opt_theta.step(theta, _constrain(g_theta, cfg))
+    phi = run.opt_phi.step(phi, {k: sign * v for k, v in g_phi.items()})
     for name, params, lr in (("theta", theta, cfg.lr_theta), ("phi", phi, cfg.lr_phi)):
         for key, value in params.items():
-            if not protocol._all_finite(value) and not np.all(np.isfinite(value)):
+            if not protocol.all_finite(value) and not np.all(np.isfinite(value)):
                 raise ValueError(f"training diverged: {name}[{key!r}] is no longer finite at iteration "
                                  f"{iteration + 1}; lower lr_{name} (now {lr})")
     return theta, phi
-
-
-# -- checkpoints -------------------------------------------------------------------------------
-
-
-def _config_json(cfg):
-    d = asdict(cfg)
-    d["freeze"], d["tie"], d["lr_milestones"] = list(d["freeze"]), list(d["tie"]), list(d["lr_milestones"])
-    return json.loads(json.dumps(d))
-
-
-def _save(path, cfg, theta, phi, gen, opt_theta, opt_phi, history, iteration, provenance):
-    arrays = {f"theta/{k}": v for k, v in theta.items()}
-    arrays.update({f"phi/{k}": v for k, v in phi.items()})
-    th_arrays, th_meta = opt_theta.state()
-    ph_arrays, ph_meta = opt_phi.state()
-    arrays.update({f"opt_theta/{k}": v for k, v in th_arrays.items()})
-    arrays.update({f"opt_phi/{k}": v for k, v in ph_arrays.items()})
-    meta = {"version": CHECKPOINT_VERSION, "iteration": iteration, "config": _config_json(cfg),
-            "provenance": provenance, "rng": gen.bit_generator.state, "opt_theta": th_meta,
-            "opt_phi": ph_meta, "history": history}
-    arrays["meta"] = np.array(json.dumps(meta))
-    atomic_write(path, lambda handle: np.savez(handle, **arrays), binary=True)
-
-
-def load_checkpoint(path):
-    """Read a checkpoint written by :func:`train` (no code execution: npz without pickles).
-
-    Returns
-    -------
-    dict with theta, phi, rng (generator state), opt_theta / opt_theta_meta,
-    opt_phi / opt_phi_meta, history, iteration, config.
-
-    Raises
-    ------
-    ValueError
-        for a file that is missing, not an npz, or not an rws-ref checkpoint.
-    """
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except FileNotFoundError:
-        raise ValueError(f"checkpoint {path} does not exist") from None
-    except Exception as err:
-        raise ValueError(f"checkpoint {path} is not a readable .npz file ({type(err).__name__}: {err})") from None
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-        if not isinstance(meta, dict) or meta.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"version {meta.get('version') if isinstance(meta, dict) else meta!r}, "
-                             f"expected {CHECKPOINT_VERSION}")
-        _check_meta(meta)
-        group = lambda prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-        return {"theta": group("theta/"), "phi": group("phi/"), "rng": meta["rng"],
-                "opt_theta": group("opt_theta/"), "opt_theta_meta": meta["opt_theta"],
-                "opt_phi": group("opt_phi/"), "opt_phi_meta": meta["opt_phi"],
-                "history": meta["history"], "iteration": meta["iteration"], "config": meta["config"],
-                "provenance": meta["provenance"]}
-    except (KeyError, ValueError, TypeError) as err:
-        raise ValueError(f"checkpoint {path} is not an rws-ref checkpoint ({err})") from None
-
-
-def _check_meta(meta):
-    """The metadata of a checkpoint, field by field (a tampered or truncated file is refused)."""
-    it = meta["iteration"]
-    if isinstance(it, bool) or not isinstance(it, int) or it < 0:
-        raise ValueError(f"iteration must be an integer >= 0; got {it!r}")
-    for name in ("config", "provenance", "rng", "opt_theta", "opt_phi"):
-        if not isinstance(meta[name], dict):
-            raise ValueError(f"{name} must be a JSON object; got {type(meta[name]).__name__}")
-    history = meta["history"]
-    if not isinstance(history, list) or not all(
-            isinstance(row, dict) and isinstance(row.get("iteration"), int) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in row.values()) for row in history):
-        raise ValueError("history must be a list of rows of numbers, each with an integer iteration")
-    if any(row["iteration"] > it for row in history):
-        raise ValueError(f"history has rows after the checkpoint's iteration {it}")
-
-
-_LABELS = {"elbo_is": "ELBO_IS (K particles)", "log_p": "log p_θ(x)", "pi_error": "‖π − π_true‖",
-           "posterior_error": "‖q − p_θ(z|x)‖", "true_posterior_error": "‖q − p_true(z|x)‖",
-           "grad_std_theta": "std of wake-θ", "grad_std_phi": "std of the φ-gradient"}
-
-
-def plot_history(path, histories, title="", reference=None):
-    """Learning curves a reader can learn from, written atomically to ``path`` (PNG).
-
-    Parameters
-    ----------
-    histories : dict label -> history (the rows of :class:`TrainResult`); several runs share the axes
-    reference : dict label -> value, optional horizontal lines on the bound panel (e.g. the
-        closed-form maximum likelihood)
-
-    Panels: the bound and log p_θ(x) on the same axes (the gap between them is the bound's
-    looseness), each error on a log scale, and the gradients' spread on a log scale; iteration 0
-    is left out of log-scale panels.
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    keys = {k for h in histories.values() for row in h for k in row}
-    errors = [k for k in ("pi_error", "posterior_error", "true_posterior_error") if k in keys]
-    errors += sorted(k for k in keys if k.endswith("_error") and k not in errors)
-    spreads = [k for k in ("grad_std_theta", "grad_std_phi") if k in keys]
-    panels = [("bound (nats per datapoint)", [k for k in ("elbo_is", "log_p") if k in keys], False)]
-    panels += [("error", errors, True)] if errors else []
-    panels += [("gradient spread", spreads, True)] if spreads else []
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
-    for ax, (ylabel, panel_keys, log) in zip(axes[0], panels):
-        for label, history in histories.items():
-            rows = [r for r in history if not log or r["iteration"] > 0]
-            its = [r["iteration"] for r in rows]
-            for key in panel_keys:
-                ax.plot(its, [r.get(key, np.nan) for r in rows], lw=1.3,
-                        label=f"{_LABELS.get(key, key)}" + (f" — {label}" if len(histories) > 1 else ""))
-        if log:
-            ax.set_yscale("log")
-        else:                                   # the start is often far below: scale to the run after it
-            later = [r[k] for h in histories.values() for r in h[1:] for k in panel_keys if k in r]
-            later += list((reference or {}).values())
-            if later:
-                lo, hi = min(later), max(later)
-                pad = 0.1 * (hi - lo) or 0.1
-                ax.set_ylim(lo - pad, hi + pad)
-        if reference and not log and panel_keys:
-            for name, value in reference.items():
-                ax.axhline(value, color="k", ls="--", lw=0.8, label=name)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7)
-    fig.suptitle(title + (f" ({next(iter(histories))})" if len(histories) == 1 else ""), fontsize=10)
-    fig.tight_layout()
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110), binary=True)
-    plt.close(fig)

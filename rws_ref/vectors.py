@@ -15,8 +15,8 @@ Conventions inside the file (also written into it, under "conventions"):
   bound, RWS φ-gradients descend the inclusive KL, IWAE-type φ-gradients
   ascend the bound; batch results are means over datapoints, weights are
   normalized per datapoint;
-- "common_mistakes" holds what known wrong implementations produce on the
-  same inputs, so a mismatch can be diagnosed, not only detected.
+- "mistakes" holds what known wrong implementations of each estimator produce
+  on the same inputs, so a mismatch can be diagnosed, not only detected.
 
 Same version and seed give byte-identical files.
 """
@@ -25,18 +25,30 @@ import os
 
 import numpy as np
 
-from . import __version__, exact, family, protocol
+from . import __version__, exact, family, mistakes, registry
 from ._checks import check_count
 from ._io import atomic_write, check_output_path
-from .estimators import elbo_is, log_weights, normalized_weights, sleep_phi, wake_phi, wake_theta
-from .models import (BernoulliGuide, DiagonalGaussianGuide, GaussianMixture, LinearGaussian, MLPGuide,
-                     SigmoidBeliefNet, SoftmaxLinearGuide)
-from .models import linear_gaussian as lg
+from .estimators import elbo_is, log_weights, normalized_weights
+from .models import (
+    BENCHMARK_LOC,
+    BENCHMARK_SCALE,
+    BernoulliGuide,
+    DiagonalGaussianGuide,
+    GaussianMixture,
+    LinearGaussian,
+    MLPGuide,
+    SigmoidBeliefNet,
+    SoftmaxLinearGuide,
+    benchmark_guide,
+)
+from .models import linear_gaussian_exact as lg
 
 __all__ = ["FORMAT_VERSION", "build", "write", "load", "schema", "DEFAULT_PATH", "SCHEMA_PATH",
            "make_model", "make_guide"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: the insomnia ι and defensive δ the cases record their outputs at
+IOTA, DELTA = 0.3, 0.2
 _DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 DEFAULT_PATH = os.path.join(_DATA, "vectors.json")
 SCHEMA_PATH = os.path.join(_DATA, "vectors.schema.json")
@@ -53,7 +65,11 @@ CONVENTIONS = {
     "tolerance": "each case's 'tolerance' holds for every output it records: an entry agrees when "
                  "|got - expected| <= atol + rtol * |expected|",
     "mistakes": "'mistakes' maps an estimator to what known wrong implementations produce on the same "
-                "inputs (rws_ref.diagnose.MISTAKES); rws_ref.diagnose.vectors(results) matches yours to them",
+                "inputs (rws_ref.mistakes); rws_ref.diagnose.vectors(results) matches yours to them, and to "
+                "each of them with a sign flip or a sum over the data on top",
+    "estimators": "'estimators' is keyed by the name of rws_ref's function (rws_ref.registry): particle "
+                  "estimators take x and z, reparameterized ones x and eps, sleep_phi the dreams "
+                  "(dream_z, dream_x), insomnia both and iota, defensive_wake_phi x, z and delta",
 }
 
 #: agreement of another float64 implementation with the recorded outputs: rounding differences of
@@ -152,50 +168,25 @@ def make_guide(spec):
 # -- the cases --------------------------------------------------------------------------------
 
 
-def _gradient_through_weights_wake_phi(model, guide, theta, phi, x, z):
-    # MISTAKE: the gradient also flows through w̄ (autograd of −Σ w̄(φ) log q_φ / N)
-    from autograd import grad
-    import autograd.numpy as anp
-    from .numerics import softmax
-    log_p = model.log_joint(theta, z, x)
-
-    def surrogate(ph):
-        log_q = guide.log_prob(ph, z, x)
-        return -anp.sum(softmax(log_p - log_q, axis=0) * log_q) / x.shape[0]
-    return grad(surrogate)({k: np.asarray(v, dtype=np.float64) for k, v in phi.items()})
-
-
-def _common(model, guide, theta, phi, x, z):
-    log_w = log_weights(model, guide, theta, phi, x, z)
-    from .diagnose import MISTAKES
-    theta_mistakes = MISTAKES["wake_theta"]
-    out = {"log_weights": log_w, "elbo_is": elbo_is(log_w), "normalized_weights": normalized_weights(log_w),
-           "estimators": {"wake_theta": wake_theta(model, guide, theta, phi, x, z),
-                          "wake_phi": wake_phi(model, guide, theta, phi, x, z)},
-           "common_mistakes": {
-               "batch_normalized_wake_theta": theta_mistakes["weights normalized over the whole batch (all K·N)"](
-                   model, guide, theta, phi, x, z),
-               "unnormalized_wake_theta": theta_mistakes["unnormalized weights (w instead of w̄)"](
-                   model, guide, theta, phi, x, z),
-               "sign_flipped_wake_phi": {k: -v for k, v in wake_phi(model, guide, theta, phi, x, z).items()}}}
-    if z.shape[0] >= 2:
-        out["common_mistakes"]["gradient_through_weights_wake_phi"] = _gradient_through_weights_wake_phi(
-            model, guide, theta, phi, x, z)
-    out["tolerance"] = dict(TOLERANCE)
-    return out
-
-
-def _mistakes(case, model, guide, theta, phi, x, z):
-    """What each known mistake (rws_ref.diagnose.MISTAKES) produces, for the estimators the case records."""
-    from .diagnose import MISTAKES, REFERENCES
-    out = {}
-    for estimator in [e for e in MISTAKES if e in case["estimators"] or e == "elbo_is"]:
-        right = REFERENCES[estimator](model, guide, theta, phi, x, z)
-        made = {name: make(model, guide, theta, phi, x, z) for name, make in MISTAKES[estimator].items()}
-        # a mistake that gives the right answer on these inputs (e.g. uniform weights at K = 1) is not recorded
-        out[estimator] = {name: value for name, value in made.items()
-                          if value is not None and _visible(value, right)}
-    case["mistakes"] = out
+def _record(case, model, guide, kinds, mistakes_for=None):
+    """The outputs of ``kinds`` (plus ELBO_IS) on the case's inputs, and what each known mistake
+    (rws_ref.mistakes) of those in ``mistakes_for`` (default: all of them) produces there; a mistake equal to
+    the right answer on these inputs (e.g. uniform weights at K = 1) is not recorded."""
+    inputs = registry.Case(case["theta"], case["phi"], case["x"], case["z"], case.get("eps"), case["dream_z"],
+                           case["dream_x"], case["iota"], case.get("delta"))
+    log_w = log_weights(model, guide, inputs.theta, inputs.phi, inputs.x, inputs.z)
+    case.update({"log_weights": log_w, "elbo_is": elbo_is(log_w), "normalized_weights": normalized_weights(log_w),
+                 "estimators": {}, "mistakes": {}, "tolerance": dict(TOLERANCE)})
+    for kind in ("elbo_is",) + tuple(kinds):
+        entry = registry.get(kind)
+        right = registry.reference_output(entry, model, guide, inputs)
+        if kind != "elbo_is":
+            case["estimators"][kind] = right
+        if mistakes_for is not None and kind not in mistakes_for:
+            continue
+        made = {name: make(model, guide, inputs) for name, make in mistakes.base_mistakes(kind).items()}
+        case["mistakes"][kind] = {name: value for name, value in made.items()
+                                  if value is not None and _visible(value, right)}
     return case
 
 
@@ -220,37 +211,26 @@ def _linear_gaussian_case(name, rng, K):
     dream_z, dream_x = model.sample(theta, 4, rng)
     case = {"name": name, "model": _spec(model, dz=2, dx=3), "guide": _spec(guide, dz=2, dx=3),
             "theta": theta, "phi": phi, "x": x, "K": K, "eps": eps, "z": z,
-            "dream_z": dream_z, "dream_x": dream_x}
-    case.update(_common(model, guide, theta, phi, x, z))
-    est = case["estimators"]
-    est["sleep_phi"] = sleep_phi(guide, phi, dream_z, dream_x)
-    est["insomnia_iota_0.5"] = family.insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, 0.5)
-    for fn in (family.iwae_phi, family.stl_phi, family.iwae_dreg_phi, family.rws_dreg_phi):
-        est[fn.__name__] = fn(model, guide, theta, phi, x, eps)
-    _mistakes(case, model, guide, theta, phi, x, z)
+            "dream_z": dream_z, "dream_x": dream_x, "iota": IOTA}
+    _record(case, model, guide, ("wake_theta", "wake_phi", "sleep_phi", "insomnia", "iwae_phi", "stl_phi",
+                                 "iwae_dreg_phi", "rws_dreg_phi"))
     m, S = model.posterior(theta, x)
     dth, dph = lg.grad_elbo1(model, guide, theta, phi, x)
     case["closed_form"] = {"log_marginal": model.log_marginal(theta, x), "posterior_mean": m,
                            "posterior_cov": S, "elbo1": lg.elbo1(model, guide, theta, phi, x),
                            "grad_elbo1_theta": dth, "grad_elbo1_phi": dph,
-                           "kl_grad_phi": lg.grad_kl_phi(model, guide, theta, phi, x),
+                           "kl_grad_phi": lg.kl_grad_phi(model, guide, theta, phi, x),
                            "sleep_target": lg.sleep_target(model, guide, theta, phi)}
     return case
 
 
-def _discrete_case(name, model, guide, model_spec, guide_spec, theta, phi, x, K, rng, moments_for, z=None):
+def _discrete_case(name, model, guide, model_spec, guide_spec, theta, phi, x, K, rng, z=None, mistakes_for=None):
     z = guide.sample(phi, x, K, rng) if z is None else z
     dream_z, dream_x = model.sample(theta, 4, rng)
     case = {"name": name, "model": model_spec, "guide": guide_spec, "theta": theta, "phi": phi, "x": x,
-            "K": K, "z": z, "dream_z": dream_z, "dream_x": dream_x}
-    case.update(_common(model, guide, theta, phi, x, z))
-    est = case["estimators"]
-    est["sleep_phi"] = sleep_phi(guide, phi, dream_z, dream_x)
-    est["reinforce_phi"] = family.reinforce_phi(model, guide, theta, phi, x, z)
-    if K >= 2:
-        est["vimco_phi"] = family.vimco_phi(model, guide, theta, phi, x, z)
-    if protocol.domain(guide, "z") != "real":
-        est["defensive_wake_phi_delta_0.2"] = family.defensive_wake_phi(model, guide, theta, phi, x, z, 0.2)
+            "K": K, "z": z, "dream_z": dream_z, "dream_x": dream_x, "iota": IOTA, "delta": DELTA}
+    kinds = ("wake_theta", "wake_phi", "sleep_phi", "insomnia", "defensive_wake_phi", "reinforce_phi")
+    _record(case, model, guide, kinds + (("vimco_phi",) if K >= 2 else ()), mistakes_for)
     dth, dph = exact.grad_elbo_is(model, guide, theta, phi, x, K)
     ex = {"K": K, "elbo_is": exact.elbo_is(model, guide, theta, phi, x, K),
           "grad_elbo_is_theta": dth, "grad_elbo_is_phi": dph,
@@ -258,13 +238,12 @@ def _discrete_case(name, model, guide, model_spec, guide_spec, theta, phi, x, K,
           "sleep_target": exact.sleep_target(model, guide, theta, phi),
           "log_marginal": model.log_marginal(theta, x), "posterior": model.posterior(theta, x),
           "moments": {}}
-    for label, fn in moments_for.items():
-        if label == "vimco_phi" and K < 2:
-            continue
-        mean, var = exact.moments(fn, model, guide, theta, phi, x, K)
-        ex["moments"][label] = {"mean": mean, "var": var}
+    for kind in ("wake_theta", "wake_phi", "reinforce_phi", "vimco_phi"):
+        if K >= registry.get(kind).min_k:
+            mean, var = exact.moments(registry.get(kind).function, model, guide, theta, phi, x, K)
+            ex["moments"][kind] = {"mean": mean, "var": var}
     case["exact"] = ex
-    return _mistakes(case, model, guide, theta, phi, x, z)
+    return case
 
 
 def build(seed=0):
@@ -273,8 +252,6 @@ def build(seed=0):
     rng = np.random.default_rng([seed, FORMAT_VERSION])
     cases = [_linear_gaussian_case("linear-gaussian K=4 with an outlier datapoint", rng, 4),
              _linear_gaussian_case("linear-gaussian K=1", rng, 1)]
-    moments_for = {"wake_theta": wake_theta, "wake_phi": wake_phi,
-                   "reinforce_phi": family.reinforce_phi, "vimco_phi": family.vimco_phi}
     mix = GaussianMixture(5, scale=6.0)
     for label, guide, gspec in (
             ("softmax-linear", SoftmaxLinearGuide(5, loc=20.0, scale=10.0),
@@ -288,15 +265,16 @@ def build(seed=0):
         z = np.array([[1, 2], [2, 3], [1, 3]])
         cases.append(_discrete_case(f"mixture C=5, {label} guide, K=3", mix, guide,
                                     {"class": "GaussianMixture", "args": {"n_components": 5, "scale": 6.0}},
-                                    gspec, theta, phi, x, 3, rng, moments_for, z=z))
-    bench, mlp20 = GaussianMixture(), MLPGuide(20, (16, 16), loc=95.0, scale=60.0)     # Le et al.'s benchmark
+                                    gspec, theta, phi, x, 3, rng, z=z))
+    bench, mlp20 = GaussianMixture(), benchmark_guide()                                 # Le et al.'s benchmark
     x = 0.5 * (bench.means[[3, 11]] + bench.means[[4, 12]]) + rng.standard_normal(2)
     cases.append(_discrete_case("mixture C=20 (the benchmark), mlp guide 16-16, K=3", bench, mlp20,
                                 {"class": "GaussianMixture", "args": {"n_components": 20}},
                                 {"class": "MLPGuide", "args": {"n_components": 20, "hidden": [16, 16],
-                                                               "loc": 95.0, "scale": 60.0}},
-                                bench.true_theta(), mlp20.init_phi(rng), x, 3, rng, moments_for,
-                                z=np.array([[3, 11], [4, 12], [3, 12]])))
+                                                               "loc": BENCHMARK_LOC, "scale": BENCHMARK_SCALE}},
+                                bench.true_theta(), mlp20.init_phi(rng), x, 3, rng,
+                                z=np.array([[3, 11], [4, 12], [3, 12]]),
+                                mistakes_for=("elbo_is", "wake_theta", "wake_phi")))   # the others: in the C = 5 cases
     sbn, bern = SigmoidBeliefNet(3, 4), BernoulliGuide(3, 4)
     theta = {k: 3.0 * v for k, v in sbn.init_theta(rng).items()}        # large logits: weights spread widely
     phi = bern.init_phi(rng)
@@ -304,7 +282,7 @@ def build(seed=0):
     cases.append(_discrete_case("belief net 8 states, large logits, K=3", sbn, bern,
                                 {"class": "SigmoidBeliefNet", "args": {"dz": 3, "dx": 4}},
                                 {"class": "BernoulliGuide", "args": {"dz": 3, "dx": 4}},
-                                theta, phi, x, 3, rng, moments_for))
+                                theta, phi, x, 3, rng))
     log_w = np.array([[1e4, -1e4, 0.0], [1e4 - np.log(3.0), -1e4 + 1.0, -np.inf], [-1e4, -1e4 - 2.0, 2.0]])
     loo = np.array([[-1.0, 1e4], [-2.0, 1e4 - 5.0], [-0.5, -1e4], [-3.0, 3.0]])
     numerics = {"name": "log weights spread over ±1e4 with a zero-weight particle",

@@ -8,10 +8,19 @@ import pytest
 from hypothesis import given
 from scipy import stats
 
-from rws_ref import (BernoulliGuide, GaussianMixture, MLPGuide, SigmoidBeliefNet,
-                     SoftmaxLinearGuide, autodiff, sleep_phi, wake_phi, wake_theta)
+from rws_ref import (
+    BernoulliGuide,
+    GaussianMixture,
+    MLPGuide,
+    SigmoidBeliefNet,
+    SoftmaxLinearGuide,
+    autodiff,
+    sleep_phi,
+    wake_phi,
+    wake_theta,
+)
 
-from _util import (assert_tree_close, belief_net_settings, central_difference, mc_rng, mixture_settings)
+from _util import assert_tree_close, belief_net_settings, central_difference, mc_rng, mixture_settings
 
 RTOL = 1e-9
 SETTINGS = [mixture_settings(), mixture_settings(mlp=True), belief_net_settings()]

@@ -13,13 +13,30 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rws_ref
-from rws_ref import (DiagonalGaussianGuide, LinearGaussian, autodiff, elbo_is, log_weights,
-                     normalized_weights, sleep_phi, wake_phi, wake_theta)
-from rws_ref import exact
+from rws_ref import (
+    DiagonalGaussianGuide,
+    LinearGaussian,
+    autodiff,
+    elbo_is,
+    exact,
+    log_weights,
+    normalized_weights,
+    sleep_phi,
+    wake_phi,
+    wake_theta,
+)
 from rws_ref.models import linear_gaussian as lg
 
-from _util import (assert_tree_close, assert_within_se, batch_means, central_difference,
-                   gauss_hermite_2pt, linear_gaussian_problem, linear_gaussian_settings, mc_rng)
+from _util import (
+    assert_tree_close,
+    assert_within_se,
+    batch_means,
+    central_difference,
+    gauss_hermite_2pt,
+    linear_gaussian_problem,
+    linear_gaussian_settings,
+    mc_rng,
+)
 
 RTOL = 1e-9
 WAKE = [wake_theta, wake_phi]
@@ -180,7 +197,7 @@ def test_scalar_oracle_reproduces_the_closed_forms():
     # at K = 4096 the mean is the closed-form ∇_φ KL(p ‖ q) up to c₁/K (to 1% of it)
     K = 4096
     big = exact.scalar_laplace(model, guide, theta, phi, x, K, estimator=wake_phi)
-    target = lg.grad_kl_phi(model, guide, theta, phi, x)
+    target = lg.kl_grad_phi(model, guide, theta, phi, x)
     for key in target:
         np.testing.assert_allclose(K * (big["mean"][key] - target[key]), big["c1"][key], rtol=1e-2)
 
@@ -212,7 +229,7 @@ def test_elbo_is_increases_with_k_towards_log_p_with_gap_chi2_over_2k():
 @pytest.mark.statistical
 def test_wake_phi_bias_shrinks_like_one_over_k(record_property):
     model, guide, theta, phi, x = scalar_setting()
-    target = lg.grad_kl_phi(model, guide, theta, phi, x)
+    target = lg.kl_grad_phi(model, guide, theta, phi, x)
     ks = np.array([4, 8, 16, 32, 64])
     oracle = {int(K): exact.scalar_laplace(model, guide, theta, phi, x, int(K), estimator=wake_phi) for K in ks}
     c1 = oracle[4]["c1"]
@@ -385,7 +402,7 @@ def _bad_cases():
         ("dx float", lambda: DiagonalGaussianGuide(2, 3.5), TypeError, "dx"),
         ("log_w 1-d", lambda: elbo_is(np.zeros(4)), ValueError, "log_w"),
         ("log_w all -inf", lambda: normalized_weights(np.full((3, 2), -np.inf)), ValueError, "log_w"),
-        ("mismatched guide", lambda: lg.grad_kl_phi(model, DiagonalGaussianGuide(1, 3), theta, phi, x),
+        ("mismatched guide", lambda: lg.kl_grad_phi(model, DiagonalGaussianGuide(1, 3), theta, phi, x),
          ValueError, "guide"),
     ]
 

@@ -9,9 +9,19 @@ import math
 import numpy as np
 import pytest
 
-from rws_ref import (BernoulliGuide, GaussianMixture, MLPGuide, SigmoidBeliefNet,
-                     SoftmaxLinearGuide, elbo_is, exact, log_weights, sleep_phi, wake_phi,
-                     wake_theta)
+from rws_ref import (
+    BernoulliGuide,
+    GaussianMixture,
+    MLPGuide,
+    SigmoidBeliefNet,
+    SoftmaxLinearGuide,
+    elbo_is,
+    exact,
+    log_weights,
+    sleep_phi,
+    wake_phi,
+    wake_theta,
+)
 
 from _util import assert_tree_close, flat, mc_rng
 

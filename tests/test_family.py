@@ -9,13 +9,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rws_ref import (BernoulliGuide, DefensiveGuide, GaussianMixture, SigmoidBeliefNet,
-                     SoftmaxLinearGuide, autodiff, defensive_wake_phi, exact, family, insomnia,
-                     iwae_dreg_phi, iwae_phi, reinforce_phi, rws_dreg_phi, sleep_phi, stl_phi,
-                     vimco_phi, wake_phi)
+from rws_ref import (
+    BernoulliGuide,
+    DefensiveGuide,
+    GaussianMixture,
+    SigmoidBeliefNet,
+    SoftmaxLinearGuide,
+    autodiff,
+    defensive_wake_phi,
+    exact,
+    family,
+    insomnia,
+    iwae_dreg_phi,
+    iwae_phi,
+    reinforce_phi,
+    rws_dreg_phi,
+    sleep_phi,
+    stl_phi,
+    vimco_phi,
+    wake_phi,
+)
 
-from _util import (assert_tree_close, belief_net_settings, linear_gaussian_settings,
-                   flat, mc_rng, mixture_settings)
+from _util import assert_tree_close, belief_net_settings, flat, linear_gaussian_settings, mc_rng, mixture_settings
 
 RTOL = 1e-9
 REPARAMETERIZED = [iwae_phi, stl_phi, iwae_dreg_phi, rws_dreg_phi]

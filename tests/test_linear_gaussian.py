@@ -12,8 +12,7 @@ from scipy import stats
 from rws_ref import autodiff
 from rws_ref.models import linear_gaussian as lg
 
-from _util import (assert_tree_close, central_difference, linear_gaussian_problem,
-                   linear_gaussian_settings, mc_rng)
+from _util import assert_tree_close, central_difference, linear_gaussian_problem, linear_gaussian_settings, mc_rng
 
 RTOL = 1e-9
 
@@ -131,7 +130,7 @@ def test_closed_form_gradients_equal_central_differences_of_the_values(seed):
         lambda t: lg.elbo1(model, guide, t, phi, x).mean(), theta), RTOL, floor=1.0)
     assert_tree_close(dphi, central_difference(
         lambda p: lg.elbo1(model, guide, theta, p, x).mean(), phi), RTOL, floor=1.0)
-    assert_tree_close(lg.grad_kl_phi(model, guide, theta, phi, x), central_difference(
+    assert_tree_close(lg.kl_grad_phi(model, guide, theta, phi, x), central_difference(
         lambda p: lg.kl_posterior_guide(model, guide, theta, p, x).mean(), phi), RTOL, floor=1.0)
     assert_tree_close(lg.sleep_target(model, guide, theta, phi), central_difference(
         lambda p: lg.expected_kl(model, guide, theta, p), phi), RTOL, floor=1.0)
@@ -154,7 +153,7 @@ def test_moment_matched_guide_zeroes_both_inclusive_targets():
     np.testing.assert_allclose(guide.mean(matched, x), m, rtol=1e-12, atol=1e-12)
     assert lg.expected_kl(model, guide, theta, matched) > 0  # diagonal q cannot hold S
     for grad in (lg.sleep_target(model, guide, theta, matched),
-                 lg.grad_kl_phi(model, guide, theta, matched, x)):
+                 lg.kl_grad_phi(model, guide, theta, matched, x)):
         for value in grad.values():
             np.testing.assert_allclose(value, 0.0, atol=1e-13)
 

@@ -7,8 +7,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rws_ref.numerics import (check_log_weights, log1m_sigmoid, log_mean_exp,
-                              log_sigmoid, log_softmax, logsumexp, sigmoid, softmax)
+from rws_ref.numerics import (
+    check_log_weights,
+    log1m_sigmoid,
+    log_mean_exp,
+    log_sigmoid,
+    log_softmax,
+    logsumexp,
+    sigmoid,
+    softmax,
+)
 
 
 def reference_logsumexp(values):

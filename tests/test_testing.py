@@ -5,8 +5,7 @@ import pytest
 from hypothesis import given, settings
 
 import rws_ref
-from rws_ref import (BernoulliGuide, GaussianMixture, SigmoidBeliefNet, SoftmaxLinearGuide, family,
-                     testing)
+from rws_ref import BernoulliGuide, GaussianMixture, SigmoidBeliefNet, SoftmaxLinearGuide, family, testing
 from rws_ref.estimators import log_weights, normalized_weights
 
 MIX, CAT = GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
@@ -27,8 +26,17 @@ def sign_flipped_wake_theta(theta, phi, x, z):
 
 
 def gradient_through_weights_wake_phi(model, guide, theta, phi, x, z):
-    from rws_ref.vectors import _gradient_through_weights_wake_phi
-    return _gradient_through_weights_wake_phi(model, guide, theta, phi, x, z)
+    # MISTAKE: the gradient also flows through w̄ (autograd of −Σ w̄(φ) log q_φ / N), written independently
+    import autograd.numpy as anp
+    from autograd import grad
+
+    from rws_ref.numerics import softmax
+    log_p = model.log_joint(theta, z, x)
+
+    def surrogate(ph):
+        log_q = guide.log_prob(ph, z, x)
+        return -anp.sum(softmax(log_p - log_q, axis=0) * log_q) / x.shape[0]
+    return grad(surrogate)({k: np.asarray(v, dtype=np.float64) for k, v in phi.items()})
 
 
 def first_particle_only_vimco(model, guide, theta, phi, x, z):

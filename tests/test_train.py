@@ -4,8 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from rws_ref import (DiagonalGaussianGuide, GaussianMixture, LinearGaussian, MLPGuide,
-                     SoftmaxLinearGuide)
+from rws_ref import DiagonalGaussianGuide, GaussianMixture, LinearGaussian, MLPGuide, SoftmaxLinearGuide
 from rws_ref.models import linear_gaussian_exact as lg
 from rws_ref.models.linear_gaussian_exact import ppca_max_log_likelihood
 from rws_ref.train import SGD, Adam, TrainConfig, load_checkpoint, train

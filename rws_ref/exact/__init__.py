@@ -14,8 +14,15 @@ The model-specific closed forms live beside their models
 (:mod:`rws_ref.models.linear_gaussian_exact`); the oracle reaches them only
 through the capabilities of the protocol (docs/protocol.md).
 """
-from .enumeration import (DEFAULT_MAX_TERMS, elbo_is, grad_elbo_is, grad_elbo_is_any_route, moments, multisets,
-                          n_multisets)
+from .enumeration import (
+                          DEFAULT_MAX_TERMS,
+                          elbo_is,
+                          grad_elbo_is,
+                          grad_elbo_is_any_route,
+                          moments,
+                          multisets,
+                          n_multisets,
+)
 from .laplace import scalar_laplace
 from .targets import chi2, kl_grad_phi, sleep_moments, sleep_target, wake_phi_bias_constant
 

@@ -39,9 +39,10 @@ from .. import protocol
 from .._checks import check_count, check_memory
 from .._trees import flatten, unflatten
 from ..numerics import logsumexp
+from .tables import small_dot, tables_evaluator
 
 __all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "grad_elbo_is_any_route", "Enumerated",
-           "DEFAULT_MAX_TERMS"]
+           "WeightedMoments", "DEFAULT_MAX_TERMS"]
 
 DEFAULT_MAX_TERMS = 500_000_000      # units of work (see _check_size): about half a minute
 _CHUNK_BYTES = 64 * 2 ** 20          # working-set target of one chunk
@@ -135,13 +136,6 @@ def multisets(n_states, K, chunk_rows=None, states=True):
         yield a, counts, gammaln(K + 1.0) - gammaln(counts + 1.0).sum(axis=1)
 
 
-def _small_dot(subscripts, *operands):
-    """A product of the oracle's tall, thin arrays, on NumPy's own loops (einsum without
-    BLAS): their cost is then the same on one thread or many, under load or not,
-    where a threaded BLAS spends more on synchronizing than on the arithmetic."""
-    return np.einsum(subscripts, *operands, optimize=False)
-
-
 def _count_text(n):
     """An integer for a message: with separators, or as a power of ten when it is huge."""
     return f"{n:,}" if n < 10 ** 30 else f"about 10^{math.log10(n):.1f}"
@@ -207,7 +201,7 @@ class Enumerated:
 
 def _log_prob_of(counts, log_coef, log_q_n):
     # log multinomial probability of each multiset under q(·|x_n); log_q_n (S,)
-    return log_coef + _small_dot("ms,s->m", counts, log_q_n)
+    return log_coef + small_dot("ms,s->m", counts, log_q_n)
 
 
 # -- ELBO_IS ------------------------------------------------------------------------
@@ -227,7 +221,7 @@ def elbo_is(model, guide, theta, phi, x, K, max_terms=DEFAULT_MAX_TERMS):
             log_counts = np.log(counts)                               # −inf where n_s = 0
         for n in range(e.n_data):
             prob = np.exp(_log_prob_of(counts, log_coef, e.log_q[:, n]))
-            out[n] += _small_dot("m,m->", prob, logsumexp(log_counts + log_w[:, n], axis=1))
+            out[n] += small_dot("m,m->", prob, logsumexp(log_counts + log_w[:, n], axis=1))
     return out - np.log(K)
 
 
@@ -306,8 +300,8 @@ def _grad_tables(e, K):
             log_nw = log_counts + log_w[:, n]                              # (M, S)
             bound = logsumexp(log_nw, axis=1)                              # (M,) L + log K
             w_bar = np.exp(log_nw - bound[:, None])
-            a[:, n] += _small_dot("m,ms->s", prob, w_bar)
-            b[:, n] += _small_dot("m,ms->s", prob, counts * (bound - np.log(K))[:, None] - w_bar)
+            a[:, n] += small_dot("m,ms->s", prob, w_bar)
+            b[:, n] += small_dot("m,ms->s", prob, counts * (bound - np.log(K))[:, None] - w_bar)
     _, pull_p = protocol.model_forward(e.model, e.theta, e.all_states, e.x)
     return pull_p(a / e.n_data), e.pull_q(b / e.n_data)
 
@@ -315,7 +309,7 @@ def _grad_tables(e, K):
 # -- moments of an estimator ---------------------------------------------------------
 
 
-class _Accumulator:
+class WeightedMoments:
     """Probability-weighted mean and (co)variance of rows, merged chunk by chunk (Chan et al.)."""
 
     def __init__(self, covariance):
@@ -326,10 +320,10 @@ class _Accumulator:
         w = prob.sum()
         if w == 0.0:
             return
-        mean = _small_dot("m,mp->p", prob, values) / w
+        mean = small_dot("m,mp->p", prob, values) / w
         centred = values - mean
-        m2 = (_small_dot("mp,m,mq->pq", centred, prob, centred) if self.covariance
-              else _small_dot("m,mp->p", prob, centred ** 2))
+        m2 = (small_dot("mp,m,mq->pq", centred, prob, centred) if self.covariance
+              else small_dot("m,mp->p", prob, centred ** 2))
         if self.mean is None:
             self.weight, self.mean, self.m2 = w, mean, m2
             return
@@ -344,102 +338,6 @@ class _Accumulator:
         if abs(self.weight - 1.0) > 1e-8:
             raise RuntimeError(f"multiset probabilities sum to {self.weight!r}, not 1")
         return self.mean, self.m2 / self.weight
-
-
-class _Tables:
-    """Per-state tables of one density for one datapoint x_n: its S values and its S
-    gradients (one row per state, flattened), looked up for a chunk of multisets.
-
-    Estimators see it through :class:`_TableModel` / :class:`_TableGuide`, which follow
-    the protocol: ``log_joint`` looks the values up, and ``grad_log_joint`` returns
-    per-copy gradients (leading axis M) assembled from the table — the numbers the model
-    computes, without recomputing them for every particle.
-    """
-
-    def __init__(self, density, gradient, params, x_n, states):
-        self.params = params
-        self.values = density(params, states[:, None], x_n[None])[:, 0]          # (S,)
-        one = np.ones((1, 1))
-        rows = [gradient(params, s[None, None], x_n[None], one) for s in states]
-        self.keys = list(rows[0])
-        self.shapes = [np.shape(rows[0][k]) for k in self.keys]
-        self.table = np.stack([flatten(r, self.keys) for r in rows])             # (S, P)
-        self.z = self.idx = None
-
-    def bind(self, z, idx):
-        self.z, self.idx = z, idx                      # particles (K, M, …) and state indices (K, M)
-
-    def _check_same(self, params, z):
-        if z is not self.z and not np.array_equal(z, self.z):
-            raise RuntimeError("the estimator evaluated the model or guide at particles other than the ones it "
-                               "was given; use method='direct'")
-        if any(not np.array_equal(params[k], self.params[k]) for k in self.params):
-            raise RuntimeError("the estimator evaluated the model or guide at other parameters; "
-                               "use method='direct'")
-
-    def lookup(self, params, z):
-        self._check_same(params, z)
-        return self.values[self.idx]
-
-    def per_copy(self, params, z, weights):
-        self._check_same(params, z)
-        weights = np.asarray(weights, dtype=np.float64)
-        m, s = self.idx.shape[1], self.table.shape[0]
-        flat = (np.arange(m)[None, :] * s + self.idx).reshape(-1)
-        omega = np.bincount(flat, weights=weights.reshape(-1), minlength=m * s).reshape(m, s)
-        values = _small_dot("ms,sp->mp", omega, self.table)                        # (M, P)
-        out, start = {}, 0
-        for key, shape in zip(self.keys, self.shapes):
-            size = int(np.prod(shape))
-            out[key] = values[:, start:start + size].reshape((m,) + shape)
-            start += size
-        return out
-
-
-class _TableModel:
-    """The model, for one datapoint and one chunk of multisets, as per-state tables."""
-
-    def __init__(self, inner, theta, x_n, states):
-        self.inner, self.tables = inner, _Tables(inner.log_joint, inner.grad_log_joint, theta, x_n, states)
-        protocol.copy_declarations(self, inner, "theta_shapes")
-
-    def __repr__(self):
-        return f"tables of {self.inner!r}"
-
-    def init_theta(self, rng):
-        return self.inner.init_theta(rng)
-
-    def sample(self, theta, n, rng):
-        return self.inner.sample(theta, n, rng)
-
-    def log_joint(self, theta, z, x):
-        return self.tables.lookup(theta, z)
-
-    def grad_log_joint(self, theta, z, x, weights):
-        return self.tables.per_copy(theta, z, weights)
-
-
-class _TableGuide:
-    """The guide, for one datapoint and one chunk of multisets, as per-state tables."""
-
-    def __init__(self, inner, phi, x_n, states):
-        self.inner, self.tables = inner, _Tables(inner.log_prob, inner.grad_log_prob, phi, x_n, states)
-        protocol.copy_declarations(self, inner, "phi_shapes")
-
-    def __repr__(self):
-        return f"tables of {self.inner!r}"
-
-    def init_phi(self, rng):
-        return self.inner.init_phi(rng)
-
-    def sample(self, phi, x, K, rng):
-        return self.inner.sample(phi, x, K, rng)
-
-    def log_prob(self, phi, z, x):
-        return self.tables.lookup(phi, z)
-
-    def grad_log_prob(self, phi, z, x, weights):
-        return self.tables.per_copy(phi, z, weights)
 
 
 def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method="tables",
@@ -486,8 +384,8 @@ def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method=
     chunk_rows = max(1, _CHUNK_BYTES // row_bytes)
     total_mean, total_var, like = 0.0, 0.0, {}
     for n in range(e.n_data):
-        acc = _Accumulator(covariance)
-        evaluate = (_tables_evaluator if method == "tables" else _direct_evaluator)(estimator, e, n, like)
+        acc = WeightedMoments(covariance)
+        evaluate = (tables_evaluator if method == "tables" else _direct_evaluator)(estimator, e, n, like)
         for a, counts, log_coef in multisets(e.n_states, K, chunk_rows):
             acc.add(np.exp(_log_prob_of(counts, log_coef, e.log_q[:, n])), evaluate(a))
         mean_n, var_n = acc.result()
@@ -495,25 +393,6 @@ def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method=
         total_var = total_var + var_n / e.n_data ** 2
     mean = unflatten(total_mean, like)
     return mean, (total_var if covariance else unflatten(total_var, like))
-
-
-def _tables_evaluator(estimator, e, n, like):
-    # the estimator called once per chunk, on M copies of x_n with one multiset per copy
-    x_n = e.x[n]
-    t_model, t_guide = _TableModel(e.model, e.theta, x_n, e.states), _TableGuide(e.guide, e.phi, x_n, e.states)
-
-    def evaluate(a):
-        z, m = np.moveaxis(e.states[a], 1, 0), a.shape[0]                 # (K, M, *z_shape)
-        t_model.tables.bind(z, a.T)
-        t_guide.tables.bind(z, a.T)
-        out = estimator(t_model, t_guide, e.theta, e.phi, np.repeat(x_n[None], m, axis=0), z)
-        like.update({k: np.zeros(np.shape(v)[1:]) for k, v in out.items() if k not in like})
-        for key, value in out.items():
-            if np.shape(value) != (m,) + np.shape(like[key]):
-                raise RuntimeError(f"estimator output {key!r} has shape {np.shape(value)}, not "
-                                   f"per-datapoint; use method='direct'")
-        return m * np.concatenate([np.reshape(out[k], (m, -1)) for k in like], axis=1)
-    return evaluate
 
 
 def _direct_evaluator(estimator, e, n, like):

@@ -16,6 +16,7 @@ sums, and Frullani's integral gives ELBO_IS itself.
 """
 import numpy as np
 
+from .. import protocol
 from .._checks import check_count
 from .._trees import flatten, unflatten
 from ..numerics import logsumexp
@@ -82,7 +83,10 @@ def _frullani(prob, omega, K):
 
 def scalar_laplace(model, guide, theta, phi, x, K, estimator=None, nodes=120):
     """ELBO_IS, and optionally an estimator's mean and variance, at any K for a scalar
-    continuous latent: ``LinearGaussian(1, dx)`` with ``DiagonalGaussianGuide(1, dx)``.
+    continuous latent: a model with the capabilities ``posterior`` (its variance bounds the
+    weights) and ``log_marginal``, and z_shape (1,), with a Gaussian guide that declares
+    ``closed_forms = "diagonal-gaussian"`` (mean ``guide.mean(phi, x)``, scale
+    exp(phi["log_s"])) — ``LinearGaussian(1, dx)`` with ``DiagonalGaussianGuide(1, dx)``.
 
     No Monte Carlo: expectations over q_φ(·|x_n) are Gauss–Hermite sums with
     ``nodes`` points, and the K-particle law enters through the Laplace
@@ -102,10 +106,17 @@ def scalar_laplace(model, guide, theta, phi, x, K, estimator=None, nodes=120):
     the coefficient of its 1/K bias, −(1/N) Σ_n E_q[ω² (F − E_p F)]).
     """
     from numpy.polynomial.hermite_e import hermegauss
-    from ..models.linear_gaussian_exact import check_pair
-    theta, phi, x = check_pair(model, guide, theta, phi, x)
-    if model.dz != 1:
-        raise TypeError(f"model must be a LinearGaussian with dz = 1; got {model!r}")
+    protocol.check_pair(model, guide)
+    missing = [f"model.{m}" for m in ("posterior", "log_marginal") if not callable(getattr(model, m, None))]
+    if getattr(guide, "closed_forms", None) != "diagonal-gaussian" or not callable(getattr(guide, "mean", None)):
+        missing.append("a diagonal-Gaussian guide (closed_forms = 'diagonal-gaussian', guide.mean)")
+    if missing or tuple(model.z_shape) != (1,):
+        raise TypeError(f"scalar_laplace needs a scalar latent (z_shape (1,); got {tuple(model.z_shape)}) and "
+                        f"{', '.join(missing) or 'nothing more'}; e.g. LinearGaussian(1, dx) with "
+                        f"DiagonalGaussianGuide(1, dx)")
+    theta = protocol.validate_params(theta, model.theta_shapes, "theta")
+    phi = protocol.validate_params(phi, guide.phi_shapes, "phi")
+    x = protocol.validate_x(model, x)
     K = check_count(K, "K")
     nodes = check_count(nodes, "nodes", minimum=8)
     _, S = model.posterior(theta, x)

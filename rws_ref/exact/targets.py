@@ -15,7 +15,7 @@ from .. import protocol
 from .._checks import check_count
 from .._trees import flatten, unflatten
 from ..numerics import logsumexp
-from .enumeration import Enumerated, _Accumulator
+from .enumeration import Enumerated, WeightedMoments
 
 __all__ = ["kl_grad_phi", "chi2", "wake_phi_bias_constant", "sleep_target", "sleep_moments"]
 
@@ -141,7 +141,7 @@ def sleep_moments(model, guide, theta, phi, M=1, nodes=64):
     one = np.ones((1, 1))
     rows = [guide.grad_log_prob(phi, z[:, i:i + 1], xs[i:i + 1], one) for i in range(len(prob))]
     values = -np.stack([flatten(r, rows[0]) for r in rows])
-    acc = _Accumulator(covariance=False)
+    acc = WeightedMoments(covariance=False)
     acc.add(prob, values)
     mean, var = acc.result()
     return unflatten(mean, rows[0]), unflatten(var / M, rows[0])

@@ -22,10 +22,26 @@ Both share ∂/∂logits Σ_k ω_k log softmax(l)[z_k] = Σ_k ω_k (onehot(z_k) 
 import numpy as np
 
 from .._checks import as_float_array, check_count, check_draws, check_finite, check_rng
-from ..numerics import LOG_2PI, _xp, log_softmax, logsumexp, softmax
+from ..numerics import LOG_2PI, array_module, log_softmax, logsumexp, softmax
 from ..protocol import Guide, Model, support_log_joint, validate_x
 
-__all__ = ["GaussianMixture", "SoftmaxLinearGuide", "MLPGuide"]
+__all__ = ["GaussianMixture", "SoftmaxLinearGuide", "MLPGuide", "benchmark_guide", "BENCHMARK_LOC",
+           "BENCHMARK_SCALE"]
+
+#: the guides' input standardization u = (x − loc)/scale on the C = 20 benchmark: about the mean and the
+#: spread of x under the true mixture (means 0, 10, …, 190; weights ∝ c + 5)
+BENCHMARK_LOC, BENCHMARK_SCALE = 95.0, 60.0
+
+
+def benchmark_guide(kind="mlp"):
+    """The guide of Le et al. (2019)'s C = 20 benchmark: ``MLPGuide(20, (16, 16))`` ("mlp") or
+    ``SoftmaxLinearGuide(20)`` ("linear"), both standardizing x by :data:`BENCHMARK_LOC`,
+    :data:`BENCHMARK_SCALE`."""
+    if kind == "mlp":
+        return MLPGuide(20, (16, 16), loc=BENCHMARK_LOC, scale=BENCHMARK_SCALE)
+    if kind == "linear":
+        return SoftmaxLinearGuide(20, loc=BENCHMARK_LOC, scale=BENCHMARK_SCALE)
+    raise ValueError(f"kind must be 'mlp' or 'linear'; got {kind!r}")
 
 
 class GaussianMixture(Model):
@@ -278,7 +294,7 @@ class MLPGuide(_CategoricalGuide):
 
     def _network(self, phi, u):
         # Activations h_0 = u, h_l = tanh(h_{l−1} W_lᵀ + b_l); returns them and the logits.
-        xp = _xp(*phi.values())
+        xp = array_module(*phi.values())
         h = [u[:, None]]
         for layer in range(1, self.n_layers):
             h.append(xp.tanh(xp.matmul(h[-1], xp.transpose(phi[f"W{layer}"])) + phi[f"b{layer}"]))

@@ -11,10 +11,10 @@ Guide (``DiagonalGaussianGuide(dz, dx)``)::
 
 Each density is written once, in ``log_joint_vjp`` / ``log_prob_vjp``: the
 forward pass returns the log density and its pullback (the weighted-sum
-gradient), side by side.  The closed forms that judge these densities (KL
-divergences, ELBO_1 and its gradients, the φ targets) live in
-:mod:`rws_ref.models.linear_gaussian_exact`; their names are also reachable
-from this module.
+gradient), side by side.  The closed forms that judge these densities (the
+posterior, KL divergences, ELBO_1 and its gradients, the φ targets) live in
+:mod:`rws_ref.models.linear_gaussian_exact`, derived from the Gaussian moments
+rather than from this code; their names are also reachable from this module.
 
 Notation: r = x − W z − b (the residual), P = I + Wᵀ D⁻¹ W (posterior
 precision), S = P⁻¹, m(x) = S (mu + Wᵀ D⁻¹ (x − b)), μ_q(x) = A x + c.
@@ -22,21 +22,25 @@ precision), S = P⁻¹, m(x) = S (mu + Wᵀ D⁻¹ (x − b)), μ_q(x) = A x + c
 import numpy as np
 
 from .._checks import check_count, check_dim, check_draws, check_rng
-from ..numerics import LOG_2PI, _xp
+from ..numerics import LOG_2PI, array_module
 from ..protocol import Guide, Model, validate_x, validate_z
+from . import linear_gaussian_exact as closed
+
+# the closed forms keep their historical address rws_ref.models.linear_gaussian.<name>
+from .linear_gaussian_exact import (  # noqa: F401
+    elbo1,
+    exclusive_optimal_phi,
+    expected_kl,
+    grad_elbo1,
+    grad_kl_phi,
+    kl_grad_phi,
+    kl_guide_posterior,
+    kl_posterior_guide,
+    moment_matched_phi,
+    sleep_target,
+)
 
 __all__ = ["LinearGaussian", "DiagonalGaussianGuide"]
-
-_CLOSED_FORMS = ("kl_posterior_guide", "kl_guide_posterior", "elbo1", "grad_elbo1", "grad_kl_phi",
-                 "expected_kl", "sleep_target", "moment_matched_phi", "exclusive_optimal_phi")
-
-
-def __getattr__(name):
-    # the closed forms keep their historical address rws_ref.models.linear_gaussian.<name>
-    if name in _CLOSED_FORMS:
-        from . import linear_gaussian_exact
-        return getattr(linear_gaussian_exact, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class LinearGaussian(Model):
@@ -55,6 +59,8 @@ class LinearGaussian(Model):
     ``kl_grad_phi`` and ``sleep_target`` (closed forms with
     :class:`DiagonalGaussianGuide`), ``grad_z_log_joint`` (reparameterization).
     """
+
+    closed_forms = closed.MODEL_FAMILY       # the closed forms of linear_gaussian_exact hold for it
 
     def __init__(self, dz, dx):
         self.dz = check_dim(dz, "dz")
@@ -96,7 +102,7 @@ class LinearGaussian(Model):
             d b         = Σ ω  r / σ²
             d log_sigma = Σ ω (r² / σ² − 1)
         """
-        xp = _xp(z, *theta.values())                   # autograd.numpy while traced, else NumPy
+        xp = array_module(z, *theta.values())                   # autograd.numpy while traced, else NumPy
         k, n = z.shape[:2]
         z2 = z.reshape(k * n, self.dz)                  # 2-D views; einsum for the squares: no temporaries
         r2 = ((x - theta["b"]) - (z2 @ theta["W"].T).reshape(k, n, self.dx)).reshape(k * n, self.dx)
@@ -150,21 +156,15 @@ class LinearGaussian(Model):
         S : ndarray (dz, dz)
             (I + Wᵀ D⁻¹ W)⁻¹, the same for every x.
         """
-        theta, x = self.check_theta(theta), validate_x(self, x)
-        W, inv_var = theta["W"], np.exp(-2.0 * theta["log_sigma"])
-        S = np.linalg.inv(np.eye(self.dz) + W.T @ (inv_var[:, None] * W))
-        S = 0.5 * (S + S.T)
-        return (theta["mu"] + (x - theta["b"]) @ (inv_var[:, None] * W)) @ S, S
+        return closed.posterior(self.check_theta(theta), validate_x(self, x))
 
     def kl_grad_phi(self, guide, theta, phi, x):
         """∇_φ (1/N) Σ_n KL(p_θ(z|x_n) ‖ q_φ(z|x_n)) in closed form (descent of the KL)."""
-        from .linear_gaussian_exact import grad_kl_phi
-        return grad_kl_phi(self, guide, theta, phi, x)
+        return closed.kl_grad_phi(self, guide, theta, phi, x)
 
     def sleep_target(self, guide, theta, phi):
         """∇_φ E_{p_θ(x)} KL(p_θ(z|x) ‖ q_φ(z|x)) in closed form (descent of the KL)."""
-        from .linear_gaussian_exact import sleep_target
-        return sleep_target(self, guide, theta, phi)
+        return closed.sleep_target(self, guide, theta, phi)
 
 
 class DiagonalGaussianGuide(Guide):
@@ -180,6 +180,8 @@ class DiagonalGaussianGuide(Guide):
     φ keys and shapes: ``A`` (dz, dx), ``c`` (dz,), ``log_s`` (dz,).
     Reparameterizable: ``reparameterize``, ``grad_z_log_prob``, ``pull_back``.
     """
+
+    closed_forms = closed.GUIDE_FAMILY
 
     def __init__(self, dz, dx):
         self.dz = check_dim(dz, "dz")
@@ -199,8 +201,7 @@ class DiagonalGaussianGuide(Guide):
 
     def mean(self, phi, x):
         """μ_q(x) = A x + c for x (N, dx); returns (N, dz)."""
-        phi, x = self.check_phi(phi), validate_x(self, x)
-        return x @ phi["A"].T + phi["c"]
+        return closed.guide_mean(self.check_phi(phi), validate_x(self, x))
 
     def sample(self, phi, x, K, rng):
         """K independent particles per datapoint, z ~ q_φ(·|x): shape (K, N, dz)."""
@@ -210,7 +211,7 @@ class DiagonalGaussianGuide(Guide):
         check_rng(rng)
         z = rng.standard_normal((K, x.shape[0], self.dz))
         z *= np.exp(phi["log_s"])                  # in place: one (K, N, dz) array, no temporaries
-        z += x @ phi["A"].T + phi["c"]
+        z += closed.guide_mean(phi, x)
         return z
 
     def log_prob_vjp(self, phi, z, x):
@@ -222,9 +223,9 @@ class DiagonalGaussianGuide(Guide):
             d c     = Σ ω  e / s²
             d log_s = Σ ω (e² / s² − 1)
         """
-        xp = _xp(z, *phi.values())
+        xp = array_module(z, *phi.values())
         k, n = z.shape[:2]
-        e = z - (x @ phi["A"].T + phi["c"])
+        e = z - closed.guide_mean(phi, x)
         inv_var = xp.exp(-2.0 * phi["log_s"])
         e2 = e.reshape(k * n, self.dz)
         log_q = -0.5 * xp.einsum("ij,ij,j->i", e2, e2, inv_var) - phi["log_s"].sum() - 0.5 * self.dz * LOG_2PI
@@ -242,13 +243,12 @@ class DiagonalGaussianGuide(Guide):
         """z = A x + c + s ⊙ ε for base noise ε (K, N, dz) ~ N(0, I): shape (K, N, dz)."""
         phi, x = self.check_phi(phi), validate_x(self, x)
         eps = validate_z(self, eps, x.shape[0], name="eps")
-        xp = _xp(*phi.values())
-        return xp.dot(x, xp.transpose(phi["A"])) + phi["c"] + xp.exp(phi["log_s"]) * eps
+        return closed.guide_mean(phi, x) + array_module(*phi.values()).exp(phi["log_s"]) * eps
 
     def grad_z_log_prob(self, phi, z, x):
         """∇_z log q_φ(z|x) per particle at fixed φ: −(z − A x − c) / s².  Shape (K, N, dz)."""
         phi, z, x = self._inputs(phi, z, x)
-        return -(z - x @ phi["A"].T - phi["c"]) * np.exp(-2.0 * phi["log_s"])
+        return -(z - closed.guide_mean(phi, x)) * np.exp(-2.0 * phi["log_s"])
 
     def pull_back(self, phi, x, eps, v):
         """Σ_{k,n} (∂z_kn/∂φ)ᵀ v_kn for z = A x + c + s ε: the chain rule through the particles.

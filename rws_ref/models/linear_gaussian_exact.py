@@ -12,35 +12,60 @@ posterior mean, μ_q(x) = A x + c, s = exp(log_s), σ = exp(log_sigma).
 import numpy as np
 
 from ..numerics import LOG_2PI
-from ..protocol import validate_x
-from .linear_gaussian import DiagonalGaussianGuide, LinearGaussian
+from ..protocol import validate_params, validate_x
 
-__all__ = ["ppca_max_log_likelihood", "ppca_max_likelihood_theta", "kl_posterior_guide", "kl_guide_posterior", "elbo1", "grad_elbo1", "grad_kl_phi",
-           "expected_kl", "sleep_target", "moment_matched_phi", "exclusive_optimal_phi", "check_pair"]
+__all__ = ["ppca_max_log_likelihood", "ppca_max_likelihood_theta", "kl_posterior_guide", "kl_guide_posterior",
+           "elbo1", "grad_elbo1", "kl_grad_phi", "grad_kl_phi", "expected_kl", "sleep_target",
+           "moment_matched_phi", "exclusive_optimal_phi", "check_closed_form_pair", "check_pair",
+           "guide_mean", "posterior_precision", "posterior"]
+
+#: the declarations (``closed_forms = …``) by which a model and a guide say their densities are
+#: exactly those these closed forms are derived for (docs/protocol.md)
+MODEL_FAMILY, GUIDE_FAMILY = "linear-gaussian", "diagonal-gaussian"
 
 
-def _posterior(theta, x):
+def guide_mean(phi, x):
+    """μ_q(x) = A x + c for x (N, dx): (N, dz).  Traceable by autograd."""
+    return x @ phi["A"].T + phi["c"]
+
+
+def posterior_precision(theta):
+    """P = I + Wᵀ D⁻¹ W, D = diag(σ²): the precision of p_θ(z|x), the same for every x."""
+    W = theta["W"]
+    return np.eye(W.shape[1]) + W.T @ (np.exp(-2.0 * theta["log_sigma"])[:, None] * W)
+
+
+def posterior(theta, x):
+    """p_θ(z|x_n) = N(m(x_n), S): m (N, dz) = S (mu + Wᵀ D⁻¹ (x − b)) and S = P⁻¹ (dz, dz)."""
     W, inv_var = theta["W"], np.exp(-2.0 * theta["log_sigma"])
-    precision = np.eye(W.shape[1]) + W.T @ (inv_var[:, None] * W)
-    S = np.linalg.inv(precision)
+    S = np.linalg.inv(posterior_precision(theta))
     S = 0.5 * (S + S.T)
     m = (theta["mu"] + (x - theta["b"]) @ (inv_var[:, None] * W)) @ S
     return m, S
 
 
-def check_pair(model, guide, theta, phi, x=None):
-    """The closed forms hold for this one pair: check the types, dimensions and parameters."""
-    if not isinstance(model, LinearGaussian):
-        raise TypeError(f"model must be a LinearGaussian; got {type(model).__name__}")
-    if not isinstance(guide, DiagonalGaussianGuide):
-        raise TypeError(f"guide must be a DiagonalGaussianGuide; got {type(guide).__name__}")
+
+def check_closed_form_pair(model, guide, theta, phi, x=None):
+    """The closed forms hold for this pair: both declare the family (``closed_forms``), their
+    dimensions agree, and θ, φ (and x) are valid.  Returns the validated (θ, φ[, x])."""
+    if getattr(model, "closed_forms", None) != MODEL_FAMILY:
+        raise TypeError(f"model must be a linear-Gaussian model (declaring closed_forms = {MODEL_FAMILY!r}, "
+                        f"e.g. LinearGaussian); got {type(model).__name__}")
+    if getattr(guide, "closed_forms", None) != GUIDE_FAMILY:
+        raise TypeError(f"guide must be a diagonal-Gaussian guide (declaring closed_forms = {GUIDE_FAMILY!r}, "
+                        f"e.g. DiagonalGaussianGuide); got {type(guide).__name__}")
     if (guide.dz, guide.dx) != (model.dz, model.dx):
         raise ValueError(f"guide dimensions (dz, dx) = {(guide.dz, guide.dx)} must match "
                          f"the model's {(model.dz, model.dx)}")
-    theta, phi = model.check_theta(theta), guide.check_phi(phi)
+    theta = validate_params(theta, model.theta_shapes, "theta")
+    phi = validate_params(phi, guide.phi_shapes, "phi")
     if x is None:
         return theta, phi
     return theta, phi, validate_x(model, x)
+
+
+#: the former name of :func:`check_closed_form_pair`
+check_pair = check_closed_form_pair
 
 
 def kl_posterior_guide(model, guide, theta, phi, x):
@@ -49,9 +74,9 @@ def kl_posterior_guide(model, guide, theta, phi, x):
     ½ [ Σ_i (S_ii + (m_i − μ_q,i)²) / s_i² − dz + Σ_i log s_i² − log det S ].
     """
     theta, phi, x = check_pair(model, guide, theta, phi, x)
-    m, S = _posterior(theta, x)
+    m, S = posterior(theta, x)
     inv_var = np.exp(-2.0 * phi["log_s"])
-    diff = m - (x @ phi["A"].T + phi["c"])
+    diff = m - (guide_mean(phi, x))
     _, log_det_S = np.linalg.slogdet(S)
     return 0.5 * (np.sum((np.diag(S) + diff ** 2) * inv_var, axis=1) - model.dz
                   + 2.0 * np.sum(phi["log_s"]) - log_det_S)
@@ -63,10 +88,10 @@ def kl_guide_posterior(model, guide, theta, phi, x):
     ½ [ tr(P diag s²) + (μ_q − m)ᵀ P (μ_q − m) − dz + log det S − Σ_i log s_i² ].
     """
     theta, phi, x = check_pair(model, guide, theta, phi, x)
-    m, S = _posterior(theta, x)
+    m, S = posterior(theta, x)
     P = np.linalg.inv(S)
     s2 = np.exp(2.0 * phi["log_s"])
-    diff = x @ phi["A"].T + phi["c"] - m
+    diff = guide_mean(phi, x) - m
     _, log_det_S = np.linalg.slogdet(S)
     return 0.5 * (np.diag(P) @ s2 + np.einsum("ni,ij,nj->n", diff, P, diff) - model.dz
                   + log_det_S - 2.0 * np.sum(phi["log_s"]))
@@ -84,7 +109,7 @@ def elbo1(model, guide, theta, phi, x):
     theta, phi, x = check_pair(model, guide, theta, phi, x)
     W, s2 = theta["W"], np.exp(2.0 * phi["log_s"])
     inv_var = np.exp(-2.0 * theta["log_sigma"])
-    mu_q = x @ phi["A"].T + phi["c"]
+    mu_q = guide_mean(phi, x)
     r_bar = x - mu_q @ W.T - theta["b"]
     lik = -0.5 * ((r_bar ** 2 + (W ** 2) @ s2) @ inv_var) - np.sum(theta["log_sigma"])
     prior = -0.5 * (np.sum((mu_q - theta["mu"]) ** 2, axis=1) + np.sum(s2))
@@ -117,21 +142,21 @@ def grad_elbo1(model, guide, theta, phi, x):
     n = x.shape[0]
     W, s2 = theta["W"], np.exp(2.0 * phi["log_s"])
     inv_var = np.exp(-2.0 * theta["log_sigma"])
-    mu_q = x @ phi["A"].T + phi["c"]
+    mu_q = guide_mean(phi, x)
     r_bar = x - mu_q @ W.T - theta["b"]
     dtheta = {"mu": np.mean(mu_q, axis=0) - theta["mu"],
               "W": inv_var[:, None] * (r_bar.T @ mu_q / n - W * s2),
               "b": inv_var * np.mean(r_bar, axis=0),
               "log_sigma": inv_var * (np.mean(r_bar ** 2, axis=0) + (W ** 2) @ s2) - 1.0}
-    m, S = _posterior(theta, x)
-    P = np.eye(model.dz) + W.T @ (inv_var[:, None] * W)
+    m, S = posterior(theta, x)
+    P = posterior_precision(theta)
     d_mu_q = (m - mu_q) @ P                                     # rows P (m − μ_q), P symmetric
     dphi = {"A": d_mu_q.T @ x / n, "c": np.mean(d_mu_q, axis=0),
             "log_s": 1.0 - s2 * np.diag(P)}
     return dtheta, dphi
 
 
-def grad_kl_phi(model, guide, theta, phi, x):
+def kl_grad_phi(model, guide, theta, phi, x):
     """∇_φ (1/N) Σ_n KL(p_θ(z|x_n) ‖ q_φ(z|x_n)) — the wake-φ target (descent of the KL).
 
     Per datapoint, with m, S the exact posterior::
@@ -145,12 +170,16 @@ def grad_kl_phi(model, guide, theta, phi, x):
     """
     theta, phi, x = check_pair(model, guide, theta, phi, x)
     n = x.shape[0]
-    m, S = _posterior(theta, x)
+    m, S = posterior(theta, x)
     inv_var = np.exp(-2.0 * phi["log_s"])
-    diff = x @ phi["A"].T + phi["c"] - m                         # μ_q − m, (N, dz)
+    diff = guide_mean(phi, x) - m                         # μ_q − m, (N, dz)
     d_mu_q = diff * inv_var
     return {"A": d_mu_q.T @ x / n, "c": np.mean(d_mu_q, axis=0),
             "log_s": 1.0 - inv_var * (np.diag(S) + np.mean(diff ** 2, axis=0))}
+
+
+#: the former name of :func:`kl_grad_phi` (the same quantity as rws_ref.exact.kl_grad_phi)
+grad_kl_phi = kl_grad_phi
 
 
 def _residual_moments(model, theta, phi):
@@ -172,7 +201,7 @@ def expected_kl(model, guide, theta, phi):
     """
     theta, phi = check_pair(model, guide, theta, phi)
     _, _, e2 = _residual_moments(model, theta, phi)
-    _, S = _posterior(theta, np.zeros((1, model.dx)))
+    _, S = posterior(theta, np.zeros((1, model.dx)))
     _, log_det_S = np.linalg.slogdet(S)
     return float(0.5 * np.sum(e2 * np.exp(-2.0 * phi["log_s"])) + np.sum(phi["log_s"])
                  - 0.5 * model.dz - 0.5 * log_det_S)
@@ -208,9 +237,9 @@ def moment_matched_phi(model, theta):
     log_s = ½ log diag S.  It is also the minimizer of the inclusive KL
     for every single x.
     """
-    theta = model.check_theta(theta)
+    theta = validate_params(theta, model.theta_shapes, "theta")
     W, inv_var = theta["W"], np.exp(-2.0 * theta["log_sigma"])
-    _, S = _posterior(theta, np.zeros((1, model.dx)))
+    _, S = posterior(theta, np.zeros((1, model.dx)))
     A = S @ W.T * inv_var
     return {"A": A, "c": S @ theta["mu"] - A @ theta["b"], "log_s": 0.5 * np.log(np.diag(S))}
 
@@ -219,11 +248,9 @@ def exclusive_optimal_phi(model, theta):
     """The φ maximizing ELBO_1 (minimizing KL(q ‖ p)): the same mean map as
     :func:`moment_matched_phi`, but s² = 1 / diag P, P = S⁻¹ the posterior precision.
     """
-    theta = model.check_theta(theta)
+    theta = validate_params(theta, model.theta_shapes, "theta")
     phi = moment_matched_phi(model, theta)
-    W, inv_var = theta["W"], np.exp(-2.0 * theta["log_sigma"])
-    P = np.eye(model.dz) + W.T @ (inv_var[:, None] * W)
-    phi["log_s"] = -0.5 * np.log(np.diag(P))
+    phi["log_s"] = -0.5 * np.log(np.diag(posterior_precision(theta)))
     return phi
 
 

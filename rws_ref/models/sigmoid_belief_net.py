@@ -17,7 +17,7 @@ posterior tables, log p_θ(x) and the sleep target are exact sums.
 import numpy as np
 
 from .._checks import check_count, check_dim, check_draws, check_memory, check_rng
-from ..numerics import _xp, log1m_sigmoid, logsumexp, sigmoid, softmax
+from ..numerics import array_module, log1m_sigmoid, logsumexp, sigmoid, softmax
 from ..protocol import Guide, Model, support_log_joint, validate_x
 
 __all__ = ["SigmoidBeliefNet", "BernoulliGuide", "binary_states"]
@@ -91,7 +91,7 @@ class SigmoidBeliefNet(Model):
             d W   = Σ ω (x − sigmoid(a)) zᵀ
             d b_x = Σ ω (x − sigmoid(a))
         """
-        xp = _xp(*theta.values())
+        xp = array_module(*theta.values())
         a = xp.dot(z, xp.transpose(theta["W"])) + theta["b_x"]
         log_p = _log_bernoulli(z, theta["b_z"]) + _log_bernoulli(x, a)
 
@@ -158,7 +158,7 @@ class BernoulliGuide(Guide):
 
         G_n = Σ_k ω_kn (z_kn − sigmoid(A x_n + c)),  d A = Σ_n G_n x_nᵀ,  d c = Σ_n G_n.
         """
-        xp = _xp(*phi.values())
+        xp = array_module(*phi.values())
         logits = xp.dot(x, xp.transpose(phi["A"])) + phi["c"]
 
         def pullback(weights):
