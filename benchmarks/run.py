@@ -234,9 +234,9 @@ runs the middle and large ratios ranged 4.5–5.7× and 2.4–3.8×, the later r
 change). At the smallest size a step is about 0.12 ms, of which about 0.025 ms is validation
 (θ, φ, x in `guide.sample`; θ, φ, x, z in `wake_step`), kept on purpose, and the rest the
 per-call cost of some forty small NumPy operations; the hand-written step skips validation and
-fuses the guide's density into the sampling, so 20× Pyro there is not reached. The oracle's products of tall, thin arrays run on
-NumPy's einsum loops rather than a threaded BLAS, so its time no longer depends on the thread
-count or on load (it took 2.7 s on one thread and 17 s on two under load before)."""
+fuses the guide's density into the sampling, so 20× Pyro there is not reached. The oracle's products
+of tall, thin arrays run on NumPy's einsum loops rather than a threaded BLAS, so its time no longer
+depends on the thread count or on load (it took 2.7 s on one thread and 17 s on two under load before)."""
 
 
 def main(argv):

@@ -6,7 +6,8 @@ import importlib
 import inspect
 import os
 
-MODULES = ["rws_ref.protocol", "rws_ref.adapters", "rws_ref.diagnose", "rws_ref.reproduce", "rws_ref.estimators", "rws_ref.models.linear_gaussian",
+MODULES = ["rws_ref.protocol", "rws_ref.adapters", "rws_ref.diagnose", "rws_ref.reproduce", "rws_ref.estimators",
+           "rws_ref.models.linear_gaussian",
            "rws_ref.models.linear_gaussian_exact", "rws_ref.models.gaussian_mixture",
            "rws_ref.models.sigmoid_belief_net", "rws_ref.exact.enumeration", "rws_ref.exact.laplace",
            "rws_ref.exact.targets", "rws_ref.family", "rws_ref.autodiff",

@@ -9,9 +9,9 @@ sqrt(max(that, 0)), and the summary per K is the mean over the selected
 entries (as in Rainforth et al.).  Its log-log slope in K is fitted by
 least squares over the K whose summary is resolved: the mean over entries
 of the unclipped SNR² estimates is positive in at least 97.5% of the
-bootstrap resamples (a true SNR of 0, as
-wake-φ's at K = 1, is then reported as unresolved rather than as the floor).  Uncertainty comes from the bootstrap: replicates are resampled with
-replacement (independently for each K), the SNRs and the slope recomputed,
+bootstrap resamples (a true SNR of 0, as wake-φ's at K = 1, is then reported
+as unresolved rather than as the floor).  Uncertainty comes from the bootstrap:
+replicates are resampled with replacement (independently for each K), the SNRs and the slope recomputed,
 and percentile intervals reported.
 
 Use it on your own estimators: pass any callable ``draw(K, rng) -> dict or

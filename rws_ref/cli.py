@@ -3,6 +3,7 @@
     rws-ref audit [--plot FILE.png]      every estimator against the exact oracle (the main job)
     rws-ref train --model … --method …  the full algorithm, with metrics, plots and checkpoints
     rws-ref vectors --out FILE.json      language-neutral test vectors for other implementations
+    rws-ref reproduce le2019-gmm --out DIR   a paper's experiment, resumable
 
 Errors in the arguments or the files give one readable line on stderr and
 exit status 2, never a traceback.  ``audit`` exits 1 if any check fails.
@@ -319,7 +320,8 @@ def _write_outputs(args, result, model, data, held_out, ppca):
     """The learned parameters, the metrics and the learning curves, each written atomically; the paths."""
     written = []
     if args.save_params:
-        arrays = {**{f"theta/{k}": v for k, v in result.theta.items()}, **{f"phi/{k}": v for k, v in result.phi.items()}}
+        arrays = {**{f"theta/{k}": v for k, v in result.theta.items()},
+                  **{f"phi/{k}": v for k, v in result.phi.items()}}
         atomic_write(args.save_params, lambda handle: np.savez(handle, **arrays), binary=True)
         written.append(args.save_params)
     if args.out:
@@ -356,7 +358,8 @@ def _report(result, seconds, model, truth, data, ppca):
     if callable(getattr(model, "summary", None)) and truth is not None:
         for key, value in model.summary(result.theta).items():
             print(f"  learned {key}: {np.array2string(np.asarray(value), precision=3, max_line_width=110)}")
-            print(f"  true    {key}: {np.array2string(np.asarray(model.summary(truth)[key]), precision=3, max_line_width=110)}")
+            true_value = np.asarray(model.summary(truth)[key])
+            print(f"  true    {key}: {np.array2string(true_value, precision=3, max_line_width=110)}")
 
 
 def _check_method(method, model, guide):

@@ -8,7 +8,7 @@ __all__ = ["plot_history"]
 
 _LABELS = {"elbo_is": "ELBO_IS (K particles)", "log_p": "log p_θ(x)", "pi_error": "‖π − π_true‖",
            "posterior_error": "‖q − p_θ(z|x)‖", "true_posterior_error": "‖q − p_true(z|x)‖",
-           "grad_std_theta": "std of wake-θ", "grad_std_phi": "std of the φ-gradient"}
+           "grad_std_theta": "wake-θ", "grad_std_phi": "the method's φ-gradient"}
 
 
 def plot_history(path, histories, title="", reference=None):
@@ -20,9 +20,12 @@ def plot_history(path, histories, title="", reference=None):
     reference : dict label -> value, optional horizontal lines on the bound panel (e.g. the
         closed-form maximum likelihood)
 
-    Panels: the bound and log p_θ(x) on the same axes (the gap between them is the bound's
-    looseness), each error on a log scale, and the gradients' spread on a log scale; iteration 0
-    is left out of log-scale panels.
+    Panels: the bound and log p_θ(x) on the same axes over the whole run, its start included
+    (the gap between them is the bound's looseness); each error on a log scale; and the
+    standard deviation of the gradient estimators — the root mean square over parameter
+    entries of each entry's standard deviation across ``grad_replicates`` independent draws
+    of the particles at the evaluation point — on a log scale.  Iteration 0 is left out of
+    log-scale panels.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -33,7 +36,7 @@ def plot_history(path, histories, title="", reference=None):
     spreads = [k for k in ("grad_std_theta", "grad_std_phi") if k in keys]
     panels = [("bound (nats per datapoint)", [k for k in ("elbo_is", "log_p") if k in keys], False)]
     panels += [("error", errors, True)] if errors else []
-    panels += [("gradient spread", spreads, True)] if spreads else []
+    panels += [("std of the gradient estimate\n(RMS over entries, across draws)", spreads, True)] if spreads else []
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     for ax, (ylabel, panel_keys, log) in zip(axes[0], panels):
         for label, history in histories.items():
@@ -44,12 +47,12 @@ def plot_history(path, histories, title="", reference=None):
                         label=f"{_LABELS.get(key, key)}" + (f" — {label}" if len(histories) > 1 else ""))
         if log:
             ax.set_yscale("log")
-        else:                                   # the start is often far below: scale to the run after it
-            later = [r[k] for h in histories.values() for r in h[1:] for k in panel_keys if k in r]
-            later += list((reference or {}).values())
-            if later:
-                lo, hi = min(later), max(later)
-                pad = 0.1 * (hi - lo) or 0.1
+        else:                                   # the whole run, its start and the reference lines included
+            shown = [r[k] for h in histories.values() for r in h for k in panel_keys if k in r]
+            shown += list((reference or {}).values())
+            if shown:
+                lo, hi = min(shown), max(shown)
+                pad = 0.05 * (hi - lo) or 0.1
                 ax.set_ylim(lo - pad, hi + pad)
         if reference and not log and panel_keys:
             for name, value in reference.items():

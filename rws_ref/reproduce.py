@@ -167,7 +167,8 @@ def summary_table(summary):
         cells = [summary["final"].get(f"{method} K={K}") for K in ks]
         if any(c is None for c in cells):
             continue
-        lines.append(f"{method:<11}" + "".join(f"{c['model_error']:>14.4f}{c['inference_error']:>11.4f}" for c in cells))
+        lines.append(f"{method:<11}" + "".join(f"{c['model_error']:>14.4f}{c['inference_error']:>11.4f}"
+                                               for c in cells))
     return "\n".join(lines)
 
 

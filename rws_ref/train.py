@@ -411,12 +411,16 @@ def _start(run, theta, phi, resume):
     run.opt_theta.load(state["opt_theta"], state["opt_theta_meta"], model.theta_shapes, "checkpoint optimizer (θ)")
     run.opt_phi.load(state["opt_phi"], state["opt_phi_meta"], guide.phi_shapes, "checkpoint optimizer (φ)")
     if state["iteration"] > cfg.iters:
-        raise ValueError(f"resume: checkpoint {resume} is at iteration {state['iteration']}, beyond iters = {cfg.iters}")
+        raise ValueError(f"resume: checkpoint {resume} is at iteration {state['iteration']}, "
+                         f"beyond iters = {cfg.iters}")
     return theta, phi, state["history"], state["iteration"]
 
 
 def _iteration(run, theta, phi, x, iteration):
-    """One step: particles, wake-θ and the method's φ-gradient from one forward pass, the updates.
+    """One step: particles, wake-θ and the method's φ-gradient, the updates.  For method "wake"
+    both gradients come from one forward pass (``wake_gradients``); the other methods call
+    their estimator on the same particles, which runs the densities again (sleep-φ, insomnia,
+    defensive wake-φ and IWAE also draw particles or dreams of their own).
 
     The particles of the first iteration are validated; later ones come from the same
     sampler on validated data and are trusted.  Log weights or parameters that leave float64

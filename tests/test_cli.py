@@ -132,3 +132,11 @@ def test_plot_history_draws_several_runs_on_shared_axes(tmp_path):
                       for i in range(0, 50, 10)]
     plot_history(tmp_path / "c.png", {"wake": rows(0.0), "sleep": rows(0.1)}, "two runs", {"truth": -4.9})
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_module_docstring_lists_every_command():
+    import argparse
+
+    from rws_ref import cli
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) and all(f"rws-ref {name}" in cli.__doc__ for name in sub.choices)

@@ -77,13 +77,17 @@ CATALOGUE = [
     ("VIMCO with K = 1", lambda: family.vimco_phi(MIX, CAT, TH_M, PH_M, X_M, Z_M[:1]), ValueError, "K >= 2"),
     ("reparameterized estimator on a discrete guide",
      lambda: family.stl_phi(MIX, CAT, TH_M, PH_M, X_M, np.zeros((1, 2))), TypeError, "reparameterizable"),
-    ("oracle over its size limit", lambda: exact.elbo_is(GaussianMixture(), SoftmaxLinearGuide(), GaussianMixture().true_theta(),
-                                                         SoftmaxLinearGuide().init_phi(_R), X_M, 50), ValueError, "max_terms"),
-    ("oracle on a continuous latent", lambda: exact.moments(rws_ref.wake_phi, LG, DG, TH, PH, X, 2), TypeError, "support"),
+    ("oracle over its size limit",
+     lambda: exact.elbo_is(GaussianMixture(), SoftmaxLinearGuide(), GaussianMixture().true_theta(),
+                           SoftmaxLinearGuide().init_phi(_R), X_M, 50), ValueError, "max_terms"),
+    ("oracle on a continuous latent", lambda: exact.moments(rws_ref.wake_phi, LG, DG, TH, PH, X, 2), TypeError,
+     "support"),
     ("unknown training method", lambda: TrainConfig(method="adamw").validate(), ValueError, "method"),
     ("negative learning rate", lambda: TrainConfig(lr_theta=-1.0).validate(), ValueError, "lr_theta"),
-    ("SNR study with one K", lambda: analysis.snr_study({"a": lambda K, r: r.random(2)}, [5], 10, _R), ValueError, "ks"),
-    ("check_estimator of an unknown kind", lambda: testing.check_estimator(rws_ref.wake_theta, "iwae"), ValueError, "kind"),
+    ("SNR study with one K", lambda: analysis.snr_study({"a": lambda K, r: r.random(2)}, [5], 10, _R), ValueError,
+     "ks"),
+    ("check_estimator of an unknown kind", lambda: testing.check_estimator(rws_ref.wake_theta, "iwae"), ValueError,
+     "kind"),
     ("model dimension zero", lambda: SigmoidBeliefNet(0, 2), ValueError, "dz"),
     ("scalar oracle with a narrow guide",
      lambda: exact.scalar_laplace(LinearGaussian(1, 1), DiagonalGaussianGuide(1, 1),
@@ -175,8 +179,8 @@ def _everything(seed):
     x = MIX.sample(theta, 5, rng)[1]
     z = CAT.sample(PH_M, x, 3, rng)
     result = train(MIX, CAT, x, TrainConfig(K=3, iters=6, batch_size=3, eval_every=3, seed=seed))
-    study = analysis.snr_study({"w": lambda K, r: rws_ref.wake_phi(MIX, CAT, theta, PH_M, x, CAT.sample(PH_M, x, K, r))["w"]},
-                               [1, 2], 5, rng, n_boot=10)
+    draw = lambda K, r: rws_ref.wake_phi(MIX, CAT, theta, PH_M, x, CAT.sample(PH_M, x, K, r))["w"]
+    study = analysis.snr_study({"w": draw}, [1, 2], 5, rng, n_boot=10)
     return np.concatenate([x, z.ravel(), result.theta["logits"], study.snr["w"]])
 
 
@@ -201,8 +205,10 @@ MORE = [
     # errors that name the argument
     ("x as a list in a family estimator", lambda: family.reinforce_phi(MIX, CAT, TH_M, PH_M, [1.0, "a"], Z_M),
      TypeError, "x must be"),
-    ("estimator None for the oracle", lambda: exact.moments(None, MIX, CAT, TH_M, PH_M, X_M, 2), TypeError, "estimator"),
-    ("max_terms a string", lambda: exact.elbo_is(MIX, CAT, TH_M, PH_M, X_M, 2, max_terms="lots"), TypeError, "max_terms"),
+    ("estimator None for the oracle", lambda: exact.moments(None, MIX, CAT, TH_M, PH_M, X_M, 2), TypeError,
+     "estimator"),
+    ("max_terms a string", lambda: exact.elbo_is(MIX, CAT, TH_M, PH_M, X_M, 2, max_terms="lots"), TypeError,
+     "max_terms"),
     ("max_terms NaN", lambda: exact.elbo_is(MIX, CAT, TH_M, PH_M, X_M, 2, max_terms=float("nan")), TypeError,
      "max_terms"),
     ("guide with fewer components than the model",

@@ -42,7 +42,9 @@ def gradient_through_weights_wake_phi(model, guide, theta, phi, x, z):
 def first_particle_only_vimco(model, guide, theta, phi, x, z):
     # not symmetric in the particles: only the first particle's score is used
     out = family.vimco_phi(model, guide, theta, phi, x, z)
-    return family.vimco_phi(model, guide, theta, phi, x, np.concatenate([z[:1], z[:1]], axis=0)) if z.shape[0] > 1 else out
+    if z.shape[0] == 1:
+        return out
+    return family.vimco_phi(model, guide, theta, phi, x, np.concatenate([z[:1], z[:1]], axis=0))
 
 
 def statuses(report):
