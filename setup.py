@@ -16,8 +16,10 @@ setup(
     packages=find_packages(include=["rws_ref", "rws_ref.*"]),
     package_data={"rws_ref": ["data/*.json"]},
     python_requires=">=3.9",
-    install_requires=["numpy>=1.22", "scipy>=1.8", "autograd>=1.6", "tqdm>=4.60", "matplotlib>=3.5"],
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.50", "jsonschema>=4"]},
+    # hypothesis draws the examples of rws_ref.testing's checks; jsonschema validates a vectors file on load
+    install_requires=["numpy>=1.22", "scipy>=1.8", "autograd>=1.6", "tqdm>=4.60", "matplotlib>=3.5",
+                      "hypothesis>=6.50", "jsonschema>=4"],
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"]},
     entry_points={"console_scripts": ["rws-ref=rws_ref.cli:main"],
                   "pytest11": ["rws_ref = rws_ref.pytest_plugin"]},
     license="MIT",

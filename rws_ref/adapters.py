@@ -50,6 +50,24 @@ def _contract(per_particle, shapes, weights, who):
     return out
 
 
+def _checked_callable(fn, name):
+    if not callable(fn):
+        raise TypeError(f"{name} must be a callable; got {type(fn).__name__}")
+    return fn
+
+
+def _as_particle_array(value, shape, who):
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{who} returned dtype {arr.dtype}; expected a real array of shape {shape}")
+    arr = arr.astype(np.float64)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{who} returned shape {arr.shape}; expected {tuple(shape)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{who} returned non-finite values")
+    return arr
+
+
 def _normal(shapes, rng):
     return {k: 0.5 * rng.standard_normal(shape) for k, shape in shapes.items()}
 
@@ -68,6 +86,8 @@ class _Adapter:
         self._sample, self._init, self._name = sample, init, name
         for key, fn in extra.items():
             if fn is not None:
+                if not callable(fn):
+                    raise TypeError(f"{key} must be a callable; got {type(fn).__name__}")
                 setattr(self, key, fn)
 
     def __repr__(self):
@@ -100,15 +120,25 @@ class Model(_Adapter, protocol.Model):
     init_theta : callable (rng) -> theta, optional (default: every entry ~ N(0, 0.5²))
     z_domain, x_domain : "real", "binary" or an int C (categories)
     support, log_marginal : optional capabilities (docs/protocol.md), passed through
+    grad_z_log_joint : callable (theta, z, x) -> (K, N, *z_shape), ∇_z log p_θ(z, x) per particle,
+        optional: with a reparameterized guide it enables IWAE, STL and the DReG estimators
     name : str, for messages
     """
 
     def __init__(self, theta_shapes, z_shape, x_shape, log_joint, grad_log_joint=None, per_particle_grad=None,
                  sample=None, init_theta=None, z_domain="real", x_domain="real", support=None, log_marginal=None,
-                 name="adapted model"):
+                 name="adapted model", grad_z_log_joint=None):
         super().__init__("theta_shapes", theta_shapes, z_shape, x_shape, log_joint, grad_log_joint,
                          per_particle_grad, sample, init_theta, z_domain, x_domain, name,
                          {"support": support, "log_marginal": log_marginal})
+        if grad_z_log_joint is not None:
+            self._grad_z = _checked_callable(grad_z_log_joint, "grad_z_log_joint")
+            self.grad_z_log_joint = self._grad_z_log_joint
+
+    def _grad_z_log_joint(self, theta, z, x):
+        """The user's ∇_z log p per particle, validated: (K, N, *z_shape), finite."""
+        theta, z, x = self._inputs(theta, z, x)
+        return _as_particle_array(self._grad_z(theta, z, x), z.shape, f"{self._name} grad_z_log_joint")
 
     def init_theta(self, rng):
         """θ from the init_theta callable; without one, every entry ~ N(0, 0.5²)."""
@@ -126,12 +156,48 @@ class Model(_Adapter, protocol.Model):
 class Guide(_Adapter, protocol.Guide):
     """A protocol guide from callables, as :class:`Model` with φ: ``log_prob(phi, z, x)``,
     ``grad_log_prob(phi, z, x, weights)`` or ``per_particle_grad(phi, z, x)``,
-    ``sample(phi, x, K, rng)`` and ``init_phi(rng)``."""
+    ``sample(phi, x, K, rng)`` and ``init_phi(rng)``.
+
+    A reparameterized guide z = z(ε, φ, x) gives three more callables, all or none:
+    ``reparameterize(phi, x, eps) -> z`` (K, N, *z_shape), ``grad_z_log_prob(phi, z, x)``
+    (∇_z log q_φ(z|x) at fixed φ, per particle) and ``pull_back(phi, x, eps, v) -> dict``
+    (Σ_{k,n} (∂z_kn/∂φ)ᵀ v_kn: the chain rule through the particles, a vector-Jacobian product
+    your framework's autodiff gives).  Then IWAE, STL and the DReG estimators run on it."""
 
     def __init__(self, phi_shapes, z_shape, x_shape, log_prob, grad_log_prob=None, per_particle_grad=None,
-                 sample=None, init_phi=None, z_domain="real", x_domain="real", name="adapted guide"):
+                 sample=None, init_phi=None, z_domain="real", x_domain="real", name="adapted guide",
+                 reparameterize=None, grad_z_log_prob=None, pull_back=None):
         super().__init__("phi_shapes", phi_shapes, z_shape, x_shape, log_prob, grad_log_prob, per_particle_grad,
                          sample, init_phi, z_domain, x_domain, name, {})
+        given = [f is not None for f in (reparameterize, grad_z_log_prob, pull_back)]
+        if any(given) and not all(given):
+            raise TypeError("a reparameterized guide needs all of reparameterize, grad_z_log_prob and pull_back")
+        if all(given):
+            self._reparam = _checked_callable(reparameterize, "reparameterize")
+            self._grad_z = _checked_callable(grad_z_log_prob, "grad_z_log_prob")
+            self._pull = _checked_callable(pull_back, "pull_back")
+            self.reparameterize, self.grad_z_log_prob = self._reparameterize, self._grad_z_log_prob
+            self.pull_back = self._pull_back
+
+    def _reparameterize(self, phi, x, eps):
+        """z = z(ε, φ, x) from the user's callable, validated (K, N, *z_shape) in the z domain."""
+        phi, x = self.check_phi(phi), protocol.validate_x(self, x)
+        eps = protocol.validate_z(self, eps, x.shape[0], name="eps")
+        z = np.asarray(self._reparam(phi, x, eps), dtype=np.float64)
+        if z.shape != eps.shape:
+            raise ValueError(f"{self._name} reparameterize output must have shape {eps.shape} (that of eps); "
+                             f"got {z.shape}")
+        return protocol.validate_z(self, z, x.shape[0], name=f"{self._name} reparameterize output")
+
+    def _grad_z_log_prob(self, phi, z, x):
+        phi, z, x = self._inputs(phi, z, x)
+        return _as_particle_array(self._grad_z(phi, z, x), z.shape, f"{self._name} grad_z_log_prob")
+
+    def _pull_back(self, phi, x, eps, v):
+        phi, x = self.check_phi(phi), protocol.validate_x(self, x)
+        eps = protocol.validate_z(self, eps, x.shape[0], name="eps")
+        v = _as_particle_array(v, eps.shape, "v")
+        return _as_gradient(self._pull(phi, x, eps, v), self.phi_shapes, f"{self._name} pull_back")
 
     def init_phi(self, rng):
         """φ from the init_phi callable; without one, every entry ~ N(0, 0.5²)."""

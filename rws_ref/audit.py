@@ -22,10 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import exact, family, protocol
+from . import exact, family, protocol, registry
 from ._io import atomic_write
 from ._trees import flatten as _flat
-from .estimators import sleep_phi, wake_phi, wake_theta
 from .models import (
     BernoulliGuide,
     DiagonalGaussianGuide,
@@ -39,6 +38,13 @@ from .models import linear_gaussian_exact as lg
 __all__ = ["AuditRow", "run_audit", "audit_model", "format_table"]
 
 TOL = 1e-9
+
+#: every estimator the audit checks, by kind, from the one registry (rws_ref.registry)
+E = {kind: entry.function for kind, entry in registry.ESTIMATORS.items()}
+#: the audit table's label of a kind
+LABEL = {"wake_theta": "wake-θ", "wake_phi": "wake-φ", "sleep_phi": "sleep-φ", "iwae_phi": "IWAE φ",
+         "stl_phi": "STL φ", "rws_dreg_phi": "RWS-DReG φ", "reinforce_phi": "REINFORCE φ", "vimco_phi": "VIMCO φ",
+         "defensive_wake_phi": "defensive wake-φ"}
 
 
 @dataclass
@@ -96,17 +102,17 @@ def _linear_gaussian_rows():
     mean_q, std_q = guide.mean(phi, x), np.exp(phi["log_s"])[None, :]
     nodes, w = _hermite3(mean_q[None], std_q[None])                  # z (1, 1, 2) per node
     dtheta, dphi = lg.grad_elbo1(model, guide, theta, phi, x)
-    m, v = _expect([wake_theta(model, guide, theta, phi, x, z) for z in nodes], w)
+    m, v = _expect([E["wake_theta"](model, guide, theta, phi, x, z) for z in nodes], w)
     rows.append(_row("wake-θ", name, 1, "∇θ ELBO_1 (closed form)", m, v, dtheta, "unbiased"))
-    m, v = _expect([wake_phi(model, guide, theta, phi, x, z) for z in nodes], w)
+    m, v = _expect([E["wake_phi"](model, guide, theta, phi, x, z) for z in nodes], w)
     zero = {k: np.zeros_like(a) for k, a in phi.items()}
     rows.append(_row("wake-φ", name, 1, "∇φ KL(p‖q) (closed form)", m, v,
                      lg.kl_grad_phi(model, guide, theta, phi, x), "zero at K=1", agree=zero))
     eps_nodes = (nodes - mean_q) / std_q
-    for label, fn in (("IWAE φ", family.iwae_phi), ("STL φ", family.stl_phi)):
+    for label, fn in ((LABEL[k], E[k]) for k in ("iwae_phi", "stl_phi")):
         m, v = _expect([fn(model, guide, theta, phi, x, e) for e in eps_nodes], w)
         rows.append(_row(label, name, 1, "∇φ ELBO_1 (closed form)", m, v, dphi, "unbiased"))
-    m, v = _expect([family.rws_dreg_phi(model, guide, theta, phi, x, e) for e in eps_nodes], w)
+    m, v = _expect([E["rws_dreg_phi"](model, guide, theta, phi, x, e) for e in eps_nodes], w)
     rows.append(_row("RWS-DReG φ", name, 1, "0 (identically)", m, v, zero, "≡ 0"))
     # sleep-φ: the joint Gaussian (z, x) = mean + L u, u ~ N(0, I_5), by the 3-point rule
     x_bar, C = model.marginal(theta)
@@ -115,7 +121,7 @@ def _linear_gaussian_rows():
     L = np.linalg.cholesky(joint_cov)
     u_nodes, w = _hermite3(np.zeros(5), np.ones(5))
     points = joint_mean + u_nodes @ L.T
-    m, v = _expect([sleep_phi(guide, phi, p[None, :2], p[None, 2:]) for p in points], w)
+    m, v = _expect([E["sleep_phi"](guide, phi, p[None, :2], p[None, 2:]) for p in points], w)
     rows.append(_row("sleep-φ", name, 1, "∇φ E_p(x) KL (closed form)", m, v,
                      lg.sleep_target(model, guide, theta, phi), "unbiased"))
     # Fisher's identity at q = the exact posterior (θ with a diagonal posterior), K = 2
@@ -125,7 +131,7 @@ def _linear_gaussian_rows():
     ph_d = lg.moment_matched_phi(model, th_d)
     mean_d, std_d = guide.mean(ph_d, x), np.exp(ph_d["log_s"])[None, :]
     nodes, w = _hermite3(np.broadcast_to(mean_d, (2, 1, 2)).copy(), np.broadcast_to(std_d, (2, 1, 2)).copy())
-    m, v = _expect([wake_theta(model, guide, th_d, ph_d, x, z) for z in nodes], w)
+    m, v = _expect([E["wake_theta"](model, guide, th_d, ph_d, x, z) for z in nodes], w)
     rows.append(_row("wake-θ", name + " (q = posterior)", 2, "∇θ log p(x) (Fisher)", m, v,
                      lg.grad_elbo1(model, guide, th_d, ph_d, x)[0], "unbiased"))
     return rows
@@ -137,23 +143,23 @@ def _linear_gaussian_rows():
 def _discrete_rows(model, guide, theta, phi, x, name, ks_wake, ks_phi, k_score):
     rows = []
     for K in ks_wake:
-        m, v = exact.moments(wake_theta, model, guide, theta, phi, x, K)
+        m, v = exact.moments(E["wake_theta"], model, guide, theta, phi, x, K)
         target, label = _grad_bound(model, guide, theta, phi, x, K)
         rows.append(_row("wake-θ", name, K, f"∇θ ELBO_IS ({label})", m, v, target[0], "unbiased"))
     target = exact.kl_grad_phi(model, guide, theta, phi, x)
     for K in ks_phi:
-        m, v = exact.moments(wake_phi, model, guide, theta, phi, x, K)
+        m, v = exact.moments(E["wake_phi"], model, guide, theta, phi, x, K)
         if K == 1:
             rows.append(_row("wake-φ", name, K, "∇φ KL(p‖q) (enumerated)", m, v, target, "zero at K=1",
                              agree={k: np.zeros_like(a) for k, a in m.items()}))
         else:
-            lap, _ = exact.moments(wake_phi, model, guide, theta, phi, x, K, method="laplace")
+            lap, _ = exact.moments(E["wake_phi"], model, guide, theta, phi, x, K, method="laplace")
             rows.append(_row("wake-φ", name, K, "∇φ KL(p‖q) (enumerated)", m, v, target, "two routes",
                              agree=lap))
     if protocol.domain(guide, "z") != "real":
         rows.append(_defensive_row(model, guide, theta, phi, x, name, ks_phi[-1], target))
     dphi, label = _grad_bound(model, guide, theta, phi, x, k_score)
-    for estimator, fn in (("REINFORCE φ", family.reinforce_phi), ("VIMCO φ", family.vimco_phi)):
+    for estimator, fn in ((LABEL[k], E[k]) for k in ("reinforce_phi", "vimco_phi")):
         m, v = exact.moments(fn, model, guide, theta, phi, x, k_score)
         rows.append(_row(estimator, name, k_score, f"∇φ ELBO_IS ({label})", m, v, dphi[1], "unbiased"))
     if any(callable(getattr(model, cap, None)) for cap in ("data_support", "joint_quadrature", "sleep_target")):
@@ -170,12 +176,12 @@ def _grad_bound(model, guide, theta, phi, x, K):
 
 def _defensive_row(model, guide, theta, phi, x, name, K, target):
     mix = family.DefensiveGuide(guide, 0.2)
-    m, v = exact.moments(wake_phi, model, mix, theta, phi, x, K)
+    m, v = exact.moments(E["wake_phi"], model, mix, theta, phi, x, K)
     if K <= 3:
-        direct, _ = exact.moments(lambda mo, g, t, p, xx, z: family.defensive_wake_phi(mo, guide, t, p, xx, z, 0.2),
+        direct, _ = exact.moments(lambda mo, g, t, p, xx, z: E["defensive_wake_phi"](mo, guide, t, p, xx, z, 0.2),
                                   model, mix, theta, phi, x, K, method="direct")
     else:
-        direct, _ = exact.moments(wake_phi, model, mix, theta, phi, x, K, method="laplace")
+        direct, _ = exact.moments(E["wake_phi"], model, mix, theta, phi, x, K, method="laplace")
     return _row("defensive wake-φ δ=0.2", name, K, "∇φ KL(p‖q) (enumerated)", m, v, target, "two routes",
                 agree=direct)
 
@@ -245,7 +251,7 @@ def plot_bias_std(path):
     ks = np.array([1, 2, 3, 5, 10, 20, 50, 100])
     bias, std = [], []
     for K in ks:
-        m, v = exact.moments(wake_phi, model, guide, theta, phi, x, int(K), method="laplace")
+        m, v = exact.moments(E["wake_phi"], model, guide, theta, phi, x, int(K), method="laplace")
         bias.append(np.linalg.norm(_flat(m) - target))
         std.append(np.sqrt(np.sum(_flat(v))))
     _, sleep_var = exact.sleep_moments(model, guide, theta, phi, M=1)

@@ -29,9 +29,10 @@ import numpy as np
 
 from . import family, protocol
 from .estimators import elbo_is, log_weights, sleep_phi, wake_phi, wake_theta
+from .models import DiagonalGaussianGuide, GaussianMixture, LinearGaussian, SoftmaxLinearGuide
 
 __all__ = ["Case", "Estimator", "ESTIMATORS", "SIGNATURES", "KINDS", "get", "arguments", "reference_output",
-           "as_output", "applies", "ASCENT", "DESCENT", "VALUE"]
+           "as_output", "applies", "default_pair", "ASCENT", "DESCENT", "VALUE"]
 
 ASCENT = "ascent of the bound"
 DESCENT = "descent of the inclusive KL"
@@ -153,6 +154,15 @@ def as_output(entry, value):
 def reference_output(entry, model, guide, case):
     """rws_ref's own output for ``case``, as a dict."""
     return as_output(entry, entry.function(*arguments(entry, model, guide, case)))
+
+
+def default_pair(entry):
+    """The model and guide a check uses when none are given: LinearGaussian(2, 3) with its diagonal
+    Gaussian guide; for defensive wake-φ (whose default component needs a discrete latent) a
+    four-component mixture with a softmax guide."""
+    if entry.signature == "defensive":
+        return GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
+    return LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3)
 
 
 def applies(entry, model, guide, K=None):

@@ -317,8 +317,8 @@ def load(path=None):
     Raises
     ------
     ValueError
-        for a missing file, invalid JSON, or a file that is not rws_ref test vectors
-        of a supported version.
+        for a missing file, invalid JSON, a file that is not rws_ref test vectors of a
+        supported version, or one that does not follow the schema (the field is named).
     """
     path = DEFAULT_PATH if path is None else path
     try:
@@ -332,4 +332,23 @@ def load(path=None):
         raise ValueError(f"{path}: not an rws_ref test-vectors file")
     if raw.get("version") != FORMAT_VERSION:
         raise ValueError(f"{path}: format version {raw.get('version')!r}; this rws_ref reads {FORMAT_VERSION}")
+    if path != DEFAULT_PATH:              # the shipped copy is checked against the schema by rws_ref's own tests
+        _validate(path, raw)
     return _decode(raw)
+
+
+_VALID = set()
+
+
+def _validate(path, raw):
+    """The file against the schema, once per version of the file in this process (it takes a second or two)."""
+    import jsonschema
+    info = os.stat(path)
+    key = (os.path.realpath(path), info.st_size, info.st_mtime_ns)
+    if key in _VALID:
+        return
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(raw))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "the top level"
+        raise ValueError(f"{path}: not a valid vectors file at {where}: {error.message}")
+    _VALID.add(key)

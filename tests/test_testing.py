@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 
 import rws_ref
-from rws_ref import BernoulliGuide, GaussianMixture, SigmoidBeliefNet, SoftmaxLinearGuide, family, testing
+from rws_ref import BernoulliGuide, GaussianMixture, SigmoidBeliefNet, SoftmaxLinearGuide, family, registry, testing
 from rws_ref.estimators import log_weights, normalized_weights
 
 MIX, CAT = GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
@@ -148,3 +148,73 @@ def test_the_seed_chooses_the_examples():
                                 MIX, CAT, max_examples=6, seed=seed)
         seen.setdefault(seed, []).append(calls)
     assert seen[0][0] == seen[0][1] and seen[0][0] != seen[1][0]
+
+
+# -- every kind of the registry --------------------------------------------------------------------
+
+PAIRS = {"linear-gaussian": (rws_ref.LinearGaussian(2, 3), rws_ref.DiagonalGaussianGuide(2, 3)),
+         "mixture": (GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)),
+         "belief net": (SigmoidBeliefNet(2, 3), BernoulliGuide(2, 3))}
+APPLICABLE = [(kind, pair) for kind in registry.KINDS for pair in PAIRS
+              if registry.applies(registry.get(kind), *PAIRS[pair]) is None]
+
+
+def _flipped(entry):
+    def flipped(*args):
+        out = entry.function(*args)
+        return -out if entry.output == "bound" else {k: -v for k, v in out.items()}
+    return flipped
+
+
+def test_every_kind_applies_somewhere_and_most_pairs_apply():
+    assert {k for k, _ in APPLICABLE} == set(registry.KINDS) and len(APPLICABLE) >= 25
+
+
+@pytest.mark.parametrize("kind, pair", APPLICABLE, ids=[f"{k} on {p}" for k, p in APPLICABLE])
+def test_rws_refs_own_estimator_passes_and_its_sign_flip_fails_with_the_sign_named(kind, pair):
+    entry = registry.get(kind)
+    report = testing.check_estimator(entry.function, kind, *PAIRS[pair], max_examples=4, exact_ks=(1, 2))
+    report.assert_ok()
+    assert sum(r.status == "pass" for r in report.results) >= 5, str(report)
+    flipped = testing.check_estimator(_flipped(entry), kind, *PAIRS[pair], max_examples=4, exact_ks=(1, 2))
+    agreement = statuses(flipped)["agreement with rws_ref"]
+    detail = next(r.detail for r in flipped.results if r.name == "agreement with rws_ref")
+    assert agreement == "fail" and "looks like: sign flip" in detail, str(flipped)
+
+
+def test_an_estimator_that_does_not_apply_is_not_applicable_with_the_reason():
+    report = testing.check_estimator(family.iwae_phi, "iwae_phi", *PAIRS["mixture"], max_examples=4)
+    assert report.ok and [r.status for r in report.results] == ["not applicable"]
+    assert "reparameterized pair" in report.results[0].detail
+
+
+def test_a_function_with_densities_of_its_own_takes_the_signature_without_model_and_guide():
+    model, guide = PAIRS["linear-gaussian"]
+    own = lambda phi, dream_z, dream_x: rws_ref.sleep_phi(guide, phi, dream_z, dream_x)
+    testing.check_estimator(own, "sleep_phi", model, guide, max_examples=4).assert_ok()
+    with pytest.raises(TypeError, match="fn must take"):
+        testing.check_estimator(lambda phi, z: None, "sleep_phi", model, guide)
+
+
+def test_a_misbehaving_output_is_reported_as_what_the_function_returned():
+    model, guide = PAIRS["mixture"]
+    for bad, words in [(lambda *a: None, "returned NoneType"), (lambda *a: {"w": 1.0}, "returned keys"),
+                       (lambda *a: {k: v + 0j for k, v in rws_ref.wake_phi(*a).items()}, "complex"),
+                       (lambda *a: {k: v * np.nan for k, v in rws_ref.wake_phi(*a).items()}, "non-finite")]:
+        report = testing.check_estimator(bad, "wake_phi", model, guide, max_examples=3)
+        detail = next(r.detail for r in report.results if r.name == "agreement with rws_ref")
+        assert not report.ok and "your function returned" in detail and words in detail, detail
+
+
+def test_a_function_drawing_from_the_global_generator_is_not_deterministic():
+    model, guide = PAIRS["mixture"]
+    noisy = lambda *a: {k: v + 1e-3 * np.random.standard_normal(np.shape(v))      # the global NumPy RNG
+                        for k, v in rws_ref.wake_phi(*a).items()}
+    state = np.random.get_state()
+    try:
+        report = testing.check_estimator(noisy, "wake_phi", model, guide, max_examples=3)
+    finally:
+        np.random.set_state(state)
+    assert statuses(report)["deterministic"] == "fail"
+    assert "global or unseeded random number generator" in next(r.detail for r in report.failed()
+                                                                if r.name == "deterministic")

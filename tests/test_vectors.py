@@ -132,3 +132,16 @@ def test_cli_writes_the_same_file(tmp_path):
     from rws_ref.cli import main
     assert main(["vectors", "--out", str(tmp_path / "v.json"), "--seed", "3"]) == 0
     assert filecmp.cmp(tmp_path / "v.json", vectors.write(tmp_path / "w.json", seed=3), shallow=False)
+
+
+def test_a_file_missing_a_field_is_refused_naming_it(tmp_path):
+    raw = json.loads(open(vectors.DEFAULT_PATH, encoding="utf-8").read())
+    del raw["cases"][1]["tolerance"]
+    (tmp_path / "v.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="at cases/1: 'tolerance' is a required property"):
+        vectors.load(tmp_path / "v.json")
+    raw = json.loads(open(vectors.DEFAULT_PATH, encoding="utf-8").read())
+    raw["cases"][0]["K"] = "four"
+    (tmp_path / "w.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="at cases/0/K"):
+        vectors.load(tmp_path / "w.json")

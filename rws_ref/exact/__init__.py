@@ -16,6 +16,7 @@ through the capabilities of the protocol (docs/protocol.md).
 """
 from .enumeration import (
                           DEFAULT_MAX_TERMS,
+                          TooLarge,
                           elbo_is,
                           grad_elbo_is,
                           grad_elbo_is_any_route,
@@ -24,8 +25,8 @@ from .enumeration import (
                           n_multisets,
 )
 from .laplace import scalar_laplace
-from .targets import chi2, kl_grad_phi, sleep_moments, sleep_target, wake_phi_bias_constant
+from .targets import chi2, joint_points, kl_grad_phi, sleep_moments, sleep_target, wake_phi_bias_constant
 
 __all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "grad_elbo_is_any_route", "kl_grad_phi",
            "chi2", "wake_phi_bias_constant", "sleep_target", "sleep_moments", "scalar_laplace",
-           "DEFAULT_MAX_TERMS"]
+           "DEFAULT_MAX_TERMS", "TooLarge", "joint_points"]

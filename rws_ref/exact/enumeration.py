@@ -42,7 +42,7 @@ from ..numerics import logsumexp
 from .tables import small_dot, tables_evaluator
 
 __all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "grad_elbo_is_any_route", "Enumerated",
-           "WeightedMoments", "DEFAULT_MAX_TERMS"]
+           "WeightedMoments", "TooLarge", "DEFAULT_MAX_TERMS"]
 
 DEFAULT_MAX_TERMS = 500_000_000      # units of work (see _check_size): about half a minute
 _CHUNK_BYTES = 64 * 2 ** 20          # working-set target of one chunk
@@ -141,6 +141,11 @@ def _count_text(n):
     return f"{n:,}" if n < 10 ** 30 else f"about 10^{math.log10(n):.1f}"
 
 
+class TooLarge(ValueError):
+    """An enumeration whose work is above ``max_terms``: refused before any work (the message says how
+    much work it would be and how to allow it)."""
+
+
 def _check_size(n_states, K, n_data, max_terms, particles):
     """Refuse, before any work, an enumeration whose work exceeds ``max_terms`` units.
 
@@ -154,12 +159,12 @@ def _check_size(n_states, K, n_data, max_terms, particles):
     count = _bounded_count(n_states, K, 1e30)            # the exact count, unless it is astronomical
     if count is None:
         log10 = _log_n_multisets(n_states, K) / math.log(10)
-        raise ValueError(f"exact enumeration needs about 10^{log10:.1f} multisets (C(K+S-1, S-1) for S = "
+        raise TooLarge(f"exact enumeration needs about 10^{log10:.1f} multisets (C(K+S-1, S-1) for S = "
                          f"{n_states} states and K = {K}), times N = {n_data} datapoints, far above max_terms = "
                          f"{max_terms:,}")
     work = count * per_term
     if work > max_terms:
-        raise ValueError(
+        raise TooLarge(
             f"exact enumeration needs {_count_text(work)} units of work ({_count_text(count)} multisets, "
             f"C(K+S-1, S-1) for "
             f"S = {n_states} states and K = {K}, times N = {n_data} datapoints, times "

@@ -17,7 +17,7 @@ from .._trees import flatten, unflatten
 from ..numerics import logsumexp
 from .enumeration import Enumerated, WeightedMoments
 
-__all__ = ["kl_grad_phi", "chi2", "wake_phi_bias_constant", "sleep_target", "sleep_moments"]
+__all__ = ["kl_grad_phi", "chi2", "wake_phi_bias_constant", "sleep_target", "sleep_moments", "joint_points"]
 
 
 def kl_grad_phi(model, guide, theta, phi, x):
@@ -83,7 +83,7 @@ def wake_phi_bias_constant(model, guide, theta, phi, x):
     return unflatten(total, rows[0])
 
 
-def _joint_points(model, theta, nodes):
+def joint_points(model, theta, nodes):
     """Points (z_i, x_i) with probabilities P_i such that Σ_i P_i f(z_i, x_i) = E_{p_θ(z,x)} f.
 
     Exact for a model with ``support()`` and ``data_support()``; otherwise the
@@ -123,7 +123,7 @@ def sleep_target(model, guide, theta, phi, nodes=64):
     if callable(getattr(model, "sleep_target", None)):
         return model.sleep_target(guide, theta, phi)
     phi = protocol.validate_params(phi, guide.phi_shapes, "phi")
-    z, xs, prob = _joint_points(model, theta, nodes)
+    z, xs, prob = joint_points(model, theta, nodes)
     g = protocol.guide_forward(guide, phi, z, xs)[1](prob[None, :])
     return {key: -value for key, value in g.items()}
 
@@ -137,7 +137,7 @@ def sleep_moments(model, guide, theta, phi, M=1, nodes=64):
     protocol.check_pair(model, guide)
     phi = protocol.validate_params(phi, guide.phi_shapes, "phi")
     M = check_count(M, "M")
-    z, xs, prob = _joint_points(model, theta, nodes)
+    z, xs, prob = joint_points(model, theta, nodes)
     one = np.ones((1, 1))
     rows = [guide.grad_log_prob(phi, z[:, i:i + 1], xs[i:i + 1], one) for i in range(len(prob))]
     values = -np.stack([flatten(r, rows[0]) for r in rows])
