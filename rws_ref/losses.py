@@ -21,6 +21,7 @@ from . import protocol, registry
 from ._trees import flatten
 from .estimators import log_weights, wake_theta
 from .properties import Caller, draw_case
+from .registry import Case
 
 __all__ = ["check_loss", "LossReport", "Convention"]
 
@@ -139,7 +140,8 @@ def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None,
     if model is None and guide is None:
         model, guide = registry.default_pair(entry)
     protocol.check_pair(model, guide)
-    cases = _cases(entry, model, guide, theta, phi, x, z, eps, dream_z, dream_x, iota, delta, K, N, seed)
+    given = Case(theta, phi, x, z, eps, dream_z, dream_x, iota, delta)
+    cases = _cases(entry, model, guide, given, K, N, seed)
     call = Caller(loss, entry)
     outputs = [_evaluate(call, entry, model, guide, c) for c in cases]
     n = int(np.shape(cases[0].dream_x if entry.signature == "dreams" else cases[0].x)[0])
@@ -163,15 +165,16 @@ def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None,
     return report
 
 
-def _cases(entry, model, guide, theta, phi, x, z, eps, dream_z, dream_x, iota, delta, K, N, seed):
+def _cases(entry, model, guide, given, K, N, seed):
+    """The given inputs (the missing ones drawn) and a second case at a jittered (θ, φ)."""
     rng = np.random.default_rng(seed)
-    theta = model.init_theta(rng) if theta is None else theta
-    phi = guide.init_phi(rng) if phi is None else phi
-    first = draw_case(entry, model, guide, theta, phi, rng, n=N, k=K, x=x, z=z)
-    given = {"eps": eps, "dream_z": dream_z, "dream_x": dream_x, "iota": iota, "delta": delta}
-    first = first._replace(**{k: v for k, v in given.items() if v is not None})
-    if eps is not None:
-        first = first._replace(z=guide.reparameterize(first.phi, first.x, eps))
+    theta = model.init_theta(rng) if given.theta is None else given.theta
+    phi = guide.init_phi(rng) if given.phi is None else given.phi
+    first = draw_case(entry, model, guide, theta, phi, rng, n=N, k=K, x=given.x, z=given.z)
+    extras = {k: v for k, v in given._asdict().items() if k not in ("theta", "phi", "x", "z") and v is not None}
+    first = first._replace(**extras)
+    if given.eps is not None:
+        first = first._replace(z=guide.reparameterize(first.phi, first.x, given.eps))
     jitter = np.random.default_rng([seed, 1])
     second = first._replace(theta={k: np.asarray(v) + 0.3 * jitter.standard_normal(np.shape(v))
                                    for k, v in first.theta.items()},
