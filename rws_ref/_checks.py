@@ -3,7 +3,9 @@
 Every message names the argument, what was expected and what came, e.g.
 ``ValueError: z must have shape (K, N, 3) with N = 4; got (5, 3)``.
 """
+import contextlib
 import numbers
+import os
 
 import numpy as np
 
@@ -33,6 +35,40 @@ def check_count(value, name, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
     return int(value)
+
+
+class TooLarge(ValueError):
+    """Work or memory above a limit, refused before it starts (the message says how much, and how to allow
+    it).  rws_ref's checks report it as "not applicable: too large", never as the user's failure."""
+
+
+@contextlib.contextmanager
+def deadline(seconds, what):
+    """Run the block at most ``seconds`` (None: no limit), else TimeoutError naming ``what``.  Uses SIGALRM,
+    so it applies in the main thread of a Unix process; elsewhere the block runs without a limit."""
+    import signal
+    import threading
+    if seconds is None or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"{what} did not return within {seconds:g} s (the timeout)")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def check_timeout(value, name="timeout"):
+    """None, or a positive finite number of seconds."""
+    if value is None:
+        return None
+    return check_positive(value, name)
 
 
 def check_positive(value, name):
@@ -66,7 +102,6 @@ def check_dim(value, name):
 
 def memory_limit():
     """Bytes one allocation may take: RWS_MEMORY_LIMIT (bytes) if set, else half the machine's memory."""
-    import os
     value = os.environ.get("RWS_MEMORY_LIMIT")
     if value is not None:
         try:
@@ -83,7 +118,7 @@ def check_memory(n_bytes, what):
     """ValueError, before allocating, for work whose arrays would take more than :func:`memory_limit`."""
     limit = memory_limit()
     if n_bytes > limit:
-        raise ValueError(f"{what} needs about {n_bytes / 2 ** 30:.3g} GiB, above the limit of "
+        raise TooLarge(f"{what} needs about {n_bytes / 2 ** 30:.3g} GiB, above the limit of "
                           f"{limit / 2 ** 30:.3g} GiB (half the memory; set RWS_MEMORY_LIMIT to change it)")
     return n_bytes
 
@@ -91,3 +126,33 @@ def check_memory(n_bytes, what):
 def check_draws(count, shape, what, copies=2):
     """Refuse drawing ``count`` × prod(shape) float64 values (with ``copies`` temporaries) over the limit."""
     return check_memory(8 * copies * int(count) * int(np.prod(shape, dtype=np.float64)), what)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_frames(err):
+    """The frames of ``err``'s traceback in the user's own code: outside rws_ref and outside the installed
+    libraries (the standard library, site-packages: NumPy, hypothesis, a framework), innermost last."""
+    import sysconfig
+    import traceback
+    libraries = {os.path.abspath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    out = []
+    for frame in traceback.extract_tb(err.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if not (path.startswith(_PACKAGE) or frame.filename.startswith("<frozen")
+                or any(path.startswith(lib) for lib in libraries)):
+            out.append(frame)
+    return out
+
+
+def traceback_text(err):
+    """The exception's type and message, then the traceback through the user's own frames (all of them when
+    none is the user's)."""
+    import traceback
+    frames = user_frames(err)
+    heading = "Traceback (most recent call last), your code's frames:" if frames else \
+        "Traceback (most recent call last):"
+    frames = frames or traceback.extract_tb(err.__traceback__)
+    return (f"{type(err).__name__}: {err}\n{heading}\n"
+            + "".join(traceback.format_list(frames)) + f"{type(err).__name__}: {err}\n")

@@ -41,8 +41,13 @@ def check_output_path(path, name, suffixes=(), overwrite=True):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ValueError(f"{name} {path}: the folder {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise ValueError(f"{name} {path}: the folder {directory} is not writable")
+    try:                                        # a real probe (os.access says yes to root on any folder)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX + "probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{name} {path}: no file can be created in the folder {directory} ({err.strerror})") \
+            from None
     if not overwrite and os.path.exists(path):
         raise ValueError(f"{name} {path} exists already; refusing to replace it (choose another name, "
                          f"or allow overwriting: --overwrite on the command line, overwrite=True in Python)")

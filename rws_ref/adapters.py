@@ -50,6 +50,17 @@ def _contract(per_particle, shapes, weights, who):
     return out
 
 
+def _shape(value, name):
+    """A shape: a tuple (or list) of non-negative integers; an int or anything else is a clear error."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a tuple of dimensions, e.g. (3,) or () for a scalar; got "
+                        f"{type(value).__name__} {value!r}")
+    dims = tuple(value)
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in dims):
+        raise TypeError(f"{name} must hold positive integer dimensions; got {value!r}")
+    return tuple(int(d) for d in dims)
+
+
 def _checked_callable(fn, name):
     if not callable(fn):
         raise TypeError(f"{name} must be a callable; got {type(fn).__name__}")
@@ -79,8 +90,10 @@ class _Adapter:
             raise TypeError(f"the log density must be a callable; got {type(density).__name__}")
         if (grad is None) == (per_particle_grad is None):
             raise TypeError("give exactly one of the weighted gradient (grad) and per_particle_grad")
-        setattr(self, shapes_attr, {k: tuple(int(d) for d in v) for k, v in dict(shapes).items()})
-        self.z_shape, self.x_shape = tuple(z_shape), tuple(x_shape)
+        if not isinstance(shapes, dict) or not shapes:
+            raise TypeError(f"{shapes_attr} must be a dict name -> shape (a tuple); got {type(shapes).__name__}")
+        setattr(self, shapes_attr, {k: _shape(v, f"{shapes_attr}[{k!r}]") for k, v in shapes.items()})
+        self.z_shape, self.x_shape = _shape(z_shape, "z_shape"), _shape(x_shape, "x_shape")
         self.z_domain, self.x_domain = z_domain, x_domain
         self._density, self._grad, self._per_particle = density, grad, per_particle_grad
         self._sample, self._init, self._name = sample, init, name

@@ -140,8 +140,8 @@ def _linear_gaussian_rows():
 # -- discrete models: the exact oracle ---------------------------------------------------------
 
 
-def _discrete_rows(model, guide, theta, phi, x, name, ks_wake, ks_phi, k_score):
-    rows = []
+def _discrete_rows(model, guide, theta, phi, x, name, ks_wake, ks_phi, k_score, rows=None):
+    rows = [] if rows is None else rows
     for K in ks_wake:
         m, v = exact.moments(E["wake_theta"], model, guide, theta, phi, x, K)
         target, label = _grad_bound(model, guide, theta, phi, x, K)
@@ -186,25 +186,47 @@ def _defensive_row(model, guide, theta, phi, x, name, K, target):
                 agree=direct)
 
 
-def audit_model(model, guide, theta=None, phi=None, x=None, ks=(1, 3), k_score=3, seed=0, name=None):
+def audit_model(model, guide, theta=None, phi=None, x=None, ks=(1, 3), k_score=3, seed=0, name=None, timeout=None,
+                progress=False):
     """The audit of any model with a finite ``support()`` (docs/protocol.md): wake-θ,
     wake-φ, defensive wake-φ, REINFORCE, VIMCO and (with an x-expectation capability)
     sleep-φ against the exact oracle, each by a second route.  θ, φ and two datapoints
     default to draws from ``init_theta``, ``init_phi`` and ``sample`` with ``seed``.
+    ``timeout`` (seconds) bounds every call of the model's and guide's methods (TimeoutError
+    naming the method); ``progress`` prints each row to stderr as it is done.
 
     Returns
     -------
     list of AuditRow
     """
     protocol.check_pair(model, guide)
+    model, guide = protocol.timed(model, timeout), protocol.timed(guide, timeout)
     if protocol.support(model) is None:
         raise TypeError(f"the audit enumerates the latent: model {model!r} must declare a finite support()")
     rng = np.random.default_rng(seed)
-    theta = model.init_theta(rng) if theta is None else theta
-    phi = guide.init_phi(rng) if phi is None else phi
-    x = model.sample(theta, 2, rng)[1] if x is None else x
+    theta = protocol.init_params(model, rng) if theta is None else theta
+    phi = protocol.init_params(guide, rng) if phi is None else phi
+    x = protocol.sample_model(model, theta, 2, rng)[1] if x is None else x
     ks = tuple(ks)
-    return _discrete_rows(model, guide, theta, phi, x, name or repr(model), ks, ks, k_score)
+    rows = _discrete_rows(model, guide, theta, phi, x, name or repr(model), ks, ks, k_score,
+                          _Rows(progress))
+    return list(rows)
+
+
+class _Rows(list):
+    """The audit's rows; with ``progress`` each row is printed to stderr as it is added (long audits of a
+    user's model show that they move)."""
+
+    def __init__(self, progress=False):
+        super().__init__()
+        self.progress = progress
+
+    def append(self, row):
+        super().append(row)
+        if self.progress:
+            import sys
+            print(f"  audit: {row.estimator} K={row.K} {'pass' if row.passed else 'FAIL'}", file=sys.stderr,
+                  flush=True)
 
 
 def _mixture_problem():

@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from . import __version__
-from ._checks import check_memory
+from . import __version__, protocol
+from ._checks import check_memory, user_frames
 from ._io import atomic_write, check_output_path
 
 
@@ -66,7 +66,6 @@ def _model_spec(text):
 def load_model_spec(spec):
     """(model, guide, true θ or None) from ``MODULE:ATTR``: ATTR is (model, guide), a dict with
     keys model, guide and optionally true_theta, or a callable of no arguments returning either."""
-    from . import protocol
     module_name, _, attr = spec.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -97,6 +96,8 @@ def build_parser():
                     "ELBO_IS, wake-θ, wake-φ and sleep-φ with hand-derived gradients, "
                     "checked against closed forms, exact enumeration and autograd.")
     parser.add_argument("--version", action="version", version=f"rws-ref {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, print the whole traceback instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     _audit_parser(sub)
@@ -118,7 +119,15 @@ def _reproduce_parser(sub):
     rep.add_argument("--budget", type=_argument(float, lambda v: 0 < v <= 1, "a number in (0, 1]"), default=0.01,
                      help="fraction of the paper's 100,000 iterations per run (default 0.01: 1,000)")
     rep.add_argument("--seeds", type=_positive_int, default=1, help="runs per method and K (default 1)")
-    rep.add_argument("--jobs", type=_positive_int, default=2, help="runs in parallel (default 2)")
+    rep.add_argument("--jobs", type=_positive_int, default=2,
+                     help="local processes running runs in parallel, at most one per pending run (default 2)")
+    rep.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                     help="run the runs as tasks on this Dask scheduler (e.g. tcp://host:8786) instead of local "
+                          "processes; needs pip install 'rws_ref[dask]'")
+    rep.add_argument("--fresh", action="store_true",
+                     help="start afresh in a folder holding runs of another configuration (removes those run files)")
+    rep.add_argument("--max-runs", type=_positive_int, default=2000,
+                     help="refuse grids of more runs than this before starting (default %(default)s)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -132,6 +141,8 @@ def _audit_parser(sub):
                        help="audit your own model instead of the built-in ones (it needs a finite support()); "
                             "ATTR gives (model, guide) or {'model': …, 'guide': …} (a callable is called)")
     audit.add_argument("--seed", type=_nonnegative_int, default=0, help="θ, φ and x for --model")
+    audit.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
+                       help="with --model: every call of your model's and guide's methods must return within it")
     audit.add_argument("--overwrite", action="store_true", help="allow replacing an existing --plot file")
 
 
@@ -183,6 +194,8 @@ def _train_parser(sub, METHODS):
     arg("--checkpoint", metavar="FILE.npz", help="write checkpoints here")
     arg("--resume", metavar="FILE.npz", help="continue from this checkpoint")
     arg("--no-progress", action="store_true", help="no progress bar")
+    arg("--timeout", type=_positive_float, default=None, metavar="SECONDS",
+        help="with --model MODULE:ATTR: every call of your model's and guide's methods must return within it")
     arg("--overwrite", action="store_true",
         help="allow replacing existing --out, --plot, --save-params and --checkpoint files (a fresh run never "
              "replaces a checkpoint otherwise; --resume continues the one it names)")
@@ -224,7 +237,7 @@ def _run_audit(args):
     else:
         model, guide, truth = load_model_spec(args.model)
         start = time.perf_counter()
-        rows = audit_model(model, guide, theta=truth, seed=args.seed)
+        rows = audit_model(model, guide, theta=truth, seed=args.seed, timeout=args.timeout, progress=True)
         seconds = time.perf_counter() - start
     print(format_table(rows))
     failed = [r for r in rows if not r.passed]
@@ -248,6 +261,7 @@ def _problem(args):
     check_memory(8 * 2 * args.n_data * 64, f"--n-data {args.n_data}")
     if args.model not in BUILT_IN:
         model, guide, truth = load_model_spec(args.model)
+        model, guide = protocol.timed(model, args.timeout), protocol.timed(guide, args.timeout)
         truth = model.init_theta(data_rng) if truth is None else truth
         start = None
     elif args.model == "mixture":
@@ -276,6 +290,13 @@ def _problem(args):
 
 def _run_train(args):
     from .train import TrainConfig, train
+    outputs = [(name, path) for name, path in (("--out", args.out), ("--plot", args.plot),
+                                               ("--save-params", args.save_params), ("--checkpoint", args.checkpoint))
+               if path]
+    for i, (name, path) in enumerate(outputs):
+        for other, other_path in outputs[i + 1:]:
+            if os.path.abspath(path) == os.path.abspath(other_path):
+                raise _UserError(f"{name} and {other} name the same file {path}; one would replace the other")
     for path, name, suffixes in ((args.out, "--out", (".csv", ".json")), (args.plot, "--plot", (".png",)),
                                  (args.save_params, "--save-params", (".npz",))):
         if path:
@@ -364,7 +385,6 @@ def _report(result, seconds, model, truth, data, ppca):
 
 def _check_method(method, model, guide):
     # each method asks for capabilities of the protocol; refuse before any work starts
-    from . import protocol
     if method == "iwae" and not all(callable(getattr(obj, cap, None)) for obj, cap in (
             (guide, "reparameterize"), (guide, "pull_back"), (guide, "grad_z_log_prob"), (model, "grad_z_log_joint"))):
         raise _UserError("--method iwae needs a reparameterizable guide (reparameterize, pull_back, grad_z_log_prob) "
@@ -377,7 +397,8 @@ def _check_method(method, model, guide):
 def _run_reproduce(args):
     from .reproduce import le2019_gmm, summary_table
     _, summary, seconds = le2019_gmm(args.out, budget=args.budget, seeds=args.seeds, jobs=args.jobs,
-                                     progress=not args.no_progress)
+                                     progress=not args.no_progress, scheduler=args.scheduler, fresh=args.fresh,
+                                     max_runs=args.max_runs)
     print(summary_table(summary))
     print(f"{seconds:.0f} s; results in {args.out}: results.csv, summary.json, le2019_gmm.png")
     return 0
@@ -415,12 +436,28 @@ def main(argv=None):
         handler = {"audit": _run_audit, "train": _run_train, "vectors": _run_vectors,
                    "reproduce": _run_reproduce}[args.command]
         return handler(args)
-    except (_UserError, ValueError, TypeError, OSError, MemoryError) as err:
-        print(f"rws-ref {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"rws-ref {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if args.traceback:
+            import traceback
+            traceback.print_exc()
+        print(f"rws-ref {args.command}: {_describe_error(err)}", file=sys.stderr)
+        return 2
+
+
+def _describe_error(err):
+    """One line: what went wrong, and — for an exception raised in the user's own code — where."""
+    frames = user_frames(err)
+    frame = frames[-1] if frames else None
+    if isinstance(err, (_UserError, ValueError, TypeError, OSError, MemoryError)) and frame is None:
+        return f"error: {err}"
+    if frame is not None:
+        return (f"error in your code at {frame.filename}:{frame.lineno} in {frame.name}: "
+                f"{type(err).__name__}: {err} (--traceback shows the whole traceback)")
+    return (f"internal error: {type(err).__name__}: {err} (a bug in rws_ref; --traceback shows where, "
+            f"please report it)")
 
 
 if __name__ == "__main__":  # pragma: no cover

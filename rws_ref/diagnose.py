@@ -196,7 +196,7 @@ def vectors(results, data=None):
     Parameters
     ----------
     results : dict case name -> {estimator kind: your output}
-    data : the loaded vectors (default ``rws_ref.vectors.load()``)
+    data : the loaded vectors, or the path of a vectors file (default ``rws_ref.vectors.load()``)
 
     Returns
     -------
@@ -205,7 +205,11 @@ def vectors(results, data=None):
     recorded mistakes, with a sign flip or a sum over the data on top, are the candidates.
     """
     from . import vectors as vec
-    data = vec.load() if data is None else data
+    if data is None or isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
+        data = vec.load(data)                                  # the shipped copy, or a path to a vectors file
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+        raise TypeError(f"data must be loaded vectors (rws_ref.vectors.load()) or a path to a vectors file; "
+                        f"got {type(data).__name__}")
     if not isinstance(results, dict):
         raise TypeError(f"results must be a dict case name -> {{estimator: output}}; got {type(results).__name__}")
     cases = {case["name"]: case for case in data["cases"]}

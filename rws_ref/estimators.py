@@ -89,9 +89,10 @@ def _explain_log_weights(model, guide, log_p, log_q, log_w):
     bad = ~np.isfinite(log_q) | np.isnan(log_p) | (log_p == np.inf)
     if bad.any():
         k, n = (int(i) for i in np.argwhere(bad)[0])
+        cause = ("a density returned NaN" if np.isnan(log_p[k, n]) or np.isnan(log_q[k, n]) else
+                 "the densities overflow float64 at these inputs (extreme x or parameters)")
         raise NonFiniteLogWeights(f"log weights are not finite at particle {k} of datapoint {n}: "
-                         f"log p = {log_p[k, n]} ({model!r}), log q = {log_q[k, n]} ({guide!r}); the densities "
-                         f"overflow float64 at these inputs (extreme x or parameters)")
+                                  f"log p = {log_p[k, n]} ({model!r}), log q = {log_q[k, n]} ({guide!r}); {cause}")
     try:
         check_log_weights(log_w)              # a datapoint whose particles all have weight zero
     except ValueError as err:

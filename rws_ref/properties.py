@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import diagnose, exact, family, protocol, registry
+from ._checks import deadline, traceback_text
 from ._trees import flatten
 from .estimators import sleep_phi, wake_phi
 from .registry import Case
 
 __all__ = ["Caller", "UserOutputError", "PropertyResult", "CheckReport", "Properties", "exact_mean",
-           "ShiftedModel", "close"]
+           "ShiftedModel", "close", "traceback_text"]
 
 
 class UserOutputError(ValueError):
@@ -62,8 +63,8 @@ class Caller:
     """The user's ``fn`` called in the signature of ``entry`` (with or without the leading model and
     guide), its output checked and returned as a dict of float64 arrays."""
 
-    def __init__(self, fn, entry):
-        self.fn, self.entry = fn, entry
+    def __init__(self, fn, entry, timeout=None):
+        self.fn, self.entry, self.timeout = fn, entry, timeout
         full = registry.SIGNATURES[entry.signature]
         objects = sum(name in ("model", "guide") for name in full)
         try:
@@ -81,7 +82,8 @@ class Caller:
         self.name = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
 
     def __call__(self, model, guide, case, reference=None):
-        out = self.fn(*registry.arguments(self.entry, model, guide, case, with_objects=self.objects))
+        with deadline(self.timeout, self.name):
+            out = self.fn(*registry.arguments(self.entry, model, guide, case, with_objects=self.objects))
         return self.check_output(out, reference if reference is not None else
                                  registry.reference_output(self.entry, model, guide, case))
 
@@ -251,7 +253,7 @@ def draw_case(entry, model, guide, theta, phi, rng, n, k, x=None, z=None):
     """A :class:`Case` for ``entry`` around θ, φ: x from the model (unless given), particles z (unless
     given: from the support, else from the guide), base noise ε for reparameterized kinds, M = n
     dreams from the model, ι and δ drawn in (0.05, 0.95)."""
-    x = protocol.validate_x(model, model.sample(theta, n, rng)[1]) if x is None else x
+    x = protocol.sample_model(model, theta, n, rng)[1] if x is None else x
     eps = None
     if entry.signature == "noise":
         eps = rng.standard_normal((k, x.shape[0]) + tuple(guide.z_shape))
@@ -259,10 +261,10 @@ def draw_case(entry, model, guide, theta, phi, rng, n, k, x=None, z=None):
     elif z is None:
         states = protocol.support(model)
         z = states[rng.integers(0, len(states), (k, x.shape[0]))] if states is not None else \
-            guide.sample(phi, x, k, rng)
+            protocol.sample_guide(guide, phi, x, k, rng)
     dream_z = dream_x = iota = delta = None
     if entry.signature in ("dreams", "insomnia"):
-        dream_z, dream_x = model.sample(theta, x.shape[0], rng)
+        dream_z, dream_x = protocol.sample_model(model, theta, x.shape[0], rng)
     if entry.signature == "insomnia":
         iota = float(rng.uniform(0.05, 0.95))
     if entry.signature == "defensive":
@@ -345,10 +347,3 @@ def _exact_sleep_mean(call, entry, model, guide, rtol):
     if not ok:
         return PropertyResult(name, "fail", f"exact mean differs from {what}: {detail}")
     return PropertyResult(name, "pass", f"over {len(prob)} points (z, x) of p_θ")
-
-
-def traceback_text(err):
-    """The exception's type and message, then its traceback (the user's frames last)."""
-    import traceback
-    lines = traceback.format_exception(type(err), err, err.__traceback__)
-    return f"{type(err).__name__}: {err}\n" + "".join(lines[-8:])

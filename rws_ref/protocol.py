@@ -38,7 +38,8 @@ from ._checks import as_float_array, check_finite
 __all__ = ["MODEL_METHODS", "GUIDE_METHODS", "Model", "Guide", "check_model", "check_guide",
            "check_pair", "copy_declarations", "validate_inputs", "validate_params", "validate_x", "validate_z",
            "validate_weights", "all_finite", "model_forward", "guide_forward", "support", "support_log_joint",
-           "domain", "describe_shape"]
+           "domain", "describe_shape", "readonly", "sample_model", "sample_guide", "init_params", "check_gradient",
+           "PerCopyGradient", "Timed", "timed"]
 
 MODEL_METHODS = ("init_theta", "sample", "log_joint", "grad_log_joint")
 GUIDE_METHODS = ("init_phi", "sample", "log_prob", "grad_log_prob")
@@ -153,6 +154,17 @@ def all_finite(arr):
     return np.isfinite(np.add.reduce(arr, axis=None))       # strided: no copy
 
 
+def readonly(a):
+    """A read-only view of ``a`` (``a`` itself if it is read-only already).  Every array rws_ref validates
+    and hands on — to an estimator, to a user's density, sampler or estimator — is such a view, so a
+    function that writes into its inputs fails with NumPy's "assignment destination is read-only" instead
+    of changing the caller's θ, φ, x or z (docs/protocol.md)."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
 def validate_inputs(model, guide, theta, phi, x, z):
     """The inputs of an estimator, validated from the pair's declarations in one step.
 
@@ -191,7 +203,7 @@ def validate_params(params, shapes, name):
         if arr.shape != shape and arr.shape != tuple(shape):
             raise ValueError(f"{name}[{key!r}] must have shape {tuple(shape)}; got {arr.shape}")
         total += np.vdot(arr, arr)
-        out[key] = value if isinstance(value, Box) else arr
+        out[key] = value if isinstance(value, Box) else readonly(arr)
     if not np.isfinite(total):             # NaN or ±inf somewhere (or an overflowing square): find it
         for key in shapes:
             check_finite(np.asarray(getval(out[key])), f"{name}[{key!r}]")
@@ -205,7 +217,7 @@ def _convert(a, obj, which, name):
     if dom == "real" and type(a) is np.ndarray and a.dtype == np.float64:      # the common case
         if not all_finite(a):
             check_finite(a, name)
-        return a
+        return readonly(a)
     dom = domain(obj, which)
     if a.dtype == object or not (a.dtype == bool or np.issubdtype(a.dtype, np.number)) \
             or a.dtype.kind == "c":
@@ -215,20 +227,20 @@ def _convert(a, obj, which, name):
         a = a.astype(np.float64, copy=False)
         if not all_finite(a):
             check_finite(a, name)
-        return a
+        return readonly(a)
     # discrete domains: the value checks below refuse NaN and ±inf too
     if dom == "binary":
         a = a.astype(np.float64, copy=False)
         bad = (a != 0) & (a != 1)
         if bad.any():
             raise ValueError(f"{name} must hold only 0 and 1 ({which}_domain); got {a[bad][0]}")
-        return a
+        return readonly(a)
     if a.dtype.kind == "f" and np.any(a != np.round(a)):
         raise ValueError(f"{name} must hold whole-number category indices; got {a[a != np.round(a)][0]}")
     if a.size and (a.min() < 0 or a.max() >= dom):
         bad = (a < 0) | (a >= dom)
         raise ValueError(f"{name} must hold categories in 0..{dom - 1}; got {a[bad][0]}")
-    return a.astype(np.int64, copy=False)
+    return readonly(a.astype(np.int64, copy=False))
 
 
 def _as_array(value, name, lead, shape):
@@ -284,7 +296,11 @@ def validate_weights(weights, shape, name="weights"):
 def _log_density(value, kn, obj, method):
     if isinstance(value, Box):
         return value
-    arr = np.asarray(value, dtype=np.float64)
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{obj!r}.{method} returned {type(value).__name__} of dtype {arr.dtype}; the protocol "
+                        f"asks for real log densities, float64 of shape (K, N) = {kn}")
+    arr = arr.astype(np.float64)
     if arr.shape != kn:
         raise ValueError(f"{obj!r}.{method} returned shape {arr.shape}; the protocol asks for (K, N) = {kn}")
     return arr
@@ -301,7 +317,7 @@ def model_forward(model, theta, z, x):
         pullback = lambda weights: model.grad_log_joint(theta, z, x, weights)   # noqa: E731
     if type(log_p) is not np.ndarray or log_p.shape != z.shape[:2] or log_p.dtype != np.float64:
         log_p = _log_density(log_p, z.shape[:2], model, "log_joint")
-    return log_p, pullback
+    return log_p, lambda weights: check_gradient(pullback(weights), model.theta_shapes, model, "grad_log_joint")
 
 
 def guide_forward(guide, phi, z, x):
@@ -314,18 +330,92 @@ def guide_forward(guide, phi, z, x):
         pullback = lambda weights: guide.grad_log_prob(phi, z, x, weights)      # noqa: E731
     if type(log_q) is not np.ndarray or log_q.shape != z.shape[:2] or log_q.dtype != np.float64:
         log_q = _log_density(log_q, z.shape[:2], guide, "log_prob")
-    return log_q, pullback
+    return log_q, lambda weights: check_gradient(pullback(weights), guide.phi_shapes, guide, "grad_log_prob")
+
+
+class PerCopyGradient(dict):
+    """Gradients with a leading axis of copies, (M, *shape) per key: what the exact oracle's per-state
+    tables return for M copies of one datapoint at once (rws_ref/exact/tables.py).  Passed through
+    :func:`check_gradient` as they are."""
+
+
+def check_gradient(grad, shapes, obj, method):
+    """A gradient a model or guide returned: a dict of finite float64 arrays of the declared shapes, else a
+    clear error naming ``obj.method`` and what it returned.  The common case costs one pass over the keys."""
+    if type(grad) is dict and grad.keys() == shapes.keys():
+        total = 0.0
+        for key, value in grad.items():
+            if type(value) is not np.ndarray or value.dtype != np.float64 or (
+                    value.shape != shapes[key] and value.shape != tuple(shapes[key])):
+                break
+            total += np.vdot(value, value)
+        else:
+            if np.isfinite(total):
+                return grad
+    if isinstance(grad, (Box, PerCopyGradient)) or (
+            isinstance(grad, dict) and any(isinstance(v, Box) for v in grad.values())):
+        return grad
+    if not isinstance(grad, dict):
+        raise TypeError(f"{obj!r}.{method} returned {type(grad).__name__}; the protocol asks for a dict "
+                        f"keyed like the parameters ({', '.join(sorted(shapes))})")
+    for key, value in grad.items():
+        if np.asarray(value).dtype.kind == "c":
+            raise TypeError(f"{obj!r}.{method} returned a complex {key!r}; gradients are real")
+    return validate_params(grad, shapes, f"{obj!r}.{method} output")
+
+
+def sample_model(model, theta, n, rng):
+    """(z (n, *z_shape), x (n, *x_shape)) from ``model.sample``, validated: a clear error naming the sampler
+    for anything but a pair of that shape in the declared domains."""
+    out = model.sample(theta, n, rng)
+    if not isinstance(out, tuple) or len(out) != 2:
+        what = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
+        raise TypeError(f"{model!r}.sample(theta, n, rng) must return (z, x); got {what}")
+    z, x = out
+    x = validate_x(model, x, name=f"{model!r}.sample output x")
+    if x.shape[0] != n:
+        raise ValueError(f"{model!r}.sample output x must hold n = {n} datapoints; got {x.shape[0]}")
+    z = _as_array(z, f"{model!r}.sample output z", "N", _shape(model, "z_shape"))
+    return validate_z(model, z[None], n, name=f"{model!r}.sample output z")[0], x
+
+
+def sample_guide(guide, phi, x, K, rng):
+    """Particles (K, N, *z_shape) from ``guide.sample``, validated, a clear error naming the sampler."""
+    z = guide.sample(phi, x, K, rng)
+    name = f"{guide!r}.sample output"
+    z = validate_z(guide, _as_array(z, name, "KN", _shape(guide, "z_shape")), np.shape(x)[0], name=name)
+    if z.shape[0] != K:
+        raise ValueError(f"{name} must hold K = {K} particles per datapoint; got {z.shape[0]}")
+    return z
+
+
+def init_params(obj, rng):
+    """θ from ``model.init_theta(rng)`` or φ from ``guide.init_phi(rng)``, validated against the declared
+    shapes with the method named in any error."""
+    if callable(getattr(obj, "init_theta", None)):
+        return validate_params(obj.init_theta(rng), obj.theta_shapes, f"{obj!r}.init_theta output")
+    return validate_params(obj.init_phi(rng), obj.phi_shapes, f"{obj!r}.init_phi output")
 
 
 def support(model):
-    """The model's finite latent support (S, *z_shape), validated, or None if it declares none."""
+    """The model's finite latent support (S, *z_shape), validated — every state in the declared z_domain,
+    no state twice — or None if it declares none."""
     fn = getattr(model, "support", None)
     if fn is None:
         return None
+    if not callable(fn):
+        raise TypeError(f"{model!r}.support must be a method returning the states; got {type(fn).__name__}")
     states = np.asarray(fn())
     if states.ndim < 1 or states.shape[0] < 1:
         raise ValueError(f"{model!r}.support() must return (S, *z_shape) with S >= 1; got {states.shape}")
-    return validate_z(model, states[:, None], 1, name=f"{model!r}.support()")[:, 0]
+    states = validate_z(model, states[:, None], 1, name=f"{model!r}.support()")[:, 0]
+    flat = states.reshape(len(states), -1)
+    _, first, counts = np.unique(flat, axis=0, return_index=True, return_counts=True)
+    if np.any(counts > 1):
+        twice = int(first[np.argmax(counts > 1)])
+        raise ValueError(f"{model!r}.support() lists state {states[twice].tolist()} {int(counts.max())} times; "
+                         f"each state must appear once")
+    return states
 
 
 def support_log_joint(model, theta, x):
@@ -336,6 +426,50 @@ def support_log_joint(model, theta, x):
     if states is None:
         raise TypeError(f"model {model!r} declares no finite support()")
     return model.log_joint(theta, np.repeat(states[:, None], x.shape[0], axis=1), x)
+
+
+# -- a time limit on every call of a user's model or guide -------------------------------------------
+
+#: the methods and capabilities a time limit applies to (protocol, capabilities, reparameterization)
+_TIMED = MODEL_METHODS + GUIDE_METHODS + ("log_joint_vjp", "log_prob_vjp", "support", "data_support",
+                                          "joint_quadrature", "log_marginal", "kl_grad_phi", "sleep_target",
+                                          "summary", "posterior", "grad_z_log_joint", "reparameterize",
+                                          "grad_z_log_prob", "pull_back", "mean")
+
+
+class Timed:
+    """A model or guide whose every method (and every pullback they return) must return within ``seconds``,
+    else TimeoutError naming the method: what rws_ref wraps a user's pair in when a timeout is asked for."""
+
+    def __init__(self, inner, seconds):
+        from ._checks import check_timeout
+        self.inner, self.seconds = inner, check_timeout(seconds)
+        for attr in ("theta_shapes", "phi_shapes", "z_shape", "x_shape", "z_domain", "x_domain", "closed_forms"):
+            if hasattr(inner, attr):
+                setattr(self, attr, getattr(inner, attr))
+        for name in _TIMED:
+            method = getattr(inner, name, None)
+            if callable(method):
+                setattr(self, name, self._limited(method, f"{inner!r}.{name}"))
+
+    def __repr__(self):
+        return repr(self.inner)
+
+    def _limited(self, method, what):
+        from ._checks import deadline
+
+        def call(*args, **kwargs):
+            with deadline(self.seconds, what):
+                out = method(*args, **kwargs)
+            if isinstance(out, tuple) and len(out) == 2 and callable(out[1]):        # a (value, pullback) pair
+                return out[0], self._limited(out[1], f"{what} pullback")
+            return out
+        return call
+
+
+def timed(obj, seconds):
+    """``obj`` itself without a time limit (``seconds`` None), else a :class:`Timed` wrapper."""
+    return obj if seconds is None else Timed(obj, seconds)
 
 
 # -- an optional base: declarations plus log_joint_vjp give the validated methods ---------------

@@ -17,7 +17,9 @@ weights mirrored, π ∝ (C − 1 − c) + 5 (model error 0.178), and a fresh ML
 evaluated at 100 points.  Results: DIR/runs/*.json (one per method, K and
 seed, written when the run ends; a rerun skips finished runs and resumes
 unfinished ones from their checkpoints), DIR/results.csv, DIR/summary.json
-(final errors, mean and range over seeds) and DIR/le2019_gmm.png.
+(final errors: mean, 95 % t-interval and range over seeds) and DIR/le2019_gmm.png.
+The runs go to local processes (``--jobs``) or to a Dask cluster (``--scheduler``);
+the folder is the experiment's own (rws_ref.runner).
 """
 import csv
 import json
@@ -26,18 +28,25 @@ import time
 
 import numpy as np
 
+from . import __version__, runner
 from ._checks import check_count
-from ._io import atomic_write, check_output_path
+from ._io import atomic_write
 from .models import GaussianMixture, benchmark_guide
 
-__all__ = ["METHODS", "KS", "FULL_ITERS", "le2019_gmm", "plot", "summary_table"]
+__all__ = ["METHODS", "PAPER_METHODS", "KS", "FULL_ITERS", "le2019_gmm", "plot", "summary_table", "run_one"]
 
 #: the paper's method name -> rws_ref training method and options
-METHODS = {"WW": {"method": "wake"}, "WS": {"method": "sleep"}, "δ-WW": {"method": "defensive", "delta": 0.2},
-           "REINFORCE": {"method": "reinforce"}, "VIMCO": {"method": "vimco"}}
+PAPER_METHODS = {"WW": {"method": "wake"}, "WS": {"method": "sleep"}, "δ-WW": {"method": "defensive", "delta": 0.2},
+                 "REINFORCE": {"method": "reinforce"}, "VIMCO": {"method": "vimco"}}
+#: the former name of :data:`PAPER_METHODS` (rws_ref.train.METHODS is a tuple of rws_ref's method names)
+METHODS = PAPER_METHODS
 KS = (2, 5, 10, 20)
 FULL_ITERS = 100_000
 BATCH, LR, N_EVAL = 100, 1e-3, 100
+EXPERIMENT = "le2019-gmm"
+#: CPU seconds per training iteration, for the estimate a grid is refused above (measured, benchmarks/run.py)
+SECONDS_PER_ITERATION = 2e-3
+KEYS = ("model_error", "inference_error")
 
 
 def _problem():
@@ -52,82 +61,74 @@ def _run_name(method, K, seed):
     return f"{method.replace('δ-', 'delta-')}-K{K}-seed{seed}"
 
 
-def run_one(method, K, seed, iters, out_dir):
-    """One training run of the comparison; returns its rows (iteration, model and inference error)."""
+def _run_config(method, K, seed, iters):
+    return {"experiment": EXPERIMENT, "method": method, "K": K, "seed": seed, "iterations": iters,
+            "version": __version__}
+
+
+def run_one(task):
+    """One training run of the comparison, ``task`` = (method, K, seed, iterations, checkpoint path or None);
+    returns its rows (iteration, model and inference error).  A pure function of the task: it runs the
+    same here, in a pool worker or on a Dask worker; resumes from the checkpoint when there is one."""
     from .train import TrainConfig, train
+    method, K, seed, iters, ckpt = task
     model, guide, truth, start = _problem()
-    name = _run_name(method, K, seed)
-    done = os.path.join(out_dir, "runs", name + ".json")
-    if os.path.exists(done):
-        with open(done) as handle:
-            return json.load(handle)
     eval_x = model.sample(truth, N_EVAL, np.random.default_rng([seed, 2019]))[1]
     cfg = TrainConfig(K=K, iters=iters, batch_size=BATCH, lr_theta=LR, lr_phi=LR, seed=seed,
-                      eval_every=max(1, iters // 100), grad_replicates=0, early_stop=False, **METHODS[method])
-    ckpt = os.path.join(out_dir, "runs", name + ".npz")
+                      eval_every=max(1, iters // 100), grad_replicates=0, early_stop=False, **PAPER_METHODS[method])
+    resume = ckpt if ckpt is not None and os.path.exists(ckpt) else None
     result = train(model, guide, eval_x, cfg, theta=start, true_theta=truth, checkpoint=ckpt,
-                   checkpoint_every=max(1, iters // 10), resume=ckpt if os.path.exists(ckpt) else None,
+                   checkpoint_every=max(1, iters // 10), resume=resume,
                    sample_data=lambda rng, n: model.sample(truth, n, rng)[1])
-    rows = [{"method": method, "K": K, "seed": seed, "iteration": r["iteration"], "model_error": r["pi_error"],
-             "inference_error": r["true_posterior_error"]} for r in result.history]
     if result.stopped_by == "interrupted":
         raise KeyboardInterrupt
-    atomic_write(done, lambda handle: json.dump(rows, handle))
-    os.unlink(ckpt)
-    return rows
+    return [{"method": method, "K": K, "seed": seed, "iteration": r["iteration"], "model_error": r["pi_error"],
+             "inference_error": r["true_posterior_error"]} for r in result.history]
 
 
-def _run_star(args):
-    return run_one(*args)
-
-
-def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(METHODS), ks=KS, jobs=1, progress=False):
+def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=KS, jobs=1, progress=False,
+               scheduler=None, fresh=False, max_runs=runner.MAX_RUNS):
     """Run (or resume) the comparison; write results.csv, summary.json and the figure into ``out_dir``.
+
+    ``scheduler``: a Dask scheduler's address (or a dask.distributed.Client) to run the runs on
+    (default: ``jobs`` local processes); ``fresh``: start afresh in a folder that holds runs of another
+    configuration; ``max_runs``: the largest grid accepted without asking (rws_ref.runner).
 
     Returns
     -------
-    (rows, summary, seconds) — every evaluation row, the final errors by method and K, the wall time.
+    (rows, summary, seconds) — every evaluation row, the final errors by method and K (mean and a 95 %
+    t-interval over seeds), the wall time.
     """
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 1:
-        raise ValueError(f"budget must be a number in (0, 1] (a fraction of the paper's {FULL_ITERS:,} "
-                         f"iterations); got {budget!r}")
+    budget = runner.check_budget(budget, FULL_ITERS)
     seeds, jobs = check_count(seeds, "seeds"), check_count(jobs, "jobs")
-    unknown = [m for m in methods if m not in METHODS] + [k for k in ks if k not in KS]
+    unknown = [m for m in methods if m not in PAPER_METHODS] + [k for k in ks if k not in KS]
     if unknown:
-        raise ValueError(f"unknown methods or K: {unknown}; methods {list(METHODS)}, K {list(KS)}")
-    if not os.path.isdir(out_dir):
-        check_output_path(os.fspath(out_dir), "out")                   # its parent must exist and be writable
-        os.makedirs(out_dir)
-    os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
+        raise ValueError(f"unknown methods or K: {unknown}; methods {list(PAPER_METHODS)}, K {list(KS)}")
     iters = max(10, int(round(budget * FULL_ITERS)))
-    tasks = [(m, K, s, iters, out_dir) for m in methods for K in ks for s in range(seeds)]
+    runner.check_grid(len(methods) * len(ks) * seeds, iters, SECONDS_PER_ITERATION, max_runs)   # before listing it
+    grid = [(m, K, s) for m in methods for K in ks for s in range(seeds)]
+    runs = runner.prepare_folder(out_dir, runner.configuration(EXPERIMENT, budget, iters), fresh=fresh)
     start = time.perf_counter()
-    results = _map(tasks, jobs, progress)
-    rows = [row for run in results for row in run]
+    finished, pending = {}, []
+    for m, K, s in grid:
+        path = runner.run_file(runs, _run_name(m, K, s))
+        if os.path.exists(path):
+            finished[m, K, s] = runner.load_run(path, _run_config(m, K, s, iters), KEYS)
+        else:
+            pending.append((m, K, s, iters, os.path.join(runs, _run_name(m, K, s) + ".npz")))
+
+    def save(task, rows):
+        m, K, s, _, ckpt = task
+        runner.save_run(runner.run_file(runs, _run_name(m, K, s)), _run_config(m, K, s, iters), rows)
+        if os.path.exists(ckpt):
+            os.unlink(ckpt)
+        finished[m, K, s] = rows
+    runner.map_runs(run_one, pending, jobs=jobs, scheduler=scheduler, progress=progress,
+                    desc=f"rws-ref reproduce {EXPERIMENT}", on_done=save)
+    rows = [row for key in grid for row in finished[key]]
     summary = _summary(rows, iters, budget, seeds)
     _write(out_dir, rows, summary)
     return rows, summary, time.perf_counter() - start
-
-
-def _map(tasks, jobs, progress):
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(tasks), desc="rws-ref reproduce le2019-gmm", unit="run")
-    out = []
-    if jobs == 1:
-        for task in tasks:
-            out.append(run_one(*task))
-            bar is not None and bar.update(1)
-    else:
-        import multiprocessing
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            for rows in pool.imap(_run_star, tasks):
-                out.append(rows)
-                bar is not None and bar.update(1)
-    if bar is not None:
-        bar.close()
-    return out
 
 
 def _summary(rows, iters, budget, seeds):
@@ -135,14 +136,16 @@ def _summary(rows, iters, budget, seeds):
     for row in rows:
         if row["iteration"] == iters:
             final.setdefault((row["method"], row["K"]), []).append(row)
-    table = {f"{m} K={K}": {"model_error": float(np.mean([r["model_error"] for r in v])),
-                            "inference_error": float(np.mean([r["inference_error"] for r in v])),
-                            "model_error_range": [float(min(r["model_error"] for r in v)),
-                                                  float(max(r["model_error"] for r in v))],
-                            "inference_error_range": [float(min(r["inference_error"] for r in v)),
-                                                      float(max(r["inference_error"] for r in v))]}
-             for (m, K), v in sorted(final.items(), key=lambda item: (list(METHODS).index(item[0][0]), item[0][1]))}
-    return {"iterations": iters, "budget": budget, "seeds": seeds, "final": table}
+    table = {}
+    for (m, K), runs in sorted(final.items(), key=lambda item: (list(PAPER_METHODS).index(item[0][0]), item[0][1])):
+        cell = {}
+        for key in KEYS:
+            values = [r[key] for r in runs]
+            mean, low, high = runner.interval(values)
+            cell.update({key: mean, f"{key}_interval": [low, high], f"{key}_range": [min(values), max(values)]})
+        table[f"{m} K={K}"] = {**cell, "seeds": len(runs)}
+    return {"iterations": iters, "budget": budget, "seeds": seeds, "interval": "95% Student t over seeds",
+            "final": table}
 
 
 def _write(out_dir, rows, summary):
@@ -158,43 +161,70 @@ def _write(out_dir, rows, summary):
 
 
 def summary_table(summary):
-    """The final errors as a text table: method × K → model error, inference error (mean over seeds)."""
+    """The final errors as a text table: method × K → model error, inference error — the mean over seeds,
+    ± the half-width of its 95 % t-interval when there are several seeds."""
     ks = sorted({int(k.split("K=")[1]) for k in summary["final"]})
-    head = f"{'method':<11}" + "".join(f"{'K=' + str(K) + ' model':>14}{'inference':>11}" for K in ks)
+    several = summary["seeds"] > 1
+    width = 20 if several else 11
+    head = f"{'method':<11}" + "".join(f"{'K=' + str(K) + ' model':>{width + 3}}{'inference':>{width}}" for K in ks)
     lines = [f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), "
-             f"{summary['seeds']} seed(s); errors at the end, mean over seeds", head]
-    for method in METHODS:
+             f"{summary['seeds']} seed(s); errors at the end, mean over seeds"
+             + (" ± half-width of the 95% t-interval" if several else ""), head]
+
+    def cell(c, key, w):
+        text = f"{c[key]:.4f}"
+        if several:
+            low, high = c[f"{key}_interval"]
+            text += f" ±{(high - low) / 2:.4f}"
+        return f"{text:>{w}}"
+    for method in PAPER_METHODS:
         cells = [summary["final"].get(f"{method} K={K}") for K in ks]
         if any(c is None for c in cells):
             continue
-        lines.append(f"{method:<11}" + "".join(f"{c['model_error']:>14.4f}{c['inference_error']:>11.4f}"
+        lines.append(f"{method:<11}" + "".join(cell(c, "model_error", width + 3) + cell(c, "inference_error", width)
                                                for c in cells))
     return "\n".join(lines)
 
 
 def plot(rows, path, iters):
     """Errors against iterations on log scales, in the paper's layout: a row for the model error and one
-    for the inference error, a column per K, a line per method (mean over seeds)."""
+    for the inference error, a column per K, a line per method (the mean over seeds, with the band of its
+    95 % t-interval when there are several).  The x axis is linear up to the first evaluation and
+    logarithmic after it, so the start (iteration 0) is shown."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
     ks = sorted({r["K"] for r in rows})
+    first = min((r["iteration"] for r in rows if r["iteration"] > 0), default=1)
     fig, axes = plt.subplots(2, len(ks), figsize=(3.2 * len(ks), 5.6), sharex=True, sharey="row", squeeze=False)
     for col, K in enumerate(ks):
-        for method in METHODS:
-            sel = [r for r in rows if r["K"] == K and r["method"] == method and r["iteration"] > 0]
+        for method in PAPER_METHODS:
+            sel = [r for r in rows if r["K"] == K and r["method"] == method]
             if not sel:
                 continue
             its = sorted({r["iteration"] for r in sel})
-            for row_i, key in enumerate(("model_error", "inference_error")):
-                mean = [np.mean([r[key] for r in sel if r["iteration"] == it]) for it in its]
-                axes[row_i, col].loglog(its, mean, label=method, lw=1.2)
+            for row_i, key in enumerate(KEYS):
+                bands = [runner.interval([r[key] for r in sel if r["iteration"] == it]) for it in its]
+                line, = axes[row_i, col].plot(its, [b[0] for b in bands], label=method, lw=1.2)
+                if any(b[2] > b[1] for b in bands):
+                    axes[row_i, col].fill_between(its, [b[1] for b in bands], [b[2] for b in bands],
+                                                  color=line.get_color(), alpha=0.2, lw=0)
         axes[0, col].set_title(f"K = {K}")
         axes[1, col].set_xlabel("iteration")
+        for ax in axes[:, col]:
+            ax.set_xscale("symlog", linthresh=first)
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
     axes[0, 0].set_ylabel("model error ‖π − π_true‖")
     axes[1, 0].set_ylabel("inference error ‖q − p_true(z|x)‖")
     axes[0, -1].legend(fontsize=8)
-    fig.suptitle(f"Le et al. (2019) GMM, {iters:,} iterations per run", fontsize=10)
+    seeds = len({r["seed"] for r in rows})
+    fig.suptitle(f"Le et al. (2019) GMM, {iters:,} iterations per run, {seeds} seed(s)"
+                 + (", bands: 95% t-interval of the mean" if seeds > 1 else ""), fontsize=10)
     fig.tight_layout()
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110), binary=True)
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
+                 binary=True)
     plt.close(fig)

@@ -24,7 +24,7 @@ import numbers
 import numpy as np
 
 from . import protocol, registry
-from ._checks import check_count
+from ._checks import check_count, check_timeout, deadline
 from .estimators import log_weights
 from .losses import LossReport, check_loss
 from .properties import (
@@ -87,11 +87,11 @@ def cases(model, guide, max_n=3, max_k=4, min_k=1, max_spread=None):
         n, k = draw(st.integers(1, max_n)), draw(st.integers(min_k, max_k))
         theta, phi = draw(params(model.theta_shapes)), draw(params(guide.phi_shapes))
         rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
-        x = protocol.validate_x(model, model.sample(theta, n, rng)[1])
+        x = protocol.sample_model(model, theta, n, rng)[1]
         if states is not None:
             z = _support_particles(rng, states, model, guide, theta, phi, x, k, max_spread)
         elif max_spread is not None:
-            z = guide.sample(phi, x, k, rng)
+            z = protocol.sample_guide(guide, phi, x, k, rng)
         elif z_domain == "real":
             z = draw(hnp.arrays(np.float64, (k, n) + z_shape, elements=st.floats(
                 -4, 4, allow_nan=False, allow_subnormal=False)))
@@ -161,7 +161,8 @@ def _case_strategy(entry, model, guide, min_k, max_k, max_n, max_spread, extreme
 
 
 def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8, exact_ks=(1, 2, 3), seed=0,
-                    shrink=False, min_k=None, max_spread=30.0, max_examples_limit=MAX_EXAMPLES):
+                    shrink=False, min_k=None, max_spread=30.0, max_examples_limit=MAX_EXAMPLES, timeout=None,
+                    progress=False):
     """Check an implementation of one estimator against the properties it must have.
 
     Parameters
@@ -184,6 +185,9 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
     min_k : int, the smallest K drawn (default: the estimator's own minimum, 2 for VIMCO)
     max_spread : float or None, the largest spread of one datapoint's log weights in the drawn cases,
         so that w̄ is not one-hot and every mistake shows; the extreme range is a property of its own.
+    timeout : seconds, optional: each call of ``fn`` and of the model's and guide's methods must return
+        within it, else the property fails with a TimeoutError naming the function (main thread, Unix)
+    progress : bool, print each property's name to stderr as it starts
 
     Properties
     ----------
@@ -217,13 +221,15 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
     if model is None or guide is None:
         raise ValueError("model and guide must be given together (or neither, for the default pair)")
     protocol.check_pair(model, guide)
-    call = Caller(fn, entry)
+    timeout = check_timeout(timeout)
+    model, guide = protocol.timed(model, timeout), protocol.timed(guide, timeout)
+    call = Caller(fn, entry, timeout)
     report = CheckReport(kind)
     reason = registry.applies(entry, model, guide) or _needs_sample(entry, model)
     if reason:
         report.results.append(PropertyResult("every property", "not applicable", reason))
         return report
-    run = _runner(report, max_examples, seed, shrink)
+    run = _runner(report, max_examples, seed, shrink, progress)
     prop = Properties(call, entry, model, guide, rtol)
     strategy = lambda extreme: _case_strategy(entry, model, guide, min_k, max(4, min_k), 3, max_spread, extreme)
     moderate = strategy(False)
@@ -308,7 +314,8 @@ def _shift_not_applicable(entry, call, model, guide, strategy, seed):
                 "give fn(model, guide, …) to have the property checked")
     case = _example(strategy, seed)
     try:
-        call.fn(*registry.arguments(entry, _Poisoned(model), guide, case))
+        with deadline(call.timeout, call.name):
+            call.fn(*registry.arguments(entry, _Poisoned(model), guide, case))
     except Exception:            # it evaluated the model (or failed on it in its own way): it uses the model
         return None
     return "fn ignores the model it is given (it evaluates its own densities), so a shifted model cannot test it"
@@ -337,7 +344,7 @@ def _describe(case):
                               for name, v in case._asdict().items() if name not in ("theta", "phi") and v is not None])
 
 
-def _runner(report, max_examples, seed, shrink):
+def _runner(report, max_examples, seed, shrink, progress=False):
     """run(name, prop, strategy): hypothesis over ``strategy``; the first failing input's numbers, or
     the exception the user's function raised with its traceback, go in the report."""
     from hypothesis import HealthCheck, Phase, given, settings
@@ -348,6 +355,10 @@ def _runner(report, max_examples, seed, shrink):
 
     def run(name, prop, strategy):
         failure = {}
+        if progress:
+            import sys
+            print(f"check_estimator({report.kind!r}): {name} ({max_examples} examples) …", file=sys.stderr,
+                  flush=True)
 
         @hseed(seed)
         @conf

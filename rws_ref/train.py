@@ -160,7 +160,7 @@ def _phi_gradient(run, theta, phi, x, z):
     if cfg.method == "wake":
         return wake_phi(model, guide, theta, phi, x, z)
     if cfg.method in ("sleep", "insomnia"):
-        dream_z, dream_x = model.sample(theta, x.shape[0] * cfg.K, rng)
+        dream_z, dream_x = protocol.sample_model(model, theta, x.shape[0] * cfg.K, rng)
         if cfg.method == "sleep":
             return sleep_phi(guide, phi, dream_z, dream_x)
         return family.insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, cfg.iota)
@@ -219,6 +219,11 @@ def posterior_error(model, guide, theta, phi, x, states=None):
     all_states = np.repeat(states[:, None], x.shape[0], axis=1)
     log_p = protocol.model_forward(model, theta, all_states, x)[0]
     log_q = protocol.guide_forward(guide, phi, all_states, x)[0]
+    for table, who in ((log_p, f"{model!r}.log_joint"), (log_q, f"{guide!r}.log_prob")):
+        if np.isnan(table).any() or (table == np.inf).any():
+            s, n = (int(i) for i in np.argwhere(np.isnan(table) | (table == np.inf))[0])
+            raise ValueError(f"{who} is {table[s, n]} at the support state {states[s].tolist()} for datapoint {n}; "
+                             f"the posterior error is undefined")
     return float(np.mean(np.linalg.norm(np.exp(log_q) - softmax(log_p, axis=0), axis=0)))
 
 
@@ -426,9 +431,10 @@ def _iteration(run, theta, phi, x, iteration):
     sampler on validated data and are trusted.  Log weights or parameters that leave float64
     later are a diverging run; an error the user's code raises is shown as it is."""
     cfg = run.cfg
-    z = run.guide.sample(phi, x, cfg.K, run.gen)
     if iteration == 0:
-        z = protocol.validate_z(run.model, z, x.shape[0], name="guide.sample output")
+        z = protocol.sample_guide(run.guide, phi, x, cfg.K, run.gen)
+    else:
+        z = run.guide.sample(phi, x, cfg.K, run.gen)
     try:
         fp = densities(run.model, run.guide, theta, phi, x, z)
     except NonFiniteLogWeights as err:

@@ -20,8 +20,17 @@ def test_the_rws_check_fixture_passes_a_correct_estimator_and_fails_with_the_dia
 
         def test_wrong(rws_check):
             rws_check(summed, "wake_theta", MIX, CAT, max_examples=5)
+
+        def test_misuse(rws_check):
+            rws_check(summed, "wake_thetaa", MIX, CAT)
+
+        def test_sleep(rws_check):
+            rws_check(lambda phi, z, x: rws_ref.sleep_phi(CAT, phi, z, x), "sleep_phi", MIX, CAT, max_examples=5)
     '''))
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n0", "-p", "no:cacheprovider", str(tmp_path)],
                             capture_output=True, text=True, cwd=tmp_path)
-    assert "1 failed, 1 passed" in result.stdout, result.stdout[-3000:]
-    assert "looks like: sum over data instead of the mean" in result.stdout
+    out = result.stdout
+    assert "2 failed, 2 passed" in out, out[-3000:]
+    assert "looks like: sum over data instead of the mean" in out
+    assert "rws_check: kind must be one of elbo_is" in out                      # a misuse is one line
+    assert "pytest_plugin.py" not in out and "testing.py" not in out            # rws_ref's frames are hidden

@@ -36,7 +36,7 @@ from autograd import grad
 from scipy.special import gammaln
 
 from .. import protocol
-from .._checks import check_count, check_memory
+from .._checks import TooLarge, check_count, check_memory
 from .._trees import flatten, unflatten
 from ..numerics import logsumexp
 from .tables import small_dot, tables_evaluator
@@ -141,11 +141,6 @@ def _count_text(n):
     return f"{n:,}" if n < 10 ** 30 else f"about 10^{math.log10(n):.1f}"
 
 
-class TooLarge(ValueError):
-    """An enumeration whose work is above ``max_terms``: refused before any work (the message says how
-    much work it would be and how to allow it)."""
-
-
 def _check_size(n_states, K, n_data, max_terms, particles):
     """Refuse, before any work, an enumeration whose work exceeds ``max_terms`` units.
 
@@ -194,6 +189,24 @@ class Enumerated:
         self.all_states = np.repeat(states[:, None], self.x.shape[0], axis=1)
         self.log_p = protocol.model_forward(model, self.theta, self.all_states, self.x)[0]
         self.log_q, self.pull_q = protocol.guide_forward(guide, self.phi, self.all_states, self.x)
+        self._check_tables()
+
+    def _check_tables(self):
+        """The densities over the support: no NaN or +inf (naming the state), and the guide's probabilities
+        summing to 1 for every datapoint — else the guide puts mass outside support() (or support() misses
+        states), and every exact number would be silently wrong."""
+        for table, who in ((self.log_p, f"{self.model!r}.log_joint"), (self.log_q, f"{self.guide!r}.log_prob")):
+            bad = np.isnan(table) | (table == np.inf)
+            if bad.any():
+                s, n = (int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(f"{who} is {table[s, n]} at the support state {self.states[s].tolist()} for "
+                                 f"datapoint {n}; a density must be finite (or −inf for probability zero)")
+        total = np.exp(logsumexp(self.log_q, axis=0))
+        if np.any(np.abs(total - 1.0) > 1e-9):
+            n = int(np.argmax(np.abs(total - 1.0)))
+            raise ValueError(f"the guide's probabilities over {self.model!r}.support() sum to {total[n]:.12g} for "
+                             f"datapoint {n}, not 1: the guide puts mass on states outside the support, or "
+                             f"support() misses states it can sample")
 
     @property
     def n_states(self):

@@ -64,7 +64,7 @@ class _Tables:
         flat = (np.arange(m)[None, :] * s + self.idx).reshape(-1)
         omega = np.bincount(flat, weights=weights.reshape(-1), minlength=m * s).reshape(m, s)
         values = small_dot("ms,sp->mp", omega, self.table)                        # (M, P)
-        out, start = {}, 0
+        out, start = protocol.PerCopyGradient(), 0
         for key, shape in zip(self.keys, self.shapes):
             size = int(np.prod(shape))
             out[key] = values[:, start:start + size].reshape((m,) + shape)

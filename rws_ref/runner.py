@@ -1,0 +1,210 @@
+"""Running an experiment's grid of training runs: its folder, its run files, the pool or Dask, the summary.
+
+An experiment (rws_ref.reproduce's le2019-gmm, bb2015-digits) is a grid of runs — one per
+method, K and seed — each a pure function of its task, so the runs can go anywhere:
+
+- **locally** (the default): ``jobs`` worker processes of this machine (at most one per pending run);
+- **on a Dask cluster** (``scheduler="tcp://host:8786"``, ``rws-ref reproduce … --scheduler ADDRESS``):
+  every run is a task of ``dask.distributed`` (``pip install 'rws_ref[dask]'``).  The workers return
+  the finished run's rows; the client writes every file, so results and checkpoints land where it
+  can resume them.  The same seeds give the same numbers, bit for bit, either way.
+
+The folder belongs to the experiment: ``DIR/rws-ref-reproduce.json`` records the experiment and its
+configuration (budget, iterations, methods, K, version).  A folder with files rws_ref did not write
+is refused; a rerun with another configuration is refused (``fresh=True`` / ``--fresh`` starts afresh,
+removing only the run files rws_ref wrote there); a finished run's file (``runs/NAME.json``, holding
+its configuration and its rows) is read back only if it is intact, finite and of this configuration.
+"""
+import json
+import math
+import numbers
+import os
+
+import numpy as np
+
+from . import __version__
+from ._checks import TooLarge, check_count
+from ._io import atomic_write, check_output_path
+
+__all__ = ["MARKER", "prepare_folder", "run_file", "load_run", "save_run", "map_runs", "interval", "MAX_RUNS",
+           "check_budget", "check_grid", "configuration"]
+
+MARKER = "rws-ref-reproduce.json"
+#: a grid of more runs than this is refused before it starts unless ``max_runs`` is raised
+MAX_RUNS = 2000
+
+
+def check_budget(budget, full_iters):
+    """A fraction of the paper's iterations in (0, 1] (NumPy numbers too); returns it as a float."""
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or not 0 < float(budget) <= 1:
+        raise ValueError(f"budget must be a number in (0, 1] (a fraction of the paper's {full_iters:,} "
+                         f"iterations); got {budget!r}")
+    return float(budget)
+
+
+def check_grid(n_runs, iters, seconds_per_iteration, max_runs):
+    """Refuse, before any work, a grid above ``max_runs`` runs; returns the estimated CPU hours."""
+    max_runs = check_count(max_runs, "max_runs")
+    hours = n_runs * iters * seconds_per_iteration / 3600
+    if n_runs > max_runs:
+        raise TooLarge(f"{n_runs:,} runs of {iters:,} iterations (about {hours:,.3g} CPU hours) is above the limit "
+                       f"of {max_runs:,} runs; pass max_runs={n_runs} (--max-runs {n_runs}) to allow it")
+    return hours
+
+
+def prepare_folder(out_dir, config, fresh=False):
+    """Make ``out_dir`` the experiment's folder, or check that it is: refuse a folder holding files rws_ref
+    did not write, or runs of another configuration (unless ``fresh``: then remove the old run files).
+    Returns the path of runs/."""
+    out_dir = os.fspath(out_dir)
+    marker = os.path.join(out_dir, MARKER)
+    if not os.path.isdir(out_dir):
+        check_output_path(out_dir, "out")                   # its parent must exist and be writable
+        os.makedirs(out_dir)
+    elif not os.path.exists(marker):
+        if os.listdir(out_dir):
+            found = ", ".join(sorted(os.listdir(out_dir))[:3])
+            raise ValueError(f"out {out_dir} holds files rws-ref did not write ({found}…): choose a new or empty "
+                             f"folder (nothing there is replaced)")
+    else:
+        old = _read_json(marker, "the folder's configuration")
+        if not isinstance(old, dict):
+            raise ValueError(f"{marker} is not an rws-ref configuration")
+        differ = [k for k in sorted(set(old) | set(config)) if k != "version" and old.get(k) != config.get(k)]
+        if differ and not fresh:
+            k = differ[0]
+            raise ValueError(f"out {out_dir} holds runs of another configuration: {k} = {old.get(k)!r} there, "
+                             f"{config.get(k)!r} now; choose another folder, or --fresh (fresh=True) to start "
+                             f"afresh there")
+        if differ or fresh:
+            _remove_runs(out_dir)
+    os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
+    atomic_write(marker, lambda handle: json.dump(config, handle, indent=1, sort_keys=True))
+    return os.path.join(out_dir, "runs")
+
+
+def _remove_runs(out_dir):
+    runs = os.path.join(out_dir, "runs")
+    if os.path.isdir(runs):
+        for name in os.listdir(runs):
+            if name.endswith((".json", ".npz")):
+                os.unlink(os.path.join(runs, name))
+    for name in ("results.csv", "summary.json"):
+        if os.path.exists(os.path.join(out_dir, name)):
+            os.unlink(os.path.join(out_dir, name))
+
+
+def _read_json(path, what):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: {what} is not readable JSON ({type(err).__name__}: {err}); remove it to "
+                         f"rerun that part") from None
+
+
+def run_file(runs_dir, name):
+    """The path of a finished run's file."""
+    return os.path.join(runs_dir, name + ".json")
+
+
+def save_run(path, config, rows):
+    """A finished run: its configuration and its rows, atomically."""
+    atomic_write(path, lambda handle: json.dump({"config": config, "rows": rows}, handle))
+
+
+def load_run(path, config, keys):
+    """A finished run's rows, if its file is intact and of this configuration; else ValueError naming the file."""
+    data = _read_json(path, "the run file")
+    if not isinstance(data, dict) or data.get("config") != config:
+        found = data.get("config") if isinstance(data, dict) else data
+        raise ValueError(f"{path}: the run file is of another configuration ({found!r}, expected {config}); "
+                         f"remove it, or rerun with --fresh")
+    rows = data.get("rows")
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{path}: the run file holds no rows; remove it to rerun the run")
+    for row in rows:
+        if not isinstance(row, dict) or any(not isinstance(row.get(k), (int, float)) or isinstance(row.get(k), bool)
+                                            or not math.isfinite(row[k]) for k in keys):
+            raise ValueError(f"{path}: a row is not finite numbers for {', '.join(keys)} ({row!r}); remove the "
+                             f"file to rerun the run")
+    return rows
+
+
+def map_runs(fn, tasks, jobs=1, scheduler=None, progress=False, desc="runs", on_done=None):
+    """``fn(task)`` for every task, here or on a Dask cluster; results in the order of ``tasks``.
+
+    ``on_done(task, result)`` is called in this process as each run finishes (the client writes the files).
+    Locally, ``jobs`` processes (capped at the number of tasks); with ``scheduler`` (an address, or a
+    ``dask.distributed.Client``), one Dask task per run."""
+    tasks = list(tasks)
+    bar = _bar(progress, len(tasks), desc)
+    results = [None] * len(tasks)
+
+    def done(i, result):
+        results[i] = result
+        if on_done is not None:
+            on_done(tasks[i], result)
+        bar.update(1)
+    try:
+        if scheduler is not None:
+            _map_dask(fn, tasks, scheduler, done)
+        elif min(jobs, len(tasks)) <= 1:
+            for i, task in enumerate(tasks):
+                done(i, fn(task))
+        else:
+            import multiprocessing
+            with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
+                for i, result in enumerate(pool.imap(fn, tasks)):
+                    done(i, result)
+    finally:
+        bar.close()
+    return results
+
+
+def _map_dask(fn, tasks, scheduler, done):
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise ImportError("--scheduler needs dask.distributed: pip install 'rws_ref[dask]'") from None
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler, set_as_default=False)
+    try:
+        futures = client.map(fn, tasks, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        for future in as_completed(futures):
+            done(index[future.key], future.result())
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(progress, total, desc):
+    if not progress:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="run")
+
+
+def interval(values, level=0.95):
+    """(mean, low, high) of ``values`` over seeds: Student's t interval of the mean (low = high = mean for
+    one value)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(np.mean(values))
+    if values.size < 2:
+        return mean, mean, mean
+    from scipy.stats import t
+    half = float(t.ppf(0.5 + level / 2, values.size - 1) * np.std(values, ddof=1) / np.sqrt(values.size))
+    return mean, mean - half, mean + half
+
+
+def configuration(experiment, budget, iterations, **more):
+    """What a folder's marker records (a rerun may add methods, K or seeds, never change these)."""
+    return {"experiment": experiment, "budget": budget, "iterations": iterations, "version": __version__, **more}
