@@ -34,6 +34,7 @@ from .models import (
     benchmark_guide,
 )
 from .models import linear_gaussian_exact as lg
+from .sampling import check_samplers
 
 __all__ = ["AuditRow", "run_audit", "audit_model", "format_table"]
 
@@ -210,6 +211,10 @@ def audit_model(model, guide, theta=None, phi=None, x=None, ks=(1, 3), k_score=3
     ks = tuple(ks)
     rows = _discrete_rows(model, guide, theta, phi, x, name or repr(model), ks, ks, k_score,
                           _Rows(progress))
+    for result in check_samplers(model, guide, seed):
+        rows.append(AuditRow(result.name.split(", ")[0].replace("sampler: ", ""), name or repr(model), 0,
+                             result.name.split(", ", 1)[-1], np.nan, np.nan, np.nan, "sampler",
+                             result.status != "fail"))
     return list(rows)
 
 

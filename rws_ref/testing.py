@@ -36,6 +36,7 @@ from .properties import (
     exact_mean,
     traceback_text,
 )
+from .sampling import check_samplers
 
 __all__ = ["params", "cases", "log_weight_arrays", "check_estimator", "assert_estimator", "check_loss", "CheckReport",
            "PropertyResult", "LossReport", "REFERENCE", "MAX_EXAMPLES"]
@@ -162,7 +163,7 @@ def _case_strategy(entry, model, guide, min_k, max_k, max_n, max_spread, extreme
 
 def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8, exact_ks=(1, 2, 3), seed=0,
                     shrink=False, min_k=None, max_spread=30.0, max_examples_limit=MAX_EXAMPLES, timeout=None,
-                    progress=False):
+                    progress=False, samplers=True):
     """Check an implementation of one estimator against the properties it must have.
 
     Parameters
@@ -188,6 +189,8 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
     timeout : seconds, optional: each call of ``fn`` and of the model's and guide's methods must return
         within it, else the property fails with a TimeoutError naming the function (main thread, Unix)
     progress : bool, print each property's name to stderr as it starts
+    samplers : bool, also test the pair's samplers against their densities (rws_ref.sampling): the
+        particles a training run would use must come from the guide's density
 
     Properties
     ----------
@@ -203,6 +206,9 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
     exact          with a finite support: the exact mean over z ~ q^K equals ∇ ELBO_IS (the unbiased
                    kinds), rws_ref's exact mean (the self-normalized kinds: their bias) or the exact
                    ELBO_IS; sleep-φ's exact mean over (z, x) ~ p_θ equals the sleep target
+    samplers       ``guide.sample`` draws from ``guide.log_prob`` and ``model.sample`` from
+                   ``model.log_joint`` (χ² on finite supports, the score identity, the PIT), each at a
+                   false-failure rate of 1e-3
 
     An exception raised by ``fn`` is reported with its type, message and traceback; an output that is
     not a dict of finite real arrays of the right keys and shapes is reported as such.  A property that
@@ -244,6 +250,8 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
         run("per-datapoint shift invariance", prop.shift, moderate)
     run("batch = mean of single datapoints", prop.batch, moderate)
     report.results.append(exact_mean(call, entry, model, guide, exact_ks, rtol, min_k))
+    if samplers:
+        report.results += check_samplers(model, guide, seed)
     return report
 
 
