@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 def main(seeds, replicates, progress=True):
     import test_endtoend as e
     import test_sampling as s
+
     from rws_ref import endtoend, sampling
     stochastic = [(f"correct {kind}", kind, fn, extra, e.MIX, e.CAT, e.TH, e.PH, e.X, e.K)
                   for kind, fn, extra in e.CORRECT]

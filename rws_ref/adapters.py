@@ -116,7 +116,7 @@ class _Adapter:
                          f"{self._name} per_particle_grad")
 
     def _missing(self, what):
-        raise TypeError(f"{self._name} was built without {what}=; give it to use this capability")
+        raise protocol.MissingCapability(f"{self._name} was built without {what}=; give it to use this capability")
 
 
 class Model(_Adapter, protocol.Model):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import exact, family, protocol, registry
+from . import exact, family, limits, protocol, registry
 from ._io import atomic_write
 from ._trees import flatten as _flat
 from .models import (
@@ -201,7 +201,7 @@ def audit_model(model, guide, theta=None, phi=None, x=None, ks=(1, 3), k_score=3
     list of AuditRow
     """
     protocol.check_pair(model, guide)
-    model, guide = protocol.timed(model, timeout), protocol.timed(guide, timeout)
+    model, guide = limits.timed(model, timeout), limits.timed(guide, timeout)
     if protocol.support(model) is None:
         raise TypeError(f"the audit enumerates the latent: model {model!r} must declare a finite support()")
     rng = np.random.default_rng(seed)

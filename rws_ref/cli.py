@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from . import __version__, protocol
+from . import __version__, limits, protocol
 from ._checks import check_memory, user_frames
 from ._io import atomic_write, check_output_path
 
@@ -188,6 +188,11 @@ def _train_parser(sub, METHODS):
         help="iterations between evaluations (default: %(default)s)")
     arg("--grad-replicates", type=_nonnegative_int, default=d.grad_replicates,
         help="replicates for the gradient-spread metrics, 0 for none (default: %(default)s)")
+    _train_outputs(arg)
+
+
+def _train_outputs(arg):
+    """The train command's files, progress and limits."""
     arg("--out", metavar="FILE.csv|FILE.json", help="write the metrics")
     arg("--plot", metavar="FILE.png", help="draw the learning curves")
     arg("--save-params", metavar="FILE.npz", help="write the learned θ and φ (keys theta/NAME, phi/NAME)")
@@ -261,7 +266,7 @@ def _problem(args):
     check_memory(8 * 2 * args.n_data * 64, f"--n-data {args.n_data}")
     if args.model not in BUILT_IN:
         model, guide, truth = load_model_spec(args.model)
-        model, guide = protocol.timed(model, args.timeout), protocol.timed(guide, args.timeout)
+        model, guide = limits.timed(model, args.timeout), limits.timed(guide, args.timeout)
         truth = model.init_theta(data_rng) if truth is None else truth
         start = None
     elif args.model == "mixture":

@@ -38,10 +38,15 @@ from ._checks import as_float_array, check_finite
 __all__ = ["MODEL_METHODS", "GUIDE_METHODS", "Model", "Guide", "check_model", "check_guide",
            "check_pair", "copy_declarations", "validate_inputs", "validate_params", "validate_x", "validate_z",
            "validate_weights", "all_finite", "model_forward", "guide_forward", "support", "support_log_joint",
-           "domain", "describe_shape", "readonly", "sample_model", "sample_guide", "init_params", "check_gradient",
-           "PerCopyGradient", "Timed", "timed"]
+           "domain", "describe_shape", "MissingCapability", "readonly", "sample_model", "sample_guide",
+           "init_params", "check_gradient", "PerCopyGradient"]
 
 MODEL_METHODS = ("init_theta", "sample", "log_joint", "grad_log_joint")
+
+
+class MissingCapability(TypeError):
+    """A method the object has but cannot serve (an adapter built without ``sample=``): layers that can do
+    without it say "not applicable"."""
 GUIDE_METHODS = ("init_phi", "sample", "log_prob", "grad_log_prob")
 
 
@@ -426,50 +431,6 @@ def support_log_joint(model, theta, x):
     if states is None:
         raise TypeError(f"model {model!r} declares no finite support()")
     return model.log_joint(theta, np.repeat(states[:, None], x.shape[0], axis=1), x)
-
-
-# -- a time limit on every call of a user's model or guide -------------------------------------------
-
-#: the methods and capabilities a time limit applies to (protocol, capabilities, reparameterization)
-_TIMED = MODEL_METHODS + GUIDE_METHODS + ("log_joint_vjp", "log_prob_vjp", "support", "data_support",
-                                          "joint_quadrature", "log_marginal", "kl_grad_phi", "sleep_target",
-                                          "summary", "posterior", "grad_z_log_joint", "reparameterize",
-                                          "grad_z_log_prob", "pull_back", "mean")
-
-
-class Timed:
-    """A model or guide whose every method (and every pullback they return) must return within ``seconds``,
-    else TimeoutError naming the method: what rws_ref wraps a user's pair in when a timeout is asked for."""
-
-    def __init__(self, inner, seconds):
-        from ._checks import check_timeout
-        self.inner, self.seconds = inner, check_timeout(seconds)
-        for attr in ("theta_shapes", "phi_shapes", "z_shape", "x_shape", "z_domain", "x_domain", "closed_forms"):
-            if hasattr(inner, attr):
-                setattr(self, attr, getattr(inner, attr))
-        for name in _TIMED:
-            method = getattr(inner, name, None)
-            if callable(method):
-                setattr(self, name, self._limited(method, f"{inner!r}.{name}"))
-
-    def __repr__(self):
-        return repr(self.inner)
-
-    def _limited(self, method, what):
-        from ._checks import deadline
-
-        def call(*args, **kwargs):
-            with deadline(self.seconds, what):
-                out = method(*args, **kwargs)
-            if isinstance(out, tuple) and len(out) == 2 and callable(out[1]):        # a (value, pullback) pair
-                return out[0], self._limited(out[1], f"{what} pullback")
-            return out
-        return call
-
-
-def timed(obj, seconds):
-    """``obj`` itself without a time limit (``seconds`` None), else a :class:`Timed` wrapper."""
-    return obj if seconds is None else Timed(obj, seconds)
 
 
 # -- an optional base: declarations plus log_joint_vjp give the validated methods ---------------

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats
 
 from . import protocol
-from ._checks import check_count, check_fraction
+from ._checks import check_count, check_fraction, traceback_text
 from ._trees import flatten
 from .properties import CheckReport, PropertyResult
 
@@ -280,10 +280,15 @@ def check_samplers(model, guide, seed=0, draws=DEFAULT_DRAWS, alpha=DEFAULT_ALPH
     out = []
     if not callable(getattr(model, "sample", None)):
         return [PropertyResult("sampler: model and guide", "not applicable", "the model has no sample()")]
-    theta, phi = protocol.init_params(model, rng), protocol.init_params(guide, rng)
-    x = protocol.sample_model(model, theta, 3, rng)[1]
-    for who, report in (("guide", check_guide_sampler(guide, phi, x, draws, seed, alpha)),
-                        ("model", check_model_sampler(model, theta, draws, seed, alpha))):
-        out += [PropertyResult(f"sampler: {who}.sample, {r.name}", r.status, r.detail) for r in report.results
-                if r.status != "not applicable"]
+    try:
+        theta, phi = protocol.init_params(model, rng), protocol.init_params(guide, rng)
+        x = protocol.sample_model(model, theta, 3, rng)[1]
+        for who, check in (("guide", lambda: check_guide_sampler(guide, phi, x, draws, seed, alpha)),
+                           ("model", lambda: check_model_sampler(model, theta, draws, seed, alpha))):
+            out += [PropertyResult(f"sampler: {who}.sample, {r.name}", r.status, r.detail) for r in check().results
+                    if r.status != "not applicable"]
+    except protocol.MissingCapability as err:
+        return [PropertyResult("sampler: model and guide", "not applicable", str(err))]
+    except Exception as err:                  # the user's sampler or density failed: a failed check, shown as it is
+        out.append(PropertyResult("sampler: model and guide", "fail", f"raised {traceback_text(err)}"))
     return out

@@ -23,7 +23,7 @@ import numbers
 
 import numpy as np
 
-from . import protocol, registry
+from . import limits, protocol, registry
 from ._checks import check_count, check_timeout, deadline
 from .estimators import log_weights
 from .losses import LossReport, check_loss
@@ -228,7 +228,7 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
         raise ValueError("model and guide must be given together (or neither, for the default pair)")
     protocol.check_pair(model, guide)
     timeout = check_timeout(timeout)
-    model, guide = protocol.timed(model, timeout), protocol.timed(guide, timeout)
+    model, guide = limits.timed(model, timeout), limits.timed(guide, timeout)
     call = Caller(fn, entry, timeout)
     report = CheckReport(kind)
     reason = registry.applies(entry, model, guide) or _needs_sample(entry, model)

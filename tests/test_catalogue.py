@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import rws_ref
-from rws_ref import adapters, diagnose, exact, protocol, reproduce, runner, testing, vectors
+from rws_ref import adapters, diagnose, exact, limits, protocol, reproduce, runner, testing, vectors
 from rws_ref.cli import main
 from rws_ref.estimators import NonFiniteLogWeights
 from rws_ref.train import TrainConfig, train
@@ -176,7 +176,7 @@ CATALOGUE = [
     ("long", "a hundred million seeds", lambda t: lambda: reproduce.le2019_gmm(t / "big", seeds=10 ** 8),
      exact.TooLarge, "above the limit of 2,000 runs"),
     ("long", "a density that never returns, with a timeout", lambda t: lambda: rws_ref.wake_theta(
-        protocol.timed(type("Slow", (rws_ref.LinearGaussian,), {"log_joint_vjp": lambda self, *a: time.sleep(60)})(
+        limits.timed(type("Slow", (rws_ref.LinearGaussian,), {"log_joint_vjp": lambda self, *a: time.sleep(60)})(
             2, 3), 0.2), DG, TH, PH, X, Z), TimeoutError, "did not return within 0.2 s"),
 ]
 
