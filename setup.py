@@ -19,7 +19,10 @@ setup(
     # hypothesis draws the examples of rws_ref.testing's checks; jsonschema validates a vectors file on load
     install_requires=["numpy>=1.22", "scipy>=1.8", "autograd>=1.6", "tqdm>=4.60", "matplotlib>=3.5",
                       "hypothesis>=6.50", "jsonschema>=4"],
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"]},
+    # the bridges (rws_ref.bridges) are optional: the core never imports a framework
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"],
+                    "pyro": ["torch>=2.0", "pyro-ppl>=1.9"],
+                    "numpyro": ["jax>=0.4.30", "jaxlib>=0.4.30", "numpyro>=0.15"]},
     entry_points={"console_scripts": ["rws-ref=rws_ref.cli:main"],
                   "pytest11": ["rws_ref = rws_ref.pytest_plugin"]},
     license="MIT",

@@ -1,0 +1,51 @@
+"""What the Pyro and NumPyro bridges share: the latent's domain and support, and a framework
+loss run in the signature :func:`rws_ref.losses.check_loss` calls for each kind."""
+import itertools
+
+import numpy as np
+
+from .. import registry
+
+__all__ = ["enumerate_states", "loss_in_signature", "MAX_STATES"]
+
+MAX_STATES = 4096
+
+
+def enumerate_states(z_shape, domain):
+    """Every latent state (S, *z_shape) of a finite domain ("binary" or C categories); None for "real"."""
+    if domain == "real":
+        return None
+    values = (0, 1) if domain == "binary" else tuple(range(int(domain)))
+    size = int(np.prod(z_shape, dtype=np.int64))
+    if len(values) ** size > MAX_STATES:
+        return None
+    states = np.array(list(itertools.product(values, repeat=size)), dtype=np.float64)
+    return states.reshape((len(states),) + tuple(z_shape))
+
+
+def loss_in_signature(kind, evaluate):
+    """A callable in ``kind``'s signature without the model and guide (registry.SIGNATURES) that
+    runs ``evaluate(theta, phi, x, forced, noise)`` → (value, grad_theta, grad_phi).
+
+    ``forced`` lists the arrays to force into the latent (and, for dreams, the observed) sites;
+    ``noise`` says they are reparameterization noise ε rather than particles."""
+    entry = registry.get(kind)
+    signature = entry.signature
+    if signature == "particles":
+        def loss(theta, phi, x, z):
+            return evaluate(theta, phi, x, {"z": [z]}, False)
+    elif signature == "noise":
+        def loss(theta, phi, x, eps):
+            return evaluate(theta, phi, x, {"z": [eps]}, True)
+    elif signature == "dreams":
+        def loss(phi, dream_z, dream_x):
+            value, _, g_phi = evaluate(None, phi, dream_x, {"z": [dream_z], "x": [dream_x]}, False)
+            return value, None, g_phi
+    elif signature == "insomnia":
+        def loss(theta, phi, x, z, dream_z, dream_x, iota):
+            return evaluate(theta, phi, x, {"z": [z, dream_z], "x": [dream_x]}, False)
+    else:
+        raise ValueError(f"the bridges check framework losses of the kinds with particles, noise, dreams or "
+                         f"insomnia signatures; {kind!r} has signature {signature!r}")
+    loss.__name__ = loss.__qualname__ = f"framework loss ({kind})"
+    return loss
