@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import registry
 
-__all__ = ["enumerate_states", "loss_in_signature", "MAX_STATES"]
+__all__ = ["enumerate_states", "loss_in_signature", "choose", "one_latent", "MAX_STATES"]
 
 MAX_STATES = 4096
 
@@ -49,3 +49,33 @@ def loss_in_signature(kind, evaluate):
                          f"insomnia signatures; {kind!r} has signature {signature!r}")
     loss.__name__ = loss.__qualname__ = f"framework loss ({kind})"
     return loss
+
+
+def choose(name, candidates, shape, particle):
+    """The forced value for a site of ``shape``: the candidate of that shape; else, for a site without
+    the particle dimension (an ELBO that runs its particles one at a time), particle ``particle`` of the
+    (K, *shape) candidate.  Returns (value, used_particle); anything else is a clear error."""
+    found = [v for v in candidates if tuple(v.shape) == tuple(shape)]
+    if len(found) == 1:
+        return found[0], False
+    per_particle = [v for v in candidates if tuple(v.shape[1:]) == tuple(shape)]
+    if not found and len(per_particle) == 1:
+        if particle is None and per_particle[0].shape[0] > 1:
+            raise ValueError(f"site {name!r} is drawn one particle at a time ({tuple(shape)}) but rws_ref cannot "
+                             f"tell which particle: check the ELBO inside Bridge.one_at_a_time(elbo)")
+        return per_particle[0][(particle or 0) % per_particle[0].shape[0]], True
+    raise ValueError(f"site {name!r} has shape {tuple(shape)}; the forced values have shapes "
+                     f"{[tuple(v.shape) for v in candidates]} (exactly one must match, with or without "
+                     f"its particle dimension)")
+
+
+def one_latent(model_sites, guide_sites, latent, is_sample):
+    """The bridges handle one latent site: every unobserved sample site of the model, and every sample
+    site of the guide, must be ``latent`` (another would be drawn, not forced, and its density would
+    enter the weights unseen)."""
+    for who, sites in (("model", model_sites), ("guide", guide_sites)):
+        others = [name for name, site in sites.items() if is_sample(site) and not site["is_observed"]
+                  and name != latent]
+        if others:
+            raise ValueError(f"the {who} has latent sites {others} besides {latent!r}; the bridge handles one "
+                             f"latent site (stack several into one vector site)")

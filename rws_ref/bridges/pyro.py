@@ -29,7 +29,7 @@ import contextlib
 import numpy as np
 
 from .. import adapters, losses
-from .common import enumerate_states, loss_in_signature
+from .common import choose, enumerate_states, loss_in_signature, one_latent
 
 try:
     import pyro
@@ -59,21 +59,12 @@ class Force(Messenger):
         self.calls = {}
 
     def _pick(self, name, shape):
-        """The candidate of the site's shape; a site without the particle dimension (an ELBO that runs
-        its particles one after another) takes particle 0, 1, ... of a (K, *shape) candidate in turn."""
-        candidates = self.values[name]
-        found = [v for v in candidates if tuple(v.shape) == shape]
-        if not found:
-            found = [v for v in candidates if tuple(v.shape[1:]) == shape]
-            if len(found) == 1:
-                k = self.calls.get(name, 0)
-                self.calls[name] = k + 1
-                return found[0][k % found[0].shape[0]]
-        if len(found) != 1:
-            raise ValueError(f"site {name!r} has shape {shape}; the forced values have shapes "
-                             f"{[tuple(v.shape) for v in candidates]} (exactly one must match, with or without "
-                             f"its particle dimension)")
-        return found[0]
+        """Sequential particles (an ELBO without vectorize_particles) are handed out in turn."""
+        k = self.calls.get(name, 0)
+        value, used = choose(name, self.values[name], shape, k)
+        if used:
+            self.calls[name] = k + 1
+        return value
 
     def _pyro_sample(self, msg):
         if msg["is_observed"] or msg["done"] or msg["name"] not in self.values:
@@ -138,6 +129,8 @@ class Bridge:
         if not x_site["is_observed"]:
             raise ValueError(f"the model's site {observed!r} must be observed (obs=x)")
         self._site(model_trace, latent, "model")
+        one_latent(model_trace.nodes, guide_trace.nodes, latent,
+                   lambda site: site["type"] == "sample" and not site_is_subsample(site))
         z_shape, x_shape = tuple(z_site["fn"].event_shape), tuple(x.shape[1:])
         z_domain, x_domain = _domain(z_site["fn"].support), _domain(x_site["fn"].support)
         self.theta_names = self._params(model_trace)

@@ -1,0 +1,310 @@
+"""NumPyro bridge: a NumPyro model and guide as an rws_ref protocol pair, and NumPyro's losses checked
+on rws_ref's particles.
+
+Write the model and the guide as NumPyro's users do — parameters with ``numpyro.param``, one latent
+sample site and one observed site inside a plate over the data — and hand them over with an
+example batch::
+
+    bridge = Bridge(model, guide, x)
+    testing.check_estimator(my_wake_phi, "wake_phi", bridge.model, bridge.guide)
+    elbo = RenyiELBO(alpha=0, num_particles=4)
+    with Bridge.one_at_a_time(elbo):
+        print(bridge.check_loss(lambda params, x: elbo.loss(key, params, model, guide, x), "iwae_phi"))
+
+θ is the model's parameters and φ the guide's, keyed by their NumPyro names, with the values an
+ELBO's ``param_map`` holds.  NumPyro runs an ELBO's particles under ``jax.vmap``, where a forced
+value cannot differ from particle to particle: check an ELBO inside ``Bridge.one_at_a_time(elbo)``
+(or build it with ``vectorize_particles=Bridge.particles``), a loop over the particles that tells
+the bridge which one runs — the same numbers, without the vectorization.  The densities are jitted; draws take a
+key seeded from rws_ref's ``rng``.
+"""
+import contextlib
+
+import numpy as np
+
+from .. import adapters, losses
+from .common import choose, enumerate_states, loss_in_signature, one_latent
+
+try:
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    from numpyro import handlers
+    from numpyro.primitives import Messenger
+except ImportError as err:                      # pragma: no cover - the extra is not installed
+    raise ImportError("rws_ref.bridges.numpyro needs JAX and NumPyro: pip install 'rws_ref[numpyro]'") from err
+
+jax.config.update("jax_enable_x64", True)
+
+__all__ = ["Bridge", "Force"]
+
+_PARTICLES = "rws_ref_particles"
+_CURRENT = []                                   # the particle an ELBO is running, under Bridge.particles
+
+
+class Force(Messenger):
+    """Force values into sample sites (as the Pyro bridge's Force): ``values`` maps a site name to
+    candidate arrays; with ``noise`` they are ε and the value is loc + scale · ε of the site's Normal."""
+
+    def __init__(self, values, noise=False):
+        super().__init__()
+        self.values = {name: [jnp.asarray(v, dtype=jnp.float64) for v in vs] for name, vs in values.items()}
+        self.noise = noise
+
+    def process_message(self, msg):
+        if msg["type"] != "sample" or msg["is_observed"] or msg["value"] is not None \
+                or msg["name"] not in self.values:
+            return                              # observed, or replayed from the guide's trace already
+        fn = msg["fn"]
+        value, _ = choose(msg["name"], self.values[msg["name"]], tuple(fn.batch_shape + fn.event_shape),
+                          _CURRENT[-1] if _CURRENT else None)
+        if self.noise:
+            base = fn
+            while hasattr(base, "base_dist"):
+                base = base.base_dist
+            if type(base).__name__ != "Normal":
+                raise TypeError(f"rws_ref forces noise only into Normal sites; site {msg['name']!r} is "
+                                f"{type(base).__name__}")
+            value = base.loc + base.scale * value
+        elif isinstance(_domain(fn.support), int):
+            value = value.astype(jnp.int32)     # categorical sites take integer indices
+        msg["value"] = value
+
+
+def _domain(support):
+    """rws_ref's domain of a NumPyro constraint: "binary", C categories, or "real"."""
+    if not support.is_discrete:
+        return "real"
+    name = type(support).__name__
+    if name == "_Boolean":
+        return "binary"
+    lower, upper = getattr(support, "lower_bound", None), getattr(support, "upper_bound", None)
+    if lower is not None and int(np.asarray(lower)) == 0 and upper is not None:
+        return int(np.asarray(upper)) + 1
+    raise TypeError(f"rws_ref supports real, binary and categorical {{0..C-1}} sites; got the constraint {support}")
+
+
+def _np(value):
+    return np.array(value, dtype=np.float64)
+
+
+class Bridge:
+    """A NumPyro ``model(x)`` and ``guide(x)`` as rws_ref's protocol pair (``.model``, ``.guide``).
+
+    Parameters
+    ----------
+    model, guide : NumPyro programs called with the data batch (N, *x_shape)
+    x : an example batch, used to discover the sites and the shapes
+    latent, observed : the names of the latent sample site and the observed site
+    max_plate_nesting : the plates the programs nest (1: a plate over the data)
+    seed : the key of the parameters' initial values (the programs' ``numpyro.param`` initializers)
+    """
+
+    def __init__(self, model, guide, x, latent="z", observed="x", max_plate_nesting=1, seed=0):
+        for name, fn in (("model", model), ("guide", guide)):
+            if not callable(fn):
+                raise TypeError(f"{name} must be a NumPyro program (a callable); got {type(fn).__name__}")
+        self._model, self._guide = model, guide
+        self._latent, self._observed = latent, observed
+        self._dim = -(int(max_plate_nesting) + 1)
+        x = jnp.asarray(np.asarray(x, dtype=np.float64))
+        key = jax.random.PRNGKey(seed)
+        guide_trace = handlers.trace(handlers.seed(self._particles(guide, 1), key)).get_trace(x)
+        model_trace = handlers.trace(handlers.seed(handlers.replay(self._particles(model, 1), guide_trace),
+                                                   key)).get_trace(x)
+        z_site, x_site = self._site(guide_trace, latent, "guide"), self._site(model_trace, observed, "model")
+        if not x_site["is_observed"]:
+            raise ValueError(f"the model's site {observed!r} must be observed (obs=x)")
+        self._site(model_trace, latent, "model")
+        one_latent(model_trace, guide_trace, latent, lambda site: site["type"] == "sample")
+        z_shape, x_shape = tuple(z_site["fn"].event_shape), tuple(x.shape[1:])
+        z_domain, x_domain = _domain(z_site["fn"].support), _domain(x_site["fn"].support)
+        theta0 = {k: _np(v["value"]) for k, v in model_trace.items() if v["type"] == "param"}
+        phi0 = {k: _np(v["value"]) for k, v in guide_trace.items() if v["type"] == "param"}
+        self.theta_names, self.phi_names = list(theta0), list(phi0)
+        states = enumerate_states(z_shape, z_domain)
+        reparameterized = bool(z_site["fn"].has_rsample) and z_domain == "real"
+        self._compiled = {}
+        self.model = adapters.Model(
+            {k: v.shape for k, v in theta0.items()}, z_shape, x_shape, self._log_joint, self._grad_log_joint,
+            sample=self._sample_model, init_theta=lambda rng: {k: v.copy() for k, v in theta0.items()},
+            z_domain=z_domain, x_domain=x_domain, support=None if states is None else (lambda: states.copy()),
+            name=f"NumPyro model {getattr(model, '__name__', model)!s}",
+            grad_z_log_joint=self._grad_z_log_joint if reparameterized else None)
+        self.guide = adapters.Guide(
+            {k: v.shape for k, v in phi0.items()}, z_shape, x_shape, self._log_prob, self._grad_log_prob,
+            sample=self._sample_guide, init_phi=lambda rng: {k: v.copy() for k, v in phi0.items()},
+            z_domain=z_domain, x_domain=x_domain, name=f"NumPyro guide {getattr(guide, '__name__', guide)!s}",
+            **({} if not reparameterized else {"reparameterize": self._reparameterize,
+                                                "grad_z_log_prob": self._grad_z_log_prob,
+                                                "pull_back": self._pull_back}))
+        self.theta, self.phi = theta0, phi0
+
+    def __repr__(self):
+        return f"numpyro Bridge({self.model!r}, {self.guide!r})"
+
+    @staticmethod
+    def particles(fn, keys):
+        """A ``vectorize_particles`` strategy for NumPyro's ELBOs: the particles one after another, each
+        told to the bridge, the outputs stacked as ``jax.vmap`` would stack them."""
+        outputs = []
+        for k in range(keys.shape[0]):
+            _CURRENT.append(k)
+            try:
+                outputs.append(fn(keys[k]))
+            finally:
+                _CURRENT.pop()
+        return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *outputs)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def one_at_a_time(*elbos):
+        """Within the block, the given NumPyro ELBOs run their particles through :meth:`particles`
+        (RenyiELBO takes no ``vectorize_particles`` argument); their own strategy is put back after."""
+        saved = [elbo.vectorize_particles_fn for elbo in elbos]
+        try:
+            for elbo in elbos:
+                elbo.vectorize_particles_fn = Bridge.particles
+            yield
+        finally:
+            for elbo, fn in zip(elbos, saved):
+                elbo.vectorize_particles_fn = fn
+
+    # -- the programs on forced values -------------------------------------------------------------
+    def _particles(self, fn, K):
+        def run(*args, **kwargs):
+            with numpyro.plate(_PARTICLES, K, dim=self._dim):
+                return fn(*args, **kwargs)
+        return run
+
+    @staticmethod
+    def _site(trace, name, who):
+        if name not in trace or trace[name]["type"] != "sample":
+            sites = [k for k, v in trace.items() if v["type"] == "sample"]
+            raise ValueError(f"the {who} has no sample site {name!r}; its sample sites: {sites}")
+        return trace[name]
+
+    def _log_density(self, fn, params, z, x, noise=False):
+        """(Σ over sample sites of the log density per particle (K, N), the latent's value)."""
+        K = z.shape[0]
+        program = handlers.substitute(Force({self._latent: [z]}, noise)(self._particles(fn, K)), data=params)
+        trace = handlers.trace(handlers.seed(program, jax.random.PRNGKey(0))).get_trace(x)   # nothing is drawn
+        total = 0.0
+        for name, site in trace.items():
+            if site["type"] == "sample":
+                lp = site["fn"].log_prob(site["value"])
+                if tuple(lp.shape) != tuple(z.shape[:2]):
+                    raise ValueError(f"site {name!r} has log density shape {tuple(lp.shape)}; the bridge needs "
+                                     f"(K, N) = {tuple(z.shape[:2])}: every sample site inside the data plate")
+                total = total + lp
+        return total, trace[self._latent]["value"]
+
+    def _jitted(self, what, fn):
+        """One compiled function per (what, program): jax.jit retraces on new shapes by itself."""
+        key = (what, id(fn))
+        if key not in self._compiled:
+            density = lambda p, z, x, noise=False: self._log_density(fn, p, z, x, noise)   # noqa: E731
+            self._compiled[key] = jax.jit({
+                "value": lambda p, z, x: density(p, z, x)[0],
+                "weighted": jax.grad(lambda p, z, x, w: jnp.sum(w * density(p, z, x)[0])),
+                "grad_z": jax.grad(lambda p, z, x: jnp.sum(density(p, z, x)[0]), argnums=1),
+                "noised": lambda p, eps, x: density(p, eps, x, True)[1],
+                "pull_back": jax.grad(lambda p, eps, x, v: jnp.sum(v * density(p, eps, x, True)[1])),
+            }[what])
+        return self._compiled[key]
+
+    @staticmethod
+    def _arrays(params, *arrays):
+        return ({k: jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in params.items()},
+                *(jnp.asarray(np.asarray(a, dtype=np.float64)) for a in arrays))
+
+    def _call(self, what, fn, params, *arrays):
+        out = self._jitted(what, fn)(*self._arrays(params, *arrays))
+        return {k: _np(v) for k, v in out.items()} if isinstance(out, dict) else _np(out)
+
+    def _log_joint(self, theta, z, x):
+        return self._call("value", self._model, theta, z, x)
+
+    def _grad_log_joint(self, theta, z, x, weights):
+        return self._call("weighted", self._model, theta, z, x, weights)
+
+    def _grad_z_log_joint(self, theta, z, x):
+        return self._call("grad_z", self._model, theta, z, x)
+
+    def _log_prob(self, phi, z, x):
+        return self._call("value", self._guide, phi, z, x)
+
+    def _grad_log_prob(self, phi, z, x, weights):
+        return self._call("weighted", self._guide, phi, z, x, weights)
+
+    def _grad_z_log_prob(self, phi, z, x):
+        return self._call("grad_z", self._guide, phi, z, x)
+
+    def _reparameterize(self, phi, x, eps):
+        return self._call("noised", self._guide, phi, eps, x)
+
+    def _pull_back(self, phi, x, eps, v):
+        return self._call("pull_back", self._guide, phi, eps, x, v)
+
+    @staticmethod
+    def _key(rng):
+        return jax.random.PRNGKey(int(rng.integers(2 ** 31)))
+
+    def _sample_model(self, theta, n, rng):
+        placeholder = jnp.zeros((n,) + self.model.x_shape)
+        params = self._arrays(theta)[0]
+        program = handlers.seed(handlers.substitute(_Uncondition(self._model), data=params), self._key(rng))
+        trace = handlers.trace(program).get_trace(placeholder)
+        return _np(trace[self._latent]["value"]), _np(trace[self._observed]["value"])
+
+    def _sample_guide(self, phi, x, K, rng):
+        params, x = self._arrays(phi, x)
+        program = handlers.seed(handlers.substitute(self._particles(self._guide, K), data=params), self._key(rng))
+        return _np(handlers.trace(program).get_trace(x)[self._latent]["value"])
+
+    # -- a framework loss on rws_ref's particles ---------------------------------------------------
+    def loss(self, run, kind):
+        """``run(params, x)`` — a NumPyro loss of the parameters (θ and φ in one dict, as an ELBO's
+        param_map) and the batch — as a callable in ``kind``'s signature for
+        :func:`rws_ref.losses.check_loss`; its gradients come from ``jax.grad``.  ``run`` may return a
+        scalar or a tuple of scalars (their sum is differentiated)."""
+        if not callable(run):
+            raise TypeError(f"run must be a callable taking (params, x); got {type(run).__name__}")
+        return loss_in_signature(kind, lambda theta, phi, x, forced, noise: self._run(run, theta, phi, x,
+                                                                                       forced, noise))
+
+    def check_loss(self, run, kind, **kwargs):
+        """:func:`rws_ref.losses.check_loss` of :meth:`loss` on this bridge's model and guide
+        (its θ and φ by default); keywords pass through (x, z, K, N, seed, ...)."""
+        kwargs.setdefault("theta", self.theta)
+        kwargs.setdefault("phi", self.phi)
+        return losses.check_loss(self.loss(run, kind), kind, self.model, self.guide, **kwargs)
+
+    def _run(self, run, theta, phi, x, forced, noise):
+        names = {"z": self._latent, "x": self._observed}
+        values = {names[role]: arrays for role, arrays in forced.items()}
+        params = dict(phi)
+        if theta is not None:
+            params.update(theta)
+        params, x = self._arrays(params, x)
+
+        def total(p):
+            with Force(values, noise):
+                out = run(p, x)
+            parts = out if isinstance(out, (tuple, list)) else (out,)
+            return sum(jnp.sum(q) for q in parts), parts[0] if len(parts) == 1 else None
+
+        (_, value), grads = jax.value_and_grad(total, has_aux=True)(params)
+        grads = {k: _np(g) for k, g in grads.items()}
+        g_theta = None if theta is None else {k: grads[k] for k in self.theta_names}
+        return (None if value is None else float(value)), g_theta, {k: grads[k] for k in self.phi_names}
+
+
+class _Uncondition(Messenger):
+    """Observed sites sampled instead (the model run for (z, x) ~ p_θ)."""
+
+    def process_message(self, msg):
+        if msg["type"] == "sample" and msg["is_observed"]:
+            msg["is_observed"] = False
+            msg["value"] = None
+
