@@ -106,19 +106,16 @@ def oracle():
     return rows
 
 
-PEERS = ["torch==2.13.0", "pyro-ppl", "jax", "jaxlib"]
 GOALS = {"pyro": (20.0, 5.0, 3.5)}      # rws_ref must be this many times faster than Pyro, per size
 
 
 def peers():
-    """Rows of benchmarks/step.py, run in benchmarks/.peers-venv (created on first use)."""
+    """Rows of benchmarks/step.py, run in benchmarks/.peers-venv (benchmarks/peers.py)."""
     import json
     import tempfile
-    venv = os.path.join(ROOT, "benchmarks", ".peers-venv")
-    python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(python):
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", *PEERS, "-e", ROOT], check=True)
+
+    import peers as environment
+    python = environment.python()
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "step.json")
         subprocess.run([python, os.path.join(ROOT, "benchmarks", "step.py"), "--json", out], check=True)

@@ -20,7 +20,9 @@ def lg_model(x):
         pyro.sample("x", dist.Normal(z @ W.T + b, log_sigma.exp()).to_event(1), obs=x)
 
 
-def lg_guide(x, observations=None):           # Pyro's RWS passes observations= in its sleep phase
+def lg_guide(x, observations=None):
+    if observations is not None:                # Pyro's RWS sleep phase: q(z | the dreamt x)
+        x = observations["x"]
     A = pyro.param("A", torch.zeros(DZ, DX))
     c = pyro.param("c", torch.zeros(DZ))
     log_s = pyro.param("log_s", torch.zeros(DZ))
@@ -37,6 +39,8 @@ def mixture_model(x):
 
 
 def mixture_guide(x, observations=None):
+    if observations is not None:                # Pyro's RWS sleep phase: q(z | the dreamt x)
+        x = observations["x"]
     w = pyro.param("w", torch.zeros(C))
     b0 = pyro.param("b0", torch.zeros(C))
     with pyro.plate("data", x.shape[0]):

@@ -125,6 +125,30 @@ def test_pyros_sleep_phase_sums_sleep_phi_over_the_dreams():
     assert report.ok and "φ-gradient = N × sleep-φ" in str(report), str(report)
 
 
+def test_pyros_insomnia_is_rws_refs_insomnia_at_one_datapoint():
+    bridge, x = mixture_bridge(n=1)
+    elbo = rws(num_particles=4, insomnia=0.5, num_sleep_particles=1)
+    report = bridge.check_loss(lambda x: elbo.loss_and_grads(P.mixture_model, P.mixture_guide, x), "insomnia",
+                               x=x, iota=0.5)
+    assert report.ok and "φ-gradient = 1 × insomnia" in str(report), str(report)
+
+
+def test_a_guide_that_ignores_pyros_observations_in_the_sleep_phase_is_caught():
+    """Pyro's RWS hands the dreamt x to the guide as observations=; a guide that keeps scoring the data
+    batch gives a φ-gradient that is no multiple of insomnia (ι = ½, N = 1)."""
+    def deaf_guide(x, observations=None):
+        w, b0 = pyro.param("w", torch.zeros(3)), pyro.param("b0", torch.zeros(3))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", pyro.distributions.Categorical(logits=x[..., None] * w + b0))
+    P.fresh(MIX_THETA, MIX_PHI)
+    x = np.array([-1.5])
+    bridge = Bridge(P.mixture_model, deaf_guide, x)
+    elbo = rws(num_particles=4, insomnia=0.5, num_sleep_particles=1)
+    report = bridge.check_loss(lambda x: elbo.loss_and_grads(P.mixture_model, deaf_guide, x), "insomnia",
+                               x=x, iota=0.5)
+    assert not report.ok and "φ-gradient is no multiple of insomnia" in str(report), str(report)
+
+
 def test_pyros_renyi_elbo_alpha_zero_is_n_times_iwae_with_a_reparameterized_guide():
     bridge, *_ = lg_bridge()
     elbo = pyro.infer.RenyiELBO(alpha=0.0, num_particles=4, vectorize_particles=True, max_plate_nesting=1)
