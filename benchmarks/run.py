@@ -123,6 +123,45 @@ def peers():
             return json.load(handle)
 
 
+TRAIN_METHODS = ("wake", "sleep", "insomnia", "defensive", "reinforce", "vimco")
+
+
+def training_iterations(short=100, long=300):
+    """Seconds per training iteration of every method on Le et al.'s problem (GMM C = 20, MLP 16-16
+    guide, batch 100, K = 10): the time of ``long`` iterations minus that of ``short`` (so the start,
+    the evaluations and the first, validated iteration cancel), over the difference; best of 3."""
+    from rws_ref.train import TrainConfig, train
+    model, guide = GaussianMixture(20), benchmark_guide("mlp")
+    data = model.sample(model.init_theta(np.random.default_rng(0)), 1000, np.random.default_rng(1))[1]
+    rows = []
+    for method in TRAIN_METHODS:
+        def timed(iters):
+            cfg = TrainConfig(method=method, K=10, batch_size=100, iters=iters, eval_every=10 ** 6,
+                              grad_replicates=0, seed=0, early_stop=False)
+            start = time.perf_counter()
+            train(model, guide, data, cfg)
+            return time.perf_counter() - start
+        rows.append((method, min((timed(long) - timed(short)) / (long - short) for _ in range(3))))
+    return rows
+
+
+def render_training(rows):
+    wake = dict(rows)["wake"]
+    lines = ["", "## One training iteration per method (GMM C = 20, MLP 16-16 guide, batch 100, K = 10)", "",
+             "| method | time per iteration | / wake |", "|---|---|---|"]
+    lines += [f"| {m} | {t * 1e3:.3f} ms | {t / wake:.2f}× |" for m, t in rows]
+    return lines + ["", TRAINING_NOTES]
+
+
+TRAINING_NOTES = """A sleep-φ iteration draws N·K = 1,000 dreams (z, x) ~ p_θ (Le et al.'s budget: as many
+model samples as particles) and runs the guide network forward and backward on 1,000 distinct
+inputs; a wake iteration runs it on the N = 100 datapoints its K particles share. Sleep-φ therefore
+does more network work than wake-φ, not less, and the wake-θ half of its iteration (particles, log
+weights) is the same as wake's. What was overhead was cut: the dreams and φ are no longer validated
+again after the first iteration, and the mixture's sampler draws by a search in one CDF instead of
+comparing every draw with C cumulative sums (the same draws)."""
+
+
 def oracle_threads():
     """The oracle's time (belief net, 16 states, K = 10) on 1 BLAS thread, and on 2 with the other
     core busy: each in a fresh process, since the thread count is fixed at start-up."""
@@ -177,7 +216,7 @@ def render_peers(rows, threads):
     return lines
 
 
-def render(manual, floor, oracle_rows, suite, peer_rows=None, threads=None):
+def render(manual, floor, oracle_rows, suite, peer_rows=None, threads=None, training=None):
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
@@ -199,6 +238,8 @@ def render(manual, floor, oracle_rows, suite, peer_rows=None, threads=None):
     lines += ["", "## The exact oracle (wake-φ moments, one datapoint, method='tables')", "",
               "| case | multisets | time | µs per multiset | peak traced memory |", "|---|---|---|---|---|"]
     lines += [f"| {c} | {n:,} | {t:.2f} s | {1e6 * t / n:.2f} | {m:.0f} MiB |" for c, n, t, m in oracle_rows]
+    if training is not None:
+        lines += render_training(training)
     if peer_rows is not None:
         lines += render_peers(peer_rows, threads)
     if suite is not None:
@@ -237,14 +278,23 @@ depends on the thread count or on load (it took 2.7 s on one thread and 17 s on 
 
 
 def main(argv):
-    manual, floor, oracle_rows = manual_vs_autograd(), floor_ratio(), oracle()
-    suite = None if "--skip-suite" in argv else suite_time()
-    peer_rows = peers() if "--peers" in argv else None
-    text = render(manual, floor, oracle_rows, suite, peer_rows, oracle_threads())
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
+    parser.add_argument("--skip-suite", action="store_true", help="do not time the test suite")
+    parser.add_argument("--peers", action="store_true", help="also time Pyro and JAX steps (benchmarks/peers.py)")
+    args = parser.parse_args(argv)
+    print("timing: manual vs autograd, the floor, the oracle, training iterations ...", file=sys.stderr, flush=True)
+    manual, floor, oracle_rows, training = manual_vs_autograd(), floor_ratio(), oracle(), training_iterations()
+    suite = None if args.skip_suite else suite_time()
+    peer_rows = peers() if args.peers else None
+    text = render(manual, floor, oracle_rows, suite, peer_rows, oracle_threads(), training)
     print(text)
-    if "--write" in argv:
-        with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w", encoding="utf-8") as handle:
+    if args.write:
+        path = os.path.join(ROOT, "docs", "benchmarks.md")
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

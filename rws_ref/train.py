@@ -154,13 +154,20 @@ class _Run:
 # -- one step ------------------------------------------------------------------------------
 
 
-def _phi_gradient(run, theta, phi, x, z):
-    """The method's φ-gradient at (θ, φ) on the batch x with particles z (some methods draw more)."""
+def _phi_gradient(run, theta, phi, x, z, trusted=False):
+    """The method's φ-gradient at (θ, φ) on the batch x with particles z (some methods draw more).
+    ``trusted``: θ and φ come from the run's own optimizer and the model's sampler has been
+    validated on the first iteration, so sleep-φ's dreams and φ are used as they come."""
     cfg, model, guide, rng = run.cfg, run.model, run.guide, run.gen
     if cfg.method == "wake":
         return wake_phi(model, guide, theta, phi, x, z)
     if cfg.method in ("sleep", "insomnia"):
-        dream_z, dream_x = protocol.sample_model(model, theta, x.shape[0] * cfg.K, rng)
+        m = x.shape[0] * cfg.K
+        if trusted and cfg.method == "sleep":          # (1/M) Σ_m −∇_φ log q(z_m | x_m), on the dreams as drawn
+            dream_z, dream_x = model.sample(theta, m, rng)
+            pullback = protocol.guide_forward(guide, phi, np.asarray(dream_z)[None], np.asarray(dream_x))[1]
+            return pullback(np.full((1, m), -1.0 / m))
+        dream_z, dream_x = protocol.sample_model(model, theta, m, rng)
         if cfg.method == "sleep":
             return sleep_phi(guide, phi, dream_z, dream_x)
         return family.insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, cfg.iota)
@@ -446,7 +453,7 @@ def _iteration(run, theta, phi, x, iteration):
         _, g_theta, g_phi = wake_gradients(fp)
     else:
         g_theta = fp.pull_theta(softmax(fp.log_w, axis=0) / x.shape[0])
-        g_phi = _phi_gradient(run, theta, phi, x, z)
+        g_phi = _phi_gradient(run, theta, phi, x, z, trusted=iteration > 0)
     sign = PHI_SIGN[cfg.method]
     scale = cfg.lr_factor ** sum(iteration >= m for m in cfg.lr_milestones)      # the schedule
     run.opt_theta.lr, run.opt_phi.lr = cfg.lr_theta * scale, cfg.lr_phi * scale

@@ -228,3 +228,26 @@ def test_the_ppca_recipe_comes_within_0_005_nats_of_the_closed_form_maximum(dz, 
     result = train(model, guide, x, cfg, theta=start)
     gap = ppca_max_log_likelihood(x, dz) - np.mean(model.log_marginal(result.theta, x))
     assert -1e-9 < gap < 0.005
+
+
+def test_the_trusted_sleep_step_is_sleep_phi_on_the_same_dreams():
+    """After the first iteration a sleep step skips re-validating its own dreams and φ; the gradient
+    must be exactly rws_ref.sleep_phi's on the same draws."""
+    from rws_ref.estimators import sleep_phi
+    from rws_ref.models import GaussianMixture, benchmark_guide
+    from rws_ref.optim import Adam
+    from rws_ref.train import _phi_gradient, _Run
+    model, guide = GaussianMixture(20), benchmark_guide("mlp")
+    rng = np.random.default_rng(0)
+    theta, phi = model.init_theta(rng), guide.init_phi(rng)
+    x = model.sample(theta, 7, rng)[1]
+    z = guide.sample(phi, x, 3, rng)
+    cfg = TrainConfig(method="sleep", K=3).validate()
+    got = [_phi_gradient(_Run(cfg, model, guide, x, None, None, np.random.default_rng(5), Adam(1e-3), Adam(1e-3),
+                              {}, None), theta, phi, x, z, trusted=trusted) for trusted in (True, False)]
+    dreams = model.sample(theta, 21, np.random.default_rng(5))
+    expected = sleep_phi(guide, phi, *dreams)
+    for g in got:
+        assert sorted(g) == sorted(expected)
+        for key in expected:
+            np.testing.assert_array_equal(g[key], expected[key])

@@ -112,7 +112,8 @@ class GaussianMixture(Model):
         n = check_count(n, "n")
         check_draws(n, (self.n_components,), f"sampling n = {n} pairs (z, x)")
         check_rng(rng)
-        z = _categorical(np.broadcast_to(pi, (n, self.n_components)), rng.random((1, n)))[0]
+        cdf = np.cumsum(pi)                  # inverse CDF, as _categorical does row by row: #{c : cdf_c < u}
+        z = np.minimum(np.searchsorted(cdf, rng.random(n), side="left"), self.n_components - 1)
         return z, self.means[z] + self.scale * rng.standard_normal(n)
 
     def log_joint_vjp(self, theta, z, x):
