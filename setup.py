@@ -22,7 +22,8 @@ setup(
     # the bridges (rws_ref.bridges) are optional: the core never imports a framework
     extras_require={"test": ["pytest>=7", "pytest-xdist>=3"],
                     "pyro": ["torch>=2.0", "pyro-ppl>=1.9"],
-                    "numpyro": ["jax>=0.4.30", "jaxlib>=0.4.30", "numpyro>=0.15"]},
+                    "numpyro": ["jax>=0.4.30", "jaxlib>=0.4.30", "numpyro>=0.15"],
+                    "dask": ["dask[distributed]>=2024.1"]},
     entry_points={"console_scripts": ["rws-ref=rws_ref.cli:main"],
                   "pytest11": ["rws_ref = rws_ref.pytest_plugin"]},
     license="MIT",

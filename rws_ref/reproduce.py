@@ -114,13 +114,14 @@ def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=K
         path = runner.run_file(runs, _run_name(m, K, s))
         if os.path.exists(path):
             finished[m, K, s] = runner.load_run(path, _run_config(m, K, s, iters), KEYS)
-        else:
-            pending.append((m, K, s, iters, os.path.join(runs, _run_name(m, K, s) + ".npz")))
+        else:       # a run's checkpoint is written where it runs: locally only (a Dask run restarts whole)
+            pending.append((m, K, s, iters, None if scheduler is not None else
+                            os.path.join(runs, _run_name(m, K, s) + ".npz")))
 
     def save(task, rows):
         m, K, s, _, ckpt = task
         runner.save_run(runner.run_file(runs, _run_name(m, K, s)), _run_config(m, K, s, iters), rows)
-        if os.path.exists(ckpt):
+        if ckpt is not None and os.path.exists(ckpt):
             os.unlink(ckpt)
         finished[m, K, s] = rows
     runner.map_runs(run_one, pending, jobs=jobs, scheduler=scheduler, progress=progress,

@@ -6,8 +6,10 @@ method, K and seed — each a pure function of its task, so the runs can go anyw
 - **locally** (the default): ``jobs`` worker processes of this machine (at most one per pending run);
 - **on a Dask cluster** (``scheduler="tcp://host:8786"``, ``rws-ref reproduce … --scheduler ADDRESS``):
   every run is a task of ``dask.distributed`` (``pip install 'rws_ref[dask]'``).  The workers return
-  the finished run's rows; the client writes every file, so results and checkpoints land where it
-  can resume them.  The same seeds give the same numbers, bit for bit, either way.
+  the finished run's rows; the client writes every file, so the results land where it can resume
+  them.  A run is the unit of resumption on Dask (a worker writes nothing: an interrupted run starts
+  again); locally a run also resumes from its own checkpoint.  The same seeds give the same numbers,
+  bit for bit, either way (tests/test_dask.py).
 
 The folder belongs to the experiment: ``DIR/rws-ref-reproduce.json`` records the experiment and its
 configuration (budget, iterations, methods, K, version).  A folder with files rws_ref did not write
@@ -171,7 +173,7 @@ def _map_dask(fn, tasks, scheduler, done):
     try:
         futures = client.map(fn, tasks, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):       # this client, not a default one
             done(index[future.key], future.result())
     finally:
         if client is not scheduler:
