@@ -3,11 +3,12 @@
 Run:  python docs/make_figures.py            (rewrite the figures)
       python docs/make_figures.py --check    (regenerate into a temporary folder and compare bytes)
 
-docs/figures/le2019_gmm.png and le2019_gmm_full.png are made by `rws-ref reproduce le2019-gmm
---budget 0.1 --seeds 2` and `--budget 1 --seeds 1` (docs/reproduce.md), not here: they take 6 and 23
-minutes.
+docs/figures/snr.png is drawn from docs/figures/snr_study.json, which `python benchmarks/snr_study.py
+--write` measures (about ten minutes).  docs/figures/le2019_gmm.png and le2019_gmm_full.png are made
+by `rws-ref reproduce le2019-gmm` (docs/reproduce.md), not here: they take hours.
 """
 import filecmp
+import json
 import os
 import sys
 import tempfile
@@ -18,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rws_ref import GaussianMixture, MLPGuide, analysis  # noqa: E402
+from rws_ref import GaussianMixture, MLPGuide  # noqa: E402
 from rws_ref._io import atomic_write  # noqa: E402
 from rws_ref.audit import plot_bias_std  # noqa: E402
 from rws_ref.train import TrainConfig, train  # noqa: E402
@@ -52,20 +53,25 @@ def wake_versus_sleep(path):
 
 
 def snr(path):
-    rng = np.random.default_rng(0)
-    toy = analysis.rainforth_toy(rng)
-    study = analysis.snr_study(analysis.rainforth_estimators(*toy), [1, 10, 100, 1000], 1000, rng, n_boot=100)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for name in study.snr:
-        ok = study.resolved[name]
-        line, = ax.loglog(study.ks[ok], study.snr[name][ok], "o-", label=name)
-        shown = study.snr[name][~ok] > 0                       # unresolved: open markers, not in the slope
-        ax.loglog(study.ks[~ok][shown], study.snr[name][~ok][shown], "o", mfc="none", color=line.get_color())
+    """Drawn from docs/figures/snr_study.json, which benchmarks/snr_study.py --write measures (minutes)."""
+    with open(os.path.join(HERE, "snr_study.json")) as handle:
+        study = json.load(handle)
+    ks = np.array(study["ks"])
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    for name, e in study["estimators"].items():
+        ok, values, band = np.array(e["resolved"]), np.array(e["snr"]), np.array(e["snr_interval"])
+        lo, hi = e["slope_interval"]
+        label = f"{name}: slope {e['slope']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+        line, = ax.loglog(ks[ok], values[ok], "o-", label=label)
+        ax.errorbar(ks[ok], values[ok], yerr=np.abs(band[ok].T - values[ok]), fmt="none", color=line.get_color())
+        shown = ~ok & (values > 0)                               # unresolved: open markers, not in the slope
+        ax.loglog(ks[shown], values[shown], "o", mfc="none", color=line.get_color())
+    r = study["replicates"]
     ax.set_xlabel("K")
     ax.set_ylabel("mean SNR over entries")
-    ax.set_title("Rainforth et al. (2018) toy, 1,000 replicates\nopen markers: not resolved by the replicates "
-                 "(left out of the slope; a zero estimate is not drawn on log axes)", fontsize=8)
-    ax.legend(fontsize=8)
+    ax.set_title(f"Rainforth et al. (2018) toy: {int(r['1']):,} replicates per K ({int(r['1000']):,} at K = 1000)\n"
+                 "95% jackknife intervals; open markers: not resolved (left out of the slope)", fontsize=8)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     save(fig, path)
 

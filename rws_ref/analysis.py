@@ -24,7 +24,8 @@ import numpy as np
 from ._checks import check_count, check_rng
 from ._trees import flatten
 
-__all__ = ["SNRStudy", "snr_study", "rainforth_toy", "rainforth_estimators"]
+__all__ = ["SNRStudy", "snr_study", "snr_study_batched", "rainforth_toy", "rainforth_estimators",
+           "rainforth_batched"]
 
 
 @dataclass
@@ -202,3 +203,135 @@ def rainforth_estimators(model, guide, theta, phi, x, phi_key="c", theta_key="mu
         "RWS wake-φ": lambda K, rng: wake_phi(model, guide, theta, phi, x,
                                               guide.reparameterize(phi, x, noise(K, rng)))[phi_key],
     }
+
+
+# -- many replicates: moments accumulated in groups, jackknife intervals ----------------------------------
+
+
+def snr_study_batched(draw_batch, ks, replicates, rng, groups=50, level=0.95, chunk=100_000):
+    """:func:`snr_study` for millions of replicates: replicates drawn a batch at a time and kept only as
+    per-group sums, the intervals from the jackknife over the groups instead of the bootstrap.
+
+    Parameters
+    ----------
+    draw_batch : callable (K, B, rng) -> dict name -> (B, P) array
+        B independent replicates of every estimator at once (they may share their draws: each
+        estimator's SNR is computed on its own).
+    ks : sequence of int
+    replicates : int, or dict K -> int (a different R per K)
+    groups : int, the jackknife's groups (each K's replicates split evenly)
+    chunk : the particles of one batch, K·B ≤ chunk (the memory a batch takes)
+
+    The summary SNR per K, its resolution rule and the slope are :func:`snr_study`'s.  Each is also
+    recomputed with one group left out; the jackknife standard error gives Student-t intervals
+    (G − 1 degrees of freedom) for the SNR and the slope.
+
+    Returns
+    -------
+    SNRStudy (``entry_snr`` holds every entry's SNR; ``snr_se``, ``slope_se`` the jackknife errors)
+    """
+    from scipy import stats
+    check_rng(rng)
+    ks = np.array([check_count(int(k), "ks[i]") for k in ks])
+    if len(ks) < 2:
+        raise ValueError(f"ks must hold at least two values of K to fit a slope; got {list(ks)}")
+    groups = check_count(groups, "groups", minimum=2)
+    per_k = {int(K): check_count(replicates[int(K)] if isinstance(replicates, dict) else replicates,
+                                 "replicates", minimum=groups) for K in ks}
+    if not callable(draw_batch):
+        raise TypeError(f"draw_batch must be a callable (K, B, rng) -> dict of (B, P) arrays; "
+                        f"got {type(draw_batch).__name__}")
+    sums = {}                                             # name -> (J, G, 2, P): Σ and Σ² of centred draws
+    counts = np.zeros((len(ks), groups))
+    for j, K in enumerate(ks):
+        size = per_k[int(K)] // groups
+        for g in range(groups):
+            left = size
+            while left:
+                b = min(left, max(1, chunk // int(K)))
+                for name, draws in draw_batch(int(K), b, rng).items():
+                    draws = np.asarray(draws, dtype=np.float64)
+                    if not np.all(np.isfinite(draws)):
+                        raise ValueError(f"draw_batch returned a non-finite {name} at K = {K}")
+                    acc = sums.setdefault(name, np.zeros((len(ks), groups, 2, draws.shape[1])))
+                    acc[j, g, 0] += draws.sum(axis=0)
+                    acc[j, g, 1] += (draws ** 2).sum(axis=0)
+                left -= b
+            counts[j, g] = size
+    study = SNRStudy(ks=ks, level=level)
+    t = stats.t.ppf(0.5 + level / 2, groups - 1)
+    for name, acc in sums.items():
+        _jackknife(study, name, acc, counts, t)
+    return study
+
+
+def _moment_snr(total, n):
+    """(summary SNR, mean unclipped SNR², entry SNRs) from Σ and Σ² of n replicates (P entries)."""
+    mean = total[0] / n
+    var = (total[1] - n * mean ** 2) / (n - 1)
+    snr2 = (mean ** 2 - var / n) / np.where(var > 0, var, np.inf)
+    entry = np.sqrt(np.maximum(snr2, 0.0))
+    return entry.mean(), snr2.mean(), entry
+
+
+def _jackknife(study, name, acc, counts, t):
+    ks, groups = study.ks, acc.shape[1]
+    full = [_moment_snr(acc[j].sum(axis=0), counts[j].sum()) for j in range(len(ks))]
+    loo = np.array([[_moment_snr(acc[j].sum(axis=0) - acc[j, g], counts[j].sum() - counts[j, g])[:2]
+                     for g in range(groups)] for j in range(len(ks))])          # (J, G, 2)
+    scale = np.sqrt((groups - 1) / groups)
+
+    def se(values):                                      # jackknife standard error over the groups
+        return scale * np.sqrt(np.sum((values - values.mean(axis=-1, keepdims=True)) ** 2, axis=-1))
+    snr = np.array([f[0] for f in full])
+    snr2 = np.array([f[1] for f in full])
+    study.snr[name], study.entry_snr[name] = snr, np.stack([f[2] for f in full])
+    study.snr_se[name] = se(loo[:, :, 0])
+    study.snr_interval[name] = np.stack([snr - t * study.snr_se[name], snr + t * study.snr_se[name]], axis=1)
+    resolved = snr2 - t * se(loo[:, :, 1]) > 0           # the mean SNR² above zero beyond its interval
+    study.resolved[name] = resolved
+    if resolved.sum() < 2:
+        study.slope[name], study.slope_interval[name], study.slope_se[name] = np.nan, (np.nan, np.nan), np.nan
+        return
+    study.slope[name] = float(_slope(ks[resolved], snr[resolved]))
+    slopes = np.array([_slope(ks[resolved], loo[resolved, g, 0]) for g in range(groups)])
+    study.slope_se[name] = float(scale * np.sqrt(np.sum((slopes - slopes.mean()) ** 2)))
+    study.slope_interval[name] = (study.slope[name] - t * study.slope_se[name],
+                                  study.slope[name] + t * study.slope_se[name])
+
+
+def rainforth_batched(model, guide, theta, phi, x, phi_key="c", theta_key="mu"):
+    """The five estimators of :func:`rainforth_estimators` on the toy, B replicates at once:
+    ``draw_batch(K, B, rng)`` for :func:`snr_study_batched`.  Closed forms for the guide's bias c
+    and the prior mean μ (tests/test_analysis.py checks them against rws_ref's estimators):
+
+    with z_k = m + s ⊙ ε_k, m = A x + c, log w_k = log p_θ(z_k, x) − log q_φ(z_k | x),
+    w̄ = softmax_k(log w), g_k = ∇_z log p_θ(z_k, x) = −(z_k − μ) + Wᵀ((x − W z_k − b) / σ²) and
+    r_k = −∇_z log q_φ(z_k | x) = (z_k − m) / s²:
+
+    - IWAE θ (wake-θ) on μ:  Σ_k w̄_k (z_k − μ)
+    - IWAE φ on c:  Σ_k w̄_k g_k  (with z = m + s ε, log q(z_k | x) does not move with c)
+    - STL φ on c:  Σ_k w̄_k (g_k + r_k)  (the score term ∂ log q / ∂c at fixed z dropped)
+    - IWAE-DReG φ on c:  Σ_k w̄_k² (g_k + r_k)
+    - RWS wake-φ on c (descent):  −Σ_k w̄_k r_k
+    """
+    if (phi_key, theta_key) != ("c", "mu") or x.shape[0] != 1:
+        raise ValueError("rainforth_batched has the closed forms of the bias c and the prior mean mu at one "
+                         "observation (the toy's); use rainforth_estimators otherwise")
+    W, b, mu = theta["W"], theta["b"], theta["mu"]
+    inv_var_x = np.exp(-2.0 * theta["log_sigma"])
+    m = phi["A"] @ x[0] + phi["c"]
+    s = np.exp(phi["log_s"])
+    from .estimators import log_weights
+    from .numerics import softmax
+
+    def draw_batch(K, B, rng):
+        eps = rng.standard_normal((K, B, guide.dz))
+        z = m + s * eps                                                  # (K, B, dz)
+        w = softmax(log_weights(model, guide, theta, phi, np.broadcast_to(x, (B, x.shape[1])), z), axis=0)
+        g = -(z - mu) + ((x[0] - z @ W.T - b) * inv_var_x) @ W
+        r = (z - m) / s ** 2
+        weighted = lambda v, ww=w: np.einsum("kb,kbd->bd", ww, v)          # noqa: E731
+        return {"IWAE θ": weighted(z - mu), "IWAE φ": weighted(g), "IWAE-DReG φ": weighted(g + r, w ** 2),
+                "STL φ": weighted(g + r), "RWS wake-φ": -weighted(r)}
+    return draw_batch
