@@ -12,7 +12,8 @@ MODULES = ["rws_ref.protocol", "rws_ref.adapters", "rws_ref.diagnose", "rws_ref.
            "rws_ref.models.sigmoid_belief_net", "rws_ref.exact.enumeration", "rws_ref.exact.laplace",
            "rws_ref.exact.targets", "rws_ref.family", "rws_ref.autodiff",
            "rws_ref.analysis", "rws_ref.train", "rws_ref.vectors", "rws_ref.testing", "rws_ref.numerics",
-           "rws_ref.audit"]
+           "rws_ref.audit", "rws_ref.registry", "rws_ref.mistakes", "rws_ref.losses", "rws_ref.sampling",
+           "rws_ref.endtoend", "rws_ref.runner", "rws_ref.exercises"]
 
 
 def _summary(obj):

@@ -4,9 +4,11 @@
     rws-ref train --model … --method …  the full algorithm, with metrics, plots and checkpoints
     rws-ref vectors --out FILE.json      language-neutral test vectors for other implementations
     rws-ref reproduce le2019-gmm --out DIR   a paper's experiment, resumable
+    rws-ref exercises list|start|check   exercises graded by the oracle
 
 Errors in the arguments or the files give one readable line on stderr and
-exit status 2, never a traceback.  ``audit`` exits 1 if any check fails.
+exit status 2, never a traceback.  ``audit`` exits 1 if any check fails, ``exercises check``
+if the exercise is not yet right.
 """
 import argparse
 import csv
@@ -104,7 +106,21 @@ def build_parser():
     _train_parser(sub, METHODS)
     _vectors_parser(sub)
     _reproduce_parser(sub)
+    _exercises_parser(sub)
     return parser
+
+
+def _exercises_parser(sub):
+    ex = sub.add_parser("exercises", help="exercises graded by the oracle: list, start, check",
+                        description="Write an estimator yourself; rws_ref's checks grade it (exit 0 when right, "
+                                    "1 with a hint when not).")
+    what = ex.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    what.add_parser("list", help="the exercises in order, with the course section each practises")
+    start = what.add_parser("start", help="write an exercise's template into FILE (never over an existing file)")
+    check = what.add_parser("check", help="grade the function NAME in FILE")
+    for p in (start, check):
+        p.add_argument("name", metavar="NAME", help="the exercise (rws-ref exercises list)")
+        p.add_argument("file", metavar="FILE", help="your Python file")
 
 
 def _reproduce_parser(sub):
@@ -409,6 +425,11 @@ def _run_reproduce(args):
     return 0
 
 
+def _run_exercises(args):
+    from .exercises import command
+    return command(args.action or "list", getattr(args, "name", None), getattr(args, "file", None))
+
+
 def _run_vectors(args):
     from .vectors import write
     check_output_path(args.out, "--out", (".json",), overwrite=args.overwrite)
@@ -439,7 +460,7 @@ def main(argv=None):
         return 0
     try:
         handler = {"audit": _run_audit, "train": _run_train, "vectors": _run_vectors,
-                   "reproduce": _run_reproduce}[args.command]
+                   "reproduce": _run_reproduce, "exercises": _run_exercises}[args.command]
         return handler(args)
     except KeyboardInterrupt:
         print(f"rws-ref {args.command}: interrupted", file=sys.stderr)

@@ -22,11 +22,13 @@ from . import family, registry
 from .estimators import elbo_is, forward_pass, normalized_weights, sleep_phi, wake_phi
 from .numerics import log_mean_exp, logsumexp
 
-__all__ = ["base_mistakes", "composite", "all_mistakes", "WEIGHT_RULES", "SIGN", "SUM", "ZERO"]
+__all__ = ["base_mistakes", "composite", "all_mistakes", "WEIGHT_RULES", "SIGN", "SUM", "ZERO", "FIXED_PARTICLE_TERM"]
 
 SIGN = "sign flip"
 SUM = "sum over data instead of the mean"
 ZERO = "zero (no gradient reaches the parameters: a detached output, a dropped score-function term)"
+FIXED_PARTICLE_TERM = ("gradient at fixed particles missing (the score-function term alone; "
+                       "unbiased only at K = 1)")
 _MISALIGNED = "datapoints misaligned (z of datapoint n paired with x_{n+1})"
 
 
@@ -160,6 +162,17 @@ def _score_term_missing(model, guide, case):
     return fp.pull_phi(-normalized_weights(fp.log_w) / fp.log_w.shape[1])
 
 
+def _fixed_particle_term_missing(kind):
+    # the score-function term alone, Σ_k signal_k ∇ log q(z_k): the gradient of L̂ at fixed particles,
+    # −Σ_k w̄_k ∇ log q(z_k), dropped.  Its mean is zero only at K = 1 (Pyro's Trace_ELBO on a discrete
+    # guide computes this at K = 1); at K > 1 the result is biased.
+    def mistake(model, guide, case):
+        fp = _fp(model, guide, case)
+        signal = elbo_is(fp.log_w)[None, :] if kind == "reinforce_phi" else family.vimco_signals(fp.log_w)
+        return fp.pull_phi(np.broadcast_to(signal, fp.log_w.shape) / fp.log_w.shape[1])
+    return mistake
+
+
 def _signal_without_log_k(model, guide, case):
     fp = _fp(model, guide, case)
     signal = elbo_is(fp.log_w)[None, :] + np.log(fp.log_w.shape[0])
@@ -254,9 +267,11 @@ _PARTICULAR = {
     "insomnia": {"ι and 1 − ι swapped": _insomnia_with("swap"),
                  "ι applied twice to the wake term": _insomnia_with("twice")},
     "reinforce_phi": {"score-function term missing (only the gradient at fixed particles)": _score_term_missing,
+                      FIXED_PARTICLE_TERM: _fixed_particle_term_missing("reinforce_phi"),
                       "learning signal without −log K": _signal_without_log_k},
     "vimco_phi": {"arithmetic-mean VIMCO baseline": _arithmetic_vimco,
-                  "score-function term missing (only the gradient at fixed particles)": _score_term_missing},
+                  "score-function term missing (only the gradient at fixed particles)": _score_term_missing,
+                  FIXED_PARTICLE_TERM: _fixed_particle_term_missing("vimco_phi")},
     "iwae_phi": {"score term missing (STL)": _reparameterized_as("stl_phi", lambda w: w),
                  "score term added instead of subtracted": _iwae_score_sign},
     "stl_phi": {"score term kept (the IWAE gradient)": lambda m, g, c: registry.ESTIMATORS["iwae_phi"].function(
