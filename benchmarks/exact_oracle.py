@@ -78,6 +78,10 @@ def oracle_timings():
 
 
 if __name__ == "__main__":
+    import argparse
+    import sys
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    print("the mixture table, then the oracle's timings (a few minutes) ...", file=sys.stderr, flush=True)
     print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}, NumPy {np.__version__}")
     mixture_table()

@@ -28,4 +28,7 @@ def main(n_seeds=30):
 
 
 if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 30))
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("n_seeds", nargs="?", type=int, default=30, help="seeds (default 30; one line each)")
+    sys.exit(main(parser.parse_args().n_seeds))

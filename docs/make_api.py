@@ -59,6 +59,8 @@ def render():
 
 
 if __name__ == "__main__":
+    import argparse
+    argparse.ArgumentParser(description=__doc__).parse_args()
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "api.md")
     from rws_ref._io import atomic_write
     text = render()

@@ -91,7 +91,13 @@ def make_all(folder):
 
 
 if __name__ == "__main__":
-    if "--check" in sys.argv:
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="regenerate into a temporary folder and compare bytes")
+    args = parser.parse_args()
+    print("drawing bias_std.png, wake_vs_sleep.png (training, about a minute) and snr.png ...", file=sys.stderr,
+          flush=True)
+    if args.check:
         with tempfile.TemporaryDirectory() as tmp:
             make_all(tmp)
             names = ("bias_std.png", "wake_vs_sleep.png", "snr.png")
