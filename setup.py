@@ -23,7 +23,10 @@ setup(
     extras_require={"test": ["pytest>=7", "pytest-xdist>=3"],
                     "pyro": ["torch>=2.0", "pyro-ppl>=1.9"],
                     "numpyro": ["jax>=0.4.30", "jaxlib>=0.4.30", "numpyro>=0.15"],
-                    "dask": ["dask[distributed]>=2024.1"]},
+                    "dask": ["dask[distributed]>=2024.1"],
+                    # the site: mkdocs build --strict; docs/check_site.py also needs Debian's chromium
+                    "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26",
+                             "pymdown-extensions>=10", "latex2mathml>=3.77", "selenium>=4.20"]},
     entry_points={"console_scripts": ["rws-ref=rws_ref.cli:main"],
                   "pytest11": ["rws_ref = rws_ref.pytest_plugin"]},
     license="MIT",

@@ -212,6 +212,10 @@ def snr_study_batched(draw_batch, ks, replicates, rng, groups=50, level=0.95, ch
     """:func:`snr_study` for millions of replicates: replicates drawn a batch at a time and kept only as
     per-group sums, the intervals from the jackknife over the groups instead of the bootstrap.
 
+    The summary SNR per K, its resolution rule and the slope are :func:`snr_study`'s.  Each is also
+    recomputed with one group left out; the jackknife standard error gives Student-t intervals
+    (G − 1 degrees of freedom) for the SNR and the slope.
+
     Parameters
     ----------
     draw_batch : callable (K, B, rng) -> dict name -> (B, P) array
@@ -222,9 +226,6 @@ def snr_study_batched(draw_batch, ks, replicates, rng, groups=50, level=0.95, ch
     groups : int, the jackknife's groups (each K's replicates split evenly)
     chunk : the particles of one batch, K·B ≤ chunk (the memory a batch takes)
 
-    The summary SNR per K, its resolution rule and the slope are :func:`snr_study`'s.  Each is also
-    recomputed with one group left out; the jackknife standard error gives Student-t intervals
-    (G − 1 degrees of freedom) for the SNR and the slope.
 
     Returns
     -------

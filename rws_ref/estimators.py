@@ -183,7 +183,10 @@ def wake_phi(model, guide, theta, phi, x, z):
 
     Parameters
     ----------
-    as :func:`wake_theta`.
+    model, guide : model and guide objects
+    theta, phi : dict of ndarray
+    x : ndarray (N, *x_shape)
+    z : ndarray (K, N, *z_shape), particles drawn from q_φ(·|x)
 
     Returns
     -------

@@ -14,18 +14,20 @@ _LABELS = {"elbo_is": "ELBO_IS (K particles)", "log_p": "log p_θ(x)", "pi_error
 def plot_history(path, histories, title="", reference=None):
     """Learning curves a reader can learn from, written atomically to ``path`` (PNG).
 
-    Parameters
-    ----------
-    histories : dict label -> history (the rows of :class:`TrainResult`); several runs share the axes
-    reference : dict label -> value, optional horizontal lines on the bound panel (e.g. the
-        closed-form maximum likelihood)
-
     Panels: the bound and log p_θ(x) on the same axes over the whole run, its start included
     (the gap between them is the bound's looseness); each error on a log scale; and the
     standard deviation of the gradient estimators — the root mean square over parameter
     entries of each entry's standard deviation across ``grad_replicates`` independent draws
     of the particles at the evaluation point — on a log scale.  Iteration 0 is left out of
     log-scale panels.
+
+    Parameters
+    ----------
+    path : str, the PNG file
+    histories : dict label -> history (the rows of :class:`TrainResult`); several runs share the axes
+    title : str
+    reference : dict label -> value, optional horizontal lines on the bound panel (e.g. the
+        closed-form maximum likelihood)
     """
     import matplotlib
     matplotlib.use("Agg")
