@@ -1,6 +1,7 @@
 """The docs stay true: the site's API reference covers every public name, the site's navigation holds every
 page, and every page is in the course or the reference (the pages' examples are doctests of their own)."""
 import importlib
+import importlib.util
 import inspect
 import os
 import re
@@ -37,3 +38,19 @@ def test_the_site_navigation_holds_every_page():
     listed = set(re.findall(r":\s*([\w.-]+\.md)\s*$", nav, flags=re.M))
     assert pages == listed, f"in docs/ but not in mkdocs.yml: {sorted(pages - listed)}; " \
                             f"in mkdocs.yml but not in docs/: {sorted(listed - pages)}"
+
+
+def test_every_doctest_block_is_shown_as_python_that_compiles():
+    """The site shows the pages' doctest blocks without prompts (docs/hooks.py): each must still be Python."""
+    spec = importlib.util.spec_from_file_location("docs_hooks", os.path.join(DOCS, "hooks.py"))
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    shown = 0
+    for name in sorted(os.listdir(DOCS)):
+        if name.endswith(".md"):
+            for match in hooks.DOCTEST.finditer(_read("docs", name)):
+                code = hooks.pasteable(match)[len("```python\n"):-len("```")]
+                compile(code, f"{name}: block at {match.start()}", "exec")
+                assert ">>> " not in code and "\n... " not in code
+                shown += 1
+    assert shown >= 10
