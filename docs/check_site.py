@@ -71,6 +71,7 @@ def exists(site, url):
 
 
 def check(site):
+    from selenium.webdriver.support.ui import WebDriverWait
     server = serve(site)
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     failures, totals = [], {"pages": 0, "images": 0, "maths": 0, "links": 0}
@@ -80,6 +81,8 @@ def check(site):
             for page in sorted(pages(site)):
                 url = base + page[: -len("index.html")]
                 driver.get(url)
+                WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+                    "return document.readyState === 'complete' && [...document.images].every(i => i.complete)"))
                 state = driver.execute_script(PAGE_STATE)
                 errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
                 bad_images = [src for src, ok in state["images"] if not ok]
