@@ -1,8 +1,8 @@
 """MkDocs hooks: formulas written $...$ (inline) and $$...$$ (display) become MathML when the site is
 built (latex2mathml), so the pages show typeset mathematics with no script and no network; code spans
-and blocks are left alone.  Doctest blocks are shown without their prompts, the expected output as
-comments, so an example pastes into Python as it is.  Used by mkdocs.yml; the Markdown files
-themselves stay plain and doctested."""
+and blocks are left alone, and "_" is a subscript in these pages, never emphasis.  Doctest blocks are
+shown without their prompts, the expected output as comments, so an example pastes into Python as it
+is.  Used by mkdocs.yml; the Markdown files themselves stay plain and doctested."""
 import re
 
 DISPLAY = re.compile(r"^\$\$\s*\n(.+?)\n\$\$\s*$", re.S | re.M)
@@ -41,6 +41,9 @@ def _math_extension():
         def extendMarkdown(self, md):
             md.preprocessors.register(Display(md), "rws_display_math", 27)
             md.inlinePatterns.register(Inline(INLINE, md), "rws_inline_math", 185)
+            delimiters = getattr(md, "delimiters", None)     # "_" is a subscript in these pages (q_φ, E_{p}),
+            if delimiters is not None and "_" in getattr(delimiters, "tokens", ()):   # never emphasis: *x* is
+                delimiters.remove("_")
     return MathML()
 
 
