@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from . import __version__, runner
+from . import runner
 from ._checks import check_count
 from ._io import atomic_write
 from .models import GaussianMixture, benchmark_guide
@@ -55,15 +55,6 @@ def _problem():
     truth = model.true_theta()
     far = np.arange(20)[::-1] + 5.0
     return model, guide, truth, {"logits": np.log(far / far.sum())}
-
-
-def _run_name(method, K, seed):
-    return f"{method.replace('δ-', 'delta-')}-K{K}-seed{seed}"
-
-
-def _run_config(method, K, seed, iters):
-    return {"experiment": EXPERIMENT, "method": method, "K": K, "seed": seed, "iterations": iters,
-            "version": __version__}
 
 
 def run_one(task):
@@ -109,24 +100,8 @@ def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=K
     grid = [(m, K, s) for m in methods for K in ks for s in range(seeds)]
     runs = runner.prepare_folder(out_dir, runner.configuration(EXPERIMENT, budget, iters), fresh=fresh)
     start = time.perf_counter()
-    finished, pending = {}, []
-    for m, K, s in grid:
-        path = runner.run_file(runs, _run_name(m, K, s))
-        if os.path.exists(path):
-            finished[m, K, s] = runner.load_run(path, _run_config(m, K, s, iters), KEYS)
-        else:       # a run's checkpoint is written where it runs: locally only (a Dask run restarts whole)
-            pending.append((m, K, s, iters, None if scheduler is not None else
-                            os.path.join(runs, _run_name(m, K, s) + ".npz")))
-
-    def save(task, rows):
-        m, K, s, _, ckpt = task
-        runner.save_run(runner.run_file(runs, _run_name(m, K, s)), _run_config(m, K, s, iters), rows)
-        if ckpt is not None and os.path.exists(ckpt):
-            os.unlink(ckpt)
-        finished[m, K, s] = rows
-    runner.map_runs(run_one, pending, jobs=jobs, scheduler=scheduler, progress=progress,
-                    desc=f"rws-ref reproduce {EXPERIMENT}", on_done=save)
-    rows = [row for key in grid for row in finished[key]]
+    rows = runner.run_grid(EXPERIMENT, grid, run_one, KEYS, runs, iters, jobs=jobs, scheduler=scheduler,
+                           progress=progress)
     summary = _summary(rows, iters, budget, seeds)
     _write(out_dir, rows, summary)
     return rows, summary, time.perf_counter() - start

@@ -29,7 +29,7 @@ from ._checks import TooLarge, check_count
 from ._io import atomic_write, check_output_path
 
 __all__ = ["MARKER", "prepare_folder", "run_file", "load_run", "save_run", "map_runs", "interval", "MAX_RUNS",
-           "check_budget", "check_grid", "configuration"]
+           "check_budget", "check_grid", "configuration", "run_grid"]
 
 MARKER = "rws-ref-reproduce.json"
 #: a grid of more runs than this is refused before it starts unless ``max_runs`` is raised
@@ -131,6 +131,37 @@ def load_run(path, config, keys):
             raise ValueError(f"{path}: a row is not finite numbers for {', '.join(keys)} ({row!r}); remove the "
                              f"file to rerun the run")
     return rows
+
+
+def run_grid(experiment, grid, run_one, keys, runs, iters, jobs=1, scheduler=None, progress=False):
+    """Every run of ``grid`` (tuples (method, K, seed)) finished: read back from its file when it is there,
+    run otherwise (``run_one((method, K, seed, iters, checkpoint or None))`` → rows), its file written
+    by this process as it ends.  Returns the rows in the order of the grid."""
+    finished, pending = {}, []
+
+    def name(m, K, s):
+        return f"{m.replace('δ-', 'delta-')}-K{K}-seed{s}"
+
+    def config(m, K, s):
+        return {"experiment": experiment, "method": m, "K": K, "seed": s, "iterations": iters,
+                "version": __version__}
+    for m, K, s in grid:
+        path = run_file(runs, name(m, K, s))
+        if os.path.exists(path):
+            finished[m, K, s] = load_run(path, config(m, K, s), keys)
+        else:       # a run's checkpoint is written where it runs: locally only (a Dask run restarts whole)
+            pending.append((m, K, s, iters, None if scheduler is not None else
+                            os.path.join(runs, name(m, K, s) + ".npz")))
+
+    def save(task, rows):
+        m, K, s, _, ckpt = task
+        save_run(run_file(runs, name(m, K, s)), config(m, K, s), rows)
+        if ckpt is not None and os.path.exists(ckpt):
+            os.unlink(ckpt)
+        finished[m, K, s] = rows
+    map_runs(run_one, pending, jobs=jobs, scheduler=scheduler, progress=progress,
+             desc=f"rws-ref reproduce {experiment}", on_done=save)
+    return [row for key in grid for row in finished[key]]
 
 
 def map_runs(fn, tasks, jobs=1, scheduler=None, progress=False, desc="runs", on_done=None):
