@@ -20,7 +20,8 @@ setup(
     install_requires=["numpy>=1.22", "scipy>=1.8", "autograd>=1.6", "tqdm>=4.60", "matplotlib>=3.5",
                       "hypothesis>=6.50", "jsonschema>=4"],
     # the bridges (rws_ref.bridges) are optional: the core never imports a framework
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"],
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "scikit-learn>=1.0"],
+                    "data": ["scikit-learn>=1.0"],          # the digits of rws-ref reproduce bb2015-digits
                     "pyro": ["torch>=2.0", "pyro-ppl>=1.9"],
                     "numpyro": ["jax>=0.4.30", "jaxlib>=0.4.30", "numpyro>=0.15"],
                     "dask": ["dask[distributed]>=2024.1"],

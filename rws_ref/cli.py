@@ -3,7 +3,7 @@
     rws-ref audit [--plot FILE.png]      every estimator against the exact oracle (the main job)
     rws-ref train --model … --method …  the full algorithm, with metrics, plots and checkpoints
     rws-ref vectors --out FILE.json      language-neutral test vectors for other implementations
-    rws-ref reproduce le2019-gmm --out DIR   a paper's experiment, resumable
+    rws-ref reproduce le2019-gmm|bb2015-digits --out DIR   a paper's experiment, resumable
     rws-ref exercises list|start|check   exercises graded by the oracle
 
 Errors in the arguments or the files give one readable line on stderr and
@@ -129,11 +129,13 @@ def _reproduce_parser(sub):
                                      "and VIMCO at K = 2, 5, 10, 20, fresh data at every step, errors against the "
                                      "true mixture weights and the true posterior. Resumable: a rerun with the same "
                                      "--out skips finished runs and continues unfinished ones.")
-    rep.add_argument("experiment", choices=["le2019-gmm"])
-    rep.add_argument("--out", metavar="DIR", required=True, help="folder for runs/, results.csv, summary.json, "
-                                                                  "le2019_gmm.png (created if missing)")
+    rep.add_argument("experiment", choices=["le2019-gmm", "bb2015-digits"], help="Le et al. (2019)'s mixture, or "
+                     "Bornschein and Bengio (2015)'s belief nets on digits (pip install 'rws_ref[data]')")
+    rep.add_argument("--out", metavar="DIR", required=True, help="folder for runs/, results.csv, summary.json and "
+                                                                  "the figure (created if missing)")
     rep.add_argument("--budget", type=_argument(float, lambda v: 0 < v <= 1, "a number in (0, 1]"), default=0.01,
-                     help="fraction of the paper's 100,000 iterations per run (default 0.01: 1,000)")
+                     help="fraction of the full run's iterations (le2019-gmm 100,000, bb2015-digits 20,000; "
+                          "default 0.01)")
     rep.add_argument("--seeds", type=_positive_int, default=1, help="runs per method and K (default 1)")
     rep.add_argument("--jobs", type=_positive_int, default=2,
                      help="local processes running runs in parallel, at most one per pending run (default 2)")
@@ -416,12 +418,18 @@ def _check_method(method, model, guide):
 
 
 def _run_reproduce(args):
-    from .reproduce import le2019_gmm, summary_table
-    _, summary, seconds = le2019_gmm(args.out, budget=args.budget, seeds=args.seeds, jobs=args.jobs,
+    if args.experiment == "bb2015-digits":
+        from .digits import bb2015_digits as experiment
+        from .digits import summary_table
+    else:
+        from .reproduce import le2019_gmm as experiment
+        from .reproduce import summary_table
+    _, summary, seconds = experiment(args.out, budget=args.budget, seeds=args.seeds, jobs=args.jobs,
                                      progress=not args.no_progress, scheduler=args.scheduler, fresh=args.fresh,
                                      max_runs=args.max_runs)
     print(summary_table(summary))
-    print(f"{seconds:.0f} s; results in {args.out}: results.csv, summary.json, le2019_gmm.png")
+    figure = args.experiment.replace("-", "_") + ".png"
+    print(f"{seconds:.0f} s; results in {args.out}: results.csv, summary.json, {figure}")
     return 0
 
 

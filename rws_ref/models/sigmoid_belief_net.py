@@ -18,7 +18,7 @@ import numpy as np
 
 from .._checks import check_count, check_dim, check_draws, check_memory, check_rng
 from ..numerics import array_module, log1m_sigmoid, logsumexp, sigmoid, softmax
-from ..protocol import Guide, Model, support_log_joint, validate_x
+from ..protocol import Guide, Model, validate_x
 
 __all__ = ["SigmoidBeliefNet", "BernoulliGuide", "binary_states"]
 
@@ -103,13 +103,21 @@ class SigmoidBeliefNet(Model):
                     "b_x": delta.sum(axis=0)}
         return log_p, pullback
 
+    def _table(self, theta, x):
+        """log p_θ(s, x_n) for every state s, (S, N), as one product: with A = S Wᵀ + b_x (S, dx),
+        log p(x | s) = x · A_s + Σ_d log(1 − sigmoid(A_sd)) — no (S, N, dx) array."""
+        theta, x = self.check_theta(theta), validate_x(self, x)
+        states = self.support()
+        a = states @ theta["W"].T + theta["b_x"]                                  # (S, dx)
+        return (_log_bernoulli(states, theta["b_z"]) + log1m_sigmoid(a).sum(axis=-1))[:, None] + a @ x.T
+
     def log_marginal(self, theta, x):
         """log p_θ(x_n) by summing over the 2^dz latent states.  Returns (N,)."""
-        return logsumexp(support_log_joint(self, theta, x), axis=0)
+        return logsumexp(self._table(theta, x), axis=0)
 
     def posterior(self, theta, x):
         """Exact posterior table p_θ(z = support()[s] | x_n), shape (N, 2^dz)."""
-        return softmax(support_log_joint(self, theta, x), axis=0).T
+        return softmax(self._table(theta, x), axis=0).T
 
 
 class BernoulliGuide(Guide):

@@ -1,0 +1,186 @@
+"""Bornschein and Bengio (2015)'s experiment at a size where every number is exact: sigmoid belief nets on
+binarized handwritten digits, wake-sleep against reweighted wake-sleep at several K.
+
+``rws-ref reproduce bb2015-digits [--budget B] [--seeds S] [--jobs J | --scheduler ADDRESS] --out DIR``
+
+The data: scikit-learn's 8×8 digits (1,797 images shipped inside the package, never downloaded;
+``pip install 'rws_ref[data]'``), each pixel on when its intensity (0–16) is at least 8; a fixed split
+by a permutation seeded 2015: 1,500 training images, 297 held out.  The model: SigmoidBeliefNet with
+dz = 8 latent bits over the 64 pixels, so log p_θ(x) is an exact sum over 256 states and the
+posterior an exact table; the guide: BernoulliGuide (independent bits, logits A x + c).
+
+Methods: WS (wake-θ with sleep-φ — the wake-sleep algorithm of Hinton et al. 1995 at K = 1), RWS (wake-θ
+with wake-φ), δ-WW (defensive wake-φ, δ = 0.2), REINFORCE and VIMCO (K ≥ 2), at K ∈ {1, 5, 20}; minibatches of
+100 training images, Adam at 3e-3 for θ and φ, 20,000 iterations at budget 1; θ starts near zero (all
+entries N(0, 0.01²)) and φ at the guide's own initialization.  Each run is evaluated on the held-out images
+at 50 points: the exact log-likelihood per image (mean of log p_θ(x)), the exact posterior error (mean of
+‖q_φ(·|x) − p_θ(·|x)‖₂) and the importance-sampled estimate of the log-likelihood with the run's K
+particles (ELBO_IS) — what Bornschein and Bengio could measure.  Outputs as le2019-gmm's (rws_ref.runner):
+DIR/runs/, DIR/results.csv, DIR/summary.json (final values: mean and 95 % t-interval over seeds) and
+DIR/bb2015_digits.png.
+"""
+import csv
+import json
+import os
+import time
+
+import numpy as np
+
+from . import runner
+from ._checks import check_count
+from ._io import atomic_write
+from .models import BernoulliGuide, SigmoidBeliefNet
+
+__all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "load_digits", "bb2015_digits", "run_one", "summary_table"]
+
+EXPERIMENT = "bb2015-digits"
+METHODS = {"WS": {"method": "sleep"}, "RWS": {"method": "wake"}, "δ-WW": {"method": "defensive", "delta": 0.2},
+           "REINFORCE": {"method": "reinforce"}, "VIMCO": {"method": "vimco"}}
+KS = (1, 5, 20)
+FULL_ITERS = 20_000
+DZ, THRESHOLD, SPLIT_SEED, N_TRAIN = 8, 8, 2015, 1500
+BATCH, LR, N_POINTS = 100, 3e-3, 50
+#: CPU seconds per training iteration with its share of the evaluations (measured on 2 cores, loaded)
+SECONDS_PER_ITERATION = 1.5e-2
+KEYS = ("log_likelihood", "posterior_error", "is_estimate")
+
+
+def load_digits():
+    """(train (1500, 64), held_out (297, 64)): the binarized digits, float 0/1, in the fixed split."""
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError:
+        raise ImportError("the digits ship with scikit-learn: pip install 'rws_ref[data]'") from None
+    images = sklearn_digits().data
+    x = (images >= THRESHOLD).astype(np.float64)
+    x = x[np.random.default_rng(SPLIT_SEED).permutation(len(x))]
+    return x[:N_TRAIN], x[N_TRAIN:]
+
+
+def _pairs(methods, ks):
+    return [(m, K) for m in methods for K in ks if not (METHODS[m]["method"] == "vimco" and K < 2)]
+
+
+def run_one(task):
+    """One training run, ``task`` = (method, K, seed, iterations, checkpoint path or None); returns its rows.
+    A pure function of the task (the data are loaded in the worker)."""
+    from .train import TrainConfig, train
+    method, K, seed, iters, ckpt = task
+    data, held_out = load_digits()
+    model, guide = SigmoidBeliefNet(DZ, data.shape[1]), BernoulliGuide(DZ, data.shape[1])
+    start = np.random.default_rng([seed, 2015])
+    theta = {k: 0.01 * start.standard_normal(shape) for k, shape in model.theta_shapes.items()}
+    cfg = TrainConfig(K=K, iters=iters, batch_size=BATCH, lr_theta=LR, lr_phi=LR, seed=seed,
+                      eval_every=max(1, iters // N_POINTS), grad_replicates=0, early_stop=False, **METHODS[method])
+    resume = ckpt if ckpt is not None and os.path.exists(ckpt) else None
+    result = train(model, guide, data, cfg, theta=theta, eval_data=held_out, checkpoint=ckpt,
+                   checkpoint_every=max(1, iters // 10), resume=resume)
+    if result.stopped_by == "interrupted":
+        raise KeyboardInterrupt
+    return [{"method": method, "K": K, "seed": seed, "iteration": r["iteration"], "log_likelihood": r["log_p"],
+             "posterior_error": r["posterior_error"], "is_estimate": r["elbo_is"]} for r in result.history]
+
+
+def bb2015_digits(out_dir, budget=0.01, seeds=1, methods=tuple(METHODS), ks=KS, jobs=1, progress=False,
+                  scheduler=None, fresh=False, max_runs=runner.MAX_RUNS):
+    """Run (or resume) the experiment; write results.csv, summary.json and the figure into ``out_dir``.
+
+    Returns
+    -------
+    (rows, summary, seconds), as :func:`rws_ref.reproduce.le2019_gmm`.
+    """
+    budget = runner.check_budget(budget, FULL_ITERS)
+    seeds, jobs = check_count(seeds, "seeds"), check_count(jobs, "jobs")
+    unknown = [m for m in methods if m not in METHODS] + [k for k in ks if k not in KS]
+    if unknown:
+        raise ValueError(f"unknown methods or K: {unknown}; methods {list(METHODS)}, K {list(KS)}")
+    load_digits()                                              # the extra is there, before any run starts
+    iters = max(10, int(round(budget * FULL_ITERS)))
+    pairs = _pairs(methods, ks)
+    runner.check_grid(len(pairs) * seeds, iters, SECONDS_PER_ITERATION, max_runs)
+    grid = [(m, K, s) for m, K in pairs for s in range(seeds)]
+    runs = runner.prepare_folder(out_dir, runner.configuration(EXPERIMENT, budget, iters), fresh=fresh)
+    start = time.perf_counter()
+    rows = runner.run_grid(EXPERIMENT, grid, run_one, KEYS, runs, iters, jobs=jobs, scheduler=scheduler,
+                           progress=progress)
+    summary = _summary(rows, iters, budget, seeds)
+    _write(out_dir, rows, summary)
+    return rows, summary, time.perf_counter() - start
+
+
+def _summary(rows, iters, budget, seeds):
+    final = {}
+    for row in rows:
+        if row["iteration"] == iters:
+            final.setdefault((row["method"], row["K"]), []).append(row)
+    table = {}
+    for (m, K), runs in sorted(final.items(), key=lambda item: (list(METHODS).index(item[0][0]), item[0][1])):
+        cell = {"seeds": len(runs)}
+        for key in KEYS:
+            mean, low, high = runner.interval([r[key] for r in runs])
+            cell.update({key: mean, f"{key}_interval": [low, high]})
+        table[f"{m} K={K}"] = cell
+    return {"experiment": EXPERIMENT, "iterations": iters, "budget": budget, "seeds": seeds,
+            "interval": "95% Student t over seeds", "final": table}
+
+
+def summary_table(summary):
+    """The final held-out values as a text table: method, K → exact log-likelihood per image, its
+    importance-sampled estimate with K particles, the posterior error (mean ± t half-width)."""
+    lines = [f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), {summary['seeds']} "
+             f"seed(s); held-out images, at the end",
+             f"{'method':<10}{'K':>4}{'exact log p(x)':>22}{'IS estimate (K)':>22}{'posterior error':>22}"]
+    for name, c in summary["final"].items():
+        method, K = name.split(" K=")
+        cells = []
+        for key in KEYS:
+            low, high = c[f"{key}_interval"]
+            cells.append(f"{c[key]:.3f}" + (f" ±{(high - low) / 2:.3f}" if high > low else ""))
+        lines.append(f"{method:<10}{K:>4}{cells[0]:>22}{cells[2]:>22}{cells[1]:>22}")
+    return "\n".join(lines)
+
+
+def _write(out_dir, rows, summary):
+    keys = ["method", "K", "seed", "iteration", *KEYS]
+
+    def write_csv(handle):
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write(os.path.join(out_dir, "results.csv"), write_csv)
+    atomic_write(os.path.join(out_dir, "summary.json"), lambda handle: json.dump(summary, handle, indent=1))
+    plot(rows, os.path.join(out_dir, "bb2015_digits.png"), summary["iterations"])
+
+
+def plot(rows, path, iters):
+    """Exact held-out log-likelihood against iterations, a panel per K, a line per method (mean over seeds,
+    with the band of its 95 % t-interval when there are several); dashed: the IS estimate with K particles."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ks = sorted({r["K"] for r in rows})
+    fig, axes = plt.subplots(1, len(ks), figsize=(3.6 * len(ks), 3.6), sharey=True, squeeze=False)
+    for ax, K in zip(axes[0], ks):
+        for method in METHODS:
+            sel = [r for r in rows if r["K"] == K and r["method"] == method]
+            if not sel:
+                continue
+            its = sorted({r["iteration"] for r in sel})
+            bands = [runner.interval([r["log_likelihood"] for r in sel if r["iteration"] == it]) for it in its]
+            line, = ax.plot(its, [b[0] for b in bands], label=method, lw=1.3)
+            if any(b[2] > b[1] for b in bands):
+                ax.fill_between(its, [b[1] for b in bands], [b[2] for b in bands], color=line.get_color(),
+                                alpha=0.2, lw=0)
+            est = [np.mean([r["is_estimate"] for r in sel if r["iteration"] == it]) for it in its]
+            ax.plot(its, est, "--", lw=0.9, color=line.get_color())
+        ax.set_title(f"K = {K}")
+        ax.set_xlabel("iteration")
+    axes[0, 0].set_ylabel("held-out log p(x) per image (nats)")
+    axes[0, -1].legend(fontsize=8)
+    seeds = len({r["seed"] for r in rows})
+    fig.suptitle(f"SBN on binarized digits, {iters:,} iterations, {seeds} seed(s); solid: exact, dashed: "
+                 f"IS estimate with K particles", fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
+                 binary=True)
+    plt.close(fig)

@@ -1,0 +1,72 @@
+"""rws-ref reproduce bb2015-digits: the data (binarized, a fixed split), the exact held-out log-likelihood
+against a brute-force sum written here, and the command at a quick budget (seconds), resumable."""
+import itertools
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from rws_ref import SigmoidBeliefNet, digits  # noqa: E402
+from rws_ref.cli import main  # noqa: E402
+
+
+def test_the_data_are_the_binarized_digits_in_a_fixed_split():
+    train, held_out = digits.load_digits()
+    assert train.shape == (1500, 64) and held_out.shape == (297, 64)
+    assert set(np.unique(train)) == {0.0, 1.0} and 0.25 < train.mean() < 0.4
+    again = digits.load_digits()
+    assert np.array_equal(again[0], train) and np.array_equal(again[1], held_out)
+    from sklearn.datasets import load_digits
+    raw = load_digits().data
+    order = np.random.default_rng(2015).permutation(len(raw))
+    np.testing.assert_array_equal(held_out[0], (raw[order[1500]] >= 8).astype(float))
+
+
+def brute_force_log_likelihood(theta, x):
+    """log Σ_z p(z) p(x|z) over the 2^dz states, one state at a time, from the definitions."""
+    def log_bernoulli(bits, logits):
+        p = 1.0 / (1.0 + np.exp(-logits))
+        return np.sum(bits * np.log(p) + (1 - bits) * np.log1p(-p))
+    out = []
+    for image in x:
+        terms = [log_bernoulli(np.array(z, float), theta["b_z"])
+                 + log_bernoulli(image, theta["W"] @ np.array(z, float) + theta["b_x"])
+                 for z in itertools.product((0, 1), repeat=len(theta["b_z"]))]
+        m = max(terms)
+        out.append(m + np.log(np.sum(np.exp(np.array(terms) - m))))
+    return np.array(out)
+
+
+def test_the_exact_held_out_log_likelihood_is_the_brute_force_sum():
+    _, held_out = digits.load_digits()
+    model = SigmoidBeliefNet(digits.DZ, 64)
+    theta = model.init_theta(np.random.default_rng(3))
+    got = model.log_marginal(theta, held_out[:5])
+    np.testing.assert_allclose(got, brute_force_log_likelihood(theta, held_out[:5]), rtol=0, atol=1e-9)
+
+
+def test_a_quick_budget_runs_and_resumes(tmp_path):
+    """Two methods at two K (the whole grid runs the same code path; .ci/run's time stays near a minute)."""
+    out = tmp_path / "bb2015"
+    kw = dict(budget=0.0005, methods=("WS", "RWS"), ks=(1, 5), jobs=2)
+    rows, summary, _ = digits.bb2015_digits(out, **kw)
+    assert {(r["method"], r["K"]) for r in rows} == {("WS", 1), ("WS", 5), ("RWS", 1), ("RWS", 5)}
+    start = [r["log_likelihood"] for r in rows if r["iteration"] == 0]
+    end = [r["log_likelihood"] for r in rows if r["iteration"] == 10]
+    assert all(-60 < v < -30 for v in start) and np.mean(end) > np.mean(start)       # it learns, exactly measured
+    assert all(r["is_estimate"] <= r["log_likelihood"] + 1.0 for r in rows)
+    assert summary["iterations"] == 10 and len(summary["final"]) == 4
+    assert (out / "bb2015_digits.png").read_bytes()[:4] == b"\x89PNG"
+    before = (out / "results.csv").read_bytes()
+    digits.bb2015_digits(out, **kw)                                 # every run is found finished
+    assert (out / "results.csv").read_bytes() == before
+
+
+def test_the_command_line_takes_the_experiment_and_refuses_bad_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:                         # argparse: one line, exit status 2
+        main(["reproduce", "bb2015-digits", "--budget", "2", "--out", str(tmp_path / "x")])
+    assert stop.value.code == 2 and "--budget" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert digits._pairs(digits.METHODS, digits.KS).count(("VIMCO", 1)) == 0
+    assert len(digits._pairs(digits.METHODS, digits.KS)) == 14
