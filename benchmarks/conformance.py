@@ -50,9 +50,9 @@ NOTES = """
   discrete guide, Pyro's φ-gradient is exactly zero, and NumPyro's is the gradient at fixed particles
   alone (the score-function term is missing): read as RWS, it moves φ against wake-φ.
 - **Trace_ELBO** (K = 1): with a reparameterized guide it is −N × IWAE-φ at K = 1. With a discrete
-  guide Pyro's φ-gradient is −Σ_n log w_n ∇_φ log q(z_n|x_n): REINFORCE without the term
-  −∇_φ log q, whose mean is zero — unbiased, but not rws_ref's estimator, so no multiple is found
-  (tests/bridges/test_pyro.py checks it is exactly that). NumPyro's keeps only the gradient at fixed
+  guide Pyro's φ-gradient is −Σ_n log w_n ∇_φ log q(z_n|x_n): REINFORCE without the gradient at
+  fixed particles, −∇_φ log q, whose mean is zero at K = 1 — unbiased there, not rws_ref's estimator,
+  and named as that variant (tests/bridges/test_pyro.py checks it is exactly that). NumPyro's keeps only the gradient at fixed
   particles, as its RenyiELBO: its documentation says Trace_ELBO supports only reparameterized
   samplers, but it runs on a discrete guide without a warning.
 - **TFP's csiszar_vimco** with f(log u) = −log u works per datapoint; averaged over the data by the
