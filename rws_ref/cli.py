@@ -485,7 +485,8 @@ def _describe_error(err):
     """One line: what went wrong, and — for an exception raised in the user's own code — where."""
     frames = user_frames(err)
     frame = frames[-1] if frames else None
-    if isinstance(err, (_UserError, ValueError, TypeError, OSError, MemoryError)) and frame is None:
+    if isinstance(err, (_UserError, ValueError, TypeError, OSError, MemoryError, ImportError)) \
+            and frame is None:
         return f"error: {err}"
     if frame is not None:
         return (f"error in your code at {frame.filename}:{frame.lineno} in {frame.name}: "

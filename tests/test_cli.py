@@ -140,3 +140,17 @@ def test_the_module_docstring_lists_every_command():
     from rws_ref import cli
     sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) and all(f"rws-ref {name}" in cli.__doc__ for name in sub.choices)
+
+
+def test_a_missing_optional_extra_is_one_readable_line_not_an_internal_error(capsys, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise ImportError("No module named 'sklearn'")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    assert main(["reproduce", "bb2015-digits", "--out", "/nonexistent-parent/x", "--budget", "0.0005"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'rws_ref[data]'" in err and "internal error" not in err and err.count("\n") == 1
