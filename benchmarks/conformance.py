@@ -53,8 +53,8 @@ NOTES = """
   guide Pyro's φ-gradient is −Σ_n log w_n ∇_φ log q(z_n|x_n): REINFORCE without the gradient at
   fixed particles, −∇_φ log q, whose mean is zero at K = 1 — unbiased there, not rws_ref's estimator,
   and named as that variant (tests/bridges/test_pyro.py checks it is exactly that). NumPyro's
-  keeps only the gradient at fixed particles, as its RenyiELBO: its documentation says Trace_ELBO supports only reparameterized
-  samplers, but it runs on a discrete guide without a warning.
+  keeps only the gradient at fixed particles, as its RenyiELBO: its documentation says Trace_ELBO
+  supports only reparameterized samplers, but it runs on a discrete guide without a warning.
 - **TFP's csiszar_vimco** with f(log u) = −log u works per datapoint; averaged over the data by the
   user, it is −1 × rws_ref's VIMCO-φ and its θ-gradient −1 × wake-θ. TFP's last release (0.25) does
   not import on JAX 0.10 (`jax.interpreters.xla.pytype_aval_mappings` is gone); its nightly does.
