@@ -174,6 +174,7 @@ def plot(rows, path, iters):
     ks = sorted({r["K"] for r in rows})
     first = min((r["iteration"] for r in rows if r["iteration"] > 0), default=1)
     fig, axes = plt.subplots(2, len(ks), figsize=(3.2 * len(ks), 5.6), sharex=True, sharey="row", squeeze=False)
+    lowest = [np.inf, np.inf]
     for col, K in enumerate(ks):
         for method in PAPER_METHODS:
             sel = [r for r in rows if r["K"] == K and r["method"] == method]
@@ -183,6 +184,7 @@ def plot(rows, path, iters):
             for row_i, key in enumerate(KEYS):
                 bands = [runner.interval([r[key] for r in sel if r["iteration"] == it]) for it in its]
                 line, = axes[row_i, col].plot(its, [b[0] for b in bands], label=method, lw=1.2)
+                lowest[row_i] = min(lowest[row_i], min(b[0] for b in bands))
                 if any(b[2] > b[1] for b in bands):
                     axes[row_i, col].fill_between(its, [b[1] for b in bands], [b[2] for b in bands],
                                                   color=line.get_color(), alpha=0.2, lw=0)
@@ -194,6 +196,9 @@ def plot(rows, path, iters):
             ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(ScalarFormatter())
             ax.yaxis.set_minor_formatter(NullFormatter())
+    for row_i in range(2):              # a t-interval of a few seeds may reach below 0: the axis follows the means
+        if np.isfinite(lowest[row_i]) and lowest[row_i] > 0:
+            axes[row_i, 0].set_ylim(bottom=lowest[row_i] / 2)
     axes[0, 0].set_ylabel("model error ‖π − π_true‖")
     axes[1, 0].set_ylabel("inference error ‖q − p_true(z|x)‖")
     axes[0, -1].legend(fontsize=8)
