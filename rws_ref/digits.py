@@ -19,8 +19,6 @@ particles (ELBO_IS) — what Bornschein and Bengio could measure.  Outputs as le
 DIR/runs/, DIR/results.csv, DIR/summary.json (final values: mean and 95 % t-interval over seeds) and
 DIR/bb2015_digits.png.
 """
-import csv
-import json
 import os
 import time
 
@@ -103,25 +101,9 @@ def bb2015_digits(out_dir, budget=0.01, seeds=1, methods=tuple(METHODS), ks=KS, 
     start = time.perf_counter()
     rows = runner.run_grid(EXPERIMENT, grid, run_one, KEYS, runs, iters, jobs=jobs, scheduler=scheduler,
                            progress=progress)
-    summary = _summary(rows, iters, budget, seeds)
-    _write(out_dir, rows, summary)
+    summary = runner.final_summary(rows, iters, budget, seeds, METHODS, KEYS)
+    runner.write_outputs(out_dir, rows, summary, KEYS, "bb2015_digits.png", plot)
     return rows, summary, time.perf_counter() - start
-
-
-def _summary(rows, iters, budget, seeds):
-    final = {}
-    for row in rows:
-        if row["iteration"] == iters:
-            final.setdefault((row["method"], row["K"]), []).append(row)
-    table = {}
-    for (m, K), runs in sorted(final.items(), key=lambda item: (list(METHODS).index(item[0][0]), item[0][1])):
-        cell = {"seeds": len(runs)}
-        for key in KEYS:
-            mean, low, high = runner.interval([r[key] for r in runs])
-            cell.update({key: mean, f"{key}_interval": [low, high]})
-        table[f"{m} K={K}"] = cell
-    return {"experiment": EXPERIMENT, "iterations": iters, "budget": budget, "seeds": seeds,
-            "interval": "95% Student t over seeds", "final": table}
 
 
 def summary_table(summary):
@@ -138,18 +120,6 @@ def summary_table(summary):
             cells.append(f"{c[key]:.3f}" + (f" ±{(high - low) / 2:.3f}" if high > low else ""))
         lines.append(f"{method:<10}{K:>4}{cells[0]:>22}{cells[2]:>22}{cells[1]:>22}")
     return "\n".join(lines)
-
-
-def _write(out_dir, rows, summary):
-    keys = ["method", "K", "seed", "iteration", *KEYS]
-
-    def write_csv(handle):
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    atomic_write(os.path.join(out_dir, "results.csv"), write_csv)
-    atomic_write(os.path.join(out_dir, "summary.json"), lambda handle: json.dump(summary, handle, indent=1))
-    plot(rows, os.path.join(out_dir, "bb2015_digits.png"), summary["iterations"])
 
 
 def plot(rows, path, iters):

@@ -21,8 +21,6 @@ unfinished ones from their checkpoints), DIR/results.csv, DIR/summary.json
 The runs go to local processes (``--jobs``) or to a Dask cluster (``--scheduler``);
 the folder is the experiment's own (rws_ref.runner).
 """
-import csv
-import json
 import os
 import time
 
@@ -102,38 +100,9 @@ def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=K
     start = time.perf_counter()
     rows = runner.run_grid(EXPERIMENT, grid, run_one, KEYS, runs, iters, jobs=jobs, scheduler=scheduler,
                            progress=progress)
-    summary = _summary(rows, iters, budget, seeds)
-    _write(out_dir, rows, summary)
+    summary = runner.final_summary(rows, iters, budget, seeds, PAPER_METHODS, KEYS)
+    runner.write_outputs(out_dir, rows, summary, KEYS, "le2019_gmm.png", plot)
     return rows, summary, time.perf_counter() - start
-
-
-def _summary(rows, iters, budget, seeds):
-    final = {}
-    for row in rows:
-        if row["iteration"] == iters:
-            final.setdefault((row["method"], row["K"]), []).append(row)
-    table = {}
-    for (m, K), runs in sorted(final.items(), key=lambda item: (list(PAPER_METHODS).index(item[0][0]), item[0][1])):
-        cell = {}
-        for key in KEYS:
-            values = [r[key] for r in runs]
-            mean, low, high = runner.interval(values)
-            cell.update({key: mean, f"{key}_interval": [low, high], f"{key}_range": [min(values), max(values)]})
-        table[f"{m} K={K}"] = {**cell, "seeds": len(runs)}
-    return {"iterations": iters, "budget": budget, "seeds": seeds, "interval": "95% Student t over seeds",
-            "final": table}
-
-
-def _write(out_dir, rows, summary):
-    keys = ["method", "K", "seed", "iteration", "model_error", "inference_error"]
-
-    def write_csv(handle):
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    atomic_write(os.path.join(out_dir, "results.csv"), write_csv)
-    atomic_write(os.path.join(out_dir, "summary.json"), lambda handle: json.dump(summary, handle, indent=1))
-    plot(rows, os.path.join(out_dir, "le2019_gmm.png"), summary["iterations"])
 
 
 def summary_table(summary):

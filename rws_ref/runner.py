@@ -17,6 +17,7 @@ is refused; a rerun with another configuration is refused (``fresh=True`` / ``--
 removing only the run files rws_ref wrote there); a finished run's file (``runs/NAME.json``, holding
 its configuration and its rows) is read back only if it is intact, finite and of this configuration.
 """
+import csv
 import json
 import math
 import numbers
@@ -29,7 +30,7 @@ from ._checks import TooLarge, check_count
 from ._io import atomic_write, check_output_path
 
 __all__ = ["MARKER", "prepare_folder", "run_file", "load_run", "save_run", "map_runs", "interval", "MAX_RUNS",
-           "check_budget", "check_grid", "configuration", "run_grid"]
+           "check_budget", "check_grid", "configuration", "run_grid", "final_summary", "write_outputs"]
 
 MARKER = "rws-ref-reproduce.json"
 #: a grid of more runs than this is refused before it starts unless ``max_runs`` is raised
@@ -162,6 +163,38 @@ def run_grid(experiment, grid, run_one, keys, runs, iters, jobs=1, scheduler=Non
     map_runs(run_one, pending, jobs=jobs, scheduler=scheduler, progress=progress,
              desc=f"rws-ref reproduce {experiment}", on_done=save)
     return [row for key in grid for row in finished[key]]
+
+
+def final_summary(rows, iters, budget, seeds, methods, keys):
+    """The values at the last iteration per (method, K), in the order of ``methods`` then K: for each of
+    ``keys`` the mean over seeds, its 95 % t-interval and the range; the summary.json of an experiment."""
+    final = {}
+    for row in rows:
+        if row["iteration"] == iters:
+            final.setdefault((row["method"], row["K"]), []).append(row)
+    table = {}
+    for (m, K), runs in sorted(final.items(), key=lambda item: (list(methods).index(item[0][0]), item[0][1])):
+        cell = {}
+        for key in keys:
+            values = [r[key] for r in runs]
+            mean, low, high = interval(values)
+            cell.update({key: mean, f"{key}_interval": [low, high], f"{key}_range": [min(values), max(values)]})
+        table[f"{m} K={K}"] = {**cell, "seeds": len(runs)}
+    return {"iterations": iters, "budget": budget, "seeds": seeds, "interval": "95% Student t over seeds",
+            "final": table}
+
+
+def write_outputs(out_dir, rows, summary, keys, figure, plot):
+    """results.csv (every row), summary.json and the figure ``plot(rows, path, iterations)``, each atomically."""
+    fields = ["method", "K", "seed", "iteration", *keys]
+
+    def write_csv(handle):
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write(os.path.join(out_dir, "results.csv"), write_csv)
+    atomic_write(os.path.join(out_dir, "summary.json"), lambda handle: json.dump(summary, handle, indent=1))
+    plot(rows, os.path.join(out_dir, figure), summary["iterations"])
 
 
 def map_runs(fn, tasks, jobs=1, scheduler=None, progress=False, desc="runs", on_done=None):
