@@ -4,9 +4,9 @@ import itertools
 
 import numpy as np
 
-from .. import registry
+from .. import adapters, losses, registry
 
-__all__ = ["enumerate_states", "loss_in_signature", "choose", "one_latent", "MAX_STATES"]
+__all__ = ["enumerate_states", "loss_in_signature", "choose", "one_latent", "MAX_STATES", "BridgeBase"]
 
 MAX_STATES = 4096
 
@@ -79,3 +79,62 @@ def one_latent(model_sites, guide_sites, latent, is_sample):
         if others:
             raise ValueError(f"the {who} has latent sites {others} besides {latent!r}; the bridge handles one "
                              f"latent site (stack several into one vector site)")
+
+
+class BridgeBase:
+    """What both bridges are once their programs are traced: the protocol pair built from a framework's
+    densities, gradients and samplers (the subclass's methods), and the check of a framework loss.
+    A subclass defines the ``_log_joint`` … ``_pull_back`` callables of :class:`rws_ref.adapters.Model` /
+    ``Guide`` and ``_run(run, theta, phi, x, forced, noise)``; ``RUN`` says what its ``run`` takes."""
+
+    RUN = "the batch x"
+
+    def _build(self, framework, programs, theta0, phi0, shapes, domains, reparameterized):
+        """``self.model``, ``self.guide``, ``self.theta``, ``self.phi`` from the traced pieces: initial θ and
+        φ (NumPy dicts), (z_shape, x_shape), (z_domain, x_domain) and whether the guide reparameterizes."""
+        (model, guide), (z_shape, x_shape), (z_domain, x_domain) = programs, shapes, domains
+        states = enumerate_states(z_shape, z_domain)
+        self.theta_names, self.phi_names = list(theta0), list(phi0)
+        self.model = adapters.Model(
+            {k: v.shape for k, v in theta0.items()}, z_shape, x_shape, self._log_joint, self._grad_log_joint,
+            sample=self._sample_model, init_theta=lambda rng: {k: v.copy() for k, v in theta0.items()},
+            z_domain=z_domain, x_domain=x_domain, support=None if states is None else (lambda: states.copy()),
+            name=f"{framework} model {getattr(model, '__name__', model)!s}",
+            grad_z_log_joint=self._grad_z_log_joint if reparameterized else None)
+        self.guide = adapters.Guide(
+            {k: v.shape for k, v in phi0.items()}, z_shape, x_shape, self._log_prob, self._grad_log_prob,
+            sample=self._sample_guide, init_phi=lambda rng: {k: v.copy() for k, v in phi0.items()},
+            z_domain=z_domain, x_domain=x_domain, name=f"{framework} guide {getattr(guide, '__name__', guide)!s}",
+            **({} if not reparameterized else {"reparameterize": self._reparameterize,
+                                                "grad_z_log_prob": self._grad_z_log_prob,
+                                                "pull_back": self._pull_back}))
+        self.theta, self.phi = theta0, phi0
+
+    def loss(self, run, kind):
+        """``run`` — a framework loss (see the bridge's docstring for what it takes) — as a callable in
+        ``kind``'s signature (registry.SIGNATURES, without model and guide) for
+        :func:`rws_ref.losses.check_loss`."""
+        if not callable(run):
+            raise TypeError(f"run must be a callable taking {self.RUN}; got {type(run).__name__}")
+        return loss_in_signature(kind, lambda theta, phi, x, forced, noise: self._run(run, theta, phi, x,
+                                                                                       forced, noise))
+
+    def check_loss(self, run, kind, **kwargs):
+        """:func:`rws_ref.losses.check_loss` of :meth:`loss` on this bridge's model and guide
+        (its θ and φ by default); keywords pass through (x, z, K, N, seed, ...)."""
+        kwargs.setdefault("theta", self.theta)
+        kwargs.setdefault("phi", self.phi)
+        return losses.check_loss(self.loss(run, kind), kind, self.model, self.guide, **kwargs)
+
+    def _forced(self, theta, phi, forced):
+        """(site name → forced arrays, θ ∪ φ) for one framework run."""
+        names = {"z": self._latent, "x": self._observed}
+        params = dict(phi)
+        if theta is not None:
+            params.update(theta)
+        return {names[role]: arrays for role, arrays in forced.items()}, params
+
+    def _split(self, theta, grads):
+        """(θ-gradient or None, φ-gradient) from one dict over θ ∪ φ."""
+        return (None if theta is None else {k: grads[k] for k in self.theta_names},
+                {k: grads[k] for k in self.phi_names})

@@ -22,8 +22,7 @@ import contextlib
 
 import numpy as np
 
-from .. import adapters, losses
-from .common import choose, enumerate_states, loss_in_signature, one_latent
+from .common import BridgeBase, choose, one_latent
 
 try:
     import jax
@@ -88,7 +87,7 @@ def _np(value):
     return np.array(value, dtype=np.float64)
 
 
-class Bridge:
+class Bridge(BridgeBase):
     """A NumPyro ``model(x)`` and ``guide(x)`` as rws_ref's protocol pair (``.model``, ``.guide``).
 
     Parameters
@@ -98,7 +97,13 @@ class Bridge:
     latent, observed : the names of the latent sample site and the observed site
     max_plate_nesting : the plates the programs nest (1: a plate over the data)
     seed : the key of the parameters' initial values (the programs' ``numpyro.param`` initializers)
+
+    :meth:`check_loss` / :meth:`loss` take ``run(params, x)``: a NumPyro loss of θ and φ in one dict (an
+    ELBO's param_map) and the batch, a scalar or a tuple of scalars (their sum is differentiated by
+    ``jax.grad``).
     """
+
+    RUN = "(params, x)"
 
     def __init__(self, model, guide, x, latent="z", observed="x", max_plate_nesting=1, seed=0):
         for name, fn in (("model", model), ("guide", guide)):
@@ -121,24 +126,9 @@ class Bridge:
         z_domain, x_domain = _domain(z_site["fn"].support), _domain(x_site["fn"].support)
         theta0 = {k: _np(v["value"]) for k, v in model_trace.items() if v["type"] == "param"}
         phi0 = {k: _np(v["value"]) for k, v in guide_trace.items() if v["type"] == "param"}
-        self.theta_names, self.phi_names = list(theta0), list(phi0)
-        states = enumerate_states(z_shape, z_domain)
-        reparameterized = bool(z_site["fn"].has_rsample) and z_domain == "real"
         self._compiled = {}
-        self.model = adapters.Model(
-            {k: v.shape for k, v in theta0.items()}, z_shape, x_shape, self._log_joint, self._grad_log_joint,
-            sample=self._sample_model, init_theta=lambda rng: {k: v.copy() for k, v in theta0.items()},
-            z_domain=z_domain, x_domain=x_domain, support=None if states is None else (lambda: states.copy()),
-            name=f"NumPyro model {getattr(model, '__name__', model)!s}",
-            grad_z_log_joint=self._grad_z_log_joint if reparameterized else None)
-        self.guide = adapters.Guide(
-            {k: v.shape for k, v in phi0.items()}, z_shape, x_shape, self._log_prob, self._grad_log_prob,
-            sample=self._sample_guide, init_phi=lambda rng: {k: v.copy() for k, v in phi0.items()},
-            z_domain=z_domain, x_domain=x_domain, name=f"NumPyro guide {getattr(guide, '__name__', guide)!s}",
-            **({} if not reparameterized else {"reparameterize": self._reparameterize,
-                                                "grad_z_log_prob": self._grad_z_log_prob,
-                                                "pull_back": self._pull_back}))
-        self.theta, self.phi = theta0, phi0
+        self._build("NumPyro", (model, guide), theta0, phi0, (z_shape, x_shape), (z_domain, x_domain),
+                    bool(z_site["fn"].has_rsample) and z_domain == "real")
 
     def __repr__(self):
         return f"numpyro Bridge({self.model!r}, {self.guide!r})"
@@ -263,29 +253,8 @@ class Bridge:
         return _np(handlers.trace(program).get_trace(x)[self._latent]["value"])
 
     # -- a framework loss on rws_ref's particles ---------------------------------------------------
-    def loss(self, run, kind):
-        """``run(params, x)`` — a NumPyro loss of the parameters (θ and φ in one dict, as an ELBO's
-        param_map) and the batch — as a callable in ``kind``'s signature for
-        :func:`rws_ref.losses.check_loss`; its gradients come from ``jax.grad``.  ``run`` may return a
-        scalar or a tuple of scalars (their sum is differentiated)."""
-        if not callable(run):
-            raise TypeError(f"run must be a callable taking (params, x); got {type(run).__name__}")
-        return loss_in_signature(kind, lambda theta, phi, x, forced, noise: self._run(run, theta, phi, x,
-                                                                                       forced, noise))
-
-    def check_loss(self, run, kind, **kwargs):
-        """:func:`rws_ref.losses.check_loss` of :meth:`loss` on this bridge's model and guide
-        (its θ and φ by default); keywords pass through (x, z, K, N, seed, ...)."""
-        kwargs.setdefault("theta", self.theta)
-        kwargs.setdefault("phi", self.phi)
-        return losses.check_loss(self.loss(run, kind), kind, self.model, self.guide, **kwargs)
-
     def _run(self, run, theta, phi, x, forced, noise):
-        names = {"z": self._latent, "x": self._observed}
-        values = {names[role]: arrays for role, arrays in forced.items()}
-        params = dict(phi)
-        if theta is not None:
-            params.update(theta)
+        values, params = self._forced(theta, phi, forced)
         params, x = self._arrays(params, x)
 
         def total(p):
@@ -296,8 +265,7 @@ class Bridge:
 
         (_, value), grads = jax.value_and_grad(total, has_aux=True)(params)
         grads = {k: _np(g) for k, g in grads.items()}
-        g_theta = None if theta is None else {k: grads[k] for k in self.theta_names}
-        return (None if value is None else float(value)), g_theta, {k: grads[k] for k in self.phi_names}
+        return ((None if value is None else float(value)), *self._split(theta, grads))
 
 
 class _Uncondition(Messenger):

@@ -28,8 +28,7 @@ import contextlib
 
 import numpy as np
 
-from .. import adapters, losses
-from .common import choose, enumerate_states, loss_in_signature, one_latent
+from .common import BridgeBase, choose, one_latent
 
 try:
     import pyro
@@ -101,7 +100,7 @@ def _domain(support):
     raise TypeError(f"rws_ref supports real, binary and categorical {{0..C-1}} sites; got the constraint {support}")
 
 
-class Bridge:
+class Bridge(BridgeBase):
     """A Pyro ``model(x)`` and ``guide(x)`` as rws_ref's protocol pair (``.model``, ``.guide``).
 
     Parameters
@@ -112,6 +111,11 @@ class Bridge:
     latent, observed : the names of the latent sample site (in both programs) and the observed site
     max_plate_nesting : the plates the programs nest (1: a plate over the data); rws_ref's particles
         are a plate at the next dimension to the left
+
+    :meth:`check_loss` / :meth:`loss` take ``run(x)``, a Pyro loss on the batch (a torch tensor): it
+    returns a scalar tensor (differentiated here), a tuple of them (their sum is differentiated: Pyro's
+    RWS returns the θ loss and the φ loss), or plain numbers after calling ``backward`` itself
+    (``elbo.loss_and_grads``: the gradients are read from the parameters).
     """
 
     def __init__(self, model, guide, x, latent="z", observed="x", max_plate_nesting=1):
@@ -133,27 +137,11 @@ class Bridge:
                    lambda site: site["type"] == "sample" and not site_is_subsample(site))
         z_shape, x_shape = tuple(z_site["fn"].event_shape), tuple(x.shape[1:])
         z_domain, x_domain = _domain(z_site["fn"].support), _domain(x_site["fn"].support)
-        self.theta_names = self._params(model_trace)
-        self.phi_names = self._params(guide_trace)
         store = pyro.get_param_store()
-        theta0 = {k: store.get_param(k).unconstrained().detach().numpy().copy() for k in self.theta_names}
-        phi0 = {k: store.get_param(k).unconstrained().detach().numpy().copy() for k in self.phi_names}
-        states = enumerate_states(z_shape, z_domain)
-        reparameterized = bool(z_site["fn"].has_rsample) and z_domain == "real"
-        self.model = adapters.Model(
-            {k: v.shape for k, v in theta0.items()}, z_shape, x_shape, self._log_joint, self._grad_log_joint,
-            sample=self._sample_model, init_theta=lambda rng: {k: v.copy() for k, v in theta0.items()},
-            z_domain=z_domain, x_domain=x_domain, support=None if states is None else (lambda: states.copy()),
-            name=f"Pyro model {getattr(model, '__name__', model)!s}",
-            grad_z_log_joint=self._grad_z_log_joint if reparameterized else None)
-        self.guide = adapters.Guide(
-            {k: v.shape for k, v in phi0.items()}, z_shape, x_shape, self._log_prob, self._grad_log_prob,
-            sample=self._sample_guide, init_phi=lambda rng: {k: v.copy() for k, v in phi0.items()},
-            z_domain=z_domain, x_domain=x_domain, name=f"Pyro guide {getattr(guide, '__name__', guide)!s}",
-            **({} if not reparameterized else {"reparameterize": self._reparameterize,
-                                                "grad_z_log_prob": self._grad_z_log_prob,
-                                                "pull_back": self._pull_back}))
-        self.theta, self.phi = theta0, phi0
+        theta0 = {k: store.get_param(k).unconstrained().detach().numpy().copy() for k in self._params(model_trace)}
+        phi0 = {k: store.get_param(k).unconstrained().detach().numpy().copy() for k in self._params(guide_trace)}
+        self._build("Pyro", (model, guide), theta0, phi0, (z_shape, x_shape), (z_domain, x_domain),
+                    bool(z_site["fn"].has_rsample) and z_domain == "real")
 
     def __repr__(self):
         return f"pyro Bridge({self.model!r}, {self.guide!r})"
@@ -284,31 +272,8 @@ class Bridge:
         return trace.nodes[self._latent]["value"].numpy().copy()
 
     # -- a framework loss on rws_ref's particles ---------------------------------------------------
-    def loss(self, run, kind):
-        """``run(x)`` — a Pyro loss on the batch x (a torch tensor) — as a callable in ``kind``'s signature
-        (registry.SIGNATURES, without model and guide) for :func:`rws_ref.losses.check_loss`.
-
-        ``run`` returns a scalar tensor (differentiated here), a tuple of them (their sum is
-        differentiated: Pyro's RWS returns the θ loss and the φ loss), or plain numbers after calling
-        ``backward`` itself (``elbo.loss_and_grads``: the gradients are read from the parameters)."""
-        if not callable(run):
-            raise TypeError(f"run must be a callable taking the batch x; got {type(run).__name__}")
-        return loss_in_signature(kind, lambda theta, phi, x, forced, noise: self._run(run, theta, phi, x,
-                                                                                       forced, noise))
-
-    def check_loss(self, run, kind, **kwargs):
-        """:func:`rws_ref.losses.check_loss` of :meth:`loss` on this bridge's model and guide
-        (its θ and φ by default); keywords pass through (x, z, K, N, seed, ...)."""
-        kwargs.setdefault("theta", self.theta)
-        kwargs.setdefault("phi", self.phi)
-        return losses.check_loss(self.loss(run, kind), kind, self.model, self.guide, **kwargs)
-
     def _run(self, run, theta, phi, x, forced, noise):
-        names = {"z": self._latent, "x": self._observed}
-        values = {names[role]: arrays for role, arrays in forced.items()}
-        params = dict(phi)
-        if theta is not None:
-            params.update(theta)
+        values, params = self._forced(theta, phi, forced)
         with self._parameters(params) as leaves, Force(values, noise):
             out = run(self._tensor(x))
             parts = out if isinstance(out, (tuple, list)) else (out,)
@@ -320,5 +285,4 @@ class Bridge:
             grads = {k: np.zeros(tuple(p.shape)) if g is None else g.detach().numpy().copy()
                      for (k, p), g in zip(leaves.items(), grads)}
         value = float(parts[0]) if len(parts) == 1 and np.size(np.asarray(_number(parts[0]))) == 1 else None
-        g_theta = None if theta is None else {k: grads[k] for k in self.theta_names}
-        return value, g_theta, {k: grads[k] for k in self.phi_names}
+        return (value, *self._split(theta, grads))
