@@ -28,8 +28,10 @@ from . import runner
 from ._checks import check_count
 from ._io import atomic_write
 from .models import BernoulliGuide, SigmoidBeliefNet
+from .numerics import sigmoid, softmax
 
-__all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "load_digits", "bb2015_digits", "run_one", "summary_table"]
+__all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "load_digits", "bb2015_digits", "run_one", "summary_table",
+           "reconstructions", "image_grids"]
 
 EXPERIMENT = "bb2015-digits"
 METHODS = {"WS": {"method": "sleep"}, "RWS": {"method": "wake"}, "δ-WW": {"method": "defensive", "delta": 0.2},
@@ -39,7 +41,7 @@ FULL_ITERS = 20_000
 DZ, THRESHOLD, SPLIT_SEED, N_TRAIN = 8, 8, 2015, 1500
 BATCH, LR, N_POINTS = 100, 3e-3, 50
 #: CPU seconds per training iteration with its share of the evaluations (measured on 2 cores, loaded)
-SECONDS_PER_ITERATION = 1.5e-2
+SECONDS_PER_ITERATION = 6e-3
 KEYS = ("log_likelihood", "posterior_error", "is_estimate")
 
 
@@ -60,8 +62,9 @@ def _pairs(methods, ks):
 
 
 def run_one(task):
-    """One training run, ``task`` = (method, K, seed, iterations, checkpoint path or None); returns its rows.
-    A pure function of the task (the data are loaded in the worker)."""
+    """One training run, ``task`` = (method, K, seed, iterations, checkpoint path or None); returns its rows,
+    final θ and φ and wall seconds (runner.finished_run).  A pure function of the task (the data are loaded in
+    the worker)."""
     from .train import TrainConfig, train
     method, K, seed, iters, ckpt = task
     data, held_out = load_digits()
@@ -71,12 +74,14 @@ def run_one(task):
     cfg = TrainConfig(K=K, iters=iters, batch_size=BATCH, lr_theta=LR, lr_phi=LR, seed=seed,
                       eval_every=max(1, iters // N_POINTS), grad_replicates=0, early_stop=False, **METHODS[method])
     resume = ckpt if ckpt is not None and os.path.exists(ckpt) else None
+    began = time.perf_counter()
     result = train(model, guide, data, cfg, theta=theta, eval_data=held_out, checkpoint=ckpt,
                    checkpoint_every=max(1, iters // 10), resume=resume)
     if result.stopped_by == "interrupted":
         raise KeyboardInterrupt
-    return [{"method": method, "K": K, "seed": seed, "iteration": r["iteration"], "log_likelihood": r["log_p"],
+    rows = [{"method": method, "K": K, "seed": seed, "iteration": r["iteration"], "log_likelihood": r["log_p"],
              "posterior_error": r["posterior_error"], "is_estimate": r["elbo_is"]} for r in result.history]
+    return runner.finished_run(rows, result.theta, result.phi, time.perf_counter() - began)
 
 
 def bb2015_digits(out_dir, budget=0.01, seeds=1, methods=tuple(METHODS), ks=KS, jobs=1, progress=False,
@@ -99,10 +104,13 @@ def bb2015_digits(out_dir, budget=0.01, seeds=1, methods=tuple(METHODS), ks=KS, 
     grid = [(m, K, s) for m, K in pairs for s in range(seeds)]
     runs = runner.prepare_folder(out_dir, runner.configuration(EXPERIMENT, budget, iters), fresh=fresh)
     start = time.perf_counter()
-    rows = runner.run_grid(EXPERIMENT, grid, run_one, KEYS, runs, iters, jobs=jobs, scheduler=scheduler,
+    done = runner.run_grid(EXPERIMENT, grid, run_one, KEYS, runs, iters, jobs=jobs, scheduler=scheduler,
                            progress=progress)
-    summary = runner.final_summary(rows, iters, budget, seeds, METHODS, KEYS)
+    rows = runner.rows_of(done)
+    summary = runner.final_summary(done, iters, budget, seeds, METHODS, KEYS)
     runner.write_outputs(out_dir, rows, summary, KEYS, "bb2015_digits.png", plot)
+    image_grids({(m, K): run["parameters"] for (m, K, s), run in done.items() if s == 0},
+                os.path.join(out_dir, "bb2015_digits_images.png"))
     return rows, summary, time.perf_counter() - start
 
 
@@ -111,14 +119,15 @@ def summary_table(summary):
     importance-sampled estimate with K particles, the posterior error (mean ± t half-width)."""
     lines = [f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), {summary['seeds']} "
              f"seed(s); held-out images, at the end",
-             f"{'method':<10}{'K':>4}{'exact log p(x)':>22}{'IS estimate (K)':>22}{'posterior error':>22}"]
+             f"{'method':<10}{'K':>4}{'exact log p(x)':>22}{'IS estimate (K)':>22}{'posterior error':>22}"
+             f"{'s per run':>11}"]
     for name, c in summary["final"].items():
         method, K = name.split(" K=")
         cells = []
         for key in KEYS:
             low, high = c[f"{key}_interval"]
             cells.append(f"{c[key]:.3f}" + (f" ±{(high - low) / 2:.3f}" if high > low else ""))
-        lines.append(f"{method:<10}{K:>4}{cells[0]:>22}{cells[2]:>22}{cells[1]:>22}")
+        lines.append(f"{method:<10}{K:>4}{cells[0]:>22}{cells[2]:>22}{cells[1]:>22}{c['seconds']:>11.0f}")
     return "\n".join(lines)
 
 
@@ -151,6 +160,58 @@ def plot(rows, path, iters):
     fig.suptitle(f"SBN on binarized digits, {iters:,} iterations, {seeds} seed(s); solid: exact, dashed: "
                  f"IS estimate with K particles", fontsize=9)
     fig.tight_layout()
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
+                 binary=True)
+    plt.close(fig)
+
+
+def reconstructions(model, guide, theta, phi, x):
+    """E_{q_φ(z|x)} p_θ(x_d = 1 | z) per pixel, exactly (a sum over the 2^dz states), shape (N, dx): what the
+    learned guide and model make of each image.  ``x`` (N, dx) binary."""
+    states = model.support()                                                   # (S, dz)
+    every = np.broadcast_to(states[:, None, :], (len(states), len(x), states.shape[1]))
+    q = softmax(guide.log_prob_vjp(phi, every, x)[0], axis=0)                 # q_φ(s | x_n), (S, N)
+    pixels = sigmoid(states @ theta["W"].T + theta["b_x"])                     # (S, dx)
+    return q.T @ pixels
+
+
+def image_grids(parameters, path, n=8, seed=0):
+    """One picture of what each learned model does (seed 0 of every (method, K)): on the left ``n`` digits
+    x ~ p_θ(x) (binary draws), on the right the first ``n`` held-out digits (top row) and, per model,
+    their reconstructions E_{q_φ(z|x)} p_θ(x = 1 | z) (grey levels).  ``parameters`` {(method, K): {"theta",
+    "phi"}} as the run files hold them."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    _, held_out = load_digits()
+    model, guide = SigmoidBeliefNet(DZ, held_out.shape[1]), BernoulliGuide(DZ, held_out.shape[1])
+    shown = held_out[:n]
+    rows = [("held-out", None, shown)]
+    for (method, K), params in parameters.items():
+        theta = model.check_theta({k: np.asarray(v) for k, v in params["theta"].items()})
+        phi = guide.check_phi({k: np.asarray(v) for k, v in params["phi"].items()})
+        drawn = model.sample(theta, n, np.random.default_rng([seed, 8]))[1]
+        rows.append((f"{method} K={K}", drawn, reconstructions(model, guide, theta, phi, shown)))
+    fig, axes = plt.subplots(len(rows), 2 * n + 1, figsize=(0.42 * (2 * n + 1) + 0.9, 0.46 * len(rows) + 0.5),
+                             squeeze=False, gridspec_kw={"width_ratios": [1] * n + [0.35] + [1] * n})
+    for r, (label, drawn, recon) in enumerate(rows):
+        for c in range(2 * n + 1):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            image = drawn[c] if c < n and drawn is not None else recon[c - n - 1] if c > n else None
+            if image is None:
+                ax.axis("off")
+                continue
+            ax.imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+        if drawn is None:
+            axes[r, n + 1].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+    fig.subplots_adjust(left=0.13, right=0.99, top=0.94, bottom=0.01, wspace=0.08, hspace=0.12)
+    for first, last, title in ((0, n - 1, "digits drawn from each learned model, x ~ p_θ(x)"),
+                               (n + 1, 2 * n, "held-out digits, reconstructed: E_q(z|x) p_θ(x = 1|z)")):
+        middle = (axes[0, first].get_position().x0 + axes[0, last].get_position().x1) / 2
+        fig.text(middle, 0.995, title, ha="center", va="top", fontsize=8)
     atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
                  binary=True)
     plt.close(fig)

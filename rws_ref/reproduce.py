@@ -57,8 +57,9 @@ def _problem():
 
 def run_one(task):
     """One training run of the comparison, ``task`` = (method, K, seed, iterations, checkpoint path or None);
-    returns its rows (iteration, model and inference error).  A pure function of the task: it runs the
-    same here, in a pool worker or on a Dask worker; resumes from the checkpoint when there is one."""
+    returns its rows (iteration, model and inference error), final θ and φ and wall seconds
+    (runner.finished_run).  A pure function of the task: it runs the same here, in a pool worker or on a
+    Dask worker; resumes from the checkpoint when there is one (the seconds are then those of the last part)."""
     from .train import TrainConfig, train
     method, K, seed, iters, ckpt = task
     model, guide, truth, start = _problem()
@@ -66,13 +67,15 @@ def run_one(task):
     cfg = TrainConfig(K=K, iters=iters, batch_size=BATCH, lr_theta=LR, lr_phi=LR, seed=seed,
                       eval_every=max(1, iters // 100), grad_replicates=0, early_stop=False, **PAPER_METHODS[method])
     resume = ckpt if ckpt is not None and os.path.exists(ckpt) else None
+    began = time.perf_counter()
     result = train(model, guide, eval_x, cfg, theta=start, true_theta=truth, checkpoint=ckpt,
                    checkpoint_every=max(1, iters // 10), resume=resume,
                    sample_data=lambda rng, n: model.sample(truth, n, rng)[1])
     if result.stopped_by == "interrupted":
         raise KeyboardInterrupt
-    return [{"method": method, "K": K, "seed": seed, "iteration": r["iteration"], "model_error": r["pi_error"],
+    rows = [{"method": method, "K": K, "seed": seed, "iteration": r["iteration"], "model_error": r["pi_error"],
              "inference_error": r["true_posterior_error"]} for r in result.history]
+    return runner.finished_run(rows, result.theta, result.phi, time.perf_counter() - began)
 
 
 def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=KS, jobs=1, progress=False,
@@ -98,9 +101,10 @@ def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=K
     grid = [(m, K, s) for m in methods for K in ks for s in range(seeds)]
     runs = runner.prepare_folder(out_dir, runner.configuration(EXPERIMENT, budget, iters), fresh=fresh)
     start = time.perf_counter()
-    rows = runner.run_grid(EXPERIMENT, grid, run_one, KEYS, runs, iters, jobs=jobs, scheduler=scheduler,
+    done = runner.run_grid(EXPERIMENT, grid, run_one, KEYS, runs, iters, jobs=jobs, scheduler=scheduler,
                            progress=progress)
-    summary = runner.final_summary(rows, iters, budget, seeds, PAPER_METHODS, KEYS)
+    rows = runner.rows_of(done)
+    summary = runner.final_summary(done, iters, budget, seeds, PAPER_METHODS, KEYS)
     runner.write_outputs(out_dir, rows, summary, KEYS, "le2019_gmm.png", plot)
     return rows, summary, time.perf_counter() - start
 

@@ -30,7 +30,8 @@ from ._checks import TooLarge, check_count
 from ._io import atomic_write, check_output_path
 
 __all__ = ["MARKER", "prepare_folder", "run_file", "load_run", "save_run", "map_runs", "interval", "MAX_RUNS",
-           "check_budget", "check_grid", "configuration", "run_grid", "final_summary", "write_outputs"]
+           "check_budget", "check_grid", "configuration", "run_grid", "rows_of", "finished_run", "final_summary",
+           "write_outputs"]
 
 MARKER = "rws-ref-reproduce.json"
 #: a grid of more runs than this is refused before it starts unless ``max_runs`` is raised
@@ -111,13 +112,23 @@ def run_file(runs_dir, name):
     return os.path.join(runs_dir, name + ".json")
 
 
-def save_run(path, config, rows):
-    """A finished run: its configuration and its rows, atomically."""
-    atomic_write(path, lambda handle: json.dump({"config": config, "rows": rows}, handle))
+def save_run(path, config, run):
+    """A finished run (``run_one``'s result: its rows, final parameters and seconds) with its configuration,
+    atomically."""
+    atomic_write(path, lambda handle: json.dump({"config": config, **run}, handle))
+
+
+def finished_run(rows, theta, phi, seconds):
+    """What an experiment's ``run_one`` returns: the evaluation rows, the final θ and φ (as lists, for the
+    run file and the figures drawn from the learned models) and the run's wall seconds."""
+    def lists(params):
+        return {name: np.asarray(value, dtype=np.float64).tolist() for name, value in params.items()}
+    return {"rows": rows, "parameters": {"theta": lists(theta), "phi": lists(phi)}, "seconds": float(seconds)}
 
 
 def load_run(path, config, keys):
-    """A finished run's rows, if its file is intact and of this configuration; else ValueError naming the file."""
+    """A finished run (rows, parameters, seconds), if its file is intact and of this configuration; else
+    ValueError naming the file."""
     data = _read_json(path, "the run file")
     if not isinstance(data, dict) or data.get("config") != config:
         found = data.get("config") if isinstance(data, dict) else data
@@ -131,13 +142,20 @@ def load_run(path, config, keys):
                                             or not math.isfinite(row[k]) for k in keys):
             raise ValueError(f"{path}: a row is not finite numbers for {', '.join(keys)} ({row!r}); remove the "
                              f"file to rerun the run")
-    return rows
+    parameters, seconds = data.get("parameters"), data.get("seconds")
+    if (not isinstance(parameters, dict) or set(parameters) != {"theta", "phi"}
+            or not all(isinstance(p, dict) for p in parameters.values())
+            or isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0):
+        raise ValueError(f"{path}: the run file lacks the final parameters or the run's seconds; remove it to "
+                         f"rerun the run")
+    return {"rows": rows, "parameters": parameters, "seconds": float(seconds)}
 
 
 def run_grid(experiment, grid, run_one, keys, runs, iters, jobs=1, scheduler=None, progress=False):
     """Every run of ``grid`` (tuples (method, K, seed)) finished: read back from its file when it is there,
-    run otherwise (``run_one((method, K, seed, iters, checkpoint or None))`` → rows), its file written
-    by this process as it ends.  Returns the rows in the order of the grid."""
+    run otherwise (``run_one((method, K, seed, iters, checkpoint or None))`` → :func:`finished_run`), its
+    file written by this process as it ends.  Returns {(method, K, seed): run} in the order of the grid;
+    :func:`rows_of` flattens it."""
     finished, pending = {}, []
 
     def name(m, K, s):
@@ -154,32 +172,38 @@ def run_grid(experiment, grid, run_one, keys, runs, iters, jobs=1, scheduler=Non
             pending.append((m, K, s, iters, None if scheduler is not None else
                             os.path.join(runs, name(m, K, s) + ".npz")))
 
-    def save(task, rows):
+    def save(task, run):
         m, K, s, _, ckpt = task
-        save_run(run_file(runs, name(m, K, s)), config(m, K, s), rows)
+        save_run(run_file(runs, name(m, K, s)), config(m, K, s), run)
         if ckpt is not None and os.path.exists(ckpt):
             os.unlink(ckpt)
-        finished[m, K, s] = rows
+        finished[m, K, s] = run
     map_runs(run_one, pending, jobs=jobs, scheduler=scheduler, progress=progress,
              desc=f"rws-ref reproduce {experiment}", on_done=save)
-    return [row for key in grid for row in finished[key]]
+    return {key: finished[key] for key in grid}
 
 
-def final_summary(rows, iters, budget, seeds, methods, keys):
-    """The values at the last iteration per (method, K), in the order of ``methods`` then K: for each of
-    ``keys`` the mean over seeds, its 95 % t-interval and the range; the summary.json of an experiment."""
-    final = {}
-    for row in rows:
-        if row["iteration"] == iters:
-            final.setdefault((row["method"], row["K"]), []).append(row)
+def rows_of(runs):
+    """Every evaluation row of a grid's runs (:func:`run_grid`'s result), in its order."""
+    return [row for run in runs.values() for row in run["rows"]]
+
+
+def final_summary(runs, iters, budget, seeds, methods, keys):
+    """The values at the last iteration per (method, K) of a grid's runs, in the order of ``methods`` then K:
+    for each of ``keys`` the mean over seeds, its 95 % t-interval and the range, and the mean wall seconds
+    of a run; the summary.json of an experiment."""
+    final, seconds = {}, {}
+    for (m, K, _), run in runs.items():
+        final.setdefault((m, K), []).extend(row for row in run["rows"] if row["iteration"] == iters)
+        seconds.setdefault((m, K), []).append(run["seconds"])
     table = {}
-    for (m, K), runs in sorted(final.items(), key=lambda item: (list(methods).index(item[0][0]), item[0][1])):
+    for (m, K), rows in sorted(final.items(), key=lambda item: (list(methods).index(item[0][0]), item[0][1])):
         cell = {}
         for key in keys:
-            values = [r[key] for r in runs]
+            values = [r[key] for r in rows]
             mean, low, high = interval(values)
             cell.update({key: mean, f"{key}_interval": [low, high], f"{key}_range": [min(values), max(values)]})
-        table[f"{m} K={K}"] = {**cell, "seeds": len(runs)}
+        table[f"{m} K={K}"] = {**cell, "seeds": len(rows), "seconds": float(np.mean(seconds[m, K]))}
     return {"iterations": iters, "budget": budget, "seeds": seeds, "interval": "95% Student t over seeds",
             "final": table}
 

@@ -135,6 +135,9 @@ CATALOGUE = [
      "the run file is not readable JSON"),
     ("verdict", "a run file without rows", lambda t: _run_file(t, lambda d: json.dumps({**d, "rows": []})),
      ValueError, "holds no rows"),
+    ("verdict", "a run file without its final parameters", lambda t: _run_file(
+        t, lambda d: json.dumps({k: v for k, v in d.items() if k != "parameters"})), ValueError,
+     "lacks the final parameters"),
     ("verdict", "a truncated run file", lambda t: _run_file(t, lambda d: json.dumps(d)[:40]), ValueError,
      "WW-K2-seed0.json: the run file is not readable JSON"),
     ("data", "a density writing into θ, z and x", lambda t: lambda: rws_ref.wake_theta(
@@ -297,7 +300,7 @@ def test_a_valid_numpy_float32_budget_is_accepted(tmp_path):
 def test_the_inference_error_is_against_the_true_posterior_not_the_learned_one():
     from rws_ref.train import posterior_error
     model, guide = rws_ref.GaussianMixture(20), rws_ref.models.benchmark_guide("mlp")
-    rows = reproduce.run_one(("WW", 2, 0, 20, None))
+    rows = reproduce.run_one(("WW", 2, 0, 20, None))["rows"]
     truth, start = reproduce._problem()[2:]
     x = model.sample(truth, reproduce.N_EVAL, np.random.default_rng([0, 2019]))[1]
     phi0 = guide.init_phi(np.random.default_rng(0))

@@ -1,6 +1,7 @@
 """rws-ref reproduce bb2015-digits: the data (binarized, a fixed split), the exact held-out log-likelihood
 against a brute-force sum written here, and the command at a quick budget (seconds), resumable."""
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -38,6 +39,31 @@ def brute_force_log_likelihood(theta, x):
     return np.array(out)
 
 
+def held_out_images():
+    return digits.load_digits()[1]
+
+
+def test_the_reconstructions_are_the_guide_weighted_pixel_means_summed_state_by_state():
+    """E_{q(z|x)} sigmoid(W z + b_x), one state at a time from the definitions, against the matrix form."""
+    model, guide = SigmoidBeliefNet(digits.DZ, 64), digits.BernoulliGuide(digits.DZ, 64)
+    theta, phi = model.init_theta(np.random.default_rng(4)), guide.init_phi(np.random.default_rng(5))
+    phi["A"] *= 3000.0                            # some bits deterministic in float64: q(z_i = 1|x) is 0.0 or 1.0
+    x = held_out_images()[:3]
+    expected = np.zeros((3, 64))
+    for n, image in enumerate(x):
+        with np.errstate(over="ignore"):
+            p = 1.0 / (1.0 + np.exp(-(phi["A"] @ image + phi["c"])))
+        for z in itertools.product((0, 1), repeat=digits.DZ):
+            z = np.array(z, float)
+            q = np.prod(np.where(z == 1, p, 1 - p))
+            expected[n] += q / (1.0 + np.exp(-(theta["W"] @ z + theta["b_x"])))
+    got = digits.reconstructions(model, guide, theta, phi, x)
+    with np.errstate(over="ignore"):
+        assert np.any(1.0 / (1.0 + np.exp(-(x @ phi["A"].T + phi["c"]))) == 1.0)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
 def test_the_exact_held_out_log_likelihood_is_the_brute_force_sum():
     _, held_out = digits.load_digits()
     model = SigmoidBeliefNet(digits.DZ, 64)
@@ -58,6 +84,13 @@ def test_a_quick_budget_runs_and_resumes(tmp_path):
     assert all(r["is_estimate"] <= r["log_likelihood"] + 1.0 for r in rows)
     assert summary["iterations"] == 10 and len(summary["final"]) == 4
     assert (out / "bb2015_digits.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "bb2015_digits_images.png").read_bytes()[:4] == b"\x89PNG"
+    run = json.loads((out / "runs" / "RWS-K5-seed0.json").read_text())  # the final θ is the one evaluated
+    theta = {k: np.array(v) for k, v in run["parameters"]["theta"].items()}
+    final = [r for r in rows if (r["method"], r["K"], r["iteration"]) == ("RWS", 5, 10)][0]
+    assert np.mean(brute_force_log_likelihood(theta, held_out_images())) == pytest.approx(final["log_likelihood"],
+                                                                                          abs=1e-9)
+    assert run["seconds"] > 0 and summary["final"]["RWS K=5"]["seconds"] == run["seconds"]
     before = (out / "results.csv").read_bytes()
     digits.bb2015_digits(out, **kw)                                 # every run is found finished
     assert (out / "results.csv").read_bytes() == before
