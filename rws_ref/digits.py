@@ -127,7 +127,7 @@ def summary_table(summary):
         for key in KEYS:
             low, high = c[f"{key}_interval"]
             cells.append(f"{c[key]:.3f}" + (f" ±{(high - low) / 2:.3f}" if high > low else ""))
-        lines.append(f"{method:<10}{K:>4}{cells[0]:>22}{cells[2]:>22}{cells[1]:>22}{c['seconds']:>11.0f}")
+        lines.append(f"{method:<10}{K:>4}{cells[0]:>22}{cells[2]:>22}{cells[1]:>22}{summary['seconds_per_run'][name]:>11.0f}")
     return "\n".join(lines)
 
 

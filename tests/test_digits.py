@@ -90,7 +90,7 @@ def test_a_quick_budget_runs_and_resumes(tmp_path):
     final = [r for r in rows if (r["method"], r["K"], r["iteration"]) == ("RWS", 5, 10)][0]
     assert np.mean(brute_force_log_likelihood(theta, held_out_images())) == pytest.approx(final["log_likelihood"],
                                                                                           abs=1e-9)
-    assert run["seconds"] > 0 and summary["final"]["RWS K=5"]["seconds"] == run["seconds"]
+    assert run["seconds"] > 0 and summary["seconds_per_run"]["RWS K=5"] == run["seconds"]
     before = (out / "results.csv").read_bytes()
     digits.bb2015_digits(out, **kw)                                 # every run is found finished
     assert (out / "results.csv").read_bytes() == before
