@@ -28,10 +28,12 @@ from . import runner
 from ._checks import check_count
 from ._io import atomic_write
 from .models import BernoulliGuide, SigmoidBeliefNet
-from .numerics import sigmoid, softmax
+from .estimators import log_weights
+from .numerics import logsumexp, sigmoid, softmax
 
 __all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "load_digits", "bb2015_digits", "run_one", "summary_table",
-           "reconstructions", "image_grids"]
+           "reconstructions", "image_grids",
+           "importance_estimate"]
 
 EXPERIMENT = "bb2015-digits"
 METHODS = {"WS": {"method": "sleep"}, "RWS": {"method": "wake"}, "δ-WW": {"method": "defensive", "delta": 0.2},
@@ -163,6 +165,29 @@ def plot(rows, path, iters):
     atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
                  binary=True)
     plt.close(fig)
+
+
+def importance_estimate(model, guide, theta, phi, x, K, replicates, rng, chunk=1000):
+    """What an importance-sampled evaluation with K particles reports: the mean over the images ``x`` of
+    L̂_n = log (1/K) Σ_k w_kn, z_kn ~ q_φ(·|x_n), drawn ``replicates`` (≥ 2) times per image.
+
+    Returns (estimate, standard error): the mean over images and replicates, and its Monte Carlo standard
+    error given the images, sqrt(Σ_n s_n² / R) / N with s_n² the sample variance of image n's R estimates.
+    Its expectation is the mean of ELBO_IS(θ, φ, x_n) ≤ mean log p_θ(x_n).  The K particles go through in
+    chunks of ``chunk`` (memory K·N·dz floats at most per chunk)."""
+    replicates, K = check_count(replicates, "replicates"), check_count(K, "K")
+    if replicates < 2:
+        raise ValueError(f"replicates must be at least 2 (for the standard error); got {replicates}")
+    estimates = np.empty((replicates, len(x)))
+    for r in range(replicates):
+        total, left = np.full(len(x), -np.inf), K
+        while left:
+            z = guide.sample(phi, x, min(chunk, left), rng)
+            total = np.logaddexp(total, logsumexp(log_weights(model, guide, theta, phi, x, z), axis=0))
+            left -= len(z)
+        estimates[r] = total - np.log(K)
+    se = np.sqrt(np.sum(np.var(estimates, axis=0, ddof=1)) / replicates) / len(x)
+    return float(estimates.mean()), float(se)
 
 
 def reconstructions(model, guide, theta, phi, x):
