@@ -27,8 +27,8 @@ import numpy as np
 from . import runner
 from ._checks import check_count
 from ._io import atomic_write
-from .models import BernoulliGuide, SigmoidBeliefNet
 from .estimators import log_weights
+from .models import BernoulliGuide, SigmoidBeliefNet
 from .numerics import logsumexp, sigmoid, softmax
 
 __all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "load_digits", "bb2015_digits", "run_one", "summary_table",
