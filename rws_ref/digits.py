@@ -167,25 +167,29 @@ def plot(rows, path, iters):
     plt.close(fig)
 
 
-def importance_estimate(model, guide, theta, phi, x, K, replicates, rng, chunk=1000):
+def importance_estimate(model, guide, theta, phi, x, K, replicates, rng):
     """What an importance-sampled evaluation with K particles reports: the mean over the images ``x`` of
     L̂_n = log (1/K) Σ_k w_kn, z_kn ~ q_φ(·|x_n), drawn ``replicates`` (≥ 2) times per image.
 
+    The latent support is finite, so K draws from q_φ(·|x_n) are drawn as their counts over the states
+    (multinomial, the same distribution) and L̂_n = log Σ_s c_sn w_sn − log K with the weights of every
+    state computed once: the cost does not grow with K.
+
     Returns (estimate, standard error): the mean over images and replicates, and its Monte Carlo standard
     error given the images, sqrt(Σ_n s_n² / R) / N with s_n² the sample variance of image n's R estimates.
-    Its expectation is the mean of ELBO_IS(θ, φ, x_n) ≤ mean log p_θ(x_n).  The K particles go through in
-    chunks of ``chunk`` (memory K·N·dz floats at most per chunk)."""
+    Its expectation is the mean of ELBO_IS(θ, φ, x_n) ≤ mean log p_θ(x_n)."""
     replicates, K = check_count(replicates, "replicates"), check_count(K, "K")
     if replicates < 2:
         raise ValueError(f"replicates must be at least 2 (for the standard error); got {replicates}")
+    states = model.support()
+    every = np.broadcast_to(states[:, None, :], (len(states), len(x), states.shape[1]))
+    log_w = log_weights(model, guide, theta, phi, x, every).T                  # (N, S)
+    q = softmax(guide.log_prob_vjp(phi, every, x)[0], axis=0).T                # (N, S)
     estimates = np.empty((replicates, len(x)))
     for r in range(replicates):
-        total, left = np.full(len(x), -np.inf), K
-        while left:
-            z = guide.sample(phi, x, min(chunk, left), rng)
-            total = np.logaddexp(total, logsumexp(log_weights(model, guide, theta, phi, x, z), axis=0))
-            left -= len(z)
-        estimates[r] = total - np.log(K)
+        counts = rng.multinomial(K, q)                                         # (N, S), rows sum to K
+        with np.errstate(divide="ignore"):
+            estimates[r] = logsumexp(log_w + np.log(counts), axis=1) - np.log(K)
     se = np.sqrt(np.sum(np.var(estimates, axis=0, ddof=1)) / replicates) / len(x)
     return float(estimates.mean()), float(se)
 
