@@ -428,8 +428,8 @@ def _run_reproduce(args):
                                      progress=not args.no_progress, scheduler=args.scheduler, fresh=args.fresh,
                                      max_runs=args.max_runs)
     print(summary_table(summary))
-    figure = args.experiment.replace("-", "_") + ".png"
-    print(f"{seconds:.0f} s; results in {args.out}: results.csv, summary.json, {figure}")
+    figures = {"le2019-gmm": "le2019_gmm.png", "bb2015-digits": "bb2015_digits.png, bb2015_digits_images.png"}
+    print(f"{seconds:.0f} s; results in {args.out}: results.csv, summary.json, {figures[args.experiment]}")
     return 0
 
 
