@@ -18,7 +18,7 @@ setup(
     python_requires=">=3.9",
     # hypothesis draws the examples of rws_ref.testing's checks; jsonschema validates a vectors file on load
     install_requires=["numpy>=1.22", "scipy>=1.8", "autograd>=1.6", "tqdm>=4.60", "matplotlib>=3.5",
-                      "hypothesis>=6.50", "jsonschema>=4"],
+                      "hypothesis>=6.50", "jsonschema>=4", "threadpoolctl>=3"],
     # the bridges (rws_ref.bridges) are optional: the core never imports a framework
     extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "scikit-learn>=1.0"],
                     "data": ["scikit-learn>=1.0"],          # the digits of rws-ref reproduce bb2015-digits

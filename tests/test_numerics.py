@@ -62,6 +62,13 @@ def test_log_sigmoid_family_exact_in_both_tails(x):
     np.testing.assert_allclose(sigmoid(x) + sigmoid(-x), 1.0, rtol=1e-15)
 
 
+def test_the_log_sigmoid_familys_autograd_derivatives_are_the_sigmoid_also_at_zero():
+    import autograd
+    for x in (-30.0, -2.5, 0.0, 1e-300, 3.0, 40.0):
+        assert autograd.grad(log_sigmoid)(x) == pytest.approx(1.0 / (1.0 + math.exp(x)), rel=1e-12)
+        assert autograd.grad(log1m_sigmoid)(x) == pytest.approx(-1.0 / (1.0 + math.exp(-x)), rel=1e-12)
+
+
 def test_log_sigmoid_tails_against_series():
     # log σ(−40) = −40 − log1p(e^−40); log σ(40) = −log1p(e^−40) ≈ −e^−40
     np.testing.assert_allclose(log_sigmoid(-40.0), -40.0 - math.log1p(math.exp(-40)), rtol=1e-15)
