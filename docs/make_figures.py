@@ -5,7 +5,8 @@ Run:  python docs/make_figures.py            (rewrite the figures)
 
 docs/figures/snr.png is drawn from docs/figures/snr_study.json, which `python benchmarks/snr_study.py
 --write` measures (about ten minutes).  docs/figures/le2019_gmm.png and le2019_gmm_full.png are made
-by `rws-ref reproduce le2019-gmm` (docs/reproduce.md), not here: they take hours.
+by `rws-ref reproduce le2019-gmm` (docs/reproduce.md), bb2015_digits*.png by `rws-ref reproduce
+bb2015-digits` (docs/digits.md), not here: they take hours.
 """
 import filecmp
 import json

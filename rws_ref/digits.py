@@ -134,29 +134,42 @@ def summary_table(summary):
 
 
 def plot(rows, path, iters):
-    """Exact held-out log-likelihood against iterations, a panel per K, a line per method (mean over seeds,
-    with the band of its 95 % t-interval when there are several); dashed: the IS estimate with K particles."""
+    """Learning curves on the held-out images, a column per K, a line per method (the mean over seeds, with the
+    band of its 95 % t-interval when there are several): top, the exact log-likelihood per image (solid) and
+    the IS estimate with K particles (dashed), the axis fitted to the last nine tenths of the run; bottom, the
+    exact posterior error."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     ks = sorted({r["K"] for r in rows})
-    fig, axes = plt.subplots(1, len(ks), figsize=(3.6 * len(ks), 3.6), sharey=True, squeeze=False)
-    for ax, K in zip(axes[0], ks):
-        for method in METHODS:
+    fig, axes = plt.subplots(2, len(ks), figsize=(3.6 * len(ks), 6.4), sharey="row", sharex=True, squeeze=False)
+    late = []
+    for column, K in enumerate(ks):
+        top, bottom = axes[0, column], axes[1, column]
+        for index, method in enumerate(METHODS):
             sel = [r for r in rows if r["K"] == K and r["method"] == method]
             if not sel:
                 continue
             its = sorted({r["iteration"] for r in sel})
-            bands = [runner.interval([r["log_likelihood"] for r in sel if r["iteration"] == it]) for it in its]
-            line, = ax.plot(its, [b[0] for b in bands], label=method, lw=1.3)
-            if any(b[2] > b[1] for b in bands):
-                ax.fill_between(its, [b[1] for b in bands], [b[2] for b in bands], color=line.get_color(),
-                                alpha=0.2, lw=0)
+            color = f"C{index}"
+            for ax, key in ((top, "log_likelihood"), (bottom, "posterior_error")):
+                bands = [runner.interval([r[key] for r in sel if r["iteration"] == it]) for it in its]
+                ax.plot(its, [b[0] for b in bands], label=method, lw=1.3, color=color)
+                if any(b[2] > b[1] for b in bands):
+                    ax.fill_between(its, [b[1] for b in bands], [b[2] for b in bands], color=color, alpha=0.2, lw=0)
+                if key == "log_likelihood":
+                    late += [b[0] for it, b in zip(its, bands) if it >= iters / 10]
             est = [np.mean([r["is_estimate"] for r in sel if r["iteration"] == it]) for it in its]
-            ax.plot(its, est, "--", lw=0.9, color=line.get_color())
-        ax.set_title(f"K = {K}")
-        ax.set_xlabel("iteration")
+            top.plot(its, est, "--", lw=0.9, color=color)
+            late += [e for it, e in zip(its, est) if it >= iters / 10]
+        top.set_title(f"K = {K}")
+        bottom.set_xlabel("iteration")
+        bottom.set_yscale("log")
+    if late:
+        low, high = min(late), max(late)
+        axes[0, 0].set_ylim(low - 0.08 * (high - low + 1e-9), high + 0.08 * (high - low + 1e-9))
     axes[0, 0].set_ylabel("held-out log p(x) per image (nats)")
+    axes[1, 0].set_ylabel("posterior error, mean ‖q − p(·|x)‖₂")
     axes[0, -1].legend(fontsize=8)
     seeds = len({r["seed"] for r in rows})
     fig.suptitle(f"SBN on binarized digits, {iters:,} iterations, {seeds} seed(s); solid: exact, dashed: "
