@@ -3,8 +3,12 @@ page, and every page is in the course or the reference (the pages' examples are 
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import re
+
+import numpy as np
+import pytest
 
 import rws_ref
 
@@ -54,3 +58,36 @@ def test_every_doctest_block_is_shown_as_python_that_compiles():
                 assert ">>> " not in code and "\n... " not in code
                 shown += 1
     assert shown >= 10
+
+
+def _cell(value, interval):
+    low, high = interval
+    return f"{value:.3f} ± {(high - low) / 2:.3f}"
+
+
+def test_the_digits_chapter_quotes_its_measurements():
+    """docs/digits.md's tables are the measured files in docs/figures, row by row, re-rendered here."""
+    text = _read("docs", "digits.md")
+    summary = json.loads(_read("docs", "figures", "bb2015_digits_summary.json"))
+    assert summary["iterations"] == 20_000 and summary["seeds"] >= 5 and len(summary["final"]) == 14
+    for name, c in summary["final"].items():
+        method, K = name.split(" K=")
+        row = " | ".join([method, K, *(_cell(c[k], c[f"{k}_interval"]) for k in
+                                       ("log_likelihood", "is_estimate", "posterior_error")),
+                          f"{summary['seconds_per_run'][name]:.0f}"])
+        assert f"| {row} |" in text, row
+    gap = json.loads(_read("docs", "figures", "bb2015_gap.json"))
+    assert gap["iterations"] == 20_000 and len(gap["runs"]) == 14 * summary["seeds"]
+    cells = {}
+    for run in gap["runs"]:
+        cells.setdefault((run["method"], run["K"]), []).append(run)
+    for (method, K), runs in cells.items():
+        exact = np.mean([r["exact"] for r in runs])
+        assert exact == pytest.approx(summary["final"][f"{method} K={K}"]["log_likelihood"], abs=1e-9)
+        gaps = []
+        for k in gap["eval_ks"]:
+            mean = np.mean([r["exact"] - r["estimates"][str(k)][0] for r in runs])
+            se = np.sqrt(sum(r["estimates"][str(k)][1] ** 2 for r in runs)) / len(runs)
+            gaps.append(f"{mean:.3f} ± {se:.3f}")
+        row = " | ".join([method, str(K), f"{exact:.3f}", *gaps])
+        assert f"| {row} |" in text, row
