@@ -101,20 +101,15 @@ def bb2015_digits(out_dir, budget=0.01, seeds=1, methods=tuple(METHODS), ks=KS, 
     if unknown:
         raise ValueError(f"unknown methods or K: {unknown}; methods {list(METHODS)}, K {list(KS)}")
     load_digits()                                              # the extra is there, before any run starts
-    iters = max(10, int(round(budget * FULL_ITERS)))
-    pairs = _pairs(methods, ks)
-    runner.check_grid(len(pairs) * seeds, iters, SECONDS_PER_ITERATION, max_runs)
-    grid = [(m, K, s) for m, K in pairs for s in range(seeds)]
-    runs = runner.prepare_folder(out_dir, runner.configuration(EXPERIMENT, budget, iters), fresh=fresh)
-    start = time.perf_counter()
-    done = runner.run_grid(EXPERIMENT, grid, run_one, KEYS, runs, iters, jobs=jobs, scheduler=scheduler,
-                           progress=progress)
-    rows = runner.rows_of(done)
-    summary = runner.final_summary(done, iters, budget, seeds, METHODS, KEYS)
-    runner.write_outputs(out_dir, rows, summary, KEYS, "bb2015_digits.png", plot)
-    image_grids({(m, K): run["parameters"] for (m, K, s), run in done.items() if s == 0},
+    experiment = runner.Experiment(EXPERIMENT, FULL_ITERS, SECONDS_PER_ITERATION, METHODS, KEYS, run_one,
+                                   "bb2015_digits.png", plot, more_figures=_image_figure)
+    return runner.run_experiment(experiment, out_dir, _pairs(methods, ks), budget, seeds, jobs=jobs,
+                                 scheduler=scheduler, progress=progress, fresh=fresh, max_runs=max_runs)
+
+
+def _image_figure(out_dir, runs):
+    image_grids({(m, K): run["parameters"] for (m, K, s), run in runs.items() if s == 0},
                 os.path.join(out_dir, "bb2015_digits_images.png"))
-    return rows, summary, time.perf_counter() - start
 
 
 def summary_table(summary):

@@ -96,17 +96,10 @@ def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=K
     unknown = [m for m in methods if m not in PAPER_METHODS] + [k for k in ks if k not in KS]
     if unknown:
         raise ValueError(f"unknown methods or K: {unknown}; methods {list(PAPER_METHODS)}, K {list(KS)}")
-    iters = max(10, int(round(budget * FULL_ITERS)))
-    runner.check_grid(len(methods) * len(ks) * seeds, iters, SECONDS_PER_ITERATION, max_runs)   # before listing it
-    grid = [(m, K, s) for m in methods for K in ks for s in range(seeds)]
-    runs = runner.prepare_folder(out_dir, runner.configuration(EXPERIMENT, budget, iters), fresh=fresh)
-    start = time.perf_counter()
-    done = runner.run_grid(EXPERIMENT, grid, run_one, KEYS, runs, iters, jobs=jobs, scheduler=scheduler,
-                           progress=progress)
-    rows = runner.rows_of(done)
-    summary = runner.final_summary(done, iters, budget, seeds, PAPER_METHODS, KEYS)
-    runner.write_outputs(out_dir, rows, summary, KEYS, "le2019_gmm.png", plot)
-    return rows, summary, time.perf_counter() - start
+    experiment = runner.Experiment(EXPERIMENT, FULL_ITERS, SECONDS_PER_ITERATION, PAPER_METHODS, KEYS, run_one,
+                                   "le2019_gmm.png", plot)
+    return runner.run_experiment(experiment, out_dir, [(m, K) for m in methods for K in ks], budget, seeds,
+                                 jobs=jobs, scheduler=scheduler, progress=progress, fresh=fresh, max_runs=max_runs)
 
 
 def summary_table(summary):

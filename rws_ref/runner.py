@@ -23,6 +23,9 @@ import json
 import math
 import numbers
 import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -31,8 +34,8 @@ from ._checks import TooLarge, check_count
 from ._io import atomic_write, check_output_path
 
 __all__ = ["MARKER", "prepare_folder", "run_file", "load_run", "save_run", "map_runs", "interval", "MAX_RUNS",
-           "check_budget", "check_grid", "configuration", "run_grid", "rows_of", "finished_run", "final_summary",
-           "write_outputs"]
+           "check_budget", "check_grid", "configuration", "Experiment", "run_experiment", "run_grid", "rows_of",
+           "finished_run", "final_summary", "write_outputs"]
 
 MARKER = "rws-ref-reproduce.json"
 #: a grid of more runs than this is refused before it starts unless ``max_runs`` is raised
@@ -150,6 +153,43 @@ def load_run(path, config, keys):
         raise ValueError(f"{path}: the run file lacks the final parameters or the run's seconds; remove it to "
                          f"rerun the run")
     return {"rows": rows, "parameters": parameters, "seconds": float(seconds)}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What defines an experiment for :func:`run_experiment`: its name, the paper's iterations, the estimated
+    CPU seconds per iteration (for the grid's size check), its methods (in table order), the keys of its
+    rows, ``run_one`` (a task → :func:`finished_run`), the learning-curve figure's file name and
+    ``plot(rows, path, iterations)``, and optionally ``more_figures(out_dir, runs)`` drawn from the runs."""
+    name: str
+    full_iters: int
+    seconds_per_iteration: float
+    methods: dict
+    keys: tuple
+    run_one: Callable
+    figure: str
+    plot: Callable
+    more_figures: Optional[Callable] = None
+
+
+def run_experiment(experiment, out_dir, pairs, budget, seeds, jobs=1, scheduler=None, progress=False, fresh=False,
+                   max_runs=MAX_RUNS):
+    """Run (or resume) ``experiment`` over ``pairs`` (method, K) × ``seeds`` at ``budget`` (checked by the
+    caller, as are the seeds and jobs) in ``out_dir``: refuse a grid above ``max_runs`` before any work, run
+    it (:func:`run_grid`), write results.csv, summary.json and the figures.  Returns (rows, summary, seconds)."""
+    iters = max(10, int(round(budget * experiment.full_iters)))
+    check_grid(len(pairs) * seeds, iters, experiment.seconds_per_iteration, max_runs)     # before listing it
+    grid = [(m, K, s) for m, K in pairs for s in range(seeds)]
+    runs = prepare_folder(out_dir, configuration(experiment.name, budget, iters), fresh=fresh)
+    start = time.perf_counter()
+    done = run_grid(experiment.name, grid, experiment.run_one, experiment.keys, runs, iters, jobs=jobs,
+                    scheduler=scheduler, progress=progress)
+    rows = rows_of(done)
+    summary = final_summary(done, iters, budget, seeds, experiment.methods, experiment.keys)
+    write_outputs(out_dir, rows, summary, experiment.keys, experiment.figure, experiment.plot)
+    if experiment.more_figures is not None:
+        experiment.more_figures(out_dir, done)
+    return rows, summary, time.perf_counter() - start
 
 
 def run_grid(experiment, grid, run_one, keys, runs, iters, jobs=1, scheduler=None, progress=False):
