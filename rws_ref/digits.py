@@ -176,6 +176,14 @@ def plot(rows, path, iters):
     plt.close(fig)
 
 
+def _every_state(model, guide, phi, x):
+    """The latent states (S, dz), each state for every image as particles (S, N, dz), and the guide's table
+    q_φ(s | x_n) (S, N)."""
+    states = model.support()
+    every = np.broadcast_to(states[:, None, :], (len(states), len(x), states.shape[1]))
+    return states, every, softmax(guide.log_prob_vjp(phi, every, x)[0], axis=0)
+
+
 def importance_estimate(model, guide, theta, phi, x, K, replicates, rng):
     """What an importance-sampled evaluation with K particles reports: the mean over the images ``x`` of
     L̂_n = log (1/K) Σ_k w_kn, z_kn ~ q_φ(·|x_n), drawn ``replicates`` (≥ 2) times per image.
@@ -190,10 +198,9 @@ def importance_estimate(model, guide, theta, phi, x, K, replicates, rng):
     replicates, K = check_count(replicates, "replicates"), check_count(K, "K")
     if replicates < 2:
         raise ValueError(f"replicates must be at least 2 (for the standard error); got {replicates}")
-    states = model.support()
-    every = np.broadcast_to(states[:, None, :], (len(states), len(x), states.shape[1]))
+    states, every, q = _every_state(model, guide, phi, x)
     log_w = log_weights(model, guide, theta, phi, x, every).T                  # (N, S)
-    q = softmax(guide.log_prob_vjp(phi, every, x)[0], axis=0).T                # (N, S)
+    q = q.T                                                                    # (N, S)
     estimates = np.empty((replicates, len(x)))
     for r in range(replicates):
         counts = rng.multinomial(K, q)                                         # (N, S), rows sum to K
@@ -206,9 +213,7 @@ def importance_estimate(model, guide, theta, phi, x, K, replicates, rng):
 def reconstructions(model, guide, theta, phi, x):
     """E_{q_φ(z|x)} p_θ(x_d = 1 | z) per pixel, exactly (a sum over the 2^dz states), shape (N, dx): what the
     learned guide and model make of each image.  ``x`` (N, dx) binary."""
-    states = model.support()                                                   # (S, dz)
-    every = np.broadcast_to(states[:, None, :], (len(states), len(x), states.shape[1]))
-    q = softmax(guide.log_prob_vjp(phi, every, x)[0], axis=0)                 # q_φ(s | x_n), (S, N)
+    states, _, q = _every_state(model, guide, phi, x)
     pixels = sigmoid(states @ theta["W"].T + theta["b_x"])                     # (S, dx)
     return q.T @ pixels
 

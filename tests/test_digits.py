@@ -25,8 +25,9 @@ def test_the_data_are_the_binarized_digits_in_a_fixed_split():
 
 
 def log_bernoulli(bits, logits):
+    """Σ over the last axis of log Bernoulli(bits; 1 / (1 + exp(−logits)))."""
     p = 1.0 / (1.0 + np.exp(-logits))
-    return np.sum(bits * np.log(p) + (1 - bits) * np.log1p(-p))
+    return np.sum(bits * np.log(p) + (1 - bits) * np.log1p(-p), axis=-1)
 
 
 def brute_force_log_joint(theta, z, image):
@@ -35,12 +36,8 @@ def brute_force_log_joint(theta, z, image):
 
 def brute_force_log_mean_weight(theta, phi, particles, image):
     """log (1/K) Σ_k p(z_k, x) / q(z_k|x) from the definitions."""
-    def log_bernoulli_rows(bits, logits):
-        p = 1.0 / (1.0 + np.exp(-logits))
-        return np.sum(bits * np.log(p) + (1 - bits) * np.log1p(-p), axis=-1)
-    log_w = (log_bernoulli_rows(particles, theta["b_z"]) + log_bernoulli_rows(image, particles @ theta["W"].T
-                                                                              + theta["b_x"])
-             - log_bernoulli_rows(particles, phi["A"] @ image + phi["c"]))
+    log_w = (log_bernoulli(particles, theta["b_z"]) + log_bernoulli(image, particles @ theta["W"].T + theta["b_x"])
+             - log_bernoulli(particles, phi["A"] @ image + phi["c"]))
     m = max(log_w)
     return m + np.log(np.mean(np.exp(log_w - m)))
 
@@ -93,11 +90,10 @@ def test_the_importance_estimate_has_the_exact_mean_at_k1_and_stays_below_the_li
     x = held_out_images()[:20]
     elbo, variance = [], []
     for image in x:
-        p = 1.0 / (1.0 + np.exp(-(phi["A"] @ image + phi["c"])))
         terms = []
         for z in itertools.product((0, 1), repeat=digits.DZ):
             z = np.array(z, float)
-            log_q = np.sum(z * np.log(p) + (1 - z) * np.log1p(-p))
+            log_q = log_bernoulli(z, phi["A"] @ image + phi["c"])
             terms.append((np.exp(log_q), brute_force_log_joint(theta, z, image) - log_q))
         elbo.append(sum(q * log_w for q, log_w in terms))
         variance.append(sum(q * log_w ** 2 for q, log_w in terms) - elbo[-1] ** 2)
