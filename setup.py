@@ -14,12 +14,12 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["rws_ref", "rws_ref.*"]),
-    package_data={"rws_ref": ["data/*.json"]},
+    package_data={"rws_ref.checking": ["data/*.json"]},
     python_requires=">=3.9",
-    # hypothesis draws the examples of rws_ref.testing's checks; jsonschema validates a vectors file on load
+    # hypothesis draws the examples of rws_ref.checking.testing's checks; jsonschema validates a vectors file on load
     install_requires=["numpy>=1.22", "scipy>=1.8", "autograd>=1.6", "tqdm>=4.60", "matplotlib>=3.5",
                       "hypothesis>=6.50", "jsonschema>=4", "threadpoolctl>=3"],
-    # the bridges (rws_ref.bridges) are optional: the core never imports a framework
+    # the bridges (rws_ref.checking.bridges) are optional: the core never imports a framework
     extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "scikit-learn>=1.0"],
                     "data": ["scikit-learn>=1.0"],          # the digits of rws-ref reproduce bb2015-digits
                     "pyro": ["torch>=2.0", "pyro-ppl>=1.9"],
@@ -29,6 +29,6 @@ setup(
                     "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26",
                              "pymdown-extensions>=10", "latex2mathml>=3.77", "selenium>=4.20"]},
     entry_points={"console_scripts": ["rws-ref=rws_ref.cli:main"],
-                  "pytest11": ["rws_ref = rws_ref.pytest_plugin"]},
+                  "pytest11": ["rws_ref = rws_ref.checking.pytest_plugin"]},
     license="MIT",
 )

@@ -20,8 +20,9 @@ import time
 
 import numpy as np
 
-from rws_ref import digits, runner
 from rws_ref._io import atomic_write
+from rws_ref.experiments import bb2015_digits as digits
+from rws_ref.experiments import runner
 from rws_ref.models import BernoulliGuide, SigmoidBeliefNet
 
 EVAL_KS = (1, 5, 20, 100, 1000, 10000)

@@ -25,11 +25,11 @@ Produced by `python benchmarks/conformance.py` (it installs the frameworks into 
 its own). Each row is one check: the framework's object run on rws_ref's fixed particles through a
 bridge ([bridges.md](bridges.md)) or, for TensorFlow Probability, through the adapters
 ([recipes/tfp_vimco_recipe.py](recipes/tfp_vimco_recipe.py)), its loss value and gradients read back
-and compared with rws_ref's estimators by `rws_ref.losses.check_loss` — which reports each part as a
+and compared with rws_ref's estimators by `rws_ref.checking.losses.check_loss` — which reports each part as a
 multiple of rws_ref's quantity ("−N × wake-θ": a loss summed over the N datapoints, to minimize),
 or the known mistake it matches. The model and guide are rws_ref's linear-Gaussian pair
 (reparameterized guide) and a three-component Gaussian mixture with a categorical guide
-(tests/bridges/pyro_programs.py, numpyro_programs.py), N = 3 datapoints and K = 4 particles unless
+(tests/checking/bridges/pyro_programs.py, numpyro_programs.py), N = 3 datapoints and K = 4 particles unless
 the row says otherwise.
 
 "Lines" counts the user code of the check (building the bridge and the object, the check call; for
@@ -44,7 +44,7 @@ NOTES = """
   N > 1 it is the "pyro-style weights" variant, which is neither the per-datapoint estimator nor a
   multiple of it. Its sleep loss sums over the dreams (N × sleep-φ). It refuses K = 1, and its guide
   must read `observations=` in the sleep phase: a guide that keeps scoring the data batch is caught
-  (tests/bridges/test_pyro.py).
+  (tests/checking/bridges/test_pyro.py).
 - **RenyiELBO(α = 0)** in both frameworks keeps the data plate as a batch dimension: value, θ- and
   φ-gradients are −N × rws_ref's bound, wake-θ and IWAE-φ — with a reparameterized guide. With a
   discrete guide, Pyro's φ-gradient is exactly zero, and NumPyro's is the gradient at fixed particles
@@ -52,7 +52,7 @@ NOTES = """
 - **Trace_ELBO** (K = 1): with a reparameterized guide it is −N × IWAE-φ at K = 1. With a discrete
   guide Pyro's φ-gradient is −Σ_n log w_n ∇_φ log q(z_n|x_n): REINFORCE without the gradient at
   fixed particles, −∇_φ log q, whose mean is zero at K = 1 — unbiased there, not rws_ref's estimator,
-  and named as that variant (tests/bridges/test_pyro.py checks it is exactly that). NumPyro's
+  and named as that variant (tests/checking/bridges/test_pyro.py checks it is exactly that). NumPyro's
   keeps only the gradient at fixed particles, as its RenyiELBO: its documentation says Trace_ELBO
   supports only reparameterized samplers, but it runs on a discrete guide without a warning.
 - **TFP's csiszar_vimco** with f(log u) = −log u works per datapoint; averaged over the data by the

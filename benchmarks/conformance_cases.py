@@ -1,7 +1,7 @@
 """The checks behind docs/conformance.md, run in the peers' environment by benchmarks/conformance.py.
 
 Each case is the code a user writes to check one framework object against rws_ref, given their
-model and guide (tests/bridges/*_programs.py: rws_ref's linear-Gaussian pair and a three-component
+model and guide (tests/checking/bridges/*_programs.py: rws_ref's linear-Gaussian pair and a three-component
 mixture with a categorical guide, written as that framework's users write them).  A case returns
 rws_ref's report; its lines of user code are counted from its source (without the def line, the
 docstring, comments and blank lines); its time is one run after a warm-up run.
@@ -33,7 +33,7 @@ def pyro_rws_wake():
     import pyro
     import pyro_programs as P
 
-    from rws_ref.bridges.pyro import Bridge
+    from rws_ref.checking.bridges.pyro import Bridge
     bridge = Bridge(P.mixture_model, P.mixture_guide, MIX_X)
     elbo = pyro.infer.ReweightedWakeSleep(num_particles=4, max_plate_nesting=1)
     return bridge.check_loss(lambda x: elbo.loss_and_grads(P.mixture_model, P.mixture_guide, x), "wake_phi")
@@ -44,7 +44,7 @@ def pyro_rws_wake_one_datapoint():
     import pyro
     import pyro_programs as P
 
-    from rws_ref.bridges.pyro import Bridge
+    from rws_ref.checking.bridges.pyro import Bridge
     bridge = Bridge(P.mixture_model, P.mixture_guide, MIX_X[:1])
     elbo = pyro.infer.ReweightedWakeSleep(num_particles=4, max_plate_nesting=1)
     return bridge.check_loss(lambda x: elbo.loss_and_grads(P.mixture_model, P.mixture_guide, x), "wake_phi",
@@ -56,7 +56,7 @@ def pyro_rws_sleep():
     import pyro
     import pyro_programs as P
 
-    from rws_ref.bridges.pyro import Bridge
+    from rws_ref.checking.bridges.pyro import Bridge
     bridge = Bridge(P.mixture_model, P.mixture_guide, MIX_X)
     elbo = pyro.infer.ReweightedWakeSleep(num_particles=2, insomnia=0.0, model_has_params=False,
                                           num_sleep_particles=1, max_plate_nesting=1)
@@ -68,7 +68,7 @@ def pyro_rws_insomnia():
     import pyro
     import pyro_programs as P
 
-    from rws_ref.bridges.pyro import Bridge
+    from rws_ref.checking.bridges.pyro import Bridge
     bridge = Bridge(P.mixture_model, P.mixture_guide, MIX_X[:1])
     elbo = pyro.infer.ReweightedWakeSleep(num_particles=4, insomnia=0.5, num_sleep_particles=1, max_plate_nesting=1)
     return bridge.check_loss(lambda x: elbo.loss_and_grads(P.mixture_model, P.mixture_guide, x), "insomnia",
@@ -80,7 +80,7 @@ def pyro_renyi_reparameterized():
     import pyro
     import pyro_programs as P
 
-    from rws_ref.bridges.pyro import Bridge
+    from rws_ref.checking.bridges.pyro import Bridge
     bridge = Bridge(P.lg_model, P.lg_guide, LG_X)
     elbo = pyro.infer.RenyiELBO(alpha=0.0, num_particles=4, vectorize_particles=True, max_plate_nesting=1)
     return bridge.check_loss(lambda x: elbo.loss_and_grads(P.lg_model, P.lg_guide, x), "iwae_phi")
@@ -91,7 +91,7 @@ def pyro_renyi_discrete():
     import pyro
     import pyro_programs as P
 
-    from rws_ref.bridges.pyro import Bridge
+    from rws_ref.checking.bridges.pyro import Bridge
     bridge = Bridge(P.mixture_model, P.mixture_guide, MIX_X)
     elbo = pyro.infer.RenyiELBO(alpha=0.0, num_particles=4, max_plate_nesting=1)
     return bridge.check_loss(lambda x: elbo.loss_and_grads(P.mixture_model, P.mixture_guide, x), "reinforce_phi")
@@ -102,7 +102,7 @@ def pyro_trace_elbo_reparameterized():
     import pyro
     import pyro_programs as P
 
-    from rws_ref.bridges.pyro import Bridge
+    from rws_ref.checking.bridges.pyro import Bridge
     bridge = Bridge(P.lg_model, P.lg_guide, LG_X)
     elbo = pyro.infer.Trace_ELBO(num_particles=1, max_plate_nesting=1)
     return bridge.check_loss(lambda x: elbo.loss_and_grads(P.lg_model, P.lg_guide, x), "iwae_phi", K=1)
@@ -113,7 +113,7 @@ def pyro_trace_elbo_discrete():
     import pyro
     import pyro_programs as P
 
-    from rws_ref.bridges.pyro import Bridge
+    from rws_ref.checking.bridges.pyro import Bridge
     bridge = Bridge(P.mixture_model, P.mixture_guide, MIX_X)
     elbo = pyro.infer.Trace_ELBO(num_particles=1, max_plate_nesting=1)
     return bridge.check_loss(lambda x: elbo.loss_and_grads(P.mixture_model, P.mixture_guide, x), "reinforce_phi",
@@ -127,7 +127,7 @@ def numpyro_renyi_reparameterized():
     import numpyro_programs as P
     from numpyro.infer import RenyiELBO
 
-    from rws_ref.bridges.numpyro import Bridge
+    from rws_ref.checking.bridges.numpyro import Bridge
     bridge, elbo, key = Bridge(P.lg_model, P.lg_guide, LG_X), RenyiELBO(alpha=0.0, num_particles=4), \
         jax.random.PRNGKey(0)
     with Bridge.one_at_a_time(elbo):
@@ -140,7 +140,7 @@ def numpyro_renyi_discrete():
     import numpyro_programs as P
     from numpyro.infer import RenyiELBO
 
-    from rws_ref.bridges.numpyro import Bridge
+    from rws_ref.checking.bridges.numpyro import Bridge
     bridge, elbo, key = Bridge(P.mixture_model, P.mixture_guide, MIX_X), RenyiELBO(alpha=0.0, num_particles=4), \
         jax.random.PRNGKey(0)
     with Bridge.one_at_a_time(elbo):
@@ -153,7 +153,7 @@ def numpyro_renyi_discrete_as_rws():
     import numpyro_programs as P
     from numpyro.infer import RenyiELBO
 
-    from rws_ref.bridges.numpyro import Bridge
+    from rws_ref.checking.bridges.numpyro import Bridge
     bridge, elbo, key = Bridge(P.mixture_model, P.mixture_guide, MIX_X), RenyiELBO(alpha=0.0, num_particles=4), \
         jax.random.PRNGKey(0)
     with Bridge.one_at_a_time(elbo):
@@ -166,7 +166,7 @@ def numpyro_trace_elbo_reparameterized():
     import numpyro_programs as P
     from numpyro.infer import Trace_ELBO
 
-    from rws_ref.bridges.numpyro import Bridge
+    from rws_ref.checking.bridges.numpyro import Bridge
     bridge, elbo, key = Bridge(P.lg_model, P.lg_guide, LG_X), Trace_ELBO(num_particles=1), jax.random.PRNGKey(0)
     return bridge.check_loss(lambda p, x: elbo.loss(key, p, P.lg_model, P.lg_guide, x), "iwae_phi", K=1)
 
@@ -177,7 +177,7 @@ def numpyro_trace_elbo_discrete():
     import numpyro_programs as P
     from numpyro.infer import Trace_ELBO
 
-    from rws_ref.bridges.numpyro import Bridge
+    from rws_ref.checking.bridges.numpyro import Bridge
     bridge, elbo, key = Bridge(P.mixture_model, P.mixture_guide, MIX_X), Trace_ELBO(num_particles=1), \
         jax.random.PRNGKey(0)
     return bridge.check_loss(lambda p, x: elbo.loss(key, p, P.mixture_model, P.mixture_guide, x), "reinforce_phi",
@@ -190,7 +190,7 @@ def tfp_csiszar_vimco():
     import jax.numpy as jnp
     import tfp_vimco_recipe as r
 
-    from rws_ref import testing
+    from rws_ref.checking import testing
     return testing.check_loss(lambda th, ph, x, z: r.vimco_loss(th, ph, jnp.asarray(x), jnp.asarray(z, dtype=int)),
                               "vimco_phi", r.model, r.guide)
 

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from rws_ref import reproduce
+from rws_ref.experiments import le2019_gmm as reproduce
 
 
 def main(argv=None):

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from rws_ref import diagnose, testing  # noqa: E402
+from rws_ref.checking import diagnose, testing  # noqa: E402
 
 
 def _load(path, name):

@@ -20,7 +20,7 @@ def main(seeds, replicates, progress=True):
     import test_endtoend as e
     import test_sampling as s
 
-    from rws_ref import endtoend, sampling
+    from rws_ref.checking import endtoend, sampling
     stochastic = [(f"correct {kind}", kind, fn, extra, e.MIX, e.CAT, e.TH, e.PH, e.X, e.K)
                   for kind, fn, extra in e.CORRECT]
     stochastic.append(("correct iwae_phi (quadrature)", "iwae_phi", e.iwae, {}, e.LG1, e.DG1, e.TH1, e.PH1, e.X1, 1))

@@ -130,7 +130,7 @@ def training_iterations(short=100, long=300):
     """Seconds per training iteration of every method on Le et al.'s problem (GMM C = 20, MLP 16-16
     guide, batch 100, K = 10): the time of ``long`` iterations minus that of ``short`` (so the start,
     the evaluations and the first, validated iteration cancel), over the difference; best of 3."""
-    from rws_ref.train import TrainConfig, train
+    from rws_ref.experiments.train import TrainConfig, train
     model, guide = GaussianMixture(20), benchmark_guide("mlp")
     data = model.sample(model.init_theta(np.random.default_rng(0)), 1000, np.random.default_rng(1))[1]
     rows = []

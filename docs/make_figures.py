@@ -22,8 +22,8 @@ import numpy as np  # noqa: E402
 
 from rws_ref import GaussianMixture, MLPGuide  # noqa: E402
 from rws_ref._io import atomic_write  # noqa: E402
-from rws_ref.audit import plot_bias_std  # noqa: E402
-from rws_ref.train import TrainConfig, train  # noqa: E402
+from rws_ref.checking.audit import plot_bias_std  # noqa: E402
+from rws_ref.experiments.train import TrainConfig, train  # noqa: E402
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
 

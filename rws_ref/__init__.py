@@ -5,7 +5,7 @@ checked against closed forms or exact enumeration and against an autograd
 route.  Sign convention: θ-gradients ascend the bound, φ-gradients descend
 the inclusive KL (θ ← θ + lr·ĝ_θ, φ ← φ − lr·ĝ_φ).
 """
-from . import analysis, autodiff, exact, family, protocol
+from . import _moved, autodiff, exact, family, protocol
 from .estimators import elbo_is, log_weights, normalized_weights, sleep_phi, wake_phi, wake_step, wake_theta
 from .family import (
                          DefensiveGuide,
@@ -37,3 +37,13 @@ __all__ = ["__version__", "LinearGaussian", "DiagonalGaussianGuide", "GaussianMi
            "insomnia", "DefensiveGuide", "defensive_wake_phi", "iwae_phi", "stl_phi",
            "iwae_dreg_phi", "rws_dreg_phi", "reinforce_phi", "vimco_phi",
            "exact", "autodiff", "family", "analysis", "protocol"]
+
+_moved.install()
+
+
+def __getattr__(name):
+    """``rws_ref.analysis`` (and any moved module by its old name) without importing a wing eagerly."""
+    if name in _moved.MOVED:
+        import importlib
+        return importlib.import_module(f"rws_ref.{name}")
+    raise AttributeError(f"module 'rws_ref' has no attribute {name!r}")

@@ -20,9 +20,10 @@ import time
 
 import numpy as np
 
-from . import __version__, limits, protocol
+from . import __version__, protocol
 from ._checks import check_memory, user_frames
 from ._io import atomic_write, check_output_path
+from .checking import limits
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,7 +92,7 @@ def load_model_spec(spec):
 
 
 def build_parser():
-    from .train import METHODS
+    from .experiments.train import METHODS
     parser = _Parser(
         prog="rws-ref",
         description="Reference implementation of Reweighted Wake-Sleep: "
@@ -165,12 +166,12 @@ def _audit_parser(sub):
 
 
 def _train_parser(sub, METHODS):
-    from .train import TrainConfig
+    from .experiments.train import TrainConfig
     d = TrainConfig()                    # one set of defaults for the API and the command line
     tr = sub.add_parser("train", help="run RWS (or a compared method) on a built-in model or your own",
                         description="Train on data drawn from the model's reference parameters (seeded), report "
                                     "metrics, optionally checkpoint and resume. Defaults are those of "
-                                    "rws_ref.train.TrainConfig.")
+                                    "rws_ref.experiments.train.TrainConfig.")
     arg = tr.add_argument
     arg("--model", type=_model_spec, default="mixture", metavar="MODEL",
         help="linear-gaussian, ppca (linear-Gaussian with mu frozen at 0 and one shared sigma), mixture, "
@@ -239,7 +240,7 @@ def _vectors_parser(sub):
                          description="Write fixed inputs and the outputs a correct RWS implementation "
                                      "must produce, with exact means and variances where the oracle gives "
                                      "them. Same version and seed give byte-identical files; the JSON "
-                                     "Schema ships with the package (rws_ref/data/vectors.schema.json).")
+                                     "Schema ships with the package (rws_ref/checking/data/vectors.schema.json).")
     vec.add_argument("--out", metavar="FILE.json", required=True)
     vec.add_argument("--seed", type=_nonnegative_int, default=0)
     vec.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out file")
@@ -248,7 +249,7 @@ def _vectors_parser(sub):
 def _run_audit(args):
     import time
 
-    from .audit import audit_model, format_table, plot_bias_std, run_audit
+    from .checking.audit import audit_model, format_table, plot_bias_std, run_audit
     if args.plot:
         check_output_path(args.plot, "--plot", (".png",), overwrite=args.overwrite)
     if args.model is not None and args.model in BUILT_IN:
@@ -312,7 +313,7 @@ def _problem(args):
 
 
 def _run_train(args):
-    from .train import TrainConfig, train
+    from .experiments.train import TrainConfig, train
     outputs = [(name, path) for name, path in (("--out", args.out), ("--plot", args.plot),
                                                ("--save-params", args.save_params), ("--checkpoint", args.checkpoint))
                if path]
@@ -372,7 +373,7 @@ def _write_outputs(args, result, model, data, held_out, ppca):
         _write_metrics(args.out, result.history)
         written.append(args.out)
     if args.plot:
-        from .train import plot_history
+        from .experiments.train import plot_history
         reference = ({"log p at the PPCA maximum likelihood":
                       float(ppca_reference(model, data, held_out))} if ppca else None)
         plot_history(args.plot, {f"{args.method}, K = {args.K}": result.history}, f"rws-ref train --model {args.model}",
@@ -418,12 +419,9 @@ def _check_method(method, model, guide):
 
 
 def _run_reproduce(args):
-    if args.experiment == "bb2015-digits":
-        from .digits import bb2015_digits as experiment
-        from .digits import summary_table
-    else:
-        from .reproduce import le2019_gmm as experiment
-        from .reproduce import summary_table
+    import importlib
+    module = importlib.import_module(f"rws_ref.experiments.{args.experiment.replace('-', '_')}")
+    experiment, summary_table = getattr(module, args.experiment.replace("-", "_")), module.summary_table
     _, summary, seconds = experiment(args.out, budget=args.budget, seeds=args.seeds, jobs=args.jobs,
                                      progress=not args.no_progress, scheduler=args.scheduler, fresh=args.fresh,
                                      max_runs=args.max_runs)
@@ -434,12 +432,12 @@ def _run_reproduce(args):
 
 
 def _run_exercises(args):
-    from .exercises import command
+    from .checking.exercises import command
     return command(args.action or "list", getattr(args, "name", None), getattr(args, "file", None))
 
 
 def _run_vectors(args):
-    from .vectors import write
+    from .checking.vectors import write
     check_output_path(args.out, "--out", (".json",), overwrite=args.overwrite)
     write(args.out, args.seed)
     print(f"test vectors (seed {args.seed}) written to {args.out}")

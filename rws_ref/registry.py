@@ -3,9 +3,9 @@
 Each :class:`Estimator` says what one kind is: rws_ref's function and its
 signature, which parameters its output belongs to, its direction (the sign
 convention), what its exact mean equals, when it applies, and (through
-:mod:`rws_ref.mistakes`) the mistakes people make implementing it.
-``check_estimator`` and the ``rws_check`` fixture (rws_ref.testing), ``compare``
-and ``vectors`` (rws_ref.diagnose), the vectors file, the audit, training and
+:mod:`rws_ref.checking.mistakes`) the mistakes people make implementing it.
+``check_estimator`` and the ``rws_check`` fixture (rws_ref.checking.testing), ``compare``
+and ``vectors`` (rws_ref.checking.diagnose), the vectors file, the audit, training and
 the exercises all look kinds up here, by the name of rws_ref's function.
 
 A check hands an estimator one :class:`Case`: θ, φ and what the signature needs —
@@ -78,7 +78,7 @@ class Estimator:
                finite K), "sleep_target", "insomnia" (ι·E[wake-φ] + (1 − ι)·its dreams),
                "zero at K = 1", ...
     min_k      the smallest K it is defined for
-    method     the training method that uses it (rws_ref.train), or None
+    method     the training method that uses it (rws_ref.experiments.train), or None
     summary    one line for reports and the exercises
     """
     name: str

@@ -16,10 +16,13 @@ import numpy as np
 import pytest
 
 import rws_ref
-from rws_ref import adapters, diagnose, exact, limits, protocol, reproduce, runner, testing, vectors
+from rws_ref import exact, protocol
+from rws_ref.checking import adapters, diagnose, limits, testing, vectors
 from rws_ref.cli import main
 from rws_ref.estimators import NonFiniteLogWeights
-from rws_ref.train import TrainConfig, train
+from rws_ref.experiments import le2019_gmm as reproduce
+from rws_ref.experiments import runner
+from rws_ref.experiments.train import TrainConfig, train
 
 LG, DG = rws_ref.LinearGaussian(2, 3), rws_ref.DiagonalGaussianGuide(2, 3)
 MIX, CAT = rws_ref.GaussianMixture(4, scale=6.0), rws_ref.SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
@@ -298,7 +301,7 @@ def test_a_valid_numpy_float32_budget_is_accepted(tmp_path):
 
 
 def test_the_inference_error_is_against_the_true_posterior_not_the_learned_one():
-    from rws_ref.train import posterior_error
+    from rws_ref.experiments.train import posterior_error
     model, guide = rws_ref.GaussianMixture(20), rws_ref.models.benchmark_guide("mlp")
     rows = reproduce.run_one(("WW", 2, 0, 20, None))["rows"]
     truth, start = reproduce._problem()[2:]

@@ -40,7 +40,7 @@ def test_audit_prints_the_table_and_passes(capsys, tmp_path):
 
 
 def test_audit_exit_status_is_1_when_a_check_fails(monkeypatch, capsys):
-    import rws_ref.audit as audit
+    import rws_ref.checking.audit as audit
     real = audit.run_audit
 
     def broken():
@@ -127,7 +127,7 @@ def test_ppca_from_the_command_line_saves_its_parameters_and_reports_the_closed_
 
 
 def test_plot_history_draws_several_runs_on_shared_axes(tmp_path):
-    from rws_ref.train import plot_history
+    from rws_ref.experiments.train import plot_history
     rows = lambda s: [{"iteration": i, "elbo_is": -5.0 + s - 1 / (i + 1), "log_p": -5.0 + s, "pi_error": 0.1 / (i + 1)}
                       for i in range(0, 50, 10)]
     plot_history(tmp_path / "c.png", {"wake": rows(0.0), "sleep": rows(0.1)}, "two runs", {"truth": -4.9})

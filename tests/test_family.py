@@ -218,7 +218,7 @@ def test_iwae_bias_gradient_is_odd_in_the_noise_when_the_mean_map_is_exact():
     # Why the IWAE φ-gradient's SNR on c is tiny in the Rainforth toy: when the
     # guide mean equals the posterior mean, log w is even in ε and the c-gradient
     # odd, so ε and −ε give exactly opposite gradients and the mean is 0 at every K.
-    from rws_ref.analysis import rainforth_toy
+    from rws_ref.experiments.analysis import rainforth_toy
     model, guide, theta, phi, x = rainforth_toy(np.random.default_rng(0), dim=5, perturbation=0.0)
     eps = np.random.default_rng(1).standard_normal((7, 1, 5))
     for estimator in (iwae_phi, iwae_dreg_phi, stl_phi):

@@ -23,7 +23,7 @@ from rws_ref import (
     vectors,
 )
 from rws_ref.estimators import NonFiniteLogWeights
-from rws_ref.train import TrainConfig, load_checkpoint, train
+from rws_ref.experiments.train import TrainConfig, load_checkpoint, train
 
 LG, DG = LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3)
 MIX, CAT = GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
@@ -327,7 +327,7 @@ def test_resume_with_other_data_is_refused_naming_the_field(tmp_path):
 
 def test_an_output_path_that_is_a_directory_or_in_a_missing_folder_is_refused_before_training(tmp_path,
                                                                                                  monkeypatch):
-    monkeypatch.setattr("rws_ref.train._iteration", lambda *a: pytest.fail("training started"))
+    monkeypatch.setattr("rws_ref.experiments.train._iteration", lambda *a: pytest.fail("training started"))
     for path, words in ((tmp_path, "is a directory"), (tmp_path / "missing" / "c.npz", "does not exist")):
         with pytest.raises(ValueError, match=words):
             train(MIX, CAT, X_M, TrainConfig(**CFG), checkpoint=path)

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from scipy import integrate
 
 import rws_ref
-from rws_ref import autodiff, exact, family, protocol, testing
-from rws_ref.train import TrainConfig, train
+from rws_ref import autodiff, exact, family, protocol
+from rws_ref.checking import testing
+from rws_ref.experiments.train import TrainConfig, train
 
 from _util import assert_tree_close, central_difference
 from outside_models import ClusterGuide, Clusters, TwoLayerGuide, TwoLayerNet, clusters

@@ -6,7 +6,7 @@ import pytest
 
 import rws_ref
 from rws_ref import registry
-from rws_ref.train import METHODS, PHI_SIGN
+from rws_ref.experiments.train import METHODS, PHI_SIGN
 
 
 @pytest.mark.parametrize("kind", registry.KINDS)

@@ -7,7 +7,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import grad
 
-from rws_ref import adapters, testing
+from rws_ref.checking import adapters, testing
 
 C, SCALE = 3, 1.5
 

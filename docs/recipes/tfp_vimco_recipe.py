@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from tensorflow_probability.substrates import jax as tfp
 
-from rws_ref import adapters, testing
+from rws_ref.checking import adapters, testing
 
 jax.config.update("jax_enable_x64", True)
 C, SCALE = 3, 1.5

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from rws_ref import adapters, testing
+from rws_ref.checking import adapters, testing
 
 torch.set_default_dtype(torch.float64)
 C, SCALE = 3, 1.5

@@ -1,0 +1,141 @@
+"""What the Pyro and NumPyro bridges share: the latent's domain and support, and a framework
+loss run in the signature :func:`rws_ref.losses.check_loss` calls for each kind."""
+import itertools
+
+import numpy as np
+
+from ... import registry
+from .. import adapters, losses
+
+__all__ = ["enumerate_states", "loss_in_signature", "choose", "one_latent", "MAX_STATES", "BridgeBase"]
+
+MAX_STATES = 4096
+
+
+def enumerate_states(z_shape, domain):
+    """Every latent state (S, *z_shape) of a finite domain ("binary" or C categories); None for "real"."""
+    if domain == "real":
+        return None
+    values = (0, 1) if domain == "binary" else tuple(range(int(domain)))
+    size = int(np.prod(z_shape, dtype=np.int64))
+    if len(values) ** size > MAX_STATES:
+        return None
+    states = np.array(list(itertools.product(values, repeat=size)), dtype=np.float64)
+    return states.reshape((len(states),) + tuple(z_shape))
+
+
+def loss_in_signature(kind, evaluate):
+    """A callable in ``kind``'s signature without the model and guide (registry.SIGNATURES) that
+    runs ``evaluate(theta, phi, x, forced, noise)`` → (value, grad_theta, grad_phi).
+
+    ``forced`` lists the arrays to force into the latent (and, for dreams, the observed) sites;
+    ``noise`` says they are reparameterization noise ε rather than particles."""
+    entry = registry.get(kind)
+    signature = entry.signature
+    if signature == "particles":
+        def loss(theta, phi, x, z):
+            return evaluate(theta, phi, x, {"z": [z]}, False)
+    elif signature == "noise":
+        def loss(theta, phi, x, eps):
+            return evaluate(theta, phi, x, {"z": [eps]}, True)
+    elif signature == "dreams":
+        def loss(phi, dream_z, dream_x):
+            value, _, g_phi = evaluate(None, phi, dream_x, {"z": [dream_z], "x": [dream_x]}, False)
+            return value, None, g_phi
+    elif signature == "insomnia":
+        def loss(theta, phi, x, z, dream_z, dream_x, iota):
+            return evaluate(theta, phi, x, {"z": [z, dream_z], "x": [dream_x]}, False)
+    else:
+        raise ValueError(f"the bridges check framework losses of the kinds with particles, noise, dreams or "
+                         f"insomnia signatures; {kind!r} has signature {signature!r}")
+    loss.__name__ = loss.__qualname__ = f"framework loss ({kind})"
+    return loss
+
+
+def choose(name, candidates, shape, particle):
+    """The forced value for a site of ``shape``: the candidate of that shape; else, for a site without
+    the particle dimension (an ELBO that runs its particles one at a time), particle ``particle`` of the
+    (K, *shape) candidate.  Returns (value, used_particle); anything else is a clear error."""
+    found = [v for v in candidates if tuple(v.shape) == tuple(shape)]
+    if len(found) == 1:
+        return found[0], False
+    per_particle = [v for v in candidates if tuple(v.shape[1:]) == tuple(shape)]
+    if not found and len(per_particle) == 1:
+        if particle is None and per_particle[0].shape[0] > 1:
+            raise ValueError(f"site {name!r} is drawn one particle at a time ({tuple(shape)}) but rws_ref cannot "
+                             f"tell which particle: check the ELBO inside Bridge.one_at_a_time(elbo)")
+        return per_particle[0][(particle or 0) % per_particle[0].shape[0]], True
+    raise ValueError(f"site {name!r} has shape {tuple(shape)}; the forced values have shapes "
+                     f"{[tuple(v.shape) for v in candidates]} (exactly one must match, with or without "
+                     f"its particle dimension)")
+
+
+def one_latent(model_sites, guide_sites, latent, is_sample):
+    """The bridges handle one latent site: every unobserved sample site of the model, and every sample
+    site of the guide, must be ``latent`` (another would be drawn, not forced, and its density would
+    enter the weights unseen)."""
+    for who, sites in (("model", model_sites), ("guide", guide_sites)):
+        others = [name for name, site in sites.items() if is_sample(site) and not site["is_observed"]
+                  and name != latent]
+        if others:
+            raise ValueError(f"the {who} has latent sites {others} besides {latent!r}; the bridge handles one "
+                             f"latent site (stack several into one vector site)")
+
+
+class BridgeBase:
+    """What both bridges are once their programs are traced: the protocol pair built from a framework's
+    densities, gradients and samplers (the subclass's methods), and the check of a framework loss.
+    A subclass defines the ``_log_joint`` … ``_pull_back`` callables of :class:`rws_ref.adapters.Model` /
+    ``Guide`` and ``_run(run, theta, phi, x, forced, noise)``; ``RUN`` says what its ``run`` takes."""
+
+    RUN = "the batch x"
+
+    def _build(self, framework, programs, theta0, phi0, shapes, domains, reparameterized):
+        """``self.model``, ``self.guide``, ``self.theta``, ``self.phi`` from the traced pieces: initial θ and
+        φ (NumPy dicts), (z_shape, x_shape), (z_domain, x_domain) and whether the guide reparameterizes."""
+        (model, guide), (z_shape, x_shape), (z_domain, x_domain) = programs, shapes, domains
+        states = enumerate_states(z_shape, z_domain)
+        self.theta_names, self.phi_names = list(theta0), list(phi0)
+        self.model = adapters.Model(
+            {k: v.shape for k, v in theta0.items()}, z_shape, x_shape, self._log_joint, self._grad_log_joint,
+            sample=self._sample_model, init_theta=lambda rng: {k: v.copy() for k, v in theta0.items()},
+            z_domain=z_domain, x_domain=x_domain, support=None if states is None else (lambda: states.copy()),
+            name=f"{framework} model {getattr(model, '__name__', model)!s}",
+            grad_z_log_joint=self._grad_z_log_joint if reparameterized else None)
+        self.guide = adapters.Guide(
+            {k: v.shape for k, v in phi0.items()}, z_shape, x_shape, self._log_prob, self._grad_log_prob,
+            sample=self._sample_guide, init_phi=lambda rng: {k: v.copy() for k, v in phi0.items()},
+            z_domain=z_domain, x_domain=x_domain, name=f"{framework} guide {getattr(guide, '__name__', guide)!s}",
+            **({} if not reparameterized else {"reparameterize": self._reparameterize,
+                                                "grad_z_log_prob": self._grad_z_log_prob,
+                                                "pull_back": self._pull_back}))
+        self.theta, self.phi = theta0, phi0
+
+    def loss(self, run, kind):
+        """``run`` — a framework loss (see the bridge's docstring for what it takes) — as a callable in
+        ``kind``'s signature (registry.SIGNATURES, without model and guide) for
+        :func:`rws_ref.losses.check_loss`."""
+        if not callable(run):
+            raise TypeError(f"run must be a callable taking {self.RUN}; got {type(run).__name__}")
+        return loss_in_signature(kind, lambda theta, phi, x, forced, noise: self._run(run, theta, phi, x,
+                                                                                       forced, noise))
+
+    def check_loss(self, run, kind, **kwargs):
+        """:func:`rws_ref.losses.check_loss` of :meth:`loss` on this bridge's model and guide
+        (its θ and φ by default); keywords pass through (x, z, K, N, seed, ...)."""
+        kwargs.setdefault("theta", self.theta)
+        kwargs.setdefault("phi", self.phi)
+        return losses.check_loss(self.loss(run, kind), kind, self.model, self.guide, **kwargs)
+
+    def _forced(self, theta, phi, forced):
+        """(site name → forced arrays, θ ∪ φ) for one framework run."""
+        names = {"z": self._latent, "x": self._observed}
+        params = dict(phi)
+        if theta is not None:
+            params.update(theta)
+        return {names[role]: arrays for role, arrays in forced.items()}, params
+
+    def _split(self, theta, grads):
+        """(θ-gradient or None, φ-gradient) from one dict over θ ∪ φ."""
+        return (None if theta is None else {k: grads[k] for k in self.theta_names},
+                {k: grads[k] for k in self.phi_names})

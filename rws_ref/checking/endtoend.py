@@ -1,0 +1,219 @@
+"""A stochastic estimator end to end: the user's code draws its own particles, and the mean of its
+outputs over R runs is compared with the exact mean of the estimator it implements.
+
+:func:`check_stochastic` runs ``fn(theta, phi, x, rng)`` — the user's whole estimator, sampling
+included — R times with independent generators, and tests each entry of the mean against the exact
+mean μ_j with a z-test against the exact variance σ²_j of one output (no Monte Carlo error in μ or σ:
+:mod:`rws_ref.exact` on a finite support; Gauss–Hermite quadrature over the base noise ε of a
+reparameterized guide otherwise).  Entries are Bonferroni-corrected, so the false-failure rate of a
+check is at most ``alpha``; the power is computed: the smallest deviation of each entry detected with
+probability 0.9 is (z_crit + 1.28) σ_j / √R, and the report gives the smallest relative deviation the
+check detects and the replicates needed to detect a given one.
+
+Bugs in how particles are drawn — a sampler that ignores φ, a wrong reparameterization scale, K copies
+of one draw, one datapoint's particles reused for another, a defensive proposal evaluated at another
+draw than the particle returned, ι applied twice — move the mean, and only this route can see them.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from .. import exact, family, protocol, registry
+from .._checks import check_count, check_fraction, deadline
+from .._trees import flatten, unflatten
+from ..estimators import elbo_is, log_weights
+from .properties import Caller
+
+__all__ = ["check_stochastic", "StochasticReport", "reference_moments"]
+
+_POWER_Z = stats.norm.ppf(0.9)
+STOCHASTIC = {"log_w": ("theta", "phi", "x", "rng"), "particles": ("theta", "phi", "x", "rng"),
+              "noise": ("theta", "phi", "x", "rng"), "defensive": ("theta", "phi", "x", "rng"),
+              "insomnia": ("theta", "phi", "x", "rng"), "dreams": ("theta", "phi", "rng")}
+
+
+@dataclass
+class StochasticReport:
+    """The outcome of :func:`check_stochastic`: ``ok``, the entries that disagree (key, index, mean, exact
+    mean, z), the test's threshold and false-failure rate, and its power."""
+    kind: str
+    ok: bool
+    replicates: int
+    alpha: float
+    critical: float
+    disagree: list = field(default_factory=list)
+    smallest_relative: float = float("nan")
+    replicates_for: dict = field(default_factory=dict)
+    route: str = ""
+
+    def __str__(self):
+        head = (f"check_stochastic({self.kind!r}): {'agrees with the exact mean' if self.ok else 'FAILED'} — "
+                f"{self.replicates} runs, |z| ≤ {self.critical:.2f} per entry (false-failure rate {self.alpha:g}, "
+                f"Bonferroni), exact moments by {self.route}")
+        lines = [head]
+        for key, index, got, want, z in self.disagree[:8]:
+            lines.append(f"  {key}{list(index)}: mean of your outputs {got:.6g}, exact mean {want:.6g} (z = {z:.1f})")
+        lines.append(f"  power: detects a relative deviation of {self.smallest_relative:.2g} in its most sensitive "
+                     f"entry with probability 0.9; replicates needed for "
+                     + ", ".join(f"{rel:g}: {n:,}" for rel, n in self.replicates_for.items()))
+        return "\n".join(lines)
+
+    def assert_ok(self):
+        if not self.ok:
+            raise AssertionError(str(self))
+
+
+def reference_moments(kind, model, guide, theta, phi, x, K, iota=None, delta=None, M=None, nodes=7):
+    """(mean, var, route): the exact mean and per-entry variance of one output of ``kind`` with its particles
+    (and dreams) drawn as they should be, and how they were computed."""
+    entry = registry.get(kind)
+    if entry.signature == "dreams":
+        mean, var = exact.sleep_moments(model, guide, theta, phi, M=M)
+        return mean, var, "enumeration over (z, x) ~ p_θ"
+    if entry.signature == "insomnia":
+        wake_mean, wake_var, route = reference_moments("wake_phi", model, guide, theta, phi, x, K)
+        sleep_mean, sleep_var = exact.sleep_moments(model, guide, theta, phi, M=M)
+        return ({k: iota * wake_mean[k] + (1 - iota) * sleep_mean[k] for k in wake_mean},
+                {k: iota ** 2 * wake_var[k] + (1 - iota) ** 2 * sleep_var[k] for k in wake_var}, route)
+    ref = entry.function
+    proposal = family.DefensiveGuide(guide, delta) if entry.signature == "defensive" else guide
+    if entry.signature == "defensive":
+        ref = registry.ESTIMATORS["wake_phi"].function
+    if entry.signature == "log_w":
+        ref = lambda m, g, th, ph, xx, z: {"elbo_is": elbo_is(log_weights(m, g, th, ph, xx, z))}  # noqa: E731
+    if protocol.support(model) is not None and entry.signature == "log_w":       # L̂_n per datapoint
+        parts = [exact.moments(ref, model, guide, theta, phi, x[n:n + 1], K, method="direct") for n in
+                 range(x.shape[0])]
+        return ({"elbo_is": np.concatenate([m["elbo_is"] for m, _ in parts])},
+                {"elbo_is": np.concatenate([v["elbo_is"] for _, v in parts])}, "enumeration of the K particles' "
+                                                                                 "multisets")
+    if protocol.support(model) is not None:
+        mean, var = exact.moments(ref, model, proposal, theta, phi, x, K)
+        return mean, var, "enumeration of the K particles' multisets"
+    return _quadrature(entry, ref, model, guide, theta, phi, x, K, nodes)
+
+
+def _quadrature(entry, ref, model, guide, theta, phi, x, K, nodes):
+    """Mean and variance over ε ~ N(0, I) of the estimator at z = reparameterize(φ, x, ε), by tensor
+    Gauss–Hermite quadrature (exact for integrands polynomial in ε of degree ≤ 2·nodes − 1)."""
+    if not callable(getattr(guide, "reparameterize", None)):
+        raise TypeError(f"the exact moments of {entry.name} on a continuous latent need a reparameterized guide "
+                        f"(guide.reparameterize) or a finite support()")
+    shape = (K, x.shape[0]) + tuple(guide.z_shape)
+    dims = int(np.prod(shape))
+    if dims > 4:
+        raise exact.TooLarge(f"Gauss–Hermite over K·N·dim z = {dims} dimensions ({nodes}^{dims} points); use "
+                             f"K·N·dim z ≤ 4 (e.g. one datapoint and K = 1 or 2) on a continuous latent")
+    from numpy.polynomial.hermite_e import hermegauss
+    xi, w = hermegauss(nodes)
+    w = w / w.sum()
+    grid = np.stack(np.meshgrid(*([np.arange(nodes)] * dims), indexing="ij"), axis=-1).reshape(-1, dims)
+    first = second = None
+    like = None
+    for point, weight in zip(xi[grid], np.prod(w[grid], axis=1)):
+        eps = point.reshape(shape)
+        args = (eps if entry.signature == "noise" else guide.reparameterize(phi, x, eps))
+        out = registry.as_output(entry, ref(model, guide, theta, phi, x, args))
+        like = out if like is None else like
+        v = flatten(out, like)
+        first = weight * v if first is None else first + weight * v
+        second = weight * v ** 2 if second is None else second + weight * v ** 2
+    return (unflatten(first, like), unflatten(np.maximum(second - first ** 2, 0.0), like),
+            f"Gauss–Hermite quadrature over ε ({nodes} nodes per dimension)")
+
+
+def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=None, K=3, replicates=2000,
+                     seed=0, alpha=1e-3, iota=None, delta=None, M=None, detect=(0.01, 0.05, 0.1), timeout=None):
+    """Run the user's stochastic estimator R times and test its mean against the exact mean.
+
+    Parameters
+    ----------
+    fn : the whole estimator, sampling included: ``fn(theta, phi, x, rng)`` (sleep-φ: ``fn(theta, phi, rng)``),
+        with or without the leading ``model, guide``; it returns what rws_ref's function ``kind`` returns
+    kind : a kind of rws_ref.registry
+    model, guide : the pair (default: registry.default_pair); θ, φ, x default to draws from it (seed)
+    K : the particles per datapoint ``fn`` draws; M : the dreams per call (sleep-φ, insomnia);
+    iota, delta : insomnia's ι and defensive wake-φ's δ, as ``fn`` uses them
+    replicates : R, the runs of ``fn``; each gets its own generator np.random.default_rng([seed, r])
+    alpha : the false-failure rate of the whole check (Bonferroni over the entries)
+    detect : relative deviations for which the report gives the replicates needed
+
+    Returns
+    -------
+    StochasticReport
+    """
+    entry = registry.get(kind)
+    replicates, K = check_count(replicates, "replicates", minimum=10), check_count(K, "K")
+    alpha = check_fraction(alpha, "alpha")
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5); got {alpha!r}")
+    if entry.signature in ("dreams", "insomnia"):
+        M = check_count(M, "M (the dreams each call of fn draws)")
+    if entry.signature == "insomnia":
+        iota = check_fraction(iota, "iota")
+    if entry.signature == "defensive":
+        delta = check_fraction(delta, "delta")
+    if model is None and guide is None:
+        model, guide = registry.default_pair(entry)
+    protocol.check_pair(model, guide)
+    rng = np.random.default_rng(seed)
+    theta = protocol.init_params(model, rng) if theta is None else theta
+    phi = protocol.init_params(guide, rng) if phi is None else phi
+    x = protocol.sample_model(model, theta, 2, rng)[1] if x is None else protocol.validate_x(model, x)
+    mean, var, route = reference_moments(kind, model, guide, theta, phi, x, K, iota, delta, M)
+    objects = _takes_objects(fn, entry)
+    caller = Caller(lambda *args: None, entry)                  # its output check, in the name of fn
+    caller.name = getattr(fn, "__qualname__", "fn")
+    outputs = []
+    for r in range(replicates):
+        gen = np.random.default_rng([seed, r])
+        args = (theta, phi, gen) if entry.signature == "dreams" else (theta, phi, x, gen)
+        with deadline(timeout, caller.name):
+            out = fn(model, guide, *args) if objects else fn(*args)
+        outputs.append(flatten(caller.check_output(out, mean), mean))
+    return _z_test(entry, np.array(outputs), mean, var, replicates, alpha, detect, route)
+
+
+def _takes_objects(fn, entry):
+    """Whether ``fn`` takes the leading model and guide (by its number of required positional arguments;
+    ``*args`` counts as the form without them)."""
+    import inspect
+    own = len(STOCHASTIC[entry.signature])
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return False
+    n = len([p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+    if n not in (own, own + 2):
+        raise TypeError(f"fn must take ({', '.join(STOCHASTIC[entry.signature])}), with or without a leading "
+                        f"model, guide, for a stochastic {entry.name}; it takes {n} arguments")
+    return n == own + 2
+
+
+def _z_test(entry, outputs, mean, var, R, alpha, detect, route):
+    mu, sigma2 = flatten(mean, mean), flatten(var, mean)
+    got = outputs.mean(axis=0)
+    keys = [(k, idx) for k in mean for idx in np.ndindex(np.shape(mean[k]))]
+    live = sigma2 > 1e-24 * (1 + mu ** 2)
+    critical = float(stats.norm.isf(alpha / (2 * max(1, int(live.sum())))))
+    se = np.sqrt(np.where(live, sigma2, 1.0) / R)
+    z = np.where(live, (got - mu) / se, 0.0)
+    fixed_off = ~live & (np.abs(got - mu) > 1e-9 * (1 + np.abs(mu)))
+    bad = np.flatnonzero((np.abs(z) > critical) | fixed_off)
+    order = bad[np.argsort(-np.where(fixed_off[bad], np.inf, np.abs(z[bad])))]
+    disagree = [(keys[j][0], keys[j][1], float(got[j]), float(mu[j]), float(z[j]) if live[j] else float("inf"))
+                for j in order]
+    sensitive = live & (np.abs(mu) > 0)
+    if sensitive.any():
+        rel = (critical + _POWER_Z) * np.sqrt(sigma2[sensitive] / R) / np.abs(mu[sensitive])
+        smallest = float(rel.min())
+        best = np.argmin(rel)
+        needed = {d: int(np.ceil(((critical + _POWER_Z) * np.sqrt(sigma2[sensitive][best]) /
+                                  (d * np.abs(mu[sensitive][best]))) ** 2)) for d in detect}
+    else:
+        smallest, needed = float("nan"), {}
+    return StochasticReport(entry.name, not disagree, R, alpha, critical, disagree, smallest, needed, route)
+

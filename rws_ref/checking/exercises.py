@@ -1,0 +1,202 @@
+"""Exercises graded by the oracle: write an estimator yourself, and rws_ref's checks grade it.
+
+``rws-ref exercises list`` shows them in order, each with the section of the course it practises;
+``rws-ref exercises start NAME FILE`` writes the template (the signature, the formula to implement,
+what the model and guide offer — no solution); ``rws-ref exercises check NAME FILE`` grades your
+function: exit status 0 when it is right, 1 with a hint when it is not — which entry, by how much,
+the known mistake it looks like, and where in the course to look.
+
+The grading has two stages.  First your function and rws_ref's run on the same fixed inputs (two
+settings per exercise) and :func:`rws_ref.diagnose.compare` says where they differ and what the
+difference looks like.  Then :func:`rws_ref.testing.check_estimator` tests the properties the
+estimator must have on many drawn inputs (hypothesis), the exact mean against the exact oracle among
+them.  Your function takes the arguments of rws_ref's function of the same name (the registry's
+signature) and may use only the model's and guide's protocol methods (docs/protocol.md).
+"""
+import importlib.util
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import registry
+from .._checks import traceback_text
+from .._io import atomic_write, check_output_path
+from ..models import DiagonalGaussianGuide, GaussianMixture, LinearGaussian, SoftmaxLinearGuide
+from . import diagnose, testing
+from .properties import draw_case
+
+__all__ = ["EXERCISES", "Exercise", "Grade", "grade", "template", "get", "command"]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: the function to write (rws_ref's of the same name), the course section it
+    practises, and the formula the template states."""
+    name: str
+    section: str
+    summary: str
+    formula: str
+    offers: str
+
+
+_PARTICLES = ("model.log_joint(theta, z, x) -> (K, N); model.grad_log_joint(theta, z, x, weights) -> "
+              "dict, ∇_θ Σ_kn weights·log p;\n    guide.log_prob(phi, z, x) -> (K, N); "
+              "guide.grad_log_prob(phi, z, x, weights) -> dict, ∇_φ Σ_kn weights·log q")
+
+EXERCISES = (
+    Exercise("elbo_is", "docs/rws.md, 'The bound'",
+             "the importance-sampled bound per datapoint",
+             "L̂_n = log (1/K) Σ_k exp(log_w[k, n]), stable for log weights of any size (subtract the max)",
+             "log_w: (K, N) array of log weights log p_θ(z_k, x_n) − log q_φ(z_k | x_n); return an (N,) array"),
+    Exercise("wake_theta", "docs/rws.md, 'wake-θ: the gradient of the bound in θ'",
+             "wake-θ, the gradient of the bound in θ (ascent)",
+             "(1/N) Σ_n Σ_k w̄_kn ∇_θ log p_θ(z_kn, x_n),  w̄_kn = w_kn / Σ_j w_jn  (normalized per datapoint)",
+             _PARTICLES),
+    Exercise("wake_phi", "docs/rws.md, 'sleep-φ and wake-φ: two ways to fit the guide'",
+             "wake-φ, a descent direction of KL(p_θ(z|x) ‖ q_φ(z|x))",
+             "(1/N) Σ_n Σ_k w̄_kn (−∇_φ log q_φ(z_kn | x_n)),  w̄ normalized per datapoint, held fixed",
+             _PARTICLES),
+    Exercise("sleep_phi", "docs/rws.md, 'sleep-φ and wake-φ: two ways to fit the guide'",
+             "sleep-φ on dreams (z_m, x_m) ~ p_θ, a descent direction",
+             "(1/M) Σ_m (−∇_φ log q_φ(z_m | x_m))",
+             "z: (M, *z_shape) dreamt latents, x: (M, *x_shape) dreamt data;\n    guide.log_prob(phi, z[None], x) "
+             "-> (1, M); guide.grad_log_prob(phi, z[None], x, weights) -> dict (weights of shape (1, M))"),
+    Exercise("iwae_phi", "docs/estimator_family.md, 'The estimator family around RWS' (IWAE, reparameterized)",
+             "the reparameterized IWAE gradient in φ (ascent of the bound)",
+             "(1/N) Σ_n Σ_k w̄_kn [ (∂z_kn/∂φ)ᵀ (∇_z log p_θ(z_kn, x_n) − ∇_z log q_φ(z_kn | x_n))\n"
+             "                        − ∇_φ log q_φ(z_kn | x_n) at fixed z ],  z = reparameterize(φ, x, ε)",
+             "eps: (K, N, *z_shape) base noise; guide.reparameterize(phi, x, eps) -> z; "
+             "model.grad_z_log_joint(theta, z, x),\n    guide.grad_z_log_prob(phi, z, x) -> (K, N, *z_shape); "
+             "guide.pull_back(phi, x, eps, v) -> dict, Σ_kn (∂z_kn/∂φ)ᵀ v_kn;\n    " + _PARTICLES),
+    Exercise("vimco_phi", "docs/estimator_family.md, 'The estimator family around RWS' (VIMCO)",
+             "VIMCO, the score-function gradient with leave-one-out baselines (ascent of the bound)",
+             "(1/N) Σ_n Σ_k [ (L̂_n − L̂_{n,−k}) ∇_φ log q(z_kn|x_n) − w̄_kn ∇_φ log q(z_kn|x_n) ],\n"
+             "    L̂_{n,−k}: L̂_n with w_kn replaced by the geometric mean of the other K − 1 weights",
+             _PARTICLES),
+)
+
+_SIGNATURES = {"elbo_is": "log_w", "sleep_phi": "guide, phi, z, x", "iwae_phi": "model, guide, theta, phi, x, eps"}
+
+
+def get(name):
+    """The exercise called ``name``, or a ValueError listing them."""
+    for exercise in EXERCISES:
+        if exercise.name == name:
+            return exercise
+    raise ValueError(f"no exercise {name!r}; the exercises: {', '.join(e.name for e in EXERCISES)}")
+
+
+def template(name):
+    """The text of the exercise's starting file: the signature, the formula, what you may call."""
+    e = get(name)
+    args = _SIGNATURES.get(name, "model, guide, theta, phi, x, z")
+    returns = ("(N,) array" if name == "elbo_is" else "dict keyed like φ" if name.endswith("_phi")
+               else "dict keyed like θ")
+    return f'''"""Exercise {name}: {e.summary}.
+
+Practises: {e.section}.
+Grade it with:  rws-ref exercises check {name} THIS_FILE
+"""
+import numpy as np
+
+
+def {name}({args}):
+    """Return {e.summary}:
+
+    {e.formula}
+
+    What you have:
+    {e.offers}
+
+    Returns a {returns}, float64.
+    """
+    raise NotImplementedError("write {name} here")
+'''
+
+
+@dataclass
+class Grade:
+    """The grade: ``ok``, and the lines that say why (the hint on a failure)."""
+    exercise: str
+    ok: bool
+    lines: list = field(default_factory=list)
+
+    def __str__(self):
+        head = f"{self.exercise}: {'right' if self.ok else 'not yet right'}"
+        return "\n".join([head] + [f"  {line}" for line in self.lines])
+
+
+def _settings(entry):
+    """Two fixed settings per kind: a continuous pair and, where the kind applies, a discrete one."""
+    pairs = [(LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3))]
+    if entry.signature != "noise":
+        pairs.append((GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)))
+    out = []
+    for i, (model, guide) in enumerate(pairs):
+        rng = np.random.default_rng([2026, i])
+        theta, phi = model.init_theta(rng), guide.init_phi(rng)
+        out.append((model, guide, draw_case(entry, model, guide, theta, phi, rng, n=3, k=4)))
+    return out
+
+
+def _load(path, name):
+    if not os.path.isfile(path):
+        raise ValueError(f"FILE must be your Python file; {path!r} is not a file")
+    spec = importlib.util.spec_from_file_location(f"rws_ref_exercise_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ValueError(f"{path} must define a function {name}(...) (rws-ref exercises start {name} FILE "
+                         f"writes a template)")
+    return fn
+
+
+def grade(name, path, max_examples=10):
+    """Grade the function ``name`` in the Python file ``path``: a :class:`Grade`."""
+    exercise = get(name)
+    entry = registry.get(name)
+    fn = _load(path, name)
+    where = f"see {exercise.section}"
+    for model, guide, case in _settings(entry):
+        try:
+            got = fn(*registry.arguments(entry, model, guide, case))
+        except NotImplementedError:
+            return Grade(name, False, ["not written yet: the template still raises NotImplementedError", where])
+        except Exception as err:                   # the student's bug is the grade, shown with their frames
+            return Grade(name, False, [f"your function raised {type(err).__name__} on {model!r}:",
+                                       *traceback_text(err).splitlines(), where])
+        try:
+            verdict = diagnose.compare(name, got, model, guide, **case._asdict())
+        except (TypeError, ValueError) as err:
+            return Grade(name, False, [f"on {model!r}: {err}", where])
+        if not verdict.ok:
+            return Grade(name, False, [f"on {model!r}: {verdict}", where])
+    model, guide = _settings(entry)[-1][:2]
+    report = testing.check_estimator(fn, name, model, guide, max_examples=max_examples, samplers=False)
+    failed = [r for r in report.results if r.status == "fail"]
+    if failed:
+        return Grade(name, False, [f"right on the fixed inputs, but a property fails on {model!r}:",
+                                   *str(failed[0]).splitlines(), where])
+    passed = [r.name for r in report.results if r.status == "pass"]
+    return Grade(name, True, [f"agrees with rws_ref on the fixed inputs and passes {len(passed)} properties: "
+                              + ", ".join(passed)])
+
+
+def command(action, name=None, path=None):
+    """``rws-ref exercises list | start NAME FILE | check NAME FILE``; returns the exit status."""
+    if action == "list":
+        for i, e in enumerate(EXERCISES, 1):
+            print(f"{i}. {e.name:<11} {e.summary}\n   practises {e.section}")
+        print("\nrws-ref exercises start NAME FILE writes a template; rws-ref exercises check NAME FILE grades it.")
+        return 0
+    get(name)
+    if action == "start":
+        check_output_path(path, "FILE", (".py",), overwrite=False)
+        atomic_write(path, lambda handle: handle.write(template(name)))
+        print(f"wrote the template of {name} to {path}; fill it in, then: rws-ref exercises check {name} {path}")
+        return 0
+    result = grade(name, path)
+    print(result)
+    return 0 if result.ok else 1

@@ -1,0 +1,215 @@
+"""Check a scalar surrogate loss, as frameworks expose them: its value and its gradients.
+
+Pyro's ReweightedWakeSleep, Pyro's and NumPyro's RenyiELBO(α = 0) and a hand-written
+PyTorch or JAX training step all give a scalar to minimize and its gradients by
+automatic differentiation — not rws_ref's per-datapoint estimators.  :func:`check_loss`
+finds the convention a loss follows on fixed particles: its value as a multiple of
+the mean bound (1/N) Σ_n L̂_n, its θ-gradient as a multiple of wake-θ, its φ-gradient
+as a multiple of the estimator ``kind`` — and says whether that is consistent with
+minimizing (a θ-gradient that is a negative multiple of wake-θ, the ascent direction
+of the bound; a φ-gradient that is a positive multiple of a descent direction of the
+KL, or a negative multiple of an ascent direction of the bound).  A gradient that is
+no multiple of the estimator is matched against the estimator's known mistakes, each
+at its own multiple ("−N × wake-φ with whole-run weights").
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import protocol, registry
+from .._trees import flatten
+from ..estimators import log_weights, wake_theta
+from ..registry import Case
+from . import mistakes as known
+from .properties import Caller, draw_case
+
+__all__ = ["check_loss", "LossReport", "Convention"]
+
+
+@dataclass
+class Convention:
+    """What one part of a loss is, in rws_ref's terms: ``factor`` × ``of`` (None: no multiple found),
+    whether that is what minimizing the loss needs, and the sentence that says so."""
+    part: str
+    factor: float = float("nan")
+    of: str = ""
+    consistent: bool = False
+    text: str = ""
+
+
+@dataclass
+class LossReport:
+    """:func:`check_loss`'s findings: one :class:`Convention` per part given (value, θ, φ)."""
+    kind: str
+    parts: list = field(default_factory=list)
+
+    @property
+    def ok(self):
+        return all(p.consistent for p in self.parts if p.part != "value")
+
+    def __str__(self):
+        head = f"check_loss({self.kind!r}): {'consistent' if self.ok else 'NOT consistent'}"
+        return "\n".join([head] + [f"  {p.text}" for p in self.parts])
+
+    def assert_ok(self):
+        """Raise AssertionError with the report if a gradient is not consistent with minimizing the loss."""
+        if not self.ok:
+            raise AssertionError(str(self))
+
+
+def _scale_words(factor, n):
+    """'−N' for −3 with N = 3, '1' for 1.0, '−0.5' otherwise."""
+    for value, words in ((1.0, "1"), (float(n), "N"), (1.0 / n, "1/N")):
+        for sign, mark in ((1, ""), (-1, "−")):
+            if abs(factor - sign * value) <= 1e-9 * max(1.0, abs(factor)):
+                return mark + words
+    return f"{factor:.6g}".replace("-", "−")
+
+
+def _fit(got, reference, rtol):
+    """(factor, ok): the multiple a with got ≈ a · reference (least squares over every case's entries)."""
+    g, r = np.concatenate([flatten(x) for x in got]), np.concatenate([flatten(x) for x in reference])
+    rr = float(r @ r)
+    if rr == 0.0:
+        return float("nan"), False
+    a = float(g @ r) / rr
+    scale = max(1.0, float(np.max(np.abs(a * r))))
+    return a, bool(np.max(np.abs(g - a * r)) <= rtol * scale)
+
+
+def _explain(part, got, refs, made, n, minimize_sign, rtol, name):
+    """The Convention of one gradient: a multiple of the reference, else of the closest known mistake."""
+    if all(not np.any(flatten(g)) for g in got):
+        return Convention(part, 0.0, "", False, f"{part} is exactly zero: no gradient reaches these parameters "
+                                                f"(a detached output, or a score-function term that was dropped)")
+    a, ok = _fit(got, refs, rtol)
+    if ok:
+        consistent = np.sign(a) == minimize_sign
+        verdict = "consistent with minimizing the loss" if consistent else \
+            "its sign makes minimizing the loss move the wrong way"
+        return Convention(part, a, name, bool(consistent),
+                          f"{part} = {_scale_words(a, n)} × {name}: {verdict}")
+    best = None
+    for mistake in made[0]:
+        if " + " in mistake or mistake in (known.SIGN, known.SUM, known.ZERO):    # multiples are found by the fit
+            continue
+        outs = [m.get(mistake) for m in made]
+        if any(o is None for o in outs):
+            continue
+        b, fits = _fit(got, outs, rtol)
+        if fits and (best is None or abs(abs(b) - 1) < abs(abs(best[0]) - 1)):
+            best = (b, mistake)
+    if best is not None:
+        return Convention(part, best[0], f"{name} with: {best[1]}", False,
+                          f"{part} = {_scale_words(best[0], n)} × {name} with a known mistake: {best[1]}")
+    return Convention(part, a, "", False, f"{part} is no multiple of {name} nor of a known mistake of it "
+                                         f"(best multiple {a:.4g}); compare it entry by entry with diagnose.compare")
+
+
+def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None, z=None, *, eps=None,
+               dream_z=None, dream_x=None, iota=None, delta=None, K=4, N=3, seed=0, rtol=1e-8, minimize=True):
+    """Check a scalar surrogate loss on fixed particles and report its convention.
+
+    Parameters
+    ----------
+    loss : callable taking the arguments of rws_ref's function ``kind`` (with or without the leading
+        model and guide: ``loss(theta, phi, x, z)``, ``loss(theta, phi, x, eps)`` for reparameterized
+        kinds, ``loss(phi, dream_z, dream_x)`` for sleep-φ) and returning ``(value, grad_theta,
+        grad_phi)``: the loss, and its gradients in θ and in φ as dicts (either may be None when the
+        loss does not reach those parameters)
+    kind : the estimator its φ-gradient implements (rws_ref.registry.KINDS, not "elbo_is"); its
+        θ-gradient is compared with wake-θ, its value with the mean bound (1/N) Σ_n L̂_n
+    model, guide : the pair the loss implements (default: LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3))
+    theta, phi, x, z, eps, dream_z, dream_x, iota, delta : the inputs; missing ones are drawn (seed), with
+        ``K`` particles for ``N`` datapoints.  The check also runs at a second, jittered (θ, φ), so that
+        a multiple is a constant of the loss and not a coincidence of one input.
+    rtol : tolerance of "is a multiple", relative to max(1, the largest entry)
+    minimize : True for a loss to minimize (the frameworks' convention), False for an objective to maximize
+
+    Returns
+    -------
+    LossReport — ``str(report)`` says, e.g., "θ-gradient = −N × wake-θ: consistent with minimizing the loss".
+    """
+    entry = registry.get(kind)
+    if entry.output != "phi":
+        raise ValueError(f"kind must name a φ estimator (the one the loss's φ-gradient implements); got {kind!r}")
+    if not callable(loss):
+        raise TypeError(f"loss must be callable; got {type(loss).__name__}")
+    if isinstance(minimize, (bool, np.bool_)) is False:
+        raise TypeError(f"minimize must be True or False; got {minimize!r}")
+    if model is None and guide is None:
+        model, guide = registry.default_pair(entry)
+    protocol.check_pair(model, guide)
+    given = Case(theta, phi, x, z, eps, dream_z, dream_x, iota, delta)
+    cases = _cases(entry, model, guide, given, K, N, seed)
+    call = Caller(loss, entry)
+    outputs = [_evaluate(call, entry, model, guide, c) for c in cases]
+    n = int(np.shape(cases[0].dream_x if entry.signature == "dreams" else cases[0].x)[0])
+    sign = -1.0 if minimize else 1.0
+    report = LossReport(kind)
+    values = [o[0] for o in outputs]
+    if all(v is not None for v in values) and entry.signature != "dreams":
+        report.parts.append(_value_convention(values, model, guide, cases, n))
+    if all(o[1] is not None for o in outputs):
+        refs = [wake_theta(model, guide, c.theta, c.phi, c.x, c.z) for c in cases]
+        made = [known.all_mistakes("wake_theta", model, guide, c) for c in cases]
+        report.parts.append(_explain("θ-gradient", [o[1] for o in outputs], refs, made, n, sign, rtol, "wake-θ"))
+    if all(o[2] is not None for o in outputs):
+        refs = [registry.reference_output(entry, model, guide, c) for c in cases]
+        made = [known.all_mistakes(kind, model, guide, c) for c in cases]
+        phi_sign = sign if entry.direction == registry.ASCENT else -sign
+        report.parts.append(_explain("φ-gradient", [o[2] for o in outputs], refs, made, n, phi_sign, rtol,
+                                     kind.replace("_phi", "-φ").replace("_", " ")))
+    if not report.parts:
+        raise ValueError("loss returned no value and no gradients: nothing to check")
+    return report
+
+
+def _cases(entry, model, guide, given, K, N, seed):
+    """The given inputs (the missing ones drawn) and a second case at a jittered (θ, φ)."""
+    rng = np.random.default_rng(seed)
+    theta = model.init_theta(rng) if given.theta is None else given.theta
+    phi = guide.init_phi(rng) if given.phi is None else given.phi
+    first = draw_case(entry, model, guide, theta, phi, rng, n=N, k=K, x=given.x, z=given.z)
+    extras = {k: v for k, v in given._asdict().items() if k not in ("theta", "phi", "x", "z") and v is not None}
+    first = first._replace(**extras)
+    if given.eps is not None:
+        first = first._replace(z=guide.reparameterize(first.phi, first.x, given.eps))
+    jitter = np.random.default_rng([seed, 1])
+    second = first._replace(theta={k: np.asarray(v) + 0.3 * jitter.standard_normal(np.shape(v))
+                                   for k, v in first.theta.items()},
+                            phi={k: np.asarray(v) + 0.3 * jitter.standard_normal(np.shape(v))
+                                 for k, v in first.phi.items()})
+    if entry.signature == "noise":
+        second = second._replace(z=guide.reparameterize(second.phi, second.x, second.eps))
+    return [first, second]
+
+
+def _evaluate(call, entry, model, guide, case):
+    out = call.fn(*registry.arguments(entry, model, guide, case, with_objects=call.objects))
+    if not isinstance(out, tuple) or len(out) != 3:
+        raise TypeError(f"{call.name} must return (value, grad_theta, grad_phi); got {type(out).__name__}"
+                        + (f" of length {len(out)}" if isinstance(out, tuple) else ""))
+    value, g_theta, g_phi = out
+    if value is not None:
+        arr = np.asarray(value)
+        if arr.shape not in ((), (1,)) or arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
+            raise TypeError(f"{call.name} returned a loss value {value!r}; expected one finite real number")
+        value = float(arr.reshape(()))
+    phi_like = registry.reference_output(entry, model, guide, case)
+    theta_like = {k: np.zeros(np.shape(v)) for k, v in case.theta.items()}
+    return (value, None if g_theta is None else call.check_output(g_theta, theta_like),
+            None if g_phi is None else call.check_output(g_phi, phi_like))
+
+
+def _value_convention(values, model, guide, cases, n):
+    bounds = [float(np.mean(registry.ESTIMATORS["elbo_is"].function(
+        log_weights(model, guide, c.theta, c.phi, c.x, c.z)))) for c in cases]
+    got, ref = np.array(values), np.array(bounds)
+    a = float(got @ ref / (ref @ ref)) if ref @ ref > 0 else float("nan")
+    if np.isfinite(a) and np.max(np.abs(got - a * ref)) <= 1e-8 * max(1.0, np.max(np.abs(got))):
+        return Convention("value", a, "mean ELBO_IS", True,
+                          f"value = {_scale_words(a, n)} × mean ELBO_IS ((1/N) Σ_n L̂_n)")
+    return Convention("value", a, "", True, "value is no fixed multiple of the bound (a surrogate whose value "
+                                            "carries no meaning, as RWS's φ loss; its gradient is what counts)")
+

@@ -1,0 +1,341 @@
+"""What wrong implementations of each estimator produce: the mistakes a diagnosis can name.
+
+Every mistake is a function ``(model, guide, case) -> output`` (a dict keyed like
+the right output, or None where it does not apply to this input), computed on the
+same inputs as the right answer (:class:`rws_ref.registry.Case`), so a result can be
+matched to it.  :func:`base_mistakes` lists one estimator's mistakes;
+:func:`composite` adds each of them with a sign flip or a sum over the data on top,
+as real code often carries two at once.
+
+The weight rules (how the normalized weights w̄ are formed):
+
+    per datapoint   w̄_kn = w_kn / Σ_l w_ln, and the batch mean's 1/N      (right)
+    whole batch     w_kn / Σ_{l,m} w_lm over all K·N particles (no 1/N)
+    whole run       log w summed over the batch, then normalized over the particles, no 1/N
+                    (Pyro's ReweightedWakeSleep weighs each run of the program this way)
+    uniform         w̄ = 1/K
+    unnormalized    w instead of w̄
+"""
+import numpy as np
+
+from .. import family, registry
+from ..estimators import elbo_is, forward_pass, normalized_weights, sleep_phi, wake_phi
+from ..numerics import log_mean_exp, logsumexp
+
+__all__ = ["base_mistakes", "composite", "all_mistakes", "WEIGHT_RULES", "SIGN", "SUM", "ZERO", "FIXED_PARTICLE_TERM"]
+
+SIGN = "sign flip"
+SUM = "sum over data instead of the mean"
+ZERO = "zero (no gradient reaches the parameters: a detached output, a dropped score-function term)"
+FIXED_PARTICLE_TERM = ("gradient at fixed particles missing (the score-function term alone; "
+                       "unbiased only at K = 1)")
+_MISALIGNED = "datapoints misaligned (z of datapoint n paired with x_{n+1})"
+
+
+# -- weight rules: log_w (K, N) -> coefficients that already hold the batch mean's 1/N ------------------
+
+
+def _per_datapoint(log_w):
+    return normalized_weights(log_w), True
+
+
+def _whole_batch(log_w):
+    e = np.exp(log_w - log_w.max())
+    return e / e.sum(), False
+
+
+def _whole_run(log_w):
+    return np.repeat(normalized_weights(log_w.sum(axis=1, keepdims=True)), log_w.shape[1], axis=1), False
+
+
+def _uniform(log_w):
+    return np.full(log_w.shape, 1.0 / log_w.shape[0]), True
+
+
+def _unnormalized(log_w):
+    return np.exp(log_w), True
+
+
+#: mistake name -> rule (log_w -> (w, divided by N?)); "per datapoint" is the right one
+WEIGHT_RULES = {
+    "weights normalized over the whole batch (all K·N)": _whole_batch,
+    "pyro-style weights (log w summed over the batch, then normalized)": _whole_run,
+    "uniform weights (w̄ = 1/K)": _uniform,
+    "unnormalized weights (w instead of w̄)": _unnormalized,
+}
+
+
+def _coef(rule, log_w, power=lambda w: w):
+    w, mean = rule(log_w)
+    c = power(w)
+    return c / log_w.shape[1] if mean else c
+
+
+def _negate(tree):
+    return {k: -v for k, v in tree.items()}
+
+
+def _mix(a, b, wa, wb):
+    return {k: wa * a[k] + wb * b[k] for k in a}
+
+
+def _fp(model, guide, case):
+    return forward_pass(model, guide, case.theta, case.phi, case.x, case.z)
+
+
+# -- each estimator written with a weight rule ---------------------------------------------------
+
+
+def _weighted(kind, rule):
+    """``kind`` computed with the weights of ``rule`` in place of the per-datapoint ones."""
+    def mistake(model, guide, case):
+        if kind in ("iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi"):
+            return _reparameterized(kind, rule, model, guide, case)
+        if kind == "defensive_wake_phi":
+            guide = family.DefensiveGuide(guide, case.delta)
+        fp = _fp(model, guide, case)
+        c = _coef(rule, fp.log_w)
+        if kind == "wake_theta":
+            return fp.pull_theta(c)
+        if kind in ("wake_phi", "defensive_wake_phi"):
+            return _negate(fp.pull_phi(c))
+        if kind == "insomnia":
+            return _mix(_negate(fp.pull_phi(c)), sleep_phi(guide, case.phi, case.dream_z, case.dream_x),
+                        case.iota, 1.0 - case.iota)
+        n = fp.log_w.shape[1]
+        signal = (elbo_is(fp.log_w)[None, :] if kind == "reinforce_phi" else family.vimco_signals(fp.log_w))
+        return fp.pull_phi(signal / n - c)
+    return mistake
+
+
+def _reparameterized(kind, rule, model, guide, case, power=None):
+    r = family.reparameterized_terms(model, guide, case.theta, case.phi, case.x, case.eps)
+    if power is None:
+        power = {"iwae_dreg_phi": lambda w: w ** 2, "rws_dreg_phi": lambda w: w - w ** 2}.get(kind, lambda w: w)
+    c = _coef(rule, r.log_w, power)
+    path = family.path_gradient(guide, case.phi, r.x, case.eps, c, r.dlogw_dz)
+    if kind == "iwae_phi":
+        score = guide.grad_log_prob(case.phi, r.z, r.x, c)
+        return {k: path[k] - score[k] for k in path}
+    return _negate(path) if kind == "rws_dreg_phi" else path
+
+
+# -- mistakes particular to one estimator ---------------------------------------------------------
+
+
+def _through_weights(defensive=False):
+    # d/dφ of −(1/N) Σ w̄(φ) log q_φ: wake-φ plus (1/N) Σ_k w̄_k (log q_k − Σ_j w̄_j log q_j) ∇_φ log q_k,
+    # with w̄ ∝ p / q_mix and ∂ log q_mix / ∂ log q = (1 − δ) q / q_mix for the defensive mixture
+    def mistake(model, guide, case):
+        mix = family.DefensiveGuide(guide, case.delta) if defensive else guide
+        fp = _fp(model, mix, case)
+        log_q = guide.log_prob(case.phi, case.z, case.x)
+        w_bar = normalized_weights(fp.log_w)
+        d_log_mix = (1.0 - case.delta) * np.exp(log_q - mix.log_prob(case.phi, case.z, case.x)) if defensive else 1.0
+        centred = log_q - (w_bar * log_q).sum(axis=0)
+        extra = guide.grad_log_prob(case.phi, case.z, case.x, w_bar * centred * d_log_mix / fp.log_w.shape[1])
+        right = _negate(guide.grad_log_prob(case.phi, case.z, case.x, w_bar / fp.log_w.shape[1]))
+        return {k: right[k] + extra[k] for k in right}
+    return mistake
+
+
+def _k1_zero(model, guide, case):
+    # at K = 1 wake-φ's *mean* is zero; returning zero instead of the estimate −∇ log q(z_1) is a mistake
+    if np.shape(case.z)[0] != 1:
+        return None
+    return {k: np.zeros(np.shape(v)) for k, v in case.phi.items()}
+
+
+def _arithmetic_vimco(model, guide, case):
+    fp = _fp(model, guide, case)
+    log_w, K = fp.log_w, fp.log_w.shape[0]
+    others = np.stack([logsumexp(np.delete(log_w, k, axis=0), axis=0) for k in range(K)])   # log Σ_{j≠k} w_j
+    loo = np.logaddexp(others, others - np.log(K - 1)) - np.log(K)
+    signals = log_mean_exp(log_w, axis=0)[None, :] - loo
+    return fp.pull_phi((signals - normalized_weights(log_w)) / log_w.shape[1])
+
+
+def _score_term_missing(model, guide, case):
+    # only the gradient of L̂ at fixed particles, −Σ_k w̄_k ∇ log q(z_k): what a framework computes for a
+    # discrete guide when the score-function term is dropped (numerically equal to wake-φ's descent vector)
+    fp = _fp(model, guide, case)
+    return fp.pull_phi(-normalized_weights(fp.log_w) / fp.log_w.shape[1])
+
+
+def _fixed_particle_term_missing(kind):
+    # the score-function term alone, Σ_k signal_k ∇ log q(z_k): the gradient of L̂ at fixed particles,
+    # −Σ_k w̄_k ∇ log q(z_k), dropped.  Its mean is zero only at K = 1 (Pyro's Trace_ELBO on a discrete
+    # guide computes this at K = 1); at K > 1 the result is biased.
+    def mistake(model, guide, case):
+        fp = _fp(model, guide, case)
+        signal = elbo_is(fp.log_w)[None, :] if kind == "reinforce_phi" else family.vimco_signals(fp.log_w)
+        return fp.pull_phi(np.broadcast_to(signal, fp.log_w.shape) / fp.log_w.shape[1])
+    return mistake
+
+
+def _signal_without_log_k(model, guide, case):
+    fp = _fp(model, guide, case)
+    signal = elbo_is(fp.log_w)[None, :] + np.log(fp.log_w.shape[0])
+    return fp.pull_phi((signal - normalized_weights(fp.log_w)) / fp.log_w.shape[1])
+
+
+def _defensive_with(change):
+    def mistake(model, guide, case):
+        if change == "swap":
+            fp = _fp(model, family.DefensiveGuide(guide, 1.0 - case.delta), case)
+            return _negate(fp.pull_phi(normalized_weights(fp.log_w) / fp.log_w.shape[1]))
+        mix = family.DefensiveGuide(guide, case.delta)
+        if change == "weights against q":           # w ∝ p / q_φ: the particles' real proposal left out
+            fp = _fp(model, guide, case)
+            return _negate(fp.pull_phi(normalized_weights(fp.log_w) / fp.log_w.shape[1]))
+        # change == "gradient of the mixture": −Σ w̄ ∇ log q_mix = −Σ w̄ (1 − δ) q/q_mix ∇ log q_φ
+        fp = _fp(model, mix, case)
+        log_q = guide.log_prob(case.phi, case.z, case.x)
+        ratio = (1.0 - case.delta) * np.exp(log_q - mix.log_prob(case.phi, case.z, case.x))
+        return _negate(fp.pull_phi(normalized_weights(fp.log_w) * ratio / fp.log_w.shape[1]))
+    return mistake
+
+
+def _insomnia_with(change):
+    def mistake(model, guide, case):
+        wake = wake_phi(model, guide, case.theta, case.phi, case.x, case.z)
+        sleep = sleep_phi(guide, case.phi, case.dream_z, case.dream_x)
+        iota = case.iota
+        if change == "swap":
+            return _mix(wake, sleep, 1.0 - iota, iota)
+        return _mix(wake, sleep, iota * iota, 1.0 - iota)             # ι applied twice to the wake term
+    return mistake
+
+
+def _iwae_score_sign(model, guide, case):
+    r = family.reparameterized_terms(model, guide, case.theta, case.phi, case.x, case.eps)
+    c = normalized_weights(r.log_w) / r.x.shape[0]
+    path = family.path_gradient(guide, case.phi, r.x, case.eps, c, r.dlogw_dz)
+    score = guide.grad_log_prob(case.phi, r.z, r.x, c)
+    return {k: path[k] + score[k] for k in path}
+
+
+def _reparameterized_as(kind, power):
+    def mistake(model, guide, case):
+        return _reparameterized(kind, _per_datapoint, model, guide, case, power)
+    return mistake
+
+
+def _bound(fn):
+    def mistake(model, guide, case):
+        log_w = _fp(model, guide, case).log_w
+        return {"elbo_is": fn(log_w)}
+    return mistake
+
+
+def _misaligned(entry):
+    def mistake(model, guide, case):
+        if case.x is None or np.shape(case.x)[0] < 2 or entry.signature in ("noise", "dreams"):
+            return None
+        return registry.reference_output(entry, model, guide, case._replace(x=np.roll(np.asarray(case.x), -1,
+                                                                                         axis=0)))
+    return mistake
+
+
+def _zero(model, guide, case, entry):
+    params = case.theta if entry.output == "theta" else case.phi
+    return {k: np.zeros(np.shape(v)) for k, v in params.items()}
+
+
+# -- the catalogue ---------------------------------------------------------------------------------
+
+
+_WEIGHTED = ("wake_theta", "wake_phi", "defensive_wake_phi", "insomnia", "reinforce_phi", "vimco_phi",
+             "iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi")
+
+_PARTICULAR = {
+    "elbo_is": {
+        "missing −log K": _bound(lambda log_w: elbo_is(log_w) + np.log(log_w.shape[0])),
+        "mean of log w (the K = 1 bound) instead of the log of the mean weight": _bound(
+            lambda log_w: log_w.mean(axis=0)),
+        "logsumexp over the whole batch (all K·N)": _bound(
+            lambda log_w: np.full(log_w.shape[1], logsumexp(log_w.reshape(-1), axis=0) - np.log(log_w.shape[0]))),
+    },
+    "wake_phi": {"gradient through the weights": _through_weights(),
+                 "K = 1 shortcut (zero, the estimator's mean, instead of its value)": _k1_zero},
+    "defensive_wake_phi": {
+        "gradient through the weights": _through_weights(defensive=True),
+        "weights p/q_φ instead of p/q_mix (the mixture the particles came from left out)":
+            _defensive_with("weights against q"),
+        "∇ log q_mix instead of ∇ log q_φ (the mixture differentiated)": _defensive_with("gradient of the mixture"),
+        "δ and 1 − δ swapped": _defensive_with("swap")},
+    "insomnia": {"ι and 1 − ι swapped": _insomnia_with("swap"),
+                 "ι applied twice to the wake term": _insomnia_with("twice")},
+    "reinforce_phi": {"score-function term missing (only the gradient at fixed particles)": _score_term_missing,
+                      FIXED_PARTICLE_TERM: _fixed_particle_term_missing("reinforce_phi"),
+                      "learning signal without −log K": _signal_without_log_k},
+    "vimco_phi": {"arithmetic-mean VIMCO baseline": _arithmetic_vimco,
+                  "score-function term missing (only the gradient at fixed particles)": _score_term_missing,
+                  FIXED_PARTICLE_TERM: _fixed_particle_term_missing("vimco_phi")},
+    "iwae_phi": {"score term missing (STL)": _reparameterized_as("stl_phi", lambda w: w),
+                 "score term added instead of subtracted": _iwae_score_sign},
+    "stl_phi": {"score term kept (the IWAE gradient)": lambda m, g, c: registry.ESTIMATORS["iwae_phi"].function(
+        m, g, c.theta, c.phi, c.x, c.eps)},
+    "iwae_dreg_phi": {"w̃ instead of w̃² (STL)": _reparameterized_as("stl_phi", lambda w: w)},
+    "rws_dreg_phi": {"w̃² instead of w̃ − w̃² (IWAE-DReG's coefficient)": _reparameterized_as(
+        "rws_dreg_phi", lambda w: w ** 2)},
+}
+
+
+def base_mistakes(kind):
+    """{mistake name: function (model, guide, case) -> output or None} for one estimator kind."""
+    entry = registry.get(kind)
+    out = {SIGN: lambda m, g, c: _negate(registry.reference_output(entry, m, g, c))}
+    if entry.output != "bound":
+        out[SUM] = _summed(entry)
+        out[ZERO] = (
+            lambda m, g, c: _zero(m, g, c, entry))
+    if kind in _WEIGHTED:
+        out.update({name: _weighted(kind, rule) for name, rule in WEIGHT_RULES.items()})
+    out.update(_PARTICULAR.get(kind, {}))
+    if entry.signature not in ("noise", "dreams"):
+        out[_MISALIGNED] = _misaligned(entry)
+    return out
+
+
+def _summed(entry):
+    # the batch mean's 1/N (1/M for dreams) left out: N × the answer (insomnia: N × wake, M × sleep)
+    def mistake(m, g, c):
+        right = registry.reference_output(entry, m, g, c)
+        if entry.name == "insomnia":
+            wake, sleep = wake_phi(m, g, c.theta, c.phi, c.x, c.z), sleep_phi(g, c.phi, c.dream_z, c.dream_x)
+            return _mix(wake, sleep, c.iota * np.shape(c.x)[0], (1.0 - c.iota) * np.shape(c.dream_x)[0])
+        n = np.shape(c.dream_x if entry.signature == "dreams" else c.x)[0]
+        return {k: n * v for k, v in right.items()}
+    return mistake
+
+
+def composite(made, n_data):
+    """Two mistakes at once, from outputs already computed: each base mistake with a sign flip
+    (−1 ×) and with a sum over the data (N ×) on top, and the two together.  ``made`` maps
+    names to outputs (None where a mistake does not apply)."""
+    out = {}
+    for name, value in made.items():
+        if value is None or name in (SIGN, ZERO):
+            continue
+        out[f"{SIGN} + {name}"] = {k: -v for k, v in value.items()}
+        if SUM in made and name != SUM:
+            out[f"{SUM} + {name}"] = {k: n_data * v for k, v in value.items()}
+            out[f"{SIGN} + {SUM} + {name}"] = {k: -n_data * v for k, v in value.items()}
+    return out
+
+
+def all_mistakes(kind, model, guide, case):
+    """Every mistake's output for this input, base and composite: {name: output}.  A mistake
+    that is undefined here (it does not apply, or overflows) is left out."""
+    made = {}
+    for name, make in base_mistakes(kind).items():
+        try:
+            value = make(model, guide, case)
+        except (ValueError, FloatingPointError, TypeError):
+            continue
+        if value is not None:
+            made[name] = {k: np.asarray(v, dtype=np.float64) for k, v in value.items()}
+    entry = registry.get(kind)
+    n = np.shape(case.dream_x if entry.signature == "dreams" else case.x)[0] if entry.output != "bound" else 1
+    return {**made, **composite(made, n)}

@@ -1,0 +1,294 @@
+"""Samplers against their densities: does ``guide.sample`` draw from ``guide.log_prob``, and
+``model.sample`` from ``model.log_joint``?
+
+Every check on given particles hands the particles to the user's code; a sampler inconsistent with
+its own density (one that ignores φ, a wrong scale, copies of one draw) passes them all.  These tests
+look at what the sampler draws, each at a false-failure rate ``alpha`` (Bonferroni over the parts it
+tests) and each reporting the smallest deviation it detects at the chosen number of draws:
+
+- **χ² goodness of fit** on a finite support (a guide's enumerable z, a model's finite (z, x)): the
+  counts of the draws against the exact probabilities, cells with expected counts below 5 merged.
+  Smallest deviation: Cohen's w = sqrt(Σ (p' − p)²/p) detected with probability 0.9.
+- **The score identity**, for any density: E[∇ log q_φ(z|x)] = 0 under z ~ q_φ(·|x) (and
+  E[∇_θ log p_θ(z, x)] = 0 under (z, x) ~ p_θ).  The draws are split in B batches; the batch means of
+  the score (one weighted pullback each) give a t-test per parameter entry.  Smallest deviation: a
+  mean score of (t_crit + 1.28)/√B batch standard deviations, detected with probability 0.9.
+- **The probability integral transform** for a scalar continuous latent: u = F(z|x) from the density
+  integrated numerically on a grid, tested for uniformity by Kolmogorov–Smirnov; for a model with a
+  finite latent, the randomized PIT of z given x under the exact posterior (z | x is then uniform).
+  Smallest deviation: a CDF difference above the KS critical value, detected with probability ≥ ½.
+"""
+import numpy as np
+from scipy import stats
+
+from .. import protocol
+from .._checks import check_count, check_fraction, traceback_text
+from .._trees import flatten
+from .properties import CheckReport, PropertyResult
+
+__all__ = ["check_guide_sampler", "check_model_sampler", "check_samplers", "enumerable_states", "DEFAULT_DRAWS",
+           "DEFAULT_ALPHA"]
+
+DEFAULT_DRAWS = 4000
+DEFAULT_ALPHA = 1e-3
+BATCHES = 50
+_POWER_Z = stats.norm.ppf(0.9)
+
+
+def enumerable_states(obj, limit=65536):
+    """Every value of z the declarations allow, (S, *z_shape), when the domain is finite and S ≤ limit."""
+    dom, shape = protocol.domain(obj, "z"), tuple(obj.z_shape)
+    if dom == "real":
+        return None
+    values = 2 if dom == "binary" else dom
+    size = int(np.prod(shape, dtype=int))
+    if values ** size > limit:
+        return None
+    grid = np.stack(np.meshgrid(*([np.arange(values)] * size), indexing="ij"), axis=-1).reshape(-1, size)
+    states = grid.reshape((-1,) + shape)
+    return states.astype(np.float64) if dom == "binary" else states
+
+
+def _state_index(states, draws):
+    """Index of each draw (M, *z_shape) among ``states`` (S, *z_shape); −1 for a draw that is none of them."""
+    flat_states = states.reshape(len(states), -1)
+    flat = draws.reshape(len(draws), -1)
+    lookup = {tuple(row): i for i, row in enumerate(flat_states.tolist())}
+    return np.array([lookup.get(tuple(row), -1) for row in flat.tolist()])
+
+
+def _chi_square(counts, probs, alpha):
+    """(p-value, statistic, df, smallest Cohen's w detected with probability 0.9) of counts against probs."""
+    n = counts.sum()
+    expected = n * probs
+    order = np.argsort(expected)
+    merged_o, merged_e, acc_o, acc_e = [], [], 0.0, 0.0
+    for i in order:                                     # merge the smallest cells until each expects ≥ 5
+        acc_o, acc_e = acc_o + counts[i], acc_e + expected[i]
+        if acc_e >= 5:
+            merged_o.append(acc_o)
+            merged_e.append(acc_e)
+            acc_o = acc_e = 0.0
+    if acc_e > 0:
+        if merged_e:
+            merged_o[-1] += acc_o
+            merged_e[-1] += acc_e
+        else:
+            merged_o, merged_e = [acc_o], [acc_e]
+    o, e = np.array(merged_o), np.array(merged_e)
+    df = len(o) - 1
+    if df < 1:
+        return 1.0, 0.0, 0, np.inf
+    statistic = float(np.sum((o - e) ** 2 / e))
+    critical = stats.chi2.isf(alpha, df)
+    from scipy.optimize import brentq
+    lam = brentq(lambda nc: stats.ncx2.sf(critical, df, nc) - 0.9, 1e-9, 1e6)
+    return float(stats.chi2.sf(statistic, df)), statistic, df, float(np.sqrt(lam / n))
+
+
+def _score_test(batch_means, alpha, what):
+    """t-tests of the batch means of a score (B, P) against 0, Bonferroni over the P entries."""
+    b = batch_means.shape[0]
+    mean, sd = batch_means.mean(axis=0), batch_means.std(axis=0, ddof=1)
+    live = sd > 1e-12 * (1.0 + np.abs(mean))
+    p_entries = max(1, int(live.sum()))
+    critical = stats.t.isf(alpha / (2 * p_entries), b - 1)
+    smallest = (critical + _POWER_Z) / np.sqrt(b)
+    t = np.where(live, mean / np.where(live, sd, 1.0) * np.sqrt(b), 0.0)
+    dead_but_nonzero = ~live & (np.abs(mean) > 1e-9)
+    detail = (f"{b} batch means of the score over {p_entries} entries, |t| ≤ {critical:.2f} needed (false-failure "
+              f"rate {alpha:g}); detects a mean score of {smallest:.2g} batch SDs with probability 0.9")
+    if dead_but_nonzero.any() or np.max(np.abs(t)) > critical:
+        j = int(np.argmax(np.where(dead_but_nonzero, np.inf, np.abs(t))))
+        return PropertyResult(f"score identity: {what}", "fail",
+                              f"E[score] is not 0: entry {j} has batch mean {mean[j]:.4g} ± {sd[j] / np.sqrt(b):.2g} "
+                              f"(t = {t[j]:.1f}); the draws do not come from the density they are scored under. "
+                              + detail)
+    return PropertyResult(f"score identity: {what}", "pass", detail)
+
+
+def _batches(n_draws):
+    size = max(1, n_draws // BATCHES)
+    return [slice(i * size, (i + 1) * size) for i in range(n_draws // size)]
+
+
+def check_guide_sampler(guide, phi, x, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT_ALPHA, states=None):
+    """Test that ``guide.sample(phi, x, K, rng)`` draws from ``guide.log_prob(phi, ·, x)``.
+
+    Parameters
+    ----------
+    guide, phi, x : the guide, its parameters and a batch x (N, *x_shape)
+    draws : particles drawn per datapoint
+    alpha : the false-failure rate of each test
+    states : the finite support of z to test counts on (default: every value of a discrete z_domain with at
+        most 65,536 of them; None for a real z_domain)
+
+    Returns
+    -------
+    CheckReport with the χ² test (finite z), the score identity, and the PIT (scalar real z).
+    """
+    draws, seed = check_count(draws, "draws", minimum=2 * BATCHES), check_count(seed, "seed", minimum=0)
+    alpha = _check_alpha(alpha)
+    phi = protocol.validate_params(phi, guide.phi_shapes, "phi")
+    x = protocol.validate_x(guide, x)
+    z = protocol.sample_guide(guide, phi, x, draws, np.random.default_rng(seed))
+    report = CheckReport(f"{guide!r}.sample")
+    states = enumerable_states(guide) if states is None else np.asarray(states)
+    if states is not None:
+        report.results.append(_guide_counts(guide, phi, x, z, states, alpha))
+    else:
+        report.results.append(PropertyResult("χ² over the support", "not applicable", "z is continuous"))
+    report.results.append(_guide_score(guide, phi, x, z, alpha))
+    report.results.append(_guide_pit(guide, phi, x, z, alpha) if states is None else PropertyResult(
+        "probability integral transform", "not applicable", "the χ² test covers a finite support"))
+    return report
+
+
+def _check_alpha(alpha):
+    alpha = check_fraction(alpha, "alpha")
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be a false-failure rate in (0, 0.5); got {alpha!r}")
+    return alpha
+
+
+def _guide_counts(guide, phi, x, z, states, alpha):
+    n_data = x.shape[0]
+    table = np.repeat(states[:, None], n_data, axis=1)
+    probs = np.exp(protocol.guide_forward(guide, phi, protocol.validate_z(guide, table, n_data), x)[0])
+    worst = (1.0, 0, 0, 0.0, 0)
+    for n in range(n_data):
+        index = _state_index(states, z[:, n])
+        if np.any(index < 0):
+            bad = z[np.argmax(index < 0), n]
+            return PropertyResult("χ² over the support", "fail", f"datapoint {n}: the sampler drew {bad.tolist()}, "
+                                                                 f"which is none of the {len(states)} states")
+        total = probs[:, n].sum()
+        if abs(total - 1) > 1e-6:
+            return PropertyResult("χ² over the support", "fail", f"datapoint {n}: log_prob sums to {total:.6g} over "
+                                                                 f"the states, not 1")
+        p, stat, df, w = _chi_square(np.bincount(index, minlength=len(states)).astype(float), probs[:, n],
+                                     alpha / n_data)
+        if p < worst[0]:
+            worst = (p, n, stat, df, w)
+    p, n, stat, df, w = worst
+    rate = f"false-failure rate {alpha:g} (Bonferroni over {n_data} datapoints)"
+    if p < alpha / n_data:
+        return PropertyResult("χ² over the support", "fail",
+                              f"datapoint {n}: the counts of {z.shape[0]} draws differ from exp(log_prob): χ² = "
+                              f"{stat:.1f} on {df} df, p = {p:.2g}; {rate}")
+    return PropertyResult("χ² over the support", "pass", f"smallest p = {p:.3g}; {rate}; detects Cohen's w ≥ "
+                                                         f"{w:.3g} with probability 0.9")
+
+
+def _guide_score(guide, phi, x, z, alpha):
+    means = []
+    for part in _batches(z.shape[0]):
+        zb = z[part]
+        pull = protocol.guide_forward(guide, phi, zb, x)[1]
+        means.append(flatten(pull(np.full(zb.shape[:2], 1.0 / zb.shape[0]))))
+    return _score_test(np.array(means), alpha, "E[∇_φ log q(z|x)] = 0")
+
+
+def _numeric_cdf(log_density, centre, spread, grid_points=4001):
+    grid = np.linspace(centre - 12 * spread, centre + 12 * spread, grid_points)
+    dens = np.exp(log_density(grid))
+    cdf = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * np.diff(grid))])
+    return grid, cdf
+
+
+def _guide_pit(guide, phi, x, z, alpha):
+    name = "probability integral transform"
+    if int(np.prod(guide.z_shape, dtype=int)) != 1:
+        return PropertyResult(name, "not applicable", "the PIT needs a scalar latent (its CDF by quadrature)")
+    n_data, worst = x.shape[0], (1.0, 0, 0.0)
+    for n in range(n_data):
+        zn = z[:, n].reshape(-1)
+        spread = max(float(np.std(zn)), 1e-6)
+
+        def log_density(values, n=n):
+            zz = values.reshape((-1, 1) + tuple(guide.z_shape))
+            return protocol.guide_forward(guide, phi, zz, x[n:n + 1])[0][:, 0]
+        grid, cdf = _numeric_cdf(log_density, float(np.median(zn)), spread)
+        if abs(cdf[-1] - 1) > 1e-3:
+            return PropertyResult(name, "fail", f"datapoint {n}: exp(log_prob) integrates to {cdf[-1]:.4g} around "
+                                                f"the draws, not 1 — the density and the sampler disagree in scale")
+        result = stats.kstest(np.interp(zn, grid, cdf), "uniform")
+        if result.pvalue < worst[0]:
+            worst = (result.pvalue, n, result.statistic)
+    p, n, d = worst
+    critical = stats.kstwo.isf(alpha / n_data, z.shape[0])
+    if p < alpha / n_data:
+        return PropertyResult(name, "fail", f"datapoint {n}: u = F(z|x) of the draws is not uniform (KS D = {d:.3g}, "
+                                            f"p = {p:.2g}); the sampler does not draw from the density")
+    return PropertyResult(name, "pass", f"KS D ≤ {critical:.3g} needed (false-failure rate {alpha:g}, Bonferroni "
+                                        f"over {n_data}); detects a CDF difference above it with probability ≥ ½")
+
+
+def check_model_sampler(model, theta, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT_ALPHA):
+    """Test that ``model.sample(theta, n, rng)`` draws from ``model.log_joint``: χ² over (z, x) when both are
+    finite (``support()`` and ``data_support()``); the randomized PIT of z given x under the exact posterior
+    when z is finite; the score identity E[∇_θ log p_θ(z, x)] = 0 always.  Returns a CheckReport."""
+    draws, seed = check_count(draws, "draws", minimum=2 * BATCHES), check_count(seed, "seed", minimum=0)
+    alpha = _check_alpha(alpha)
+    theta = protocol.validate_params(theta, model.theta_shapes, "theta")
+    z, x = protocol.sample_model(model, theta, draws, np.random.default_rng(seed))
+    report = CheckReport(f"{model!r}.sample")
+    states = protocol.support(model)
+    if states is not None:
+        report.results.append(_model_pit(model, theta, z, x, states, alpha, np.random.default_rng([seed, 1])))
+    else:
+        report.results.append(PropertyResult("posterior PIT of z given x", "not applicable",
+                                             "needs a finite support()"))
+    means = []
+    for part in _batches(draws):
+        zb, xb = z[part][None], x[part]
+        pull = protocol.model_forward(model, theta, zb, xb)[1]
+        means.append(flatten(pull(np.full(zb.shape[:2], 1.0 / zb.shape[1]))))
+    report.results.append(_score_test(np.array(means), alpha, "E[∇_θ log p(z, x)] = 0"))
+    return report
+
+
+def _model_pit(model, theta, z, x, states, alpha, rng):
+    """z | x under the exact posterior: u = F(z − 1 | x) + V p(z | x), V uniform, is uniform if the sampler
+    draws (z, x) from the joint the log density states (states ordered as support() lists them)."""
+    n = x.shape[0]
+    table = np.repeat(states[:, None], n, axis=1)
+    log_p = protocol.model_forward(model, theta, protocol.validate_z(model, table, n), x)[0]       # (S, n)
+    post = np.exp(log_p - np.logaddexp.reduce(log_p, axis=0))
+    index = _state_index(states, z)
+    if np.any(index < 0):
+        return PropertyResult("posterior PIT of z given x", "fail",
+                              f"the sampler drew z = {z[np.argmax(index < 0)].tolist()}, outside support()")
+    below = np.cumsum(post, axis=0) - post
+    u = below[index, np.arange(n)] + rng.random(n) * post[index, np.arange(n)]
+    result = stats.kstest(u, "uniform")
+    critical = stats.kstwo.isf(alpha, n)
+    if result.pvalue < alpha:
+        return PropertyResult("posterior PIT of z given x", "fail",
+                              f"z given x is not distributed as p_θ(z|x) (KS D = {result.statistic:.3g}, p = "
+                              f"{result.pvalue:.2g}): sample() and log_joint disagree")
+    return PropertyResult("posterior PIT of z given x", "pass", f"KS D ≤ {critical:.3g} needed (false-failure rate "
+                                                                f"{alpha:g}); detects a larger CDF difference with "
+                                                                f"probability ≥ ½")
+
+
+def check_samplers(model, guide, seed=0, draws=DEFAULT_DRAWS, alpha=DEFAULT_ALPHA):
+    """Both samplers of a pair at θ, φ from ``init_theta``/``init_phi`` and x from the model (``seed``):
+    a list of PropertyResult named "sampler: …" (what check_estimator and audit_model include).  A pair
+    without ``sample`` methods gets "not applicable"."""
+    rng = np.random.default_rng([seed, 25])
+    out = []
+    if not callable(getattr(model, "sample", None)):
+        return [PropertyResult("sampler: model and guide", "not applicable", "the model has no sample()")]
+    try:
+        theta, phi = protocol.init_params(model, rng), protocol.init_params(guide, rng)
+        x = protocol.sample_model(model, theta, 3, rng)[1]
+        for who, check in (("guide", lambda: check_guide_sampler(guide, phi, x, draws, seed, alpha)),
+                           ("model", lambda: check_model_sampler(model, theta, draws, seed, alpha))):
+            out += [PropertyResult(f"sampler: {who}.sample, {r.name}", r.status, r.detail) for r in check().results
+                    if r.status != "not applicable"]
+    except protocol.MissingCapability as err:
+        return [PropertyResult("sampler: model and guide", "not applicable", str(err))]
+    except Exception as err:                  # the user's sampler or density failed: a failed check, shown as it is
+        out.append(PropertyResult("sampler: model and guide", "fail", f"raised {traceback_text(err)}"))
+    return out

@@ -1,0 +1,392 @@
+"""Property-based checks you can run on your own RWS implementation.
+
+- Strategies: :func:`params`, :func:`cases` (θ, φ, a batch x and particles z
+  for any model and guide that follow the protocol, built from their
+  declarations, docs/protocol.md), :func:`log_weight_arrays`
+  (including spreads up to ±1e5 and zero-weight particles).
+- :func:`check_estimator` runs the properties a correct implementation of one
+  estimator must have (rws_ref.properties) and reports which failed, on which
+  input, with numbers and a diagnosis; :func:`assert_estimator` raises with it.
+- :func:`check_loss` checks a scalar surrogate loss (its value and its gradients)
+  and reports the convention it found (rws_ref.losses).
+
+Any of rws_ref's twelve estimator kinds (rws_ref.registry.KINDS) can be checked.
+Your function takes the arguments of rws_ref's function of the same name —
+``fn(model, guide, theta, phi, x, z)`` for wake-θ, for instance, or
+``fn(theta, phi, x, z)`` if it evaluates densities of its own — and returns a dict
+of arrays keyed like the parameters (ELBO_IS: the (N,) array), with the
+contract's sign convention.  hypothesis, which draws the examples, is installed
+with rws_ref.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from .. import protocol, registry
+from .._checks import check_count, check_timeout, deadline
+from ..estimators import log_weights
+from . import limits
+from .losses import LossReport, check_loss
+from .properties import (
+    Caller,
+    CheckReport,
+    Properties,
+    PropertyResult,
+    draw_case,
+    exact_mean,
+    traceback_text,
+)
+from .sampling import check_samplers
+
+__all__ = ["params", "cases", "log_weight_arrays", "check_estimator", "assert_estimator", "check_loss", "CheckReport",
+           "PropertyResult", "LossReport", "REFERENCE", "MAX_EXAMPLES"]
+
+#: kind -> (rws_ref's implementation, what its exact mean must equal); every kind of rws_ref.registry
+REFERENCE = {kind: (entry.function, entry.mean) for kind, entry in registry.ESTIMATORS.items()}
+
+#: check_estimator refuses more examples per property than this unless ``max_examples_limit`` is raised
+MAX_EXAMPLES = 10_000
+
+
+def _st():
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+    return st, hnp
+
+
+def params(shapes, low=-2.0, high=2.0, log_scale=(-1.0, 1.0)):
+    """Strategy for a parameter dict with these shapes; keys starting with ``log_`` get ``log_scale``."""
+    st, hnp = _st()
+
+    def entry(key, shape):
+        lo, hi = log_scale if key.startswith("log_") else (low, high)
+        return hnp.arrays(np.float64, shape, elements=st.floats(lo, hi, allow_nan=False, allow_subnormal=False))
+    return st.fixed_dictionaries({k: entry(k, s) for k, s in shapes.items()})
+
+
+def cases(model, guide, max_n=3, max_k=4, min_k=1, max_spread=None):
+    """Strategy for (theta, phi, x, z) on any model and guide that follow the protocol.
+
+    θ and φ from the declared shapes (:func:`params`); x drawn from the model
+    itself at that θ (``model.sample`` with a drawn seed), so it is data the
+    model could produce; z from the finite ``support()`` if the model has one,
+    else by the declared z_domain (real entries in [−4, 4], 0/1, or categories).
+
+    ``max_spread`` (nats): keep each datapoint's log weights within this range,
+    so the normalized weights are not one-hot — on a finite support by drawing
+    the particles among the states whose log weight is within it of the best,
+    otherwise by drawing them from the guide and rejecting wider spreads.
+    """
+    st, hnp = _st()
+    protocol.check_pair(model, guide)
+    states = protocol.support(model)
+    z_shape, z_domain = tuple(model.z_shape), protocol.domain(model, "z")
+
+    @st.composite
+    def build(draw):
+        from hypothesis import assume
+        n, k = draw(st.integers(1, max_n)), draw(st.integers(min_k, max_k))
+        theta, phi = draw(params(model.theta_shapes)), draw(params(guide.phi_shapes))
+        rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+        x = protocol.sample_model(model, theta, n, rng)[1]
+        if states is not None:
+            z = _support_particles(rng, states, model, guide, theta, phi, x, k, max_spread)
+        elif max_spread is not None:
+            z = protocol.sample_guide(guide, phi, x, k, rng)
+        elif z_domain == "real":
+            z = draw(hnp.arrays(np.float64, (k, n) + z_shape, elements=st.floats(
+                -4, 4, allow_nan=False, allow_subnormal=False)))
+        else:
+            top = 1 if z_domain == "binary" else z_domain - 1
+            z = draw(hnp.arrays(np.int64, (k, n) + z_shape, elements=st.integers(0, top)))
+            z = z.astype(np.float64) if z_domain == "binary" else z
+        if max_spread is not None:
+            log_w = log_weights(model, guide, theta, phi, x, z)
+            assume(np.all(np.ptp(log_w, axis=0) <= max_spread))
+        return theta, phi, x, z
+    return build()
+
+
+def _support_particles(rng, states, model, guide, theta, phi, x, k, max_spread):
+    # particles drawn uniformly from the support for each datapoint; with max_spread, only among
+    # the states whose log weight for that datapoint is within max_spread of the best one
+    n = x.shape[0]
+    if max_spread is None:
+        return states[rng.integers(0, len(states), size=(k, n))]
+    log_w = log_weights(model, guide, theta, phi, x, np.repeat(states[:, None], n, axis=1))      # (S, N)
+    idx = np.empty((k, n), dtype=np.int64)
+    for j in range(n):
+        near = np.flatnonzero(log_w[:, j] >= log_w[:, j].max() - max_spread)
+        idx[:, j] = near[rng.integers(0, len(near), size=k)]
+    return states[idx]
+
+
+def log_weight_arrays(max_k=6, max_n=4, spread=1e5, zero_weights=True):
+    """Strategy for (K, N) log weights spread over ±``spread``, optionally with −inf
+    entries (never a whole column of them)."""
+    st, hnp = _st()
+
+    @st.composite
+    def build(draw):
+        k, n = draw(st.integers(1, max_k)), draw(st.integers(1, max_n))
+        a = draw(hnp.arrays(np.float64, (k, n), elements=st.floats(-spread, spread, allow_nan=False)))
+        if zero_weights and k > 1:
+            dead = draw(hnp.arrays(np.bool_, (k, n)))
+            dead[np.argmax(a, axis=0), np.arange(n)] = False
+            a = np.where(dead, -np.inf, a)
+        return a
+    return build()
+
+
+def _case_strategy(entry, model, guide, min_k, max_k, max_n, max_spread, extreme):
+    """Cases for ``entry``: (θ, φ, x, z) as :func:`cases` draws them, with what the signature needs besides
+    (ε, dreams, ι, δ) drawn from a generator hypothesis seeds; ``extreme`` widens the particles (and ε)."""
+    st, _ = _st()
+    base = cases(model, guide, max_n=max_n, max_k=max_k, min_k=min_k,
+                 max_spread=None if extreme else max_spread)
+
+    @st.composite
+    def build(draw):
+        from hypothesis import assume
+        theta, phi, x, z = draw(base)
+        rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+        case = draw_case(entry, model, guide, theta, phi, rng, n=x.shape[0], k=z.shape[0], x=x, z=z)
+        if entry.signature == "noise":
+            eps = (3.0 if extreme else 1.0) * case.eps
+            case = case._replace(eps=eps, z=guide.reparameterize(phi, x, eps))
+            if not extreme and max_spread is not None:
+                log_w = log_weights(model, guide, theta, phi, x, case.z)
+                assume(np.all(np.ptp(log_w, axis=0) <= max_spread))
+        return case
+    return build()
+
+
+def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8, exact_ks=(1, 2, 3), seed=0,
+                    shrink=False, min_k=None, max_spread=30.0, max_examples_limit=MAX_EXAMPLES, timeout=None,
+                    progress=False, samplers=True):
+    """Check an implementation of one estimator against the properties it must have.
+
+    Parameters
+    ----------
+    fn : callable in the signature of rws_ref's function ``kind`` (rws_ref.registry), with or without the
+        leading ``model, guide`` — e.g. ``fn(model, guide, theta, phi, x, z)`` or ``fn(theta, phi, x, z)``
+        for wake-θ, ``fn(theta, phi, x, eps)`` for IWAE, ``fn(phi, dream_z, dream_x)`` for sleep-φ,
+        ``fn(log_w)`` for ELBO_IS
+    kind : one of rws_ref.registry.KINDS: "elbo_is", "wake_theta", "wake_phi", "sleep_phi", "insomnia",
+        "defensive_wake_phi", "iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi", "reinforce_phi",
+        "vimco_phi"
+    model, guide : the model and guide ``fn`` implements — built-in, your own following the protocol, or
+        :mod:`rws_ref.adapters` around densities in another framework (default: LinearGaussian(2, 3) with
+        DiagonalGaussianGuide(2, 3); for defensive wake-φ a four-component mixture)
+    max_examples : int, hypothesis examples per property (at most ``max_examples_limit``)
+    rtol : float in (0, 1), tolerance relative to max(1, max |reference|)
+    exact_ks : K values for the exact-oracle property (models with a finite support)
+    seed : int, the seed of the examples (same seed, same examples)
+    shrink : bool, let hypothesis shrink a failing example (slower; a simpler input)
+    min_k : int, the smallest K drawn (default: the estimator's own minimum, 2 for VIMCO)
+    max_spread : float or None, the largest spread of one datapoint's log weights in the drawn cases,
+        so that w̄ is not one-hot and every mistake shows; the extreme range is a property of its own.
+    timeout : seconds, optional: each call of ``fn`` and of the model's and guide's methods must return
+        within it, else the property fails with a TimeoutError naming the function (main thread, Unix)
+    progress : bool, print each property's name to stderr as it starts
+    samplers : bool, also test the pair's samplers against their densities (rws_ref.sampling): the
+        particles a training run would use must come from the guide's density
+
+    Properties
+    ----------
+    agreement      equals rws_ref's estimator on random inputs, with a diagnosis naming the entry and
+                   the closest known mistake (rws_ref.diagnose)
+    extreme        agreement again with log weights of any spread (w̄ may be one-hot)
+    deterministic  the same input twice gives the same output
+    permutation    invariant to permuting each datapoint's particles (ε; the dreams' order)
+    shift          invariant to a θ-free constant added to one datapoint's log joint (ELBO_IS: moves by
+                   it); applies only to a function that evaluates the model it is given, and not to
+                   REINFORCE, whose learning signal moves with it, nor to sleep-φ, which has no model
+    batch          a batch estimate equals the mean of the single-datapoint estimates
+    exact          with a finite support: the exact mean over z ~ q^K equals ∇ ELBO_IS (the unbiased
+                   kinds), rws_ref's exact mean (the self-normalized kinds: their bias) or the exact
+                   ELBO_IS; sleep-φ's exact mean over (z, x) ~ p_θ equals the sleep target
+    samplers       ``guide.sample`` draws from ``guide.log_prob`` and ``model.sample`` from
+                   ``model.log_joint`` (χ² on finite supports, the score identity, the PIT), each at a
+                   false-failure rate of 1e-3
+
+    An exception raised by ``fn`` is reported with its type, message and traceback; an output that is
+    not a dict of finite real arrays of the right keys and shapes is reported as such.  A property that
+    cannot apply is reported as "not applicable" with the reason, never as passed.
+
+    Returns
+    -------
+    CheckReport (``report.ok``, ``report.failed()``, ``str(report)``, ``report.assert_ok()``)
+    """
+    entry = registry.get(kind)
+    min_k, seed, rtol, max_examples = _check_options(fn, entry, rtol, max_examples, seed, min_k, max_spread,
+                                                     max_examples_limit)
+    exact_ks = tuple(check_count(int(k) if isinstance(k, np.integer) else k, "exact_ks[i]") for k in exact_ks)
+    if model is None and guide is None:
+        model, guide = registry.default_pair(entry)
+    if model is None or guide is None:
+        raise ValueError("model and guide must be given together (or neither, for the default pair)")
+    protocol.check_pair(model, guide)
+    timeout = check_timeout(timeout)
+    model, guide = limits.timed(model, timeout), limits.timed(guide, timeout)
+    call = Caller(fn, entry, timeout)
+    report = CheckReport(kind)
+    reason = registry.applies(entry, model, guide) or _needs_sample(entry, model)
+    if reason:
+        report.results.append(PropertyResult("every property", "not applicable", reason))
+        return report
+    run = _runner(report, max_examples, seed, shrink, progress)
+    prop = Properties(call, entry, model, guide, rtol)
+    strategy = lambda extreme: _case_strategy(entry, model, guide, min_k, max(4, min_k), 3, max_spread, extreme)
+    moderate = strategy(False)
+    run("agreement with rws_ref", prop.agreement, moderate)
+    run("agreement, extreme log weights", prop.agreement, strategy(True))
+    run("deterministic", prop.deterministic, moderate)
+    run("permutation invariance", prop.permutation, moderate)
+    shift_reason = _shift_not_applicable(entry, call, model, guide, moderate, seed)
+    if shift_reason:
+        report.results.append(PropertyResult("per-datapoint shift invariance", "not applicable", shift_reason))
+    else:
+        run("per-datapoint shift invariance", prop.shift, moderate)
+    run("batch = mean of single datapoints", prop.batch, moderate)
+    report.results.append(exact_mean(call, entry, model, guide, exact_ks, rtol, min_k))
+    if samplers:
+        report.results += check_samplers(model, guide, seed)
+    return report
+
+
+def _needs_sample(entry, model):
+    if entry.signature in ("dreams", "insomnia") and not callable(getattr(model, "sample", None)):
+        return f"{entry.name} needs dreams (z, x) ~ p_θ: the model must have sample()"
+    return None
+
+
+def _check_options(fn, entry, rtol, max_examples, seed, min_k, max_spread, limit):
+    """Every argument of check_estimator, before any example runs; returns (min_k, seed, rtol, max_examples)."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable; got {type(fn).__name__}")
+    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real):
+        raise TypeError(f"rtol must be a number in (0, 1); got {type(rtol).__name__} {rtol!r}")
+    if not 0 < rtol < 1:                                  # also refuses NaN
+        raise ValueError(f"rtol must be a number in (0, 1); got {rtol!r}")
+    limit = check_count(limit, "max_examples_limit")
+    max_examples = check_count(max_examples, "max_examples")
+    if max_examples > limit:
+        raise ValueError(f"max_examples = {max_examples:,} examples per property is above the limit of {limit:,} "
+                         f"(about {max_examples * 7 * 2e-3 / 3600:.2g} hours for a fast function); "
+                         f"pass max_examples_limit={max_examples} to allow it")
+    if max_spread is not None and (isinstance(max_spread, bool) or not isinstance(max_spread, numbers.Real)
+                                   or not (max_spread > 0 and math.isfinite(max_spread))):
+        raise ValueError(f"max_spread must be a positive finite number or None; got {max_spread!r}")
+    min_k = check_count(min_k if min_k is not None else entry.min_k, "min_k")
+    if min_k < entry.min_k:
+        raise ValueError(f"min_k must be >= {entry.min_k} for {entry.name}; got {min_k}")
+    return min_k, check_count(seed, "seed", minimum=0), float(rtol), max_examples
+
+
+def assert_estimator(fn, kind, model=None, guide=None, **options):
+    """:func:`check_estimator`, raising AssertionError whose message is the whole report
+    (the diagnosis) if any property fails — one line in a test."""
+    __tracebackhide__ = True
+    check_estimator(fn, kind, model, guide, **options).assert_ok()
+
+
+class _Poisoned:
+    """A model every method of which raises: tells whether a function evaluates the model it is given."""
+
+    class Touched(Exception):
+        pass
+
+    def __init__(self, inner):
+        protocol.copy_declarations(self, inner, "theta_shapes")
+
+    def __repr__(self):
+        return "a model that must not be evaluated"
+
+    def _touch(self, *args):
+        raise self.Touched()
+
+    init_theta = sample = log_joint = grad_log_joint = log_joint_vjp = grad_z_log_joint = _touch
+
+
+def _shift_not_applicable(entry, call, model, guide, strategy, seed):
+    if entry.name == "reinforce_phi":
+        return ("REINFORCE's learning signal L̂ moves with the shift; only its mean is invariant "
+                "(VIMCO's differences L̂ − L̂₋ₖ are invariant)")
+    if entry.signature == "dreams":
+        return "sleep-φ does not evaluate the model"
+    if entry.signature == "log_w":
+        return None
+    if not call.objects:
+        return ("fn evaluates its own densities, which rws_ref cannot shift; "
+                "give fn(model, guide, …) to have the property checked")
+    case = _example(strategy, seed)
+    try:
+        with deadline(call.timeout, call.name):
+            call.fn(*registry.arguments(entry, _Poisoned(model), guide, case))
+    except Exception:            # it evaluated the model (or failed on it in its own way): it uses the model
+        return None
+    return "fn ignores the model it is given (it evaluates its own densities), so a shifted model cannot test it"
+
+
+def _example(strategy, seed):
+    """One example of a strategy, reproducibly."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hseed
+    out = []
+
+    @hseed(seed)
+    @settings(max_examples=1, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def take(case):
+        out.append(case)
+    take()
+    return out[0]
+
+
+def _describe(case):
+    fmt = lambda a: np.array2string(np.asarray(a), precision=4, threshold=20, separator=", ").replace("\n", "")
+    parts = [f"theta[{k!r}]={fmt(v)}" for k, v in case.theta.items()]
+    parts += [f"phi[{k!r}]={fmt(v)}" for k, v in case.phi.items()]
+    return ", ".join(parts + [f"{name}={fmt(v) if not isinstance(v, float) else v}"
+                              for name, v in case._asdict().items() if name not in ("theta", "phi") and v is not None])
+
+
+def _runner(report, max_examples, seed, shrink, progress=False):
+    """run(name, prop, strategy): hypothesis over ``strategy``; the first failing input's numbers, or
+    the exception the user's function raised with its traceback, go in the report."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hseed
+    phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
+    conf = settings(max_examples=max_examples, deadline=None, derandomize=False, database=None,
+                    suppress_health_check=list(HealthCheck), phases=phases, report_multiple_bugs=False)
+
+    def run(name, prop, strategy):
+        failure = {}
+        if progress:
+            import sys
+            print(f"check_estimator({report.kind!r}): {name} ({max_examples} examples) …", file=sys.stderr,
+                  flush=True)
+
+        @hseed(seed)
+        @conf
+        @given(strategy)
+        def test(case):
+            try:
+                ok, detail = prop(case)
+            except Exception as err:
+                what = "your function returned" if type(err).__name__ == "UserOutputError" else "your function raised"
+                text = str(err) if what.endswith("returned") else traceback_text(err)
+                failure["detail"] = f"{what} {text}; input: {_describe(case)}"
+                raise
+            if not ok:
+                failure["detail"] = f"{detail}; input: {_describe(case)}"
+                raise AssertionError(detail)
+        try:
+            test()
+            report.results.append(PropertyResult(name, "pass"))
+        except Exception as err:
+            report.results.append(PropertyResult(name, "fail", failure.get("detail", f"{type(err).__name__}: {err}")))
+    return run
+

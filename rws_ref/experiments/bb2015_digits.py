@@ -1,0 +1,260 @@
+"""Bornschein and Bengio (2015)'s experiment at a size where every number is exact: sigmoid belief nets on
+binarized handwritten digits, wake-sleep against reweighted wake-sleep at several K.
+
+``rws-ref reproduce bb2015-digits [--budget B] [--seeds S] [--jobs J | --scheduler ADDRESS] --out DIR``
+
+The data: scikit-learn's 8×8 digits (1,797 images shipped inside the package, never downloaded;
+``pip install 'rws_ref[data]'``), each pixel on when its intensity (0–16) is at least 8; a fixed split
+by a permutation seeded 2015: 1,500 training images, 297 held out.  The model: SigmoidBeliefNet with
+dz = 8 latent bits over the 64 pixels, so log p_θ(x) is an exact sum over 256 states and the
+posterior an exact table; the guide: BernoulliGuide (independent bits, logits A x + c).
+
+Methods: WS (wake-θ with sleep-φ — the wake-sleep algorithm of Hinton et al. 1995 at K = 1), RWS (wake-θ
+with wake-φ), δ-WW (defensive wake-φ, δ = 0.2), REINFORCE and VIMCO (K ≥ 2), at K ∈ {1, 5, 20}; minibatches of
+100 training images, Adam at 3e-3 for θ and φ, 20,000 iterations at budget 1; θ starts near zero (all
+entries N(0, 0.01²)) and φ at the guide's own initialization.  Each run is evaluated on the held-out images
+at 50 points (fewer in runs under 250 iterations: every 5 iterations at most): the exact log-likelihood per
+image (mean of log p_θ(x)), the exact posterior error (mean of ‖q_φ(·|x) − p_θ(·|x)‖₂) and the
+importance-sampled estimate of the log-likelihood with the run's K particles (ELBO_IS) — what Bornschein
+and Bengio could measure.  Outputs as le2019-gmm's (rws_ref.runner):
+DIR/runs/, DIR/results.csv, DIR/summary.json (final values: mean and 95 % t-interval over seeds) and
+DIR/bb2015_digits.png.
+"""
+import os
+import time
+
+import numpy as np
+
+from .._checks import check_count
+from .._io import atomic_write
+from ..estimators import log_weights
+from ..models import BernoulliGuide, SigmoidBeliefNet
+from ..numerics import logsumexp, sigmoid, softmax
+from . import runner
+
+__all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "load_digits", "bb2015_digits", "run_one", "summary_table",
+           "reconstructions", "image_grids",
+           "importance_estimate"]
+
+EXPERIMENT = "bb2015-digits"
+METHODS = {"WS": {"method": "sleep"}, "RWS": {"method": "wake"}, "δ-WW": {"method": "defensive", "delta": 0.2},
+           "REINFORCE": {"method": "reinforce"}, "VIMCO": {"method": "vimco"}}
+KS = (1, 5, 20)
+FULL_ITERS = 20_000
+DZ, THRESHOLD, SPLIT_SEED, N_TRAIN = 8, 8, 2015, 1500
+BATCH, LR, N_POINTS = 100, 3e-3, 50
+#: CPU seconds per training iteration with its share of the evaluations (measured on 2 cores, loaded)
+SECONDS_PER_ITERATION = 6e-3
+KEYS = ("log_likelihood", "posterior_error", "is_estimate")
+
+
+def load_digits():
+    """(train (1500, 64), held_out (297, 64)): the binarized digits, float 0/1, in the fixed split."""
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError:
+        raise ImportError("the digits ship with scikit-learn: pip install 'rws_ref[data]'") from None
+    images = sklearn_digits().data
+    x = (images >= THRESHOLD).astype(np.float64)
+    x = x[np.random.default_rng(SPLIT_SEED).permutation(len(x))]
+    return x[:N_TRAIN], x[N_TRAIN:]
+
+
+def _pairs(methods, ks):
+    return [(m, K) for m in methods for K in ks if not (METHODS[m]["method"] == "vimco" and K < 2)]
+
+
+def run_one(task):
+    """One training run, ``task`` = (method, K, seed, iterations, checkpoint path or None); returns its rows,
+    final θ and φ and wall seconds (runner.finished_run).  A pure function of the task (the data are loaded in
+    the worker)."""
+    from .train import TrainConfig, train
+    method, K, seed, iters, ckpt = task
+    data, held_out = load_digits()
+    model, guide = SigmoidBeliefNet(DZ, data.shape[1]), BernoulliGuide(DZ, data.shape[1])
+    start = np.random.default_rng([seed, 2015])
+    theta = {k: 0.01 * start.standard_normal(shape) for k, shape in model.theta_shapes.items()}
+    cfg = TrainConfig(K=K, iters=iters, batch_size=BATCH, lr_theta=LR, lr_phi=LR, seed=seed,
+                      eval_every=max(5, iters // N_POINTS), grad_replicates=0, early_stop=False, **METHODS[method])
+    resume = ckpt if ckpt is not None and os.path.exists(ckpt) else None
+    began = time.perf_counter()
+    result = train(model, guide, data, cfg, theta=theta, eval_data=held_out, checkpoint=ckpt,
+                   checkpoint_every=max(1, iters // 10), resume=resume)
+    if result.stopped_by == "interrupted":
+        raise KeyboardInterrupt
+    rows = [{"method": method, "K": K, "seed": seed, "iteration": r["iteration"], "log_likelihood": r["log_p"],
+             "posterior_error": r["posterior_error"], "is_estimate": r["elbo_is"]} for r in result.history]
+    return runner.finished_run(rows, result.theta, result.phi, time.perf_counter() - began)
+
+
+def bb2015_digits(out_dir, budget=0.01, seeds=1, methods=tuple(METHODS), ks=KS, jobs=1, progress=False,
+                  scheduler=None, fresh=False, max_runs=runner.MAX_RUNS):
+    """Run (or resume) the experiment; write results.csv, summary.json and the figure into ``out_dir``.
+
+    Returns
+    -------
+    (rows, summary, seconds), as :func:`rws_ref.reproduce.le2019_gmm`.
+    """
+    budget = runner.check_budget(budget, FULL_ITERS)
+    seeds, jobs = check_count(seeds, "seeds"), check_count(jobs, "jobs")
+    unknown = [m for m in methods if m not in METHODS] + [k for k in ks if k not in KS]
+    if unknown:
+        raise ValueError(f"unknown methods or K: {unknown}; methods {list(METHODS)}, K {list(KS)}")
+    load_digits()                                              # the extra is there, before any run starts
+    experiment = runner.Experiment(EXPERIMENT, FULL_ITERS, SECONDS_PER_ITERATION, METHODS, KEYS, run_one,
+                                   "bb2015_digits.png", plot, more_figures=_image_figure)
+    return runner.run_experiment(experiment, out_dir, _pairs(methods, ks), budget, seeds, jobs=jobs,
+                                 scheduler=scheduler, progress=progress, fresh=fresh, max_runs=max_runs)
+
+
+def _image_figure(out_dir, runs):
+    image_grids({(m, K): run["parameters"] for (m, K, s), run in runs.items() if s == 0},
+                os.path.join(out_dir, "bb2015_digits_images.png"))
+
+
+def summary_table(summary):
+    """The final held-out values as a text table: method, K → exact log-likelihood per image, its
+    importance-sampled estimate with K particles, the posterior error (mean ± t half-width)."""
+    lines = [f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), {summary['seeds']} "
+             f"seed(s); held-out images, at the end",
+             f"{'method':<10}{'K':>4}{'exact log p(x)':>22}{'IS estimate (K)':>22}{'posterior error':>22}"
+             f"{'s per run':>11}"]
+    for name, c in summary["final"].items():
+        method, K = name.split(" K=")
+        cells = []
+        for key in KEYS:
+            low, high = c[f"{key}_interval"]
+            cells.append(f"{c[key]:.3f}" + (f" ±{(high - low) / 2:.3f}" if high > low else ""))
+        lines.append(f"{method:<10}{K:>4}{cells[0]:>22}{cells[2]:>22}{cells[1]:>22}{summary['seconds_per_run'][name]:>11.0f}")
+    return "\n".join(lines)
+
+
+def plot(rows, path, iters):
+    """Learning curves on the held-out images, a column per K, a line per method (the mean over seeds, with the
+    band of its 95 % t-interval when there are several): top, the exact log-likelihood per image (solid) and
+    the IS estimate with K particles (dashed), the axis fitted to the last nine tenths of the run; bottom, the
+    exact posterior error."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ks = sorted({r["K"] for r in rows})
+    fig, axes = plt.subplots(2, len(ks), figsize=(3.6 * len(ks), 6.4), sharey="row", sharex=True, squeeze=False)
+    late = []
+    for column, K in enumerate(ks):
+        top, bottom = axes[0, column], axes[1, column]
+        for index, method in enumerate(METHODS):
+            sel = [r for r in rows if r["K"] == K and r["method"] == method]
+            if not sel:
+                continue
+            its = sorted({r["iteration"] for r in sel})
+            color = f"C{index}"
+            for ax, key in ((top, "log_likelihood"), (bottom, "posterior_error")):
+                bands = [runner.interval([r[key] for r in sel if r["iteration"] == it]) for it in its]
+                ax.plot(its, [b[0] for b in bands], label=method, lw=1.3, color=color)
+                if any(b[2] > b[1] for b in bands):
+                    ax.fill_between(its, [b[1] for b in bands], [b[2] for b in bands], color=color, alpha=0.2, lw=0)
+                if key == "log_likelihood":
+                    late += [b[0] for it, b in zip(its, bands) if it >= iters / 10]
+            est = [np.mean([r["is_estimate"] for r in sel if r["iteration"] == it]) for it in its]
+            top.plot(its, est, "--", lw=0.9, color=color)
+            late += [e for it, e in zip(its, est) if it >= iters / 10]
+        top.set_title(f"K = {K}")
+        bottom.set_xlabel("iteration")
+        bottom.set_yscale("log")
+    if late:
+        low, high = min(late), max(late)
+        axes[0, 0].set_ylim(low - 0.08 * (high - low + 1e-9), high + 0.08 * (high - low + 1e-9))
+    axes[0, 0].set_ylabel("held-out log p(x) per image (nats)")
+    axes[1, 0].set_ylabel("posterior error, mean ‖q − p(·|x)‖₂")
+    axes[0, -1].legend(fontsize=8)
+    seeds = len({r["seed"] for r in rows})
+    fig.suptitle(f"SBN on binarized digits, {iters:,} iterations, {seeds} seed(s); solid: exact, dashed: "
+                 f"IS estimate with K particles", fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
+                 binary=True)
+    plt.close(fig)
+
+
+def _every_state(model, guide, phi, x):
+    """The latent states (S, dz), each state for every image as particles (S, N, dz), and the guide's table
+    q_φ(s | x_n) (S, N)."""
+    states = model.support()
+    every = np.broadcast_to(states[:, None, :], (len(states), len(x), states.shape[1]))
+    return states, every, softmax(guide.log_prob_vjp(phi, every, x)[0], axis=0)
+
+
+def importance_estimate(model, guide, theta, phi, x, K, replicates, rng):
+    """What an importance-sampled evaluation with K particles reports: the mean over the images ``x`` of
+    L̂_n = log (1/K) Σ_k w_kn, z_kn ~ q_φ(·|x_n), drawn ``replicates`` (≥ 2) times per image.
+
+    The latent support is finite, so K draws from q_φ(·|x_n) are drawn as their counts over the states
+    (multinomial, the same distribution) and L̂_n = log Σ_s c_sn w_sn − log K with the weights of every
+    state computed once: the cost does not grow with K.
+
+    Returns (estimate, standard error): the mean over images and replicates, and its Monte Carlo standard
+    error given the images, sqrt(Σ_n s_n² / R) / N with s_n² the sample variance of image n's R estimates.
+    Its expectation is the mean of ELBO_IS(θ, φ, x_n) ≤ mean log p_θ(x_n)."""
+    replicates, K = check_count(replicates, "replicates"), check_count(K, "K")
+    if replicates < 2:
+        raise ValueError(f"replicates must be at least 2 (for the standard error); got {replicates}")
+    states, every, q = _every_state(model, guide, phi, x)
+    log_w = log_weights(model, guide, theta, phi, x, every).T                  # (N, S)
+    q = q.T                                                                    # (N, S)
+    estimates = np.empty((replicates, len(x)))
+    for r in range(replicates):
+        counts = rng.multinomial(K, q)                                         # (N, S), rows sum to K
+        with np.errstate(divide="ignore"):
+            estimates[r] = logsumexp(log_w + np.log(counts), axis=1) - np.log(K)
+    se = np.sqrt(np.sum(np.var(estimates, axis=0, ddof=1)) / replicates) / len(x)
+    return float(estimates.mean()), float(se)
+
+
+def reconstructions(model, guide, theta, phi, x):
+    """E_{q_φ(z|x)} p_θ(x_d = 1 | z) per pixel, exactly (a sum over the 2^dz states), shape (N, dx): what the
+    learned guide and model make of each image.  ``x`` (N, dx) binary."""
+    states, _, q = _every_state(model, guide, phi, x)
+    pixels = sigmoid(states @ theta["W"].T + theta["b_x"])                     # (S, dx)
+    return q.T @ pixels
+
+
+def image_grids(parameters, path, n=8, seed=0):
+    """One picture of what each learned model does (seed 0 of every (method, K)): on the left ``n`` digits
+    x ~ p_θ(x) (binary draws), on the right the first ``n`` held-out digits (top row) and, per model,
+    their reconstructions E_{q_φ(z|x)} p_θ(x = 1 | z) (grey levels).  ``parameters`` {(method, K): {"theta",
+    "phi"}} as the run files hold them."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    _, held_out = load_digits()
+    model, guide = SigmoidBeliefNet(DZ, held_out.shape[1]), BernoulliGuide(DZ, held_out.shape[1])
+    shown = held_out[:n]
+    rows = [("held-out", None, shown)]
+    for (method, K), params in parameters.items():
+        theta = model.check_theta({k: np.asarray(v) for k, v in params["theta"].items()})
+        phi = guide.check_phi({k: np.asarray(v) for k, v in params["phi"].items()})
+        drawn = model.sample(theta, n, np.random.default_rng([seed, 8]))[1]
+        rows.append((f"{method} K={K}", drawn, reconstructions(model, guide, theta, phi, shown)))
+    fig, axes = plt.subplots(len(rows), 2 * n + 1, figsize=(0.42 * (2 * n + 1) + 0.9, 0.46 * len(rows) + 0.5),
+                             squeeze=False, gridspec_kw={"width_ratios": [1] * n + [0.35] + [1] * n})
+    for r, (label, drawn, recon) in enumerate(rows):
+        for c in range(2 * n + 1):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            image = drawn[c] if c < n and drawn is not None else recon[c - n - 1] if c > n else None
+            if image is None:
+                ax.axis("off")
+                continue
+            ax.imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+        if drawn is None:
+            axes[r, n + 1].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+    fig.subplots_adjust(left=0.13, right=0.99, top=0.94, bottom=0.01, wspace=0.08, hspace=0.12)
+    for first, last, title in ((0, n - 1, "digits drawn from each learned model, x ~ p_θ(x)"),
+                               (n + 1, 2 * n, "held-out digits, reconstructed: E_q(z|x) p_θ(x = 1|z)")):
+        middle = (axes[0, first].get_position().x0 + axes[0, last].get_position().x1) / 2
+        fig.text(middle, 0.995, title, ha="center", va="top", fontsize=8)
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
+                 binary=True)
+    plt.close(fig)

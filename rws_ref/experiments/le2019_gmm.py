@@ -1,0 +1,177 @@
+"""Reproduce the Gaussian-mixture comparison of Le, Kosiorek, Siddharth, Teh and Wood (UAI 2019),
+"Revisiting Reweighted Wake-Sleep for Models with Stochastic Control Flow".
+
+``rws-ref reproduce le2019-gmm [--budget B] [--seeds S] [--jobs J] --out DIR``
+
+The paper's setup: C = 20 components with means 10·c and standard deviation 5,
+true mixture weights π_c ∝ c + 5; an MLP inference network (16-16 tanh here);
+a fresh batch of 100 datapoints from the true model at every step; Adam at
+learning rate 1e-3 for θ and φ; 100,000 iterations; methods wake-wake (WW),
+wake-sleep (WS), defensive wake-wake (δ-WW, δ = 0.2), REINFORCE and VIMCO;
+K ∈ {2, 5, 10, 20}.  Errors: the model error ‖π_θ − π_true‖₂ and the
+inference error, the mean over held-out x of ‖q_φ(·|x) − p_θtrue(·|x)‖₂
+against the *true* posterior.  The start is far from the truth: mixture
+weights mirrored, π ∝ (C − 1 − c) + 5 (model error 0.178), and a fresh MLP.
+
+``budget`` scales the iterations (1.0 is the paper's 100,000); each run is
+evaluated at 100 points.  Results: DIR/runs/*.json (one per method, K and
+seed, written when the run ends; a rerun skips finished runs and resumes
+unfinished ones from their checkpoints), DIR/results.csv, DIR/summary.json
+(final errors: mean, 95 % t-interval and range over seeds) and DIR/le2019_gmm.png.
+The runs go to local processes (``--jobs``) or to a Dask cluster (``--scheduler``);
+the folder is the experiment's own (rws_ref.runner).
+"""
+import os
+import time
+
+import numpy as np
+
+from .._checks import check_count
+from .._io import atomic_write
+from ..models import GaussianMixture, benchmark_guide
+from . import runner
+
+__all__ = ["METHODS", "PAPER_METHODS", "KS", "FULL_ITERS", "le2019_gmm", "plot", "summary_table", "run_one"]
+
+#: the paper's method name -> rws_ref training method and options
+PAPER_METHODS = {"WW": {"method": "wake"}, "WS": {"method": "sleep"}, "δ-WW": {"method": "defensive", "delta": 0.2},
+                 "REINFORCE": {"method": "reinforce"}, "VIMCO": {"method": "vimco"}}
+#: the former name of :data:`PAPER_METHODS` (rws_ref.train.METHODS is a tuple of rws_ref's method names)
+METHODS = PAPER_METHODS
+KS = (2, 5, 10, 20)
+FULL_ITERS = 100_000
+BATCH, LR, N_EVAL = 100, 1e-3, 100
+EXPERIMENT = "le2019-gmm"
+#: CPU seconds per training iteration, for the estimate a grid is refused above (measured, benchmarks/run.py)
+SECONDS_PER_ITERATION = 2e-3
+KEYS = ("model_error", "inference_error")
+
+
+def _problem():
+    model = GaussianMixture(20)
+    guide = benchmark_guide("mlp")
+    truth = model.true_theta()
+    far = np.arange(20)[::-1] + 5.0
+    return model, guide, truth, {"logits": np.log(far / far.sum())}
+
+
+def run_one(task):
+    """One training run of the comparison, ``task`` = (method, K, seed, iterations, checkpoint path or None);
+    returns its rows (iteration, model and inference error), final θ and φ and wall seconds
+    (runner.finished_run).  A pure function of the task: it runs the same here, in a pool worker or on a
+    Dask worker; resumes from the checkpoint when there is one (the seconds are then those of the last part)."""
+    from .train import TrainConfig, train
+    method, K, seed, iters, ckpt = task
+    model, guide, truth, start = _problem()
+    eval_x = model.sample(truth, N_EVAL, np.random.default_rng([seed, 2019]))[1]
+    cfg = TrainConfig(K=K, iters=iters, batch_size=BATCH, lr_theta=LR, lr_phi=LR, seed=seed,
+                      eval_every=max(1, iters // 100), grad_replicates=0, early_stop=False, **PAPER_METHODS[method])
+    resume = ckpt if ckpt is not None and os.path.exists(ckpt) else None
+    began = time.perf_counter()
+    result = train(model, guide, eval_x, cfg, theta=start, true_theta=truth, checkpoint=ckpt,
+                   checkpoint_every=max(1, iters // 10), resume=resume,
+                   sample_data=lambda rng, n: model.sample(truth, n, rng)[1])
+    if result.stopped_by == "interrupted":
+        raise KeyboardInterrupt
+    rows = [{"method": method, "K": K, "seed": seed, "iteration": r["iteration"], "model_error": r["pi_error"],
+             "inference_error": r["true_posterior_error"]} for r in result.history]
+    return runner.finished_run(rows, result.theta, result.phi, time.perf_counter() - began)
+
+
+def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=KS, jobs=1, progress=False,
+               scheduler=None, fresh=False, max_runs=runner.MAX_RUNS):
+    """Run (or resume) the comparison; write results.csv, summary.json and the figure into ``out_dir``.
+
+    ``scheduler``: a Dask scheduler's address (or a dask.distributed.Client) to run the runs on
+    (default: ``jobs`` local processes); ``fresh``: start afresh in a folder that holds runs of another
+    configuration; ``max_runs``: the largest grid accepted without asking (rws_ref.runner).
+
+    Returns
+    -------
+    (rows, summary, seconds) — every evaluation row, the final errors by method and K (mean and a 95 %
+    t-interval over seeds), the wall time.
+    """
+    budget = runner.check_budget(budget, FULL_ITERS)
+    seeds, jobs = check_count(seeds, "seeds"), check_count(jobs, "jobs")
+    unknown = [m for m in methods if m not in PAPER_METHODS] + [k for k in ks if k not in KS]
+    if unknown:
+        raise ValueError(f"unknown methods or K: {unknown}; methods {list(PAPER_METHODS)}, K {list(KS)}")
+    experiment = runner.Experiment(EXPERIMENT, FULL_ITERS, SECONDS_PER_ITERATION, PAPER_METHODS, KEYS, run_one,
+                                   "le2019_gmm.png", plot)
+    return runner.run_experiment(experiment, out_dir, [(m, K) for m in methods for K in ks], budget, seeds,
+                                 jobs=jobs, scheduler=scheduler, progress=progress, fresh=fresh, max_runs=max_runs)
+
+
+def summary_table(summary):
+    """The final errors as a text table: method × K → model error, inference error — the mean over seeds,
+    ± the half-width of its 95 % t-interval when there are several seeds."""
+    ks = sorted({int(k.split("K=")[1]) for k in summary["final"]})
+    several = summary["seeds"] > 1
+    width = 20 if several else 11
+    head = f"{'method':<11}" + "".join(f"{'K=' + str(K) + ' model':>{width + 3}}{'inference':>{width}}" for K in ks)
+    lines = [f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), "
+             f"{summary['seeds']} seed(s); errors at the end, mean over seeds"
+             + (" ± half-width of the 95% t-interval" if several else ""), head]
+
+    def cell(c, key, w):
+        text = f"{c[key]:.4f}"
+        if several:
+            low, high = c[f"{key}_interval"]
+            text += f" ±{(high - low) / 2:.4f}"
+        return f"{text:>{w}}"
+    for method in PAPER_METHODS:
+        cells = [summary["final"].get(f"{method} K={K}") for K in ks]
+        if any(c is None for c in cells):
+            continue
+        lines.append(f"{method:<11}" + "".join(cell(c, "model_error", width + 3) + cell(c, "inference_error", width)
+                                               for c in cells))
+    return "\n".join(lines)
+
+
+def plot(rows, path, iters):
+    """Errors against iterations on log scales, in the paper's layout: a row for the model error and one
+    for the inference error, a column per K, a line per method (the mean over seeds, with the band of its
+    95 % t-interval when there are several).  The x axis is linear up to the first evaluation and
+    logarithmic after it, so the start (iteration 0) is shown."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    ks = sorted({r["K"] for r in rows})
+    first = min((r["iteration"] for r in rows if r["iteration"] > 0), default=1)
+    fig, axes = plt.subplots(2, len(ks), figsize=(3.2 * len(ks), 5.6), sharex=True, sharey="row", squeeze=False)
+    lowest = [np.inf, np.inf]
+    for col, K in enumerate(ks):
+        for method in PAPER_METHODS:
+            sel = [r for r in rows if r["K"] == K and r["method"] == method]
+            if not sel:
+                continue
+            its = sorted({r["iteration"] for r in sel})
+            for row_i, key in enumerate(KEYS):
+                bands = [runner.interval([r[key] for r in sel if r["iteration"] == it]) for it in its]
+                line, = axes[row_i, col].plot(its, [b[0] for b in bands], label=method, lw=1.2)
+                lowest[row_i] = min(lowest[row_i], min(b[0] for b in bands))
+                if any(b[2] > b[1] for b in bands):
+                    axes[row_i, col].fill_between(its, [b[1] for b in bands], [b[2] for b in bands],
+                                                  color=line.get_color(), alpha=0.2, lw=0)
+        axes[0, col].set_title(f"K = {K}")
+        axes[1, col].set_xlabel("iteration")
+        for ax in axes[:, col]:
+            ax.set_xscale("symlog", linthresh=first)
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
+    for row_i in range(2):              # a t-interval of a few seeds may reach below 0: the axis follows the means
+        if np.isfinite(lowest[row_i]) and lowest[row_i] > 0:
+            axes[row_i, 0].set_ylim(bottom=lowest[row_i] / 2)
+    axes[0, 0].set_ylabel("model error ‖π − π_true‖")
+    axes[1, 0].set_ylabel("inference error ‖q − p_true(z|x)‖")
+    axes[0, -1].legend(fontsize=8)
+    seeds = len({r["seed"] for r in rows})
+    fig.suptitle(f"Le et al. (2019) GMM, {iters:,} iterations per run, {seeds} seed(s)"
+                 + (", bands: 95% t-interval of the mean" if seeds > 1 else ""), fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
+                 binary=True)
+    plt.close(fig)

@@ -1,0 +1,129 @@
+"""rws_ref.checking.endtoend: a stochastic estimator with its own sampling, against the exact mean and variance.
+Correct implementations pass (false-failure rate 1e-3 per check, fixed seeds); each planted bug of the
+issue is caught with |z| far above the threshold."""
+import numpy as np
+import pytest
+
+import rws_ref
+from rws_ref import family
+from rws_ref.checking import endtoend
+
+MIX, CAT = rws_ref.GaussianMixture(4, scale=6.0), rws_ref.SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
+TH = MIX.true_theta()
+_r = np.random.default_rng(0)
+PH = {"w": 3.0 * _r.standard_normal(4), "b": 3.0 * _r.standard_normal(4)}       # a peaked guide
+X = np.array([3.0, 12.0, 25.0])
+K, M, IOTA, DELTA = 3, 4, 0.3, 0.2
+LG1, DG1 = rws_ref.LinearGaussian(1, 1), rws_ref.DiagonalGaussianGuide(1, 1)
+TH1 = {"mu": np.array([0.2]), "W": np.array([[1.1]]), "b": np.array([0.1]), "log_sigma": np.array([-0.2])}
+PH1 = {"A": np.array([[0.3]]), "c": np.array([0.1]), "log_s": np.array([0.4])}
+X1 = np.array([[0.7]])
+
+
+def draws(phi, x, k, rng):
+    return CAT.sample(phi, x, k, rng)
+
+
+def wake(kind):
+    fn = getattr(rws_ref, kind)
+    return lambda theta, phi, x, rng: fn(MIX, CAT, theta, phi, x, draws(phi, x, K, rng))
+
+
+def elbo(theta, phi, x, rng):
+    return rws_ref.elbo_is(rws_ref.log_weights(MIX, CAT, theta, phi, x, draws(phi, x, K, rng)))
+
+
+def sleep(theta, phi, rng):
+    z, x = MIX.sample(theta, M, rng)
+    return rws_ref.sleep_phi(CAT, phi, z, x)
+
+
+def insomnia(theta, phi, x, rng, twice=False):
+    z, (dz, dx) = draws(phi, x, K, rng), MIX.sample(theta, M, rng)
+    out = family.insomnia(MIX, CAT, theta, phi, x, z, dz, dx, IOTA)
+    if twice:                                          # ι applied twice to the wake term
+        wake_part = rws_ref.wake_phi(MIX, CAT, theta, phi, x, z)
+        out = {k: out[k] - IOTA * wake_part[k] + IOTA ** 2 * wake_part[k] for k in out}
+    return out
+
+
+def defensive(theta, phi, x, rng, wrong_draw=False):
+    zq = draws(phi, x, K, rng)
+    zr = rng.integers(0, 4, zq.shape)
+    pick = rng.random(zq.shape) < DELTA
+    z = np.where(pick, zr, zq)
+    log_q = CAT.log_prob(phi, zq if wrong_draw else z, x)                # the published bug: q at the q-draw
+    log_w = MIX.log_joint(theta, z, x) - np.logaddexp(np.log1p(-DELTA) + log_q, np.log(DELTA) - np.log(4))
+    w = np.exp(log_w - log_w.max(axis=0))
+    g = CAT.grad_log_prob(phi, z, x, w / w.sum(axis=0) / x.shape[0])
+    return {k: -v for k, v in g.items()}
+
+
+def iwae(theta, phi, x, rng, wrong_scale=False):
+    eps = rng.standard_normal((1, 1, 1))
+    if wrong_scale:                                    # z = μ + s² ε drawn, the IWAE gradient taken at it
+        eps = eps * np.exp(phi["log_s"])
+    return family.iwae_phi(LG1, DG1, theta, phi, x, eps)
+
+
+CORRECT = [("elbo_is", elbo, {}), ("wake_theta", wake("wake_theta"), {}), ("wake_phi", wake("wake_phi"), {}),
+           ("reinforce_phi", wake("reinforce_phi"), {}), ("vimco_phi", wake("vimco_phi"), {}),
+           ("sleep_phi", sleep, {"M": M}), ("insomnia", insomnia, {"M": M, "iota": IOTA}),
+           ("defensive_wake_phi", defensive, {"delta": DELTA})]
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("kind, fn, extra", CORRECT, ids=[c[0] for c in CORRECT])
+def test_a_correct_stochastic_estimator_agrees_with_the_exact_mean(kind, fn, extra):
+    # false-failure rate 1e-3 (Bonferroni over the entries), seed fixed
+    report = endtoend.check_stochastic(fn, kind, MIX, CAT, TH, PH, X, K=K, replicates=1000, seed=5, **extra)
+    assert report.ok, str(report)
+    assert report.route.startswith("enumeration") and report.smallest_relative < 0.5
+
+
+@pytest.mark.statistical
+def test_a_correct_reparameterized_estimator_agrees_with_its_quadrature_mean():
+    report = endtoend.check_stochastic(iwae, "iwae_phi", LG1, DG1, TH1, PH1, X1, K=1, replicates=1000, seed=5)
+    assert report.ok and report.route.startswith("Gauss–Hermite"), str(report)
+
+
+def _ignores_phi(theta, phi, x, rng):
+    return rws_ref.wake_phi(MIX, CAT, theta, phi, x, rng.integers(0, 4, (K, x.shape[0])))
+
+
+def _copies(theta, phi, x, rng):
+    return rws_ref.wake_phi(MIX, CAT, theta, phi, x, np.repeat(draws(phi, x, 1, rng), K, axis=0))
+
+
+def _reused(theta, phi, x, rng):
+    return rws_ref.wake_phi(MIX, CAT, theta, phi, x, np.repeat(draws(phi, x, K, rng)[:, :1], x.shape[0], axis=1))
+
+
+PLANTED = [
+    ("a guide sampler that ignores φ", "wake_phi", _ignores_phi, {}),
+    ("K particles that are copies of one draw", "wake_phi", _copies, {}),
+    ("particles of one datapoint reused for another", "wake_phi", _reused, {}),
+    ("a defensive proposal evaluated at another draw", "defensive_wake_phi",
+     lambda *a: defensive(*a, wrong_draw=True), {"delta": DELTA}),
+    ("an insomnia mix with ι applied twice", "insomnia", lambda *a: insomnia(*a, twice=True),
+     {"M": M, "iota": IOTA}),
+]
+
+
+@pytest.mark.parametrize("name, kind, fn, extra", PLANTED, ids=[p[0] for p in PLANTED])
+def test_each_planted_sampling_bug_is_caught(name, kind, fn, extra):
+    report = endtoend.check_stochastic(fn, kind, MIX, CAT, TH, PH, X, K=K, replicates=2000, seed=5, **extra)
+    assert not report.ok and abs(report.disagree[0][4]) > report.critical, str(report)
+
+
+def test_a_wrong_reparameterization_scale_is_caught():
+    report = endtoend.check_stochastic(lambda *a: iwae(*a, wrong_scale=True), "iwae_phi", LG1, DG1, TH1, PH1, X1,
+                                       K=1, replicates=2000, seed=5)
+    assert not report.ok, str(report)
+
+
+def test_the_report_states_its_power_and_the_replicates_needed():
+    report = endtoend.check_stochastic(wake("wake_phi"), "wake_phi", MIX, CAT, TH, PH, X, K=K, replicates=500)
+    text = str(report)
+    assert "false-failure rate 0.001" in text and "replicates needed for 0.01:" in text
+    assert report.replicates_for[0.05] > report.replicates_for[0.1] > 0

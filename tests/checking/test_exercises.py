@@ -1,0 +1,145 @@
+"""rws-ref exercises: every exercise grades a right solution as right (exit 0) and several wrong ones as not
+right (exit 1) with a hint that names the mistake; the templates hold no solution; start never replaces a
+file.  The solutions here are written as a student would, from the formulas and the protocol methods only."""
+import textwrap
+
+import pytest
+
+from rws_ref.checking import exercises
+from rws_ref.cli import main
+
+HEADER = ("import numpy as np\n\n\ndef softmax0(a):\n    e = np.exp(a - a.max(axis=0))\n"
+          "    return e / e.sum(axis=0)\n\n\n")
+
+SOLUTIONS = {
+    "elbo_is": """
+        def elbo_is(log_w):
+            m = log_w.max(axis=0)
+            return m + np.log(np.mean(np.exp(log_w - m), axis=0))
+    """,
+    "wake_theta": """
+        def wake_theta(model, guide, theta, phi, x, z):
+            w = softmax0(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x))
+            return model.grad_log_joint(theta, z, x, w / x.shape[0])
+    """,
+    "wake_phi": """
+        def wake_phi(model, guide, theta, phi, x, z):
+            w = softmax0(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x))
+            return {k: -v for k, v in guide.grad_log_prob(phi, z, x, w / x.shape[0]).items()}
+    """,
+    "sleep_phi": """
+        def sleep_phi(guide, phi, z, x):
+            m = x.shape[0]
+            return {k: -v for k, v in guide.grad_log_prob(phi, z[None], x, np.full((1, m), 1.0 / m)).items()}
+    """,
+    "iwae_phi": """
+        def iwae_phi(model, guide, theta, phi, x, eps):
+            z = guide.reparameterize(phi, x, eps)
+            w = softmax0(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)) / x.shape[0]
+            v = w[..., None] * (model.grad_z_log_joint(theta, z, x) - guide.grad_z_log_prob(phi, z, x))
+            path, score = guide.pull_back(phi, x, eps, v), guide.grad_log_prob(phi, z, x, w)
+            return {k: path[k] - score[k] for k in path}
+    """,
+    "vimco_phi": """
+        def vimco_phi(model, guide, theta, phi, x, z):
+            log_w = model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)
+            K = log_w.shape[0]
+            def lme(a):
+                m = a.max(axis=0)
+                return m + np.log(np.mean(np.exp(a - m), axis=0))
+            L = lme(log_w)
+            signal = np.empty_like(log_w)
+            for k in range(K):
+                others = np.delete(log_w, k, axis=0)
+                swapped = log_w.copy()
+                swapped[k] = others.mean(axis=0)
+                signal[k] = L - lme(swapped)
+            weights = (signal - softmax0(log_w)) / x.shape[0]
+            return guide.grad_log_prob(phi, z, x, weights)
+    """,
+}
+
+# (exercise, the edit that plants the mistake, words the hint must hold)
+MISTAKES = [
+    ("elbo_is", ("np.mean(np.exp", "np.sum(np.exp"), "expected"),
+    ("elbo_is", ("m + np.log", "np.log"), "expected"),
+    ("wake_theta", ("w / x.shape[0]", "w"), "sum over data instead of the mean"),
+    ("wake_theta", ("softmax0(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x))",
+                    "np.exp(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x))"), "unnormalized weights"),
+    ("wake_theta", ("return model.grad_log_joint(theta, z, x, w / x.shape[0])",
+                    "return {k: -v for k, v in model.grad_log_joint(theta, z, x, w / x.shape[0]).items()}"),
+     "sign flip"),
+    ("wake_phi", ("return {k: -v", "return {k: v"), "sign flip"),
+    ("wake_phi", ("softmax0(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x))",
+                  "np.full(z.shape[:2], 1.0 / z.shape[0])"), "uniform weights"),
+    ("wake_phi", ("softmax0(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x))",
+                  "softmax0((model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)).reshape(-1))"
+                  ".reshape(z.shape[:2])"),
+     "weights normalized over the whole batch"),
+    ("sleep_phi", ("return {k: -v", "return {k: v"), "sign flip"),
+    ("sleep_phi", ("np.full((1, m), 1.0 / m)", "np.ones((1, m))"), "sum over data instead of the mean"),
+    ("iwae_phi", ("path[k] - score[k]", "path[k]"), "score term missing"),
+    ("iwae_phi", ("path[k] - score[k]", "path[k] + score[k]"), "score term added instead of subtracted"),
+    ("vimco_phi", ("signal - softmax0(log_w)", "signal"), "gradient at fixed particles missing"),
+    ("vimco_phi", ("return guide.grad_log_prob(phi, z, x, weights)",
+                   "return {k: -v for k, v in guide.grad_log_prob(phi, z, x, weights).items()}"), "sign flip"),
+]
+
+
+def write(tmp_path, name, body):
+    path = tmp_path / f"{name}.py"
+    path.write_text(HEADER + textwrap.dedent(body))
+    return str(path)
+
+
+@pytest.mark.parametrize("name", [e.name for e in exercises.EXERCISES])
+def test_a_right_solution_is_graded_right(tmp_path, name, capsys):
+    assert main(["exercises", "check", name, write(tmp_path, name, SOLUTIONS[name])]) == 0
+    out = capsys.readouterr().out
+    assert f"{name}: right" in out and "properties" in out, out
+
+
+@pytest.mark.parametrize("name, edit, words", MISTAKES, ids=[f"{m[0]}-{m[2][:20]}" for m in MISTAKES])
+def test_a_wrong_solution_gets_a_hint_naming_the_mistake_and_the_section(tmp_path, name, edit, words, capsys):
+    old, new = edit
+    assert old in SOLUTIONS[name]
+    path = write(tmp_path, name, SOLUTIONS[name].replace(old, new))
+    assert main(["exercises", "check", name, path]) == 1
+    out = capsys.readouterr().out
+    assert f"{name}: not yet right" in out and words in out and exercises.get(name).section in out, out
+
+
+def test_every_exercise_is_listed_in_order_with_its_section(capsys):
+    assert main(["exercises", "list"]) == 0
+    out = capsys.readouterr().out
+    names = [e.name for e in exercises.EXERCISES]
+    assert [out.index(f". {n} ") for n in names] == sorted(out.index(f". {n} ") for n in names)
+    assert names[:6] == ["elbo_is", "wake_theta", "wake_phi", "sleep_phi", "iwae_phi", "vimco_phi"]
+
+
+@pytest.mark.parametrize("name", [e.name for e in exercises.EXERCISES])
+def test_a_template_holds_no_solution_and_grades_as_not_written(tmp_path, name, capsys):
+    path = str(tmp_path / "mine.py")
+    assert main(["exercises", "start", name, path]) == 0
+    text = open(path).read()
+    assert f"def {name}(" in text and 'raise NotImplementedError' in text and "return" not in text.split('"""')[-1]
+    assert main(["exercises", "check", name, path]) == 1
+    assert "not written yet" in capsys.readouterr().out
+
+
+def test_start_never_replaces_a_file_and_check_names_what_is_missing(tmp_path, capsys):
+    path = tmp_path / "mine.py"
+    path.write_text("x = 1\n")
+    assert main(["exercises", "start", "wake_theta", str(path)]) == 2
+    assert path.read_text() == "x = 1\n"
+    assert main(["exercises", "check", "wake_theta", str(path)]) == 2
+    assert "must define a function wake_theta" in capsys.readouterr().err
+    assert main(["exercises", "check", "no_such", str(path)]) == 2
+    assert "no exercise 'no_such'" in capsys.readouterr().err
+
+
+def test_a_crash_in_the_students_code_is_a_hint_with_their_line(tmp_path, capsys):
+    path = write(tmp_path, "wake_theta", "def wake_theta(model, guide, theta, phi, x, z):\n    return 1 / 0\n")
+    assert main(["exercises", "check", "wake_theta", path]) == 1
+    out = capsys.readouterr().out
+    assert "ZeroDivisionError" in out and "wake_theta.py" in out, out

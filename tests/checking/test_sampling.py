@@ -1,0 +1,95 @@
+"""rws_ref.checking.sampling: samplers against their densities.  Correct samplers pass (false-failure rate 1e-3 per
+test at fixed seeds); the planted bugs of a sampler — φ ignored, a wrong reparameterization scale, K copies
+of one draw, one datapoint's particles reused for another — are caught."""
+import numpy as np
+import pytest
+
+import rws_ref
+from rws_ref.checking import sampling, testing
+
+MIX, CAT = rws_ref.GaussianMixture(4, scale=6.0), rws_ref.SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
+LG1, DG1 = rws_ref.LinearGaussian(1, 2), rws_ref.DiagonalGaussianGuide(1, 2)
+X_M = np.array([3.0, 12.0, 25.0])
+PH_M = {"w": np.array([0.3, -1.2, 0.8, 0.1]), "b": np.array([0.5, 0.2, -0.7, 0.0])}
+PH_1 = {"A": np.array([[0.2, -0.1]]), "c": np.array([0.3]), "log_s": np.array([0.4])}
+X_1 = np.array([[0.5, -1.0], [1.5, 0.3]])
+
+
+class IgnoresPhi(rws_ref.SoftmaxLinearGuide):
+    def sample(self, phi, x, K, rng):
+        return rng.integers(0, self.n_components, (K, np.shape(x)[0]))
+
+
+class Copies(rws_ref.SoftmaxLinearGuide):
+    def sample(self, phi, x, K, rng):
+        return np.repeat(super().sample(phi, x, 1, rng), K, axis=0)
+
+
+class Reused(rws_ref.SoftmaxLinearGuide):
+    def sample(self, phi, x, K, rng):
+        z = super().sample(phi, x, K, rng)
+        return np.repeat(z[:, :1], np.shape(x)[0], axis=1)           # datapoint 0's particles for every datapoint
+
+
+class WrongScale(rws_ref.DiagonalGaussianGuide):
+    def sample(self, phi, x, K, rng):                                  # s² ε instead of s ε
+        eps = rng.standard_normal((K, np.shape(x)[0], self.dz))
+        return x @ phi["A"].T + phi["c"] + np.exp(2 * phi["log_s"]) * eps
+
+
+def statuses(report):
+    return {r.name: r.status for r in report.results}
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("guide, phi, x", [(CAT, PH_M, X_M), (DG1, PH_1, X_1),
+                                           (rws_ref.BernoulliGuide(3, 4), None, None),
+                                           (rws_ref.DiagonalGaussianGuide(2, 3), None, None)],
+                         ids=["softmax", "gaussian 1-d", "bernoulli", "gaussian 2-d"])
+def test_correct_guide_samplers_pass(guide, phi, x):
+    # false-failure rate: 1e-3 per test, at most 3 tests per report
+    rng = np.random.default_rng(3)
+    phi = guide.init_phi(rng) if phi is None else phi
+    x = (rws_ref.SigmoidBeliefNet(3, 4).sample(rws_ref.SigmoidBeliefNet(3, 4).init_theta(rng), 3, rng)[1]
+         if x is None and guide.z_domain == "binary" else rng.standard_normal((3, 3)) if x is None else x)
+    report = sampling.check_guide_sampler(guide, phi, x, seed=11)
+    assert report.ok and "pass" in statuses(report).values(), str(report)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("model", [MIX, rws_ref.LinearGaussian(2, 3), rws_ref.SigmoidBeliefNet(3, 4)],
+                         ids=["mixture", "linear-gaussian", "belief net"])
+def test_correct_model_samplers_pass(model):
+    report = sampling.check_model_sampler(model, model.init_theta(np.random.default_rng(4)), seed=12)
+    assert report.ok, str(report)
+
+
+@pytest.mark.parametrize("guide, phi, x, caught", [
+    (IgnoresPhi(4, loc=15.0, scale=10.0), PH_M, X_M, {"χ² over the support", "score identity"}),
+    (Copies(4, loc=15.0, scale=10.0), PH_M, X_M, {"χ² over the support", "score identity"}),
+    (Reused(4, loc=15.0, scale=10.0), PH_M, X_M, {"χ² over the support"}),
+    (WrongScale(1, 2), PH_1, X_1, {"score identity", "probability integral transform"}),
+], ids=["sampler ignoring φ", "K copies of one draw", "one datapoint's particles reused", "wrong scale s² ε"])
+def test_planted_sampler_bugs_are_caught(guide, phi, x, caught):
+    report = sampling.check_guide_sampler(guide, phi, x, seed=11)
+    failed = {r.name.split(":")[0] for r in report.failed()}
+    assert caught <= failed, str(report)
+
+
+def test_check_estimator_and_the_audit_catch_a_sampler_that_ignores_phi():
+    # the issue's case: it passed every particle-level check before
+    report = testing.check_estimator(rws_ref.wake_phi, "wake_phi", MIX, IgnoresPhi(4, loc=15.0, scale=10.0),
+                                     max_examples=4)
+    failed = {r.name for r in report.failed()}
+    assert failed and all(name.startswith("sampler: guide.sample") for name in failed), str(report)
+    from rws_ref.checking.audit import audit_model
+    rows = audit_model(MIX, IgnoresPhi(4, loc=15.0, scale=10.0), seed=1)
+    assert {r.estimator for r in rows if not r.passed} == {"guide.sample"}
+
+
+def test_the_smallest_detectable_deviation_is_stated():
+    report = sampling.check_guide_sampler(CAT, PH_M, X_M, draws=4000, seed=1)
+    chi2 = next(r for r in report.results if r.name.startswith("χ²"))
+    assert "false-failure rate 0.001" in chi2.detail and "detects Cohen's w ≥" in chi2.detail
+    w = float(chi2.detail.split("w ≥ ")[1].split()[0])
+    assert 0.05 < w < 0.15                          # about sqrt(λ/n) for λ ≈ 30 at 3 df, n = 4000

@@ -1,0 +1,220 @@
+"""rws_ref.checking.testing: every property catches a deliberately wrong implementation,
+and the correct implementation passes all of them."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import rws_ref
+from rws_ref import BernoulliGuide, GaussianMixture, SigmoidBeliefNet, SoftmaxLinearGuide, family, registry, testing
+from rws_ref.estimators import log_weights, normalized_weights
+
+MIX, CAT = GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)
+
+
+def batch_normalized_wake_theta(model, guide, theta, phi, x, z):
+    log_w = log_weights(model, guide, theta, phi, x, z)
+    w = np.exp(log_w - log_w.max())
+    return model.grad_log_joint(theta, z, x, w / w.sum())
+
+
+def unnormalized_wake_theta(model, guide, theta, phi, x, z):
+    return model.grad_log_joint(theta, z, x, np.exp(log_weights(model, guide, theta, phi, x, z)) / x.shape[0])
+
+
+def sign_flipped_wake_theta(theta, phi, x, z):
+    return {k: -v for k, v in rws_ref.wake_theta(MIX, CAT, theta, phi, x, z).items()}
+
+
+def gradient_through_weights_wake_phi(model, guide, theta, phi, x, z):
+    # MISTAKE: the gradient also flows through w̄ (autograd of −Σ w̄(φ) log q_φ / N), written independently
+    import autograd.numpy as anp
+    from autograd import grad
+
+    from rws_ref.numerics import softmax
+    log_p = model.log_joint(theta, z, x)
+
+    def surrogate(ph):
+        log_q = guide.log_prob(ph, z, x)
+        return -anp.sum(softmax(log_p - log_q, axis=0) * log_q) / x.shape[0]
+    return grad(surrogate)({k: np.asarray(v, dtype=np.float64) for k, v in phi.items()})
+
+
+def first_particle_only_vimco(model, guide, theta, phi, x, z):
+    # not symmetric in the particles: only the first particle's score is used
+    out = family.vimco_phi(model, guide, theta, phi, x, z)
+    if z.shape[0] == 1:
+        return out
+    return family.vimco_phi(model, guide, theta, phi, x, np.concatenate([z[:1], z[:1]], axis=0))
+
+
+def statuses(report):
+    return {r.name: r.status for r in report.results}
+
+
+@pytest.mark.parametrize("kind, fn", [("wake_theta", rws_ref.wake_theta), ("wake_phi", rws_ref.wake_phi),
+                                      ("reinforce_phi", family.reinforce_phi), ("vimco_phi", family.vimco_phi)])
+def test_correct_implementations_pass_every_property(kind, fn):
+    report = testing.check_estimator(fn, kind, MIX, CAT, max_examples=15)
+    report.assert_ok()
+    assert statuses(report)["exact mean (oracle)"] == "pass"
+
+
+def test_the_correct_linear_gaussian_and_belief_net_estimators_pass():
+    testing.check_estimator(rws_ref.wake_phi, "wake_phi", max_examples=15).assert_ok()
+    testing.check_estimator(rws_ref.wake_theta, "wake_theta", SigmoidBeliefNet(2, 3), BernoulliGuide(2, 3),
+                            max_examples=15).assert_ok()
+
+
+AGREE = {"agreement with rws_ref", "agreement, extreme log weights"}
+
+
+@pytest.mark.parametrize("kind, fn, caught_by", [
+    ("wake_theta", batch_normalized_wake_theta,
+     AGREE | {"per-datapoint shift invariance", "batch = mean of single datapoints"}),
+    ("wake_theta", unnormalized_wake_theta, AGREE | {"per-datapoint shift invariance", "exact mean (oracle)"}),
+    ("wake_theta", sign_flipped_wake_theta, AGREE | {"exact mean (oracle)"}),
+    ("wake_phi", gradient_through_weights_wake_phi, AGREE | {"exact mean (oracle)"}),
+    ("vimco_phi", first_particle_only_vimco, AGREE | {"permutation invariance", "exact mean (oracle)"}),
+])
+def test_each_deliberate_mistake_is_caught_by_the_expected_properties(kind, fn, caught_by):
+    report = testing.check_estimator(fn, kind, MIX, CAT, max_examples=15)
+    assert not report.ok
+    failed = {r.name for r in report.failed()}
+    assert failed == caught_by, str(report)
+    for r in report.failed():
+        assert "difference" in r.detail or "K =" in r.detail                  # the numbers are reported
+
+
+@settings(max_examples=30, deadline=None)
+@given(testing.log_weight_arrays())
+def test_log_weight_strategy_gives_valid_extreme_arrays(log_w):
+    w = normalized_weights(log_w)
+    assert np.all(np.isfinite(w)) and np.allclose(w.sum(axis=0), 1.0, rtol=1e-12)
+
+
+def test_check_estimator_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="kind"):
+        testing.check_estimator(rws_ref.wake_theta, "sleep")
+    with pytest.raises(TypeError, match="fn"):
+        testing.check_estimator(42, "wake_theta")
+    with pytest.raises(ValueError, match="guide"):
+        testing.check_estimator(rws_ref.wake_theta, "wake_theta", model=MIX)
+
+
+def test_the_diagnosis_names_the_mistake_in_the_report():
+    report = testing.check_estimator(batch_normalized_wake_theta, "wake_theta", MIX, CAT, max_examples=10)
+    detail = next(r.detail for r in report.results if r.name == "agreement with rws_ref")
+    assert "looks like: weights normalized over the whole batch" in detail and "expected" in detail
+
+
+def test_a_near_miss_fails_agreement_at_the_default_tolerance():
+    near = lambda *a: {k: v * (1 + 1e-6) for k, v in rws_ref.wake_theta(*a).items()}
+    report = testing.check_estimator(near, "wake_theta", MIX, CAT, max_examples=10)
+    assert {"agreement with rws_ref", "exact mean (oracle)"} <= {r.name for r in report.failed()}
+
+
+def test_the_users_own_exception_is_reported_with_its_traceback():
+    def pyro_like(model, guide, theta, phi, x, z):
+        assert z.shape[0] > 1, "RWS requires K > 1"
+        return rws_ref.wake_theta(model, guide, theta, phi, x, z)
+    report = testing.check_estimator(pyro_like, "wake_theta", MIX, CAT, max_examples=10)
+    detail = next(r.detail for r in report.results if r.name == "agreement with rws_ref")
+    assert "AssertionError: RWS requires K > 1" in detail and "Traceback" in detail and "pyro_like" in detail
+
+
+def test_a_property_that_cannot_apply_is_not_applicable_never_passed():
+    own = lambda model, guide, theta, phi, x, z: rws_ref.wake_theta(MIX, CAT, theta, phi, x, z)   # ignores `model`
+    report = testing.check_estimator(own, "wake_theta", MIX, CAT, max_examples=5)
+    assert statuses(report)["per-datapoint shift invariance"] == "not applicable"
+    report = testing.check_estimator(sign_flipped_wake_theta, "wake_theta", MIX, CAT, max_examples=5)
+    assert statuses(report)["per-datapoint shift invariance"] == "not applicable"
+    report = testing.check_estimator(rws_ref.wake_phi, "wake_phi", max_examples=5)     # continuous latent
+    assert statuses(report)["exact mean (oracle)"] == "not applicable"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_correct_implementation_passes_under_many_seeds_on_the_benchmark_mixture(seed):
+    mix, mlp = GaussianMixture(), rws_ref.MLPGuide(20, (4,), loc=95.0, scale=60.0)
+    report = testing.check_estimator(rws_ref.wake_theta, "wake_theta", mix, mlp, max_examples=8, seed=seed,
+                                     exact_ks=(1, 2))
+    report.assert_ok()
+
+
+def test_the_seed_chooses_the_examples():
+    seen = {}
+    for seed in (0, 0, 1):
+        calls = []
+        testing.check_estimator(lambda *a: calls.append(a[-1].tolist()) or rws_ref.wake_theta(*a), "wake_theta",
+                                MIX, CAT, max_examples=6, seed=seed)
+        seen.setdefault(seed, []).append(calls)
+    assert seen[0][0] == seen[0][1] and seen[0][0] != seen[1][0]
+
+
+# -- every kind of the registry --------------------------------------------------------------------
+
+PAIRS = {"linear-gaussian": (rws_ref.LinearGaussian(2, 3), rws_ref.DiagonalGaussianGuide(2, 3)),
+         "mixture": (GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)),
+         "belief net": (SigmoidBeliefNet(2, 3), BernoulliGuide(2, 3))}
+APPLICABLE = [(kind, pair) for kind in registry.KINDS for pair in PAIRS
+              if registry.applies(registry.get(kind), *PAIRS[pair]) is None]
+
+
+def _flipped(entry):
+    def flipped(*args):
+        out = entry.function(*args)
+        return -out if entry.output == "bound" else {k: -v for k, v in out.items()}
+    return flipped
+
+
+def test_every_kind_applies_somewhere_and_most_pairs_apply():
+    assert {k for k, _ in APPLICABLE} == set(registry.KINDS) and len(APPLICABLE) >= 25
+
+
+@pytest.mark.parametrize("kind, pair", APPLICABLE, ids=[f"{k} on {p}" for k, p in APPLICABLE])
+def test_rws_refs_own_estimator_passes_and_its_sign_flip_fails_with_the_sign_named(kind, pair):
+    entry = registry.get(kind)
+    report = testing.check_estimator(entry.function, kind, *PAIRS[pair], max_examples=4, exact_ks=(1, 2))
+    report.assert_ok()
+    assert sum(r.status == "pass" for r in report.results) >= 5, str(report)
+    flipped = testing.check_estimator(_flipped(entry), kind, *PAIRS[pair], max_examples=4, exact_ks=(1, 2))
+    agreement = statuses(flipped)["agreement with rws_ref"]
+    detail = next(r.detail for r in flipped.results if r.name == "agreement with rws_ref")
+    assert agreement == "fail" and "looks like: sign flip" in detail, str(flipped)
+
+
+def test_an_estimator_that_does_not_apply_is_not_applicable_with_the_reason():
+    report = testing.check_estimator(family.iwae_phi, "iwae_phi", *PAIRS["mixture"], max_examples=4)
+    assert report.ok and [r.status for r in report.results] == ["not applicable"]
+    assert "reparameterized pair" in report.results[0].detail
+
+
+def test_a_function_with_densities_of_its_own_takes_the_signature_without_model_and_guide():
+    model, guide = PAIRS["linear-gaussian"]
+    own = lambda phi, dream_z, dream_x: rws_ref.sleep_phi(guide, phi, dream_z, dream_x)
+    testing.check_estimator(own, "sleep_phi", model, guide, max_examples=4).assert_ok()
+    with pytest.raises(TypeError, match="fn must take"):
+        testing.check_estimator(lambda phi, z: None, "sleep_phi", model, guide)
+
+
+def test_a_misbehaving_output_is_reported_as_what_the_function_returned():
+    model, guide = PAIRS["mixture"]
+    for bad, words in [(lambda *a: None, "returned NoneType"), (lambda *a: {"w": 1.0}, "returned keys"),
+                       (lambda *a: {k: v + 0j for k, v in rws_ref.wake_phi(*a).items()}, "complex"),
+                       (lambda *a: {k: v * np.nan for k, v in rws_ref.wake_phi(*a).items()}, "non-finite")]:
+        report = testing.check_estimator(bad, "wake_phi", model, guide, max_examples=3)
+        detail = next(r.detail for r in report.results if r.name == "agreement with rws_ref")
+        assert not report.ok and "your function returned" in detail and words in detail, detail
+
+
+def test_a_function_drawing_from_the_global_generator_is_not_deterministic():
+    model, guide = PAIRS["mixture"]
+    noisy = lambda *a: {k: v + 1e-3 * np.random.standard_normal(np.shape(v))      # the global NumPy RNG
+                        for k, v in rws_ref.wake_phi(*a).items()}
+    state = np.random.get_state()
+    try:
+        report = testing.check_estimator(noisy, "wake_phi", model, guide, max_examples=3)
+    finally:
+        np.random.set_state(state)
+    assert statuses(report)["deterministic"] == "fail"
+    assert "global or unseeded random number generator" in next(r.detail for r in report.failed()
+                                                                if r.name == "deterministic")
