@@ -3,7 +3,7 @@
 Run:  python benchmarks/diagnosis.py [--seeds 20]
 
 On the three-cluster model of docs/recipes/autograd_recipe.py (not built into rws_ref), each
-mistake of tests/test_recipes.py written by hand in autograd.numpy is checked by two routes,
+mistake of tests/checking/test_recipes.py written by hand in autograd.numpy is checked by two routes,
 under many seeds:
 
 - property route: ``testing.check_estimator`` (25 examples per property); detected when the

@@ -3,9 +3,9 @@ rate, stated 1e-3 per check) and how often each planted bug is caught (the power
 
 Run:  python benchmarks/end_to_end.py [--seeds 50] [--replicates 1000]
 
-The implementations are those of tests/test_endtoend.py and tests/test_sampling.py (correct ones and the
-planted bugs of the issue); each seed changes the generators of the runs (check_stochastic's ``seed``)
-and of the sampler checks.  Prints a table.
+The implementations are those of tests/checking/test_endtoend.py and tests/checking/test_sampling.py
+(correct ones and the planted bugs of the issue); each seed changes the generators of the runs
+(check_stochastic's ``seed``) and of the sampler checks.  Prints a table.
 """
 import argparse
 import pathlib

@@ -6,7 +6,8 @@ Run:  python benchmarks/snr_study.py [--replicates 1000000] [--replicates-1000 2
 Setting: rws_ref.experiments.analysis.rainforth_toy (dimension 20, guide N(A x + c, 2/3 I) at A = I/2, c = μ/2
 perturbed by N(0, 0.01²), one observation, seed 0); entries studied: the guide's bias c (φ) and the
 prior mean μ (θ).  The replicates come B at a time from the estimators' closed forms on this toy
-(rws_ref.experiments.analysis.rainforth_batched, checked against rws_ref's estimators in tests/test_analysis.py);
+(rws_ref.experiments.analysis.rainforth_batched, checked against rws_ref's estimators in
+tests/experiments/test_analysis.py);
 SNRs and slopes with 95 % jackknife t-intervals over 50 groups (rws_ref.experiments.analysis.snr_study_batched).
 K = 1000 gets fewer replicates: a replicate there costs about 1.2 ms.  --write stores the study in
 docs/figures/snr_study.json, from which docs/make_figures.py draws docs/figures/snr.png.

@@ -6,6 +6,7 @@ Every message names the argument, what was expected and what came, e.g.
 import contextlib
 import numbers
 import os
+import time
 
 import numpy as np
 
@@ -20,11 +21,15 @@ def as_float_array(value, name):
     return arr.astype(np.float64, copy=False)
 
 
+class NonFinite(ValueError):
+    """An input with NaN or ±inf where rws_ref needs finite numbers (the message names the argument and entry)."""
+
+
 def check_finite(arr, name):
-    """ValueError naming the first NaN or ±inf entry of ``arr``."""
+    """NonFinite (a ValueError) naming the first NaN or ±inf entry of ``arr``."""
     if not np.isfinite(arr).all():
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise ValueError(f"{name} must be finite; got {arr[idx]} at index {idx}")
+        raise NonFinite(f"{name} must be finite; got {arr[idx]} at index {idx}")
     return arr
 
 
@@ -42,26 +47,57 @@ class TooLarge(ValueError):
     it).  rws_ref's checks report it as "not applicable: too large", never as the user's failure."""
 
 
+#: the deadlines in force in the main thread, innermost last: [end (time.monotonic()), what, seconds]
+_DEADLINES = []
+_OUTSIDE_HANDLER = []
+
+
+def _expire(signum, frame):
+    now = time.monotonic()
+    due = [d for d in _DEADLINES if d[0] <= now + 1e-4]
+    if not due:                             # a timer that fired early: wait for the earliest deadline
+        _arm()
+        return
+    end, what, seconds = min(due, key=lambda d: d[0])
+    _arm(minimum=0.01)                      # if the user's code swallows this, it fires again 10 ms later
+    raise TimeoutError(f"{what} did not return within {seconds:g} s (the timeout)")
+
+
+def _arm(minimum=1e-6):
+    """Set the one real-time timer to the earliest deadline in force (at least ``minimum`` seconds ahead)."""
+    import signal
+    signal.setitimer(signal.ITIMER_REAL, max(min(d[0] for d in _DEADLINES) - time.monotonic(), minimum))
+
+
 @contextlib.contextmanager
 def deadline(seconds, what):
-    """Run the block at most ``seconds`` (None: no limit), else TimeoutError naming ``what``.  Uses SIGALRM,
-    so it applies in the main thread of a Unix process; elsewhere the block runs without a limit."""
+    """Run the block at most ``seconds`` (None: no limit), else TimeoutError naming ``what``.
+
+    Deadlines nest: an inner one (a model method's limit inside the limit on the user's whole function)
+    never cancels or extends an outer one, and an outer deadline that passes while an inner block runs
+    fires there, naming the outer ``what``; if the user's code swallows the TimeoutError, it fires again as
+    soon as the inner block ends.  Uses SIGALRM, so it applies in the main thread of a Unix process;
+    elsewhere the block runs without a limit."""
     import signal
     import threading
     if seconds is None or threading.current_thread() is not threading.main_thread() \
             or not hasattr(signal, "setitimer"):
         yield
         return
-
-    def expire(signum, frame):
-        raise TimeoutError(f"{what} did not return within {seconds:g} s (the timeout)")
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    if not _DEADLINES:
+        _OUTSIDE_HANDLER.append(signal.signal(signal.SIGALRM, _expire))
+    entry = [time.monotonic() + seconds, what, seconds]
+    _DEADLINES.append(entry)
     try:
+        _arm()
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        _DEADLINES.remove(entry)
+        if _DEADLINES:
+            _arm()                             # the enclosing deadlines keep their own ends
+        else:
+            signal.signal(signal.SIGALRM, _OUTSIDE_HANDLER.pop())
 
 
 def check_timeout(value, name="timeout"):

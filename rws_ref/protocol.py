@@ -39,7 +39,7 @@ __all__ = ["MODEL_METHODS", "GUIDE_METHODS", "Model", "Guide", "check_model", "c
            "check_pair", "copy_declarations", "validate_inputs", "validate_params", "validate_x", "validate_z",
            "validate_weights", "all_finite", "model_forward", "guide_forward", "support", "support_log_joint",
            "domain", "describe_shape", "MissingCapability", "readonly", "sample_model", "sample_guide",
-           "init_params", "check_gradient", "PerCopyGradient"]
+           "init_params", "check_gradient", "PerCopyGradient", "finite_states", "latent_states", "MAX_STATES"]
 
 MODEL_METHODS = ("init_theta", "sample", "log_joint", "grad_log_joint")
 
@@ -421,6 +421,41 @@ def support(model):
         raise ValueError(f"{model!r}.support() lists state {states[twice].tolist()} {int(counts.max())} times; "
                          f"each state must appear once")
     return states
+
+
+#: the most states rws_ref enumerates from a declared finite domain (2^16: sixteen binary latents)
+MAX_STATES = 65_536
+
+
+def finite_states(z_shape, z_domain, limit=MAX_STATES):
+    """Every value of a latent of shape ``z_shape`` in the finite domain ``z_domain`` ("binary": 0/1 as
+    float64, or C categories as int64), shape (S, *z_shape) in lexicographic order; None for "real" or for
+    more than ``limit`` states.  The one enumeration of a finite domain in rws_ref."""
+    if z_domain == "real":
+        return None
+    values = 2 if z_domain == "binary" else int(z_domain)
+    size = int(np.prod(z_shape, dtype=np.int64))
+    if values ** size > limit:
+        return None
+    grid = np.indices((values,) * size).reshape(size, -1).T if size else np.zeros((1, 0), dtype=np.int64)
+    states = grid.reshape((-1,) + tuple(z_shape))
+    return states.astype(np.float64) if z_domain == "binary" else states.astype(np.int64)
+
+
+def latent_states(*objs):
+    """The finite latent domain of a model and guide, (S, *z_shape), or None for a continuous latent: the
+    first ``support()`` declared among ``objs`` (pass the model, then the guide), else every value of their
+    declared finite ``z_domain`` (at most :data:`MAX_STATES`).  A check of a pair asks here, so a density is
+    never evaluated outside the domain the pair declares (docs/protocol.md)."""
+    for obj in objs:
+        states = support(obj)
+        if states is not None:
+            return states
+    for obj in objs:
+        dom = domain(obj, "z")
+        if dom != "real":
+            return finite_states(_shape(obj, "z_shape"), dom)
+    return None
 
 
 def support_log_joint(model, theta, x):

@@ -62,9 +62,19 @@ class Verdict:
     index: tuple = ()
     expected: float = 0.0
     got: float = 0.0
-    mistake: str = ""
+    mistakes: tuple = ()
     mistake_distance: float = float("nan")
     note: str = ""
+
+    @property
+    def mistake(self):
+        """The named mistake(s) as one phrase: several (outputs that coincide on this input) joined by " or "."""
+        return " or ".join(self.mistakes)
+
+    @property
+    def ambiguous(self):
+        """Several known mistakes give this very result on this input (a larger K or N tells them apart)."""
+        return len(self.mistakes) > 1
 
     def __str__(self):
         if self.ok:
@@ -155,7 +165,7 @@ def _verdict(estimator, got, expected, rtol, atol, made):
     verdict = Verdict(estimator, False, max_diff, tolerance, key=key, index=idx, expected=e, got=g)
     best, names = _closest(got, made)
     if names:
-        verdict.mistake_distance, verdict.mistake = best, " or ".join(names)
+        verdict.mistake_distance, verdict.mistakes = best, tuple(names)
         if len(names) > 1:
             verdict.note = "these mistakes give the same result on this input; a larger K or N tells them apart"
     if all(not np.any(v) for v in got.values()):

@@ -20,9 +20,10 @@ import numpy as np
 from scipy import stats
 
 from .. import exact, family, protocol, registry
-from .._checks import check_count, check_fraction, deadline
+from .._checks import check_count, check_fraction, check_timeout, deadline
 from .._trees import flatten, unflatten
 from ..estimators import elbo_is, log_weights
+from . import limits
 from .properties import Caller
 
 __all__ = ["check_stochastic", "StochasticReport", "reference_moments"]
@@ -157,6 +158,8 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
     if model is None and guide is None:
         model, guide = registry.default_pair(entry)
     protocol.check_pair(model, guide)
+    timeout = check_timeout(timeout)
+    model, guide = limits.timed(model, timeout), limits.timed(guide, timeout)
     rng = np.random.default_rng(seed)
     theta = protocol.init_params(model, rng) if theta is None else theta
     phi = protocol.init_params(guide, rng) if phi is None else phi

@@ -18,7 +18,7 @@ The weight rules (how the normalized weights w̄ are formed):
 """
 import numpy as np
 
-from .. import family, registry
+from .. import family, protocol, registry
 from ..estimators import elbo_is, forward_pass, normalized_weights, sleep_phi, wake_phi
 from ..numerics import log_mean_exp, logsumexp
 
@@ -44,6 +44,11 @@ def _whole_batch(log_w):
     return e / e.sum(), False
 
 
+def _whole_batch_mean(log_w):
+    e = np.exp(log_w - log_w.max())
+    return e / e.sum(), True
+
+
 def _whole_run(log_w):
     return np.repeat(normalized_weights(log_w.sum(axis=1, keepdims=True)), log_w.shape[1], axis=1), False
 
@@ -56,13 +61,34 @@ def _unnormalized(log_w):
     return np.exp(log_w), True
 
 
+def _over_datapoints(log_w):
+    # softmax over the wrong axis: each particle's weights normalized across the datapoints
+    return normalized_weights(log_w.T).T, True
+
+
+def _log_weights_as_weights(log_w):
+    return log_w, True
+
+
+def _extra_one_over_k(log_w):
+    return normalized_weights(log_w) / log_w.shape[0], True
+
+
 #: mistake name -> rule (log_w -> (w, divided by N?)); "per datapoint" is the right one
 WEIGHT_RULES = {
     "weights normalized over the whole batch (all K·N)": _whole_batch,
+    "weights normalized over the whole batch (all K·N), then divided by N again": _whole_batch_mean,
     "pyro-style weights (log w summed over the batch, then normalized)": _whole_run,
     "uniform weights (w̄ = 1/K)": _uniform,
     "unnormalized weights (w instead of w̄)": _unnormalized,
+    "weights normalized over the datapoints instead of the particles (softmax over the wrong axis)":
+        _over_datapoints,
+    "log w used as the weights (w̄ = log w: never exponentiated, never normalized)": _log_weights_as_weights,
+    "an extra 1/K (w̄/K: the normalized weights averaged again)": _extra_one_over_k,
 }
+
+#: the mistake of a weight rule that needs more than the log weights: w̄ ∝ p_θ(z, x) alone
+Q_FORGOTTEN = "weights from p alone (log q forgotten: w̄ ∝ p_θ(z_k, x))"
 
 
 def _coef(rule, log_w, power=lambda w: w):
@@ -94,7 +120,7 @@ def _weighted(kind, rule):
         if kind == "defensive_wake_phi":
             guide = family.DefensiveGuide(guide, case.delta)
         fp = _fp(model, guide, case)
-        c = _coef(rule, fp.log_w)
+        c = _coef(rule, fp.log_w if rule is not _p_alone else _log_p(model, guide, case, fp))
         if kind == "wake_theta":
             return fp.pull_theta(c)
         if kind in ("wake_phi", "defensive_wake_phi"):
@@ -108,11 +134,21 @@ def _weighted(kind, rule):
     return mistake
 
 
+def _p_alone(log_p):
+    return normalized_weights(log_p), True
+
+
+def _log_p(model, guide, case, fp):
+    """log p_θ(z_k, x_n) (K, N) of the particles: the log weights plus log q."""
+    return fp.log_w + protocol.guide_forward(guide, fp.phi, fp.z, fp.x)[0]
+
+
 def _reparameterized(kind, rule, model, guide, case, power=None):
     r = family.reparameterized_terms(model, guide, case.theta, case.phi, case.x, case.eps)
     if power is None:
         power = {"iwae_dreg_phi": lambda w: w ** 2, "rws_dreg_phi": lambda w: w - w ** 2}.get(kind, lambda w: w)
-    c = _coef(rule, r.log_w, power)
+    log_w = r.log_w if rule is not _p_alone else r.log_w + guide.log_prob(case.phi, r.z, r.x)
+    c = _coef(rule, log_w, power)
     path = family.path_gradient(guide, case.phi, r.x, case.eps, c, r.dlogw_dz)
     if kind == "iwae_phi":
         score = guide.grad_log_prob(case.phi, r.z, r.x, c)
@@ -153,6 +189,21 @@ def _arithmetic_vimco(model, guide, case):
     loo = np.logaddexp(others, others - np.log(K - 1)) - np.log(K)
     signals = log_mean_exp(log_w, axis=0)[None, :] - loo
     return fp.pull_phi((signals - normalized_weights(log_w)) / log_w.shape[1])
+
+
+def _vimco_with(baseline):
+    """VIMCO with a wrong leave-one-out baseline: the geometric mean over all K weights (particle k
+    included), or over the other K − 1 divided by K instead of K − 1."""
+    def mistake(model, guide, case):
+        fp = _fp(model, guide, case)
+        log_w, K = fp.log_w, fp.log_w.shape[0]
+        others = np.stack([logsumexp(np.delete(log_w, k, axis=0), axis=0) for k in range(K)])   # log Σ_{j≠k} w_j
+        total = log_w.sum(axis=0)[None, :]
+        geo = total / K if baseline == "all" else (total - log_w) / K
+        loo = np.logaddexp(others, geo) - np.log(K)
+        signals = log_mean_exp(log_w, axis=0)[None, :] - loo
+        return fp.pull_phi((signals - normalized_weights(log_w)) / log_w.shape[1])
+    return mistake
 
 
 def _score_term_missing(model, guide, case):
@@ -215,6 +266,14 @@ def _iwae_score_sign(model, guide, case):
     return {k: path[k] + score[k] for k in path}
 
 
+def _iwae_path_without_q(model, guide, case):
+    r = family.reparameterized_terms(model, guide, case.theta, case.phi, case.x, case.eps)
+    c = normalized_weights(r.log_w) / r.x.shape[0]
+    path = family.path_gradient(guide, case.phi, r.x, case.eps, c, model.grad_z_log_joint(case.theta, r.z, r.x))
+    score = guide.grad_log_prob(case.phi, r.z, r.x, c)
+    return {k: path[k] - score[k] for k in path}
+
+
 def _reparameterized_as(kind, power):
     def mistake(model, guide, case):
         return _reparameterized(kind, _per_datapoint, model, guide, case, power)
@@ -270,10 +329,13 @@ _PARTICULAR = {
                       FIXED_PARTICLE_TERM: _fixed_particle_term_missing("reinforce_phi"),
                       "learning signal without −log K": _signal_without_log_k},
     "vimco_phi": {"arithmetic-mean VIMCO baseline": _arithmetic_vimco,
+                  "leave-one-out including particle k (the geometric mean of all K weights)": _vimco_with("all"),
+                  "geometric mean of the others divided by K instead of K − 1": _vimco_with("over K"),
                   "score-function term missing (only the gradient at fixed particles)": _score_term_missing,
                   FIXED_PARTICLE_TERM: _fixed_particle_term_missing("vimco_phi")},
     "iwae_phi": {"score term missing (STL)": _reparameterized_as("stl_phi", lambda w: w),
-                 "score term added instead of subtracted": _iwae_score_sign},
+                 "score term added instead of subtracted": _iwae_score_sign,
+                 "∇_z log q missing from the path derivative (only ∇_z log p_θ through z)": _iwae_path_without_q},
     "stl_phi": {"score term kept (the IWAE gradient)": lambda m, g, c: registry.ESTIMATORS["iwae_phi"].function(
         m, g, c.theta, c.phi, c.x, c.eps)},
     "iwae_dreg_phi": {"w̃ instead of w̃² (STL)": _reparameterized_as("stl_phi", lambda w: w)},
@@ -292,6 +354,7 @@ def base_mistakes(kind):
             lambda m, g, c: _zero(m, g, c, entry))
     if kind in _WEIGHTED:
         out.update({name: _weighted(kind, rule) for name, rule in WEIGHT_RULES.items()})
+        out[Q_FORGOTTEN] = _weighted(kind, _p_alone)
     out.update(_PARTICULAR.get(kind, {}))
     if entry.signature not in ("noise", "dreams"):
         out[_MISALIGNED] = _misaligned(entry)

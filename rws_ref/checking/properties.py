@@ -12,18 +12,27 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import exact, family, protocol, registry
-from .._checks import deadline, traceback_text
+from .._checks import NonFinite, deadline, traceback_text
 from .._trees import flatten
-from ..estimators import sleep_phi, wake_phi
+from ..estimators import elbo_is, sleep_phi, wake_phi
 from ..registry import Case
 from . import diagnose
 
-__all__ = ["Caller", "UserOutputError", "PropertyResult", "CheckReport", "Properties", "exact_mean",
+__all__ = ["Caller", "UserOutputError", "NonFiniteOutput", "STABILITY_SHIFTS", "stability_shift", "no_max_shift",
+           "PropertyResult", "CheckReport", "Properties", "exact_mean",
            "ShiftedModel", "close", "traceback_text"]
 
 
 class UserOutputError(ValueError):
     """The user's function returned something an estimator cannot return (named in the message)."""
+
+
+class NonFiniteOutput(UserOutputError):
+    """The user's function returned NaN or ±inf: ``key``, ``index`` and ``value`` say where."""
+
+    def __init__(self, message, key, index, value):
+        super().__init__(message)
+        self.key, self.index, self.value = key, index, value
 
 
 @dataclass
@@ -83,10 +92,15 @@ class Caller:
         self.name = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
 
     def __call__(self, model, guide, case, reference=None):
-        with deadline(self.timeout, self.name):
-            out = self.fn(*registry.arguments(self.entry, model, guide, case, with_objects=self.objects))
-        return self.check_output(out, reference if reference is not None else
+        return self.check_output(self.invoke(registry.arguments(self.entry, model, guide, case,
+                                                                with_objects=self.objects)),
+                                 reference if reference is not None else
                                  registry.reference_output(self.entry, model, guide, case))
+
+    def invoke(self, args):
+        """The user's function on positional ``args``, within the time limit; its output unchecked."""
+        with deadline(self.timeout, self.name):
+            return self.fn(*args)
 
     def check_output(self, out, like):
         """``out`` as a dict of finite real float64 arrays with the keys and shapes of ``like``."""
@@ -112,7 +126,8 @@ class Caller:
             arr = arr.astype(np.float64)
             if not np.all(np.isfinite(arr)):
                 bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
-                raise UserOutputError(f"{self.name} returned a non-finite value {arr[bad]} in {key!r} at {bad}")
+                raise NonFiniteOutput(f"{self.name} returned a non-finite value {arr[bad]} in {key!r} at {bad}", key,
+                                      bad, float(arr[bad]))
             checked[key] = arr
         return checked
 
@@ -180,19 +195,23 @@ class Properties:
         if ok:
             return ok, detail
         verdict = self._diagnose(mine, want, case)
-        if " or " in verdict.mistake:          # ambiguous on this small input: look at a larger one
+        if np.shape(case.x)[0] < 3 or np.shape(case.z)[0] < 4 or verdict.ambiguous:
+            # a small input ties mistakes (N = 1: no batch to normalize over; K = 1: w̄ = 1): a generic one
             try:
                 big = self.larger_case()
                 larger = self._diagnose(*self._both(big), big)
+                news = larger.mistakes != verdict.mistakes
             except Exception as err:           # the user's code failed there: keep the first diagnosis
-                larger = f"not evaluated ({type(err).__name__}: {err})"
-            verdict = f"{verdict}; on a larger, generic example (K = 4, N = 3): {larger}"
+                larger, news = f"not evaluated ({type(err).__name__}: {err})", True
+            if news:
+                verdict = f"{verdict}; on a larger, generic example (K = 4, N = 3): {larger}"
         return False, f"{detail}; {verdict}"
 
-    def _diagnose(self, mine, want, case):
+    def _diagnose(self, mine, want, case, model=None):
         # the diagnosis with the tolerance agreement uses: rtol relative to max(1, max |reference|)
         atol = self.rtol * max(1.0, float(np.max(np.abs(flatten(want)))))
-        return diagnose.compare(self.entry.name, mine, self.model, self.guide, rtol=0.0, atol=atol, **case._asdict())
+        return diagnose.compare(self.entry.name, mine, model or self.model, self.guide, rtol=0.0, atol=atol,
+                                **case._asdict())
 
     def larger_case(self):
         """A generic example with K = 4 particles for N = 3 datapoints (3 dreams), parameters jittered."""
@@ -228,6 +247,36 @@ class Properties:
             joined = {k: np.mean([p[k] for p in parts], axis=0) for k in whole}
         return close(whole, joined, self.rtol)
 
+    def stability(self, case):
+        """Agreement with rws_ref when log p_θ(z, x_n) is shifted by ±10³ or ±10⁵ per datapoint (the log
+        weights with it): the right answer stays finite; exp without a max shift does not.  A function that
+        disagrees before any shift fails here too, saying so, and is diagnosed by the agreement property."""
+        ok, detail = close(*self._both(case), self.rtol)
+        if not ok:
+            return False, f"disagrees with rws_ref before any shift ({detail}; see the agreement property)"
+        for sign in (1.0, -1.0):
+            c = stability_shift(np.shape(case.x)[0], sign)
+            if self.entry.signature == "log_w":
+                log_w = registry.arguments(self.entry, self.model, self.guide, case)[0] + c
+                want, args, model = {"elbo_is": elbo_is(log_w)}, [log_w], None
+            else:
+                model = ShiftedModel(self.model, c)
+                want = registry.reference_output(self.entry, model, self.guide, case)
+                args = registry.arguments(self.entry, model, self.guide, case)
+            try:
+                mine = self.call.check_output(self.call.invoke(args), want)
+            except NonFiniteOutput as err:
+                return False, f"log p_θ shifted by {c.tolist()}: {no_max_shift(sign, err)}"
+            except NonFinite as err:              # NaN weights handed to the model's or guide's gradient
+                return False, (f"log p_θ shifted by {c.tolist()}: no max shift: your function handed non-finite "
+                               f"values to rws_ref ({err}) — exp(log w) {'overflows' if sign > 0 else 'underflows'} "
+                               f"without the max subtracted; use a stable softmax of the log weights")
+            ok, detail = close(mine, want, self.rtol)
+            if not ok:
+                verdict = self._diagnose(mine, want, case, model) if model is not None else ""
+                return False, f"log p_θ shifted by {c.tolist()}: {detail}" + (f"; {verdict}" if verdict else "")
+        return True, f"log p_θ shifted by ±{STABILITY_SHIFTS} per datapoint"
+
     def shift(self, case):
         if self.entry.signature == "log_w":                     # L̂(log w + c) = L̂(log w) + c per datapoint
             c = 50.0 * (1.0 + np.arange(np.shape(case.x)[0]))
@@ -236,6 +285,25 @@ class Properties:
             return close({"elbo_is": shifted["elbo_is"] - c}, self.call(self.model, self.guide, case), self.rtol)
         shifted = ShiftedModel(self.model, 50.0 * (1.0 + np.arange(np.shape(case.x)[0])))
         return close(self.call(shifted, self.guide, case), self.call(self.model, self.guide, case), self.rtol)
+
+
+#: the per-datapoint shifts of log p_θ(z, x_n) of the numerical-stability property: 10³ and 10⁵ alternate
+#: over the datapoints, once added and once subtracted — beyond exp's range (overflow above ≈ 709.8,
+#: underflow to 0 below ≈ −745), so that exponentiating log weights without subtracting their max fails
+STABILITY_SHIFTS = (1e3, 1e5)
+
+
+def stability_shift(n, sign):
+    """The shift c (N,) of the numerical-stability property: sign · (10³, 10⁵, 10³, …)."""
+    return sign * np.array([STABILITY_SHIFTS[i % len(STABILITY_SHIFTS)] for i in range(n)])
+
+
+def no_max_shift(sign, err):
+    """The mistake a non-finite output under a large shift of the log weights names."""
+    how = ("exp(log w) overflows to inf for log weights near +10³" if sign > 0 else
+           "exp(log w) underflows to 0 for log weights near −10³, and 0/0 or log 0 follows")
+    return (f"no max shift: {how} — returned {err.value} in {err.key!r} at {list(err.index)}; subtract each "
+            f"datapoint's largest log weight before exponentiating (logsumexp, a stable softmax)")
 
 
 def _singles(entry, case):

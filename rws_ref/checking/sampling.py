@@ -22,31 +22,18 @@ import numpy as np
 from scipy import stats
 
 from .. import protocol
-from .._checks import check_count, check_fraction, traceback_text
+from .._checks import check_count, check_fraction, check_timeout, traceback_text
 from .._trees import flatten
+from . import limits
 from .properties import CheckReport, PropertyResult
 
-__all__ = ["check_guide_sampler", "check_model_sampler", "check_samplers", "enumerable_states", "DEFAULT_DRAWS",
+__all__ = ["check_guide_sampler", "check_model_sampler", "check_samplers", "DEFAULT_DRAWS",
            "DEFAULT_ALPHA"]
 
 DEFAULT_DRAWS = 4000
 DEFAULT_ALPHA = 1e-3
 BATCHES = 50
 _POWER_Z = stats.norm.ppf(0.9)
-
-
-def enumerable_states(obj, limit=65536):
-    """Every value of z the declarations allow, (S, *z_shape), when the domain is finite and S ≤ limit."""
-    dom, shape = protocol.domain(obj, "z"), tuple(obj.z_shape)
-    if dom == "real":
-        return None
-    values = 2 if dom == "binary" else dom
-    size = int(np.prod(shape, dtype=int))
-    if values ** size > limit:
-        return None
-    grid = np.stack(np.meshgrid(*([np.arange(values)] * size), indexing="ij"), axis=-1).reshape(-1, size)
-    states = grid.reshape((-1,) + shape)
-    return states.astype(np.float64) if dom == "binary" else states
 
 
 def _state_index(states, draws):
@@ -112,7 +99,7 @@ def _batches(n_draws):
     return [slice(i * size, (i + 1) * size) for i in range(n_draws // size)]
 
 
-def check_guide_sampler(guide, phi, x, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT_ALPHA, states=None):
+def check_guide_sampler(guide, phi, x, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT_ALPHA, states=None, timeout=None):
     """Test that ``guide.sample(phi, x, K, rng)`` draws from ``guide.log_prob(phi, ·, x)``.
 
     Parameters
@@ -120,8 +107,11 @@ def check_guide_sampler(guide, phi, x, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAUL
     guide, phi, x : the guide, its parameters and a batch x (N, *x_shape)
     draws : particles drawn per datapoint
     alpha : the false-failure rate of each test
-    states : the finite support of z to test counts on (default: every value of a discrete z_domain with at
-        most 65,536 of them; None for a real z_domain)
+    timeout : seconds, optional: every call of the guide's methods must return within it (TimeoutError)
+    states : the finite support of z to test counts on (default: the guide's ``support()`` if it has one,
+        else every value of its discrete z_domain, at most protocol.MAX_STATES of them).  Pass the model's
+        ``model.support()`` for a pair whose finite latent only the model declares: without states the
+        latent is taken for continuous and the PIT evaluates the density on a real grid.
 
     Returns
     -------
@@ -129,11 +119,12 @@ def check_guide_sampler(guide, phi, x, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAUL
     """
     draws, seed = check_count(draws, "draws", minimum=2 * BATCHES), check_count(seed, "seed", minimum=0)
     alpha = _check_alpha(alpha)
+    guide = limits.timed(guide, check_timeout(timeout))
     phi = protocol.validate_params(phi, guide.phi_shapes, "phi")
     x = protocol.validate_x(guide, x)
     z = protocol.sample_guide(guide, phi, x, draws, np.random.default_rng(seed))
     report = CheckReport(f"{guide!r}.sample")
-    states = enumerable_states(guide) if states is None else np.asarray(states)
+    states = protocol.latent_states(guide) if states is None else np.asarray(states)
     if states is not None:
         report.results.append(_guide_counts(guide, phi, x, z, states, alpha))
     else:
@@ -224,12 +215,14 @@ def _guide_pit(guide, phi, x, z, alpha):
                                         f"over {n_data}); detects a CDF difference above it with probability ≥ ½")
 
 
-def check_model_sampler(model, theta, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT_ALPHA):
+def check_model_sampler(model, theta, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT_ALPHA, timeout=None):
     """Test that ``model.sample(theta, n, rng)`` draws from ``model.log_joint``: χ² over (z, x) when both are
     finite (``support()`` and ``data_support()``); the randomized PIT of z given x under the exact posterior
-    when z is finite; the score identity E[∇_θ log p_θ(z, x)] = 0 always.  Returns a CheckReport."""
+    when z is finite; the score identity E[∇_θ log p_θ(z, x)] = 0 always.  ``timeout`` (seconds) bounds every
+    call of the model's methods.  Returns a CheckReport."""
     draws, seed = check_count(draws, "draws", minimum=2 * BATCHES), check_count(seed, "seed", minimum=0)
     alpha = _check_alpha(alpha)
+    model = limits.timed(model, check_timeout(timeout))
     theta = protocol.validate_params(theta, model.theta_shapes, "theta")
     z, x = protocol.sample_model(model, theta, draws, np.random.default_rng(seed))
     report = CheckReport(f"{model!r}.sample")
@@ -283,7 +276,8 @@ def check_samplers(model, guide, seed=0, draws=DEFAULT_DRAWS, alpha=DEFAULT_ALPH
     try:
         theta, phi = protocol.init_params(model, rng), protocol.init_params(guide, rng)
         x = protocol.sample_model(model, theta, 3, rng)[1]
-        for who, check in (("guide", lambda: check_guide_sampler(guide, phi, x, draws, seed, alpha)),
+        states = protocol.latent_states(model, guide)              # the pair's latent domain, not the guide's alone
+        for who, check in (("guide", lambda: check_guide_sampler(guide, phi, x, draws, seed, alpha, states)),
                            ("model", lambda: check_model_sampler(model, theta, draws, seed, alpha))):
             out += [PropertyResult(f"sampler: {who}.sample, {r.name}", r.status, r.detail) for r in check().results
                     if r.status != "not applicable"]

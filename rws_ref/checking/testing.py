@@ -33,6 +33,7 @@ from .properties import (
     CheckReport,
     Properties,
     PropertyResult,
+    UserOutputError,
     draw_case,
     exact_mean,
     traceback_text,
@@ -203,6 +204,10 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
     shift          invariant to a θ-free constant added to one datapoint's log joint (ELBO_IS: moves by
                    it); applies only to a function that evaluates the model it is given, and not to
                    REINFORCE, whose learning signal moves with it, nor to sleep-φ, which has no model
+    stability      agreement with rws_ref when each datapoint's log joint is shifted by ±10³ or ±10⁵
+                   (past exp's range): a function that exponentiates log weights without subtracting
+                   their max returns inf or NaN, named "no max shift"; applies where the shift
+                   property does, and to REINFORCE
     batch          a batch estimate equals the mean of the single-datapoint estimates
     exact          with a finite support: the exact mean over z ~ q^K equals ∇ ELBO_IS (the unbiased
                    kinds), rws_ref's exact mean (the self-normalized kinds: their bias) or the exact
@@ -249,6 +254,11 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
         report.results.append(PropertyResult("per-datapoint shift invariance", "not applicable", shift_reason))
     else:
         run("per-datapoint shift invariance", prop.shift, moderate)
+    stable_reason = _stability_not_applicable(entry, call, shift_reason)
+    if stable_reason:
+        report.results.append(PropertyResult(STABILITY, "not applicable", stable_reason))
+    else:
+        run(STABILITY, prop.stability, moderate)
     run("batch = mean of single datapoints", prop.batch, moderate)
     report.results.append(exact_mean(call, entry, model, guide, exact_ks, rtol, min_k))
     if samplers:
@@ -308,6 +318,19 @@ class _Poisoned:
         raise self.Touched()
 
     init_theta = sample = log_joint = grad_log_joint = log_joint_vjp = grad_z_log_joint = _touch
+
+
+STABILITY = "numerical stability: log weights shifted by ±10³ and ±10⁵"
+
+
+def _stability_not_applicable(entry, call, shift_reason):
+    """Why the numerical-stability property cannot run (it shifts the model like the shift property, but
+    compares with rws_ref on the shifted model, so it applies to REINFORCE too), or None."""
+    if entry.signature == "dreams":
+        return "sleep-φ has no importance weights"
+    if entry.name == "reinforce_phi" and call.objects:
+        return None
+    return shift_reason
 
 
 def _shift_not_applicable(entry, call, model, guide, strategy, seed):
@@ -376,7 +399,7 @@ def _runner(report, max_examples, seed, shrink, progress=False):
             try:
                 ok, detail = prop(case)
             except Exception as err:
-                what = "your function returned" if type(err).__name__ == "UserOutputError" else "your function raised"
+                what = "your function returned" if isinstance(err, UserOutputError) else "your function raised"
                 text = str(err) if what.endswith("returned") else traceback_text(err)
                 failure["detail"] = f"{what} {text}; input: {_describe(case)}"
                 raise

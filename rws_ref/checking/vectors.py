@@ -169,9 +169,9 @@ def make_guide(spec):
 # -- the cases --------------------------------------------------------------------------------
 
 
-def _record(case, model, guide, kinds, mistakes_for=None):
+def _record(case, model, guide, kinds):
     """The outputs of ``kinds`` (plus ELBO_IS) on the case's inputs, and what each known mistake
-    (rws_ref.mistakes) of those in ``mistakes_for`` (default: all of them) produces there; a mistake equal to
+    (rws_ref.mistakes) of each of them produces there; a mistake equal to
     the right answer on these inputs (e.g. uniform weights at K = 1) is not recorded."""
     inputs = registry.Case(case["theta"], case["phi"], case["x"], case["z"], case.get("eps"), case["dream_z"],
                            case["dream_x"], case["iota"], case.get("delta"))
@@ -183,8 +183,6 @@ def _record(case, model, guide, kinds, mistakes_for=None):
         right = registry.reference_output(entry, model, guide, inputs)
         if kind != "elbo_is":
             case["estimators"][kind] = right
-        if mistakes_for is not None and kind not in mistakes_for:
-            continue
         made = {name: make(model, guide, inputs) for name, make in mistakes.base_mistakes(kind).items()}
         case["mistakes"][kind] = {name: value for name, value in made.items()
                                   if value is not None and _visible(value, right)}
@@ -225,13 +223,13 @@ def _linear_gaussian_case(name, rng, K):
     return case
 
 
-def _discrete_case(name, model, guide, model_spec, guide_spec, theta, phi, x, K, rng, z=None, mistakes_for=None):
+def _discrete_case(name, model, guide, model_spec, guide_spec, theta, phi, x, K, rng, z=None):
     z = guide.sample(phi, x, K, rng) if z is None else z
     dream_z, dream_x = model.sample(theta, 4, rng)
     case = {"name": name, "model": model_spec, "guide": guide_spec, "theta": theta, "phi": phi, "x": x,
             "K": K, "z": z, "dream_z": dream_z, "dream_x": dream_x, "iota": IOTA, "delta": DELTA}
     kinds = ("wake_theta", "wake_phi", "sleep_phi", "insomnia", "defensive_wake_phi", "reinforce_phi")
-    _record(case, model, guide, kinds + (("vimco_phi",) if K >= 2 else ()), mistakes_for)
+    _record(case, model, guide, kinds + (("vimco_phi",) if K >= 2 else ()))
     dth, dph = exact.grad_elbo_is(model, guide, theta, phi, x, K)
     ex = {"K": K, "elbo_is": exact.elbo_is(model, guide, theta, phi, x, K),
           "grad_elbo_is_theta": dth, "grad_elbo_is_phi": dph,
@@ -274,8 +272,7 @@ def build(seed=0):
                                 {"class": "MLPGuide", "args": {"n_components": 20, "hidden": [16, 16],
                                                                "loc": BENCHMARK_LOC, "scale": BENCHMARK_SCALE}},
                                 bench.true_theta(), mlp20.init_phi(rng), x, 3, rng,
-                                z=np.array([[3, 11], [4, 12], [3, 12]]),
-                                mistakes_for=("elbo_is", "wake_theta", "wake_phi")))   # the others: in the C = 5 cases
+                                z=np.array([[3, 11], [4, 12], [3, 12]])))
     sbn, bern = SigmoidBeliefNet(3, 4), BernoulliGuide(3, 4)
     theta = {k: 3.0 * v for k, v in sbn.init_theta(rng).items()}        # large logits: weights spread widely
     phi = bern.init_phi(rng)

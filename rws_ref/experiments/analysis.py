@@ -304,7 +304,7 @@ def _jackknife(study, name, acc, counts, t):
 def rainforth_batched(model, guide, theta, phi, x, phi_key="c", theta_key="mu"):
     """The five estimators of :func:`rainforth_estimators` on the toy, B replicates at once:
     ``draw_batch(K, B, rng)`` for :func:`snr_study_batched`.  Closed forms for the guide's bias c
-    and the prior mean μ (tests/test_analysis.py checks them against rws_ref's estimators):
+    and the prior mean μ (tests/experiments/test_analysis.py checks them against rws_ref's estimators):
 
     with z_k = m + s ⊙ ε_k, m = A x + c, log w_k = log p_θ(z_k, x) − log q_φ(z_k | x),
     w̄ = softmax_k(log w), g_k = ∇_z log p_θ(z_k, x) = −(z_k − μ) + Wᵀ((x − W z_k − b) / σ²) and

@@ -9,7 +9,7 @@ method, K and seed — each a pure function of its task, so the runs can go anyw
   the finished run's rows; the client writes every file, so the results land where it can resume
   them.  A run is the unit of resumption on Dask (a worker writes nothing: an interrupted run starts
   again); locally a run also resumes from its own checkpoint.  The same seeds give the same numbers,
-  bit for bit, either way (tests/test_dask.py).
+  bit for bit, either way (tests/experiments/test_dask.py).
 
 The folder belongs to the experiment: ``DIR/rws-ref-reproduce.json`` records the experiment and its
 configuration (budget, iterations, methods, K, version).  A folder with files rws_ref did not write

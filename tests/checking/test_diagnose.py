@@ -118,7 +118,7 @@ def test_vector_results_are_judged_with_the_recorded_tolerance_and_mistakes():
                 verdict, = diagnose.vectors({case["name"]: {estimator: wrong}}, data)
                 # at K = 1 some mistakes coincide (pyro-style weights = sum over data; a K = 1 shortcut is a
                 # zero): the verdict names the mistake or one that gives the same numbers here
-                named = verdict.mistake.split(" or ")
+                named = verdict.mistakes
                 same = [m for m in named if m in table and max(
                     float(np.max(np.abs(np.asarray(table[m][k]) - np.asarray(wrong[k])))) for k in wrong) < 1e-12]
                 assert not verdict.ok and verdict.mistake_distance < 1e-12 and same, (case["name"], str(verdict))

@@ -123,3 +123,88 @@ def test_the_insomnia_iota_applied_twice_is_a_loop_over_its_parts():
     want = {k: case.iota ** 2 * wake[k] + (1 - case.iota) * sleep[k] for k in wake}
     assert_tree_close(mistakes.base_mistakes("insomnia")["ι applied twice to the wake term"](model, guide, case),
                       want, 1e-12)
+
+
+def test_no_mistake_name_holds_the_word_that_joins_ties():
+    for kind in registry.KINDS:
+        for name in mistakes.base_mistakes(kind):
+            assert " or " not in name, (kind, name)        # a tie is shown as "a or b"
+
+
+# -- the mistakes as students write them (independently of rws_ref.checking.mistakes), through check_estimator ------
+
+def _lw(model, guide, theta, phi, x, z):
+    return model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)
+
+
+def _softmax(a, axis):
+    e = np.exp(a - a.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _with_weights(weights, phi_grad=False):
+    def fn(model, guide, theta, phi, x, z):
+        w = weights(model, guide, theta, phi, x, z) / x.shape[0]
+        if phi_grad:
+            return {k: -v for k, v in guide.grad_log_prob(phi, z, x, w).items()}
+        return model.grad_log_joint(theta, z, x, w)
+    return fn
+
+
+def _vimco(geometric):
+    def fn(model, guide, theta, phi, x, z):
+        log_w = _lw(model, guide, theta, phi, x, z)
+        K = log_w.shape[0]
+        lme = lambda a: a.max(0) + np.log(np.mean(np.exp(a - a.max(0)), 0))      # noqa: E731
+        signal = np.empty_like(log_w)
+        for k in range(K):
+            swapped = log_w.copy()
+            swapped[k] = geometric(log_w, k, K)
+            signal[k] = lme(log_w) - lme(swapped)
+        return guide.grad_log_prob(phi, z, x, (signal - _softmax(log_w, 0)) / x.shape[0])
+    return fn
+
+
+def _iwae_without_grad_z_log_q(model, guide, theta, phi, x, eps):
+    z = guide.reparameterize(phi, x, eps)
+    w = _softmax(_lw(model, guide, theta, phi, x, z), 0) / x.shape[0]
+    path = guide.pull_back(phi, x, eps, w[..., None] * model.grad_z_log_joint(theta, z, x))
+    score = guide.grad_log_prob(phi, z, x, w)
+    return {k: path[k] - score[k] for k in path}
+
+
+def _negated(fn):
+    return lambda *args: {k: -v for k, v in fn(*args).items()}
+
+
+STUDENTS = [
+    ("wake_theta", _with_weights(lambda m, g, th, ph, x, z: _softmax(_lw(m, g, th, ph, x, z), 1)),
+     "weights normalized over the datapoints instead of the particles (softmax over the wrong axis)"),
+    ("wake_theta", _with_weights(lambda m, g, th, ph, x, z: _lw(m, g, th, ph, x, z)),
+     "log w used as the weights (w̄ = log w: never exponentiated, never normalized)"),
+    ("wake_theta", _with_weights(lambda m, g, th, ph, x, z: _softmax(_lw(m, g, th, ph, x, z), 0) / z.shape[0]),
+     "an extra 1/K (w̄/K: the normalized weights averaged again)"),
+    ("wake_theta", _with_weights(lambda m, g, th, ph, x, z: _softmax(m.log_joint(th, z, x), 0)),
+     mistakes.Q_FORGOTTEN),
+    ("wake_phi", _with_weights(lambda m, g, th, ph, x, z: _softmax(m.log_joint(th, z, x), 0), phi_grad=True),
+     mistakes.Q_FORGOTTEN),
+    ("vimco_phi", _vimco(lambda log_w, k, K: log_w.mean(0)),
+     "leave-one-out including particle k (the geometric mean of all K weights)"),
+    ("vimco_phi", _vimco(lambda log_w, k, K: (log_w.sum(0) - log_w[k]) / K),
+     "geometric mean of the others divided by K instead of K − 1"),
+    ("iwae_phi", _iwae_without_grad_z_log_q,
+     "∇_z log q missing from the path derivative (only ∇_z log p_θ through z)"),
+]
+STUDENTS += [(kind, _negated(fn), f"{mistakes.SIGN} + {name}") for kind, fn, name in STUDENTS]
+
+
+@pytest.mark.parametrize("kind, fn, name", STUDENTS, ids=[f"{k}: {n[:60]}" for k, _, n in STUDENTS])
+def test_a_students_mistake_is_named_by_check_estimator(kind, fn, name):
+    from rws_ref.checking import testing
+    model, guide = LG if registry.get(kind).signature == "noise" else MIX
+    report = testing.check_estimator(fn, kind, model, guide, max_examples=5, samplers=False)
+    agreement = next(r for r in report.results if r.name == "agreement with rws_ref")
+    assert agreement.status == "fail"
+    # the last diagnosis — on the larger generic input when the drawn one is small and ties mistakes — names it
+    last = agreement.detail.split("looks like: ")[-1]
+    assert last.startswith(f"{name}; input") or last == name, agreement.detail

@@ -43,6 +43,11 @@ def test_every_estimator_of_the_registry_is_recorded_with_its_mistakes():
         assert wanted <= names, (kind, sorted(wanted - names))
 
 
+def test_every_case_records_the_mistakes_of_every_estimator_it_records():
+    for case in vectors.load()["cases"]:
+        assert set(case["mistakes"]) == {"elbo_is", *case["estimators"]}, case["name"]
+
+
 def test_same_seed_gives_byte_identical_files_and_the_shipped_copy_is_current(tmp_path):
     a, b = vectors.write(tmp_path / "a.json"), vectors.write(tmp_path / "b.json")
     assert filecmp.cmp(a, b, shallow=False)

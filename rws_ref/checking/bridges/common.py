@@ -1,28 +1,10 @@
-"""What the Pyro and NumPyro bridges share: the latent's domain and support, and a framework
+"""What the Pyro and NumPyro bridges share: the protocol pair built from the traced pieces, and a framework
 loss run in the signature :func:`rws_ref.losses.check_loss` calls for each kind."""
-import itertools
 
-import numpy as np
-
-from ... import registry
+from ... import protocol, registry
 from .. import adapters, losses
 
-__all__ = ["enumerate_states", "loss_in_signature", "choose", "one_latent", "MAX_STATES", "BridgeBase"]
-
-MAX_STATES = 4096
-
-
-def enumerate_states(z_shape, domain):
-    """Every latent state (S, *z_shape) of a finite domain ("binary" or C categories); None for "real"."""
-    if domain == "real":
-        return None
-    values = (0, 1) if domain == "binary" else tuple(range(int(domain)))
-    size = int(np.prod(z_shape, dtype=np.int64))
-    if len(values) ** size > MAX_STATES:
-        return None
-    states = np.array(list(itertools.product(values, repeat=size)), dtype=np.float64)
-    return states.reshape((len(states),) + tuple(z_shape))
-
+__all__ = ["loss_in_signature", "choose", "one_latent", "BridgeBase"]
 
 def loss_in_signature(kind, evaluate):
     """A callable in ``kind``'s signature without the model and guide (registry.SIGNATURES) that
@@ -94,7 +76,7 @@ class BridgeBase:
         """``self.model``, ``self.guide``, ``self.theta``, ``self.phi`` from the traced pieces: initial θ and
         φ (NumPy dicts), (z_shape, x_shape), (z_domain, x_domain) and whether the guide reparameterizes."""
         (model, guide), (z_shape, x_shape), (z_domain, x_domain) = programs, shapes, domains
-        states = enumerate_states(z_shape, z_domain)
+        states = protocol.finite_states(z_shape, z_domain)
         self.theta_names, self.phi_names = list(theta0), list(phi0)
         self.model = adapters.Model(
             {k: v.shape for k, v in theta0.items()}, z_shape, x_shape, self._log_joint, self._grad_log_joint,
