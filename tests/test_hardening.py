@@ -371,3 +371,50 @@ def test_ctrl_c_stops_training_cleanly_with_checkpoint_and_metrics(tmp_path):
     rows = out.read_text().splitlines()
     assert state["iteration"] > 0 and len(rows) >= 2
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rws-ref-tmp")]
+
+
+# -- time limits nest ------------------------------------------------------------------------------------
+
+
+def test_an_inner_time_limit_never_cancels_or_extends_the_outer_one():
+    import time
+
+    from rws_ref._checks import deadline
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match="outer did not return within 0.3 s"):
+        with deadline(0.3, "outer"):
+            with deadline(5.0, "inner"):                  # a longer inner limit does not extend the outer one
+                time.sleep(0.05)
+            time.sleep(2.0)                               # the outer limit still holds after the inner ended
+    assert time.monotonic() - start < 1.0
+    with pytest.raises(TimeoutError, match="outer"):      # a swallowed TimeoutError fires again
+        with deadline(0.2, "outer"):
+            for _ in range(3):
+                try:
+                    with deadline(5.0, "inner"):
+                        time.sleep(1.0)
+                except TimeoutError:
+                    pass
+            time.sleep(1.0)
+    with deadline(1.0, "outer"):                          # a shorter inner limit fires alone
+        with pytest.raises(TimeoutError, match="inner did not return within 0.1 s"):
+            with deadline(0.1, "inner"):
+                time.sleep(1.0)
+        time.sleep(0.2)
+    import signal
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0) and signal.getsignal(signal.SIGALRM) in (
+        signal.SIG_DFL, signal.default_int_handler, 0)
+
+
+def test_a_function_that_calls_the_model_and_then_stalls_is_timed_out_by_check_estimator():
+    import time
+
+    from rws_ref.checking import testing
+
+    def stalls(model, guide, theta, phi, x, z):
+        out = rws_ref.wake_theta(model, guide, theta, phi, x, z)     # timed model calls inside the timed function
+        time.sleep(3.0)                                              # then no call of rws_ref's until it returns
+        return out
+    report = testing.check_estimator(stalls, "wake_theta", max_examples=1, timeout=0.3, samplers=False)
+    agreement = next(r for r in report.results if r.name == "agreement with rws_ref")
+    assert agreement.status == "fail" and "stalls did not return within 0.3 s" in agreement.detail

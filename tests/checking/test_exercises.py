@@ -61,6 +61,11 @@ SOLUTIONS = {
 
 # (exercise, the edit that plants the mistake, words the hint must hold)
 MISTAKES = [
+    ("elbo_is", ("m + np.log(np.mean(np.exp(log_w - m), axis=0))", "np.log(np.mean(np.exp(log_w), axis=0))"),
+     "no max shift"),
+    ("wake_theta", ("w = softmax0(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x))",
+                    "w = np.exp(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)); w = w / w.sum(axis=0)"),
+     "no max shift"),
     ("elbo_is", ("np.mean(np.exp", "np.sum(np.exp"), "expected"),
     ("elbo_is", ("m + np.log", "np.log"), "expected"),
     ("wake_theta", ("w / x.shape[0]", "w"), "sum over data instead of the mean"),

@@ -220,3 +220,27 @@ def test_a_function_drawing_from_the_global_generator_is_not_deterministic():
     assert statuses(report)["deterministic"] == "fail"
     assert "global or unseeded random number generator" in next(r.detail for r in report.failed()
                                                                 if r.name == "deterministic")
+
+
+def _no_max_shift_elbo(log_w):
+    return np.log(np.mean(np.exp(log_w), axis=0))
+
+
+def _no_max_shift_wake_theta(model, guide, theta, phi, x, z):
+    w = np.exp(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x))
+    return model.grad_log_joint(theta, z, x, w / w.sum(axis=0) / x.shape[0])
+
+
+@pytest.mark.parametrize("kind, fn", [("elbo_is", _no_max_shift_elbo), ("wake_theta", _no_max_shift_wake_theta)])
+def test_exponentiating_log_weights_without_their_max_fails_only_the_stability_property(kind, fn):
+    with np.errstate(all="ignore"):
+        report = testing.check_estimator(fn, kind, MIX, CAT, max_examples=10, samplers=False)
+    assert [r.name for r in report.failed()] == [STABLE], str(report)
+    assert "no max shift" in report.failed()[0].detail
+
+
+def test_the_stability_shifts_leave_exps_range_both_ways():
+    from rws_ref.checking.properties import stability_shift
+    up, down = stability_shift(3, 1.0), stability_shift(3, -1.0)
+    assert np.all(np.exp(up) == np.inf) and np.all(np.exp(down) == 0.0)      # past overflow and underflow
+    assert list(up) == [1e3, 1e5, 1e3] and list(down) == [-1e3, -1e5, -1e3]
