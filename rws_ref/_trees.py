@@ -6,7 +6,8 @@ def flatten(tree, keys=None):
     """The entries of ``tree`` as one float64 vector: each value raveled in C order,
     in the order of ``keys`` (any iterable of keys, a dict included; default sorted)."""
     keys = sorted(tree) if keys is None else keys
-    return np.concatenate([np.ravel(np.asarray(tree[k], dtype=np.float64)) for k in keys])
+    parts = [np.ravel(np.asarray(tree[k], dtype=np.float64)) for k in keys]
+    return np.concatenate(parts) if parts else np.zeros(0)           # a model without parameters: θ = {}
 
 
 def unflatten(vector, like):

@@ -84,7 +84,7 @@ def _check(obj, role, shapes_attr, methods):
         raise TypeError(f"{role} {obj!r} lacks the protocol method(s) {', '.join(missing)} "
                         f"(docs/protocol.md)")
     shapes = getattr(obj, shapes_attr, None)
-    if not isinstance(shapes, dict) or not shapes:
+    if not isinstance(shapes, dict):             # {} is a model (or guide) without parameters
         raise TypeError(f"{role} {obj!r} must declare {shapes_attr} as a dict name -> shape; got {shapes!r}")
     _shape(obj, "z_shape"), _shape(obj, "x_shape"), domain(obj, "z"), domain(obj, "x")
     return obj

@@ -169,6 +169,10 @@ def applies(entry, model, guide, K=None):
     """None if ``entry`` applies to this model and guide (and K), else the reason it does not."""
     if K is not None and K < entry.min_k:
         return f"{entry.name} needs K >= {entry.min_k}"
+    if entry.output == "theta" and not model.theta_shapes:
+        return f"{entry.name} is a gradient in θ, and the model has no parameters (theta_shapes = {{}})"
+    if entry.output == "phi" and not guide.phi_shapes:
+        return f"{entry.name} is a gradient in φ, and the guide has no parameters (phi_shapes = {{}})"
     if entry.signature == "noise":
         missing = [f"model.{m}" for m in ("grad_z_log_joint",) if not callable(getattr(model, m, None))]
         missing += [f"guide.{m}" for m in ("reparameterize", "grad_z_log_prob", "pull_back")

@@ -90,7 +90,7 @@ class _Adapter:
             raise TypeError(f"the log density must be a callable; got {type(density).__name__}")
         if (grad is None) == (per_particle_grad is None):
             raise TypeError("give exactly one of the weighted gradient (grad) and per_particle_grad")
-        if not isinstance(shapes, dict) or not shapes:
+        if not isinstance(shapes, dict):          # {}: a model (or guide) without parameters
             raise TypeError(f"{shapes_attr} must be a dict name -> shape (a tuple); got {type(shapes).__name__}")
         setattr(self, shapes_attr, {k: _shape(v, f"{shapes_attr}[{k!r}]") for k, v in shapes.items()})
         self.z_shape, self.x_shape = _shape(z_shape, "z_shape"), _shape(x_shape, "x_shape")

@@ -26,7 +26,7 @@ from ..estimators import elbo_is, log_weights
 from . import limits
 from .properties import Caller
 
-__all__ = ["check_stochastic", "StochasticReport", "reference_moments"]
+__all__ = ["check_stochastic", "StochasticReport", "EntryPower", "reference_moments"]
 
 _POWER_Z = stats.norm.ppf(0.9)
 STOCHASTIC = {"log_w": ("theta", "phi", "x", "rng"), "particles": ("theta", "phi", "x", "rng"),
@@ -35,9 +35,24 @@ STOCHASTIC = {"log_w": ("theta", "phi", "x", "rng"), "particles": ("theta", "phi
 
 
 @dataclass
+class EntryPower:
+    """One entry of the output: its exact mean μ and standard deviation σ (one run), and the smallest
+    deviation of its mean the check detects with probability 0.9 at the check's R, absolute and relative."""
+    key: str
+    index: tuple
+    mean: float
+    sd: float
+    detectable: float
+
+    @property
+    def relative(self):
+        return self.detectable / abs(self.mean) if self.mean != 0 else float("inf")
+
+
+@dataclass
 class StochasticReport:
     """The outcome of :func:`check_stochastic`: ``ok``, the entries that disagree (key, index, mean, exact
-    mean, z), the test's threshold and false-failure rate, and its power."""
+    mean, z), the test's threshold and false-failure rate, and its power entry by entry (``entries``)."""
     kind: str
     ok: bool
     replicates: int
@@ -47,17 +62,56 @@ class StochasticReport:
     smallest_relative: float = float("nan")
     replicates_for: dict = field(default_factory=dict)
     route: str = ""
+    entries: list = field(default_factory=list)
+    norm: float = float("nan")
+
+    def relative_power(self):
+        """(most sensitive, median, least sensitive) relative deviation detected with probability 0.9, over
+        the entries whose exact mean is not zero."""
+        rel = sorted(e.relative for e in self.entries if e.mean != 0 and e.sd > 0)
+        if not rel:
+            return (float("nan"),) * 3
+        return rel[0], float(np.median(rel)), rel[-1]
+
+    def replicates_for_norm(self, relative):
+        """Replicates for probability 0.9 of detecting a deviation of norm ``relative`` × ‖exact mean‖ placed in
+        any single entry (the least sensitive entry decides); a deviation spread over P entries has a
+        component at least 1/√P of its norm, so P times this covers any direction."""
+        sd = max((e.sd for e in self.entries), default=0.0)
+        if not self.norm > 0 or sd == 0:
+            return float("nan")
+        return int(np.ceil(((self.critical + _POWER_Z) * sd / (relative * self.norm)) ** 2))
+
+    def detection_probability(self, deviation, replicates=None, sd=None):
+        """The probability that the check fails for an estimator whose mean is off by ``deviation`` (a dict
+        like the output: mean − exact mean), entry by entry, at ``replicates`` runs (default: this check's).
+        Each entry's mean over R runs is normal with the correct estimator's σ (or ``sd``, a dict, the
+        other estimator's own); the entries are taken as independent (the Bonferroni test's worst case)."""
+        r = self.replicates if replicates is None else check_count(replicates, "replicates")
+        keep = 1.0
+        for e in self.entries:
+            if e.sd == 0:
+                continue
+            shift = float(np.asarray(deviation[e.key])[e.index]) * np.sqrt(r) / e.sd
+            spread = 1.0 if sd is None else float(np.asarray(sd[e.key])[e.index]) / e.sd
+            keep *= stats.norm.cdf((self.critical - shift) / spread) - stats.norm.cdf((-self.critical - shift) / spread)
+        return 1.0 - keep
 
     def __str__(self):
         head = (f"check_stochastic({self.kind!r}): {'agrees with the exact mean' if self.ok else 'FAILED'} — "
                 f"{self.replicates} runs, |z| ≤ {self.critical:.2f} per entry (false-failure rate {self.alpha:g}, "
-                f"Bonferroni), exact moments by {self.route}")
+                f"Bonferroni over {sum(e.sd > 0 for e in self.entries)} entries), exact moments by {self.route}")
         lines = [head]
         for key, index, got, want, z in self.disagree[:8]:
             lines.append(f"  {key}{list(index)}: mean of your outputs {got:.6g}, exact mean {want:.6g} (z = {z:.1f})")
-        lines.append(f"  power: detects a relative deviation of {self.smallest_relative:.2g} in its most sensitive "
-                     f"entry with probability 0.9; replicates needed for "
+        best, median, worst = self.relative_power()
+        lines.append(f"  power (probability 0.9): a relative deviation of {best:.2g} in the most sensitive entry, "
+                     f"{median:.2g} in the median entry, {worst:.2g} in the least sensitive one; replicates "
+                     f"needed in the most sensitive entry for "
                      + ", ".join(f"{rel:g}: {n:,}" for rel, n in self.replicates_for.items()))
+        if self.norm > 0:
+            lines.append("  a deviation of the mean's norm, in any one entry: replicates needed for "
+                         + ", ".join(f"{rel:g}: {self.replicates_for_norm(rel):,}" for rel in self.replicates_for))
         return "\n".join(lines)
 
     def assert_ok(self):
@@ -209,14 +263,18 @@ def _z_test(entry, outputs, mean, var, R, alpha, detect, route):
     order = bad[np.argsort(-np.where(fixed_off[bad], np.inf, np.abs(z[bad])))]
     disagree = [(keys[j][0], keys[j][1], float(got[j]), float(mu[j]), float(z[j]) if live[j] else float("inf"))
                 for j in order]
+    detectable = (critical + _POWER_Z) * np.sqrt(np.where(live, sigma2, 0.0) / R)
+    entries = [EntryPower(keys[j][0], keys[j][1], float(mu[j]), float(np.sqrt(sigma2[j])) if live[j] else 0.0,
+                          float(detectable[j])) for j in range(len(keys))]
     sensitive = live & (np.abs(mu) > 0)
     if sensitive.any():
-        rel = (critical + _POWER_Z) * np.sqrt(sigma2[sensitive] / R) / np.abs(mu[sensitive])
+        rel = detectable[sensitive] / np.abs(mu[sensitive])
         smallest = float(rel.min())
         best = np.argmin(rel)
         needed = {d: int(np.ceil(((critical + _POWER_Z) * np.sqrt(sigma2[sensitive][best]) /
                                   (d * np.abs(mu[sensitive][best]))) ** 2)) for d in detect}
     else:
         smallest, needed = float("nan"), {}
-    return StochasticReport(entry.name, not disagree, R, alpha, critical, disagree, smallest, needed, route)
+    return StochasticReport(entry.name, not disagree, R, alpha, critical, disagree, smallest, needed, route,
+                            entries, float(np.linalg.norm(mu)))
 

@@ -77,8 +77,10 @@ def _fit(got, reference, rtol):
     return a, bool(np.max(np.abs(g - a * r)) <= rtol * scale)
 
 
-def _explain(part, got, refs, made, n, minimize_sign, rtol, name):
-    """The Convention of one gradient: a multiple of the reference, else of the closest known mistake."""
+def _explain(part, got, refs, made, n, minimize_sign, rtol, name, K):
+    """The Convention of one gradient: a multiple of the reference, else of the closest known result — a
+    mistake, a framework's documented convention, an unbiased variant, or another objective's estimator
+    (mistakes.nature says which)."""
     if all(not np.any(flatten(g)) for g in got):
         return Convention(part, 0.0, "", False, f"{part} is exactly zero: no gradient reaches these parameters "
                                                 f"(a detached output, or a score-function term that was dropped)")
@@ -99,11 +101,22 @@ def _explain(part, got, refs, made, n, minimize_sign, rtol, name):
         b, fits = _fit(got, outs, rtol)
         if fits and (best is None or abs(abs(b) - 1) < abs(abs(best[0]) - 1)):
             best = (b, mistake)
-    if best is not None:
-        return Convention(part, best[0], f"{name} with: {best[1]}", False,
-                          f"{part} = {_scale_words(best[0], n)} × {name} with a known mistake: {best[1]}")
-    return Convention(part, a, "", False, f"{part} is no multiple of {name} nor of a known mistake of it "
-                                         f"(best multiple {a:.4g}); compare it entry by entry with diagnose.compare")
+    if best is None:
+        return Convention(part, a, "", False, f"{part} is no multiple of {name} nor of a known mistake of it "
+                                             f"(best multiple {a:.4g}); compare it entry by entry with diagnose.compare")
+    b, mistake = best
+    what, said = known.nature(mistake, K)
+    scale = _scale_words(b, n)
+    if what == "mistake":
+        return Convention(part, b, f"{name} with: {mistake}", False,
+                          f"{part} = {scale} × {name} with a known mistake: {mistake}")
+    if what == "objective":
+        return Convention(part, b, mistake, False, f"{part} = {scale} × {mistake}: {said}; not {name}")
+    consistent = bool(np.sign(b) == minimize_sign)
+    direction = "consistent with minimizing the loss" if consistent else \
+        "its sign makes minimizing the loss move the wrong way"
+    return Convention(part, b, f"{name} under: {mistake}", consistent,
+                      f"{part} = {scale} × {name}, {said}: {direction}")
 
 
 def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None, z=None, *, eps=None,
@@ -144,6 +157,7 @@ def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None,
     cases = _cases(entry, model, guide, given, K, N, seed)
     call = Caller(loss, entry)
     outputs = [_evaluate(call, entry, model, guide, c) for c in cases]
+    K = int(np.shape(cases[0].z if cases[0].z is not None else cases[0].eps)[0]) if entry.signature != "dreams" else 1
     n = int(np.shape(cases[0].dream_x if entry.signature == "dreams" else cases[0].x)[0])
     sign = -1.0 if minimize else 1.0
     report = LossReport(kind)
@@ -153,13 +167,13 @@ def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None,
     if all(o[1] is not None for o in outputs):
         refs = [wake_theta(model, guide, c.theta, c.phi, c.x, c.z) for c in cases]
         made = [known.all_mistakes("wake_theta", model, guide, c) for c in cases]
-        report.parts.append(_explain("θ-gradient", [o[1] for o in outputs], refs, made, n, sign, rtol, "wake-θ"))
+        report.parts.append(_explain("θ-gradient", [o[1] for o in outputs], refs, made, n, sign, rtol, "wake-θ", K))
     if all(o[2] is not None for o in outputs):
         refs = [registry.reference_output(entry, model, guide, c) for c in cases]
         made = [known.all_mistakes(kind, model, guide, c) for c in cases]
         phi_sign = sign if entry.direction == registry.ASCENT else -sign
         report.parts.append(_explain("φ-gradient", [o[2] for o in outputs], refs, made, n, phi_sign, rtol,
-                                     kind.replace("_phi", "-φ").replace("_", " ")))
+                                     kind.replace("_phi", "-φ").replace("_", " "), K))
     if not report.parts:
         raise ValueError("loss returned no value and no gradients: nothing to check")
     return report

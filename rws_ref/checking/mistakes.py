@@ -22,7 +22,8 @@ from .. import family, protocol, registry
 from ..estimators import elbo_is, forward_pass, normalized_weights, sleep_phi, wake_phi
 from ..numerics import log_mean_exp, logsumexp
 
-__all__ = ["base_mistakes", "composite", "all_mistakes", "WEIGHT_RULES", "SIGN", "SUM", "ZERO", "FIXED_PARTICLE_TERM"]
+__all__ = ["base_mistakes", "composite", "all_mistakes", "nature", "WEIGHT_RULES", "SIGN", "SUM", "ZERO",
+           "FIXED_PARTICLE_TERM", "PYRO_WEIGHTS", "ORDINARY_ELBO", "ORDINARY_ELBO_FULL", "Q_FORGOTTEN"]
 
 SIGN = "sign flip"
 SUM = "sum over data instead of the mean"
@@ -30,6 +31,30 @@ ZERO = "zero (no gradient reaches the parameters: a detached output, a dropped s
 FIXED_PARTICLE_TERM = ("gradient at fixed particles missing (the score-function term alone; "
                        "unbiased only at K = 1)")
 _MISALIGNED = "datapoints misaligned (z of datapoint n paired with x_{n+1})"
+PYRO_WEIGHTS = "pyro-style weights (log w summed over the batch, then normalized)"
+ORDINARY_ELBO = ("the ordinary K-particle ELBO's score-function gradient, score-only "
+                 "((1/K) Σ_k log w_k ∇ log q(z_k))")
+ORDINARY_ELBO_FULL = ("the ordinary K-particle ELBO's score-function gradient "
+                      "((1/K) Σ_k (log w_k − 1) ∇ log q(z_k))")
+
+
+def nature(name, K):
+    """(nature, what to say) of a known result that is not the estimator: ("mistake", ""), a framework's
+    documented ("convention", …), an unbiased ("variant", …) of the estimator, or the estimator of another
+    ("objective", …).  ``K``: the particles of the input (the score-only REINFORCE is unbiased at K = 1 only)."""
+    base = name.split(" + ")[-1]
+    if base == PYRO_WEIGHTS:
+        return "convention", ("Pyro's ReweightedWakeSleep convention: one weight per run of the program, log w summed "
+                              "over the batch, then normalized over the particles (its documentation asks for no "
+                              "mini-batches; at N = 1 this is rws_ref's estimator)")
+    if base in (FIXED_PARTICLE_TERM, ORDINARY_ELBO) and K == 1:          # at K = 1 the two are one estimator
+        return "variant", ("unbiased, higher variance: the score-only REINFORCE (the gradient at fixed particles, "
+                           "whose mean is zero at K = 1, left out; what Trace_ELBO computes for a discrete guide)")
+    if base in (ORDINARY_ELBO, ORDINARY_ELBO_FULL):
+        return "objective", ("the ordinary ELBO with K particles, (1/K) Σ_k log w_k (what Trace_ELBO and "
+                             "TraceGraph_ELBO with num_particles = K estimate): unbiased for ∇ ELBO_1, "
+                             "not for ∇ ELBO_IS")
+    return "mistake", ""
 
 
 # -- weight rules: log_w (K, N) -> coefficients that already hold the batch mean's 1/N ------------------
@@ -78,7 +103,7 @@ def _extra_one_over_k(log_w):
 WEIGHT_RULES = {
     "weights normalized over the whole batch (all K·N)": _whole_batch,
     "weights normalized over the whole batch (all K·N), then divided by N again": _whole_batch_mean,
-    "pyro-style weights (log w summed over the batch, then normalized)": _whole_run,
+    PYRO_WEIGHTS: _whole_run,
     "uniform weights (w̄ = 1/K)": _uniform,
     "unnormalized weights (w instead of w̄)": _unnormalized,
     "weights normalized over the datapoints instead of the particles (softmax over the wrong axis)":
@@ -224,6 +249,18 @@ def _fixed_particle_term_missing(kind):
     return mistake
 
 
+def _ordinary_elbo(fixed_particle_term):
+    # the ordinary K-particle ELBO, (1/K) Σ_k log w_k, differentiated by the score function particle by
+    # particle: (1/N) Σ_n (1/K) Σ_k (log w_kn [− 1]) ∇ log q(z_kn) — what Trace_ELBO and TraceGraph_ELBO with
+    # num_particles = K compute for a discrete guide (score-only; the "− 1", the gradient at fixed particles,
+    # has mean zero).  Unbiased for ∇ ELBO_1, not for ∇ ELBO_IS at K > 1.
+    def mistake(model, guide, case):
+        fp = _fp(model, guide, case)
+        K, n = fp.log_w.shape
+        return fp.pull_phi((fp.log_w - (1.0 if fixed_particle_term else 0.0)) / (K * n))
+    return mistake
+
+
 def _signal_without_log_k(model, guide, case):
     fp = _fp(model, guide, case)
     signal = elbo_is(fp.log_w)[None, :] + np.log(fp.log_w.shape[0])
@@ -327,6 +364,8 @@ _PARTICULAR = {
                  "ι applied twice to the wake term": _insomnia_with("twice")},
     "reinforce_phi": {"score-function term missing (only the gradient at fixed particles)": _score_term_missing,
                       FIXED_PARTICLE_TERM: _fixed_particle_term_missing("reinforce_phi"),
+                      ORDINARY_ELBO: _ordinary_elbo(False),
+                      ORDINARY_ELBO_FULL: _ordinary_elbo(True),
                       "learning signal without −log K": _signal_without_log_k},
     "vimco_phi": {"arithmetic-mean VIMCO baseline": _arithmetic_vimco,
                   "leave-one-out including particle k (the geometric mean of all K weights)": _vimco_with("all"),

@@ -52,14 +52,22 @@ class CheckReport:
 
     @property
     def ok(self):
-        return all(r.status != "fail" for r in self.results)
+        """No property failed and at least one passed: a check where nothing applied is not a pass."""
+        return all(r.status != "fail" for r in self.results) and any(r.status == "pass" for r in self.results)
+
+    @property
+    def checked(self):
+        """At least one property could be checked (passed or failed)."""
+        return any(r.status != "not applicable" for r in self.results)
 
     def failed(self):
         """The failed properties."""
         return [r for r in self.results if r.status == "fail"]
 
     def __str__(self):
-        lines = [f"check_estimator({self.kind!r}): {'all properties hold' if self.ok else 'FAILED'}"]
+        verdict = "all properties hold" if self.ok else "FAILED" if self.failed() else \
+            "NOTHING CHECKED: no property applies"
+        lines = [f"check_estimator({self.kind!r}): {verdict}"]
         lines += [f"  [{r.status}] {r.name}" + (f": {r.detail}" if r.detail else "") for r in self.results]
         return "\n".join(lines)
 

@@ -76,6 +76,8 @@ def _chi_square(counts, probs, alpha):
 def _score_test(batch_means, alpha, what):
     """t-tests of the batch means of a score (B, P) against 0, Bonferroni over the P entries."""
     b = batch_means.shape[0]
+    if batch_means.shape[1] == 0:
+        return PropertyResult(f"score identity: {what}", "not applicable", "there are no parameters to score")
     mean, sd = batch_means.mean(axis=0), batch_means.std(axis=0, ddof=1)
     live = sd > 1e-12 * (1.0 + np.abs(mean))
     p_entries = max(1, int(live.sum()))

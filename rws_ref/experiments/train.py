@@ -215,8 +215,9 @@ def _evaluate(run, theta, phi, iteration):
             zr = guide.sample(phi, eval_x, cfg.K, rng)
             g_th.append(flatten(wake_theta(model, guide, theta, phi, eval_x, zr)))
             g_ph.append(flatten(_phi_gradient(run._replace_gen(rng), theta, phi, eval_x, zr)))
-        row["grad_std_theta"] = float(np.sqrt(np.mean(np.var(g_th, axis=0, ddof=1))))
-        row["grad_std_phi"] = float(np.sqrt(np.mean(np.var(g_ph, axis=0, ddof=1))))
+        for name, draws in (("grad_std_theta", g_th), ("grad_std_phi", g_ph)):
+            if np.size(draws[0]):                    # a model (or guide) without parameters has no gradient
+                row[name] = float(np.sqrt(np.mean(np.var(draws, axis=0, ddof=1))))
     return row
 
 
