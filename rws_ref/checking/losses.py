@@ -102,8 +102,8 @@ def _explain(part, got, refs, made, n, minimize_sign, rtol, name, K):
         if fits and (best is None or abs(abs(b) - 1) < abs(abs(best[0]) - 1)):
             best = (b, mistake)
     if best is None:
-        return Convention(part, a, "", False, f"{part} is no multiple of {name} nor of a known mistake of it "
-                                             f"(best multiple {a:.4g}); compare it entry by entry with diagnose.compare")
+        return Convention(part, a, "", False, f"{part} is no multiple of {name} nor of a known mistake of it (best "
+                                             f"multiple {a:.4g}); compare it entry by entry with diagnose.compare")
     b, mistake = best
     what, said = known.nature(mistake, K)
     scale = _scale_words(b, n)
