@@ -207,7 +207,8 @@ def reparameterized_terms(model, guide, theta, phi, x, eps):
 def path_gradient(guide, phi, x, eps, coef, dlogw_dz):
     """Σ_kn coef_kn g_kn: the path derivatives g_k (the gradient of log w_k through z_k
     alone) weighted per particle, by the guide's ``pull_back`` through z = z(ε, φ)."""
-    return guide.pull_back(phi, x, eps, coef[..., None] * dlogw_dz)
+    dlogw_dz = np.asarray(dlogw_dz)
+    return guide.pull_back(phi, x, eps, coef.reshape(coef.shape + (1,) * (dlogw_dz.ndim - 2)) * dlogw_dz)
 
 
 def iwae_phi(model, guide, theta, phi, x, eps):

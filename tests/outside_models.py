@@ -208,3 +208,62 @@ def clusters():
 def two_layer():
     """The import-path entry for the command line: ``outside_models:two_layer``."""
     return TwoLayerNet(), TwoLayerGuide()
+
+
+class ScalarNormal:
+    """A scalar latent (z_shape = ()) and no parameters: z ~ N(0, 1), x | z ~ N(z, 1) — Pyro's NormalNormal RWS
+    test model, written to the protocol with the reparameterization capability (grad_z_log_joint)."""
+    theta_shapes, z_shape, x_shape = {}, (), ()
+
+    def __repr__(self):
+        return "ScalarNormal()"
+
+    def init_theta(self, rng):
+        return {}
+
+    def sample(self, theta, n, rng):
+        z = rng.standard_normal(n)
+        return z, z + rng.standard_normal(n)
+
+    def log_joint(self, theta, z, x):
+        return -0.5 * z ** 2 - 0.5 * (x - z) ** 2 - anp.log(2 * anp.pi)
+
+    def grad_log_joint(self, theta, z, x, weights):
+        return {}
+
+    def grad_z_log_joint(self, theta, z, x):
+        return -z + (x - z)
+
+
+class ScalarNormalGuide:
+    """q(z | x) = N(a x + b, exp(log_s)²), reparameterized: z = a x + b + exp(log_s) ε."""
+    phi_shapes, z_shape, x_shape = {"a": (), "b": (), "log_s": ()}, (), ()
+
+    def __repr__(self):
+        return "ScalarNormalGuide()"
+
+    def init_phi(self, rng):
+        return {"a": np.array(0.3), "b": np.array(0.1), "log_s": np.array(-0.2)}
+
+    def sample(self, phi, x, K, rng):
+        return self.reparameterize(phi, x, rng.standard_normal((K,) + np.shape(x)))
+
+    def reparameterize(self, phi, x, eps):
+        return phi["a"] * x + phi["b"] + anp.exp(phi["log_s"]) * eps
+
+    def log_prob(self, phi, z, x):
+        r = (z - phi["a"] * x - phi["b"]) / anp.exp(phi["log_s"])
+        return -0.5 * r ** 2 - phi["log_s"] - 0.5 * anp.log(2 * anp.pi)
+
+    def grad_log_prob(self, phi, z, x, weights):
+        s = np.exp(phi["log_s"])
+        r = (z - phi["a"] * x - phi["b"]) / s
+        return {"a": np.array(np.sum(weights * r / s * x)), "b": np.array(np.sum(weights * r / s)),
+                "log_s": np.array(np.sum(weights * (r ** 2 - 1)))}
+
+    def grad_z_log_prob(self, phi, z, x):
+        return -(z - phi["a"] * x - phi["b"]) / np.exp(2 * phi["log_s"])
+
+    def pull_back(self, phi, x, eps, v):
+        s = np.exp(phi["log_s"])
+        return {"a": np.array(np.sum(v * x)), "b": np.array(np.sum(v)), "log_s": np.array(np.sum(v * s * eps))}

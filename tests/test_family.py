@@ -288,3 +288,20 @@ def test_vimco_signals_are_exact_to_rounding_at_any_spread_in_linear_memory(spre
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=4 * np.finfo(float).eps * max(1.0, np.abs(want).max()))
     np.testing.assert_allclose(got[:, 2], 0.0, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi"])
+def test_reparameterized_estimators_on_a_scalar_latent_without_model_parameters_equal_autograd(name):
+    # z_shape = () and theta_shapes = {}: the path derivative's per-particle coefficients broadcast over no
+    # latent axis (once a crash), and wake-θ is an empty dict
+    from outside_models import ScalarNormal, ScalarNormalGuide
+    model, guide = ScalarNormal(), ScalarNormalGuide()
+    rng = np.random.default_rng(3)
+    phi = guide.init_phi(rng)
+    x = model.sample({}, 3, rng)[1]
+    eps = rng.standard_normal((4, 3))
+    mine = getattr(family, name)(model, guide, {}, phi, x, eps)
+    want = getattr(autodiff, name)(model, guide, {}, phi, x, eps)
+    assert_tree_close(mine, want, rtol=1e-10)
+    from rws_ref import wake_theta
+    assert wake_theta(model, guide, {}, phi, x, guide.reparameterize(phi, x, eps)) == {}

@@ -164,7 +164,7 @@ def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None,
     values = [o[0] for o in outputs]
     if all(v is not None for v in values) and entry.signature != "dreams":
         report.parts.append(_value_convention(values, model, guide, cases, n))
-    if all(o[1] is not None for o in outputs):
+    if all(o[1] is not None for o in outputs) and model.theta_shapes:        # a model without θ: nothing to say
         refs = [wake_theta(model, guide, c.theta, c.phi, c.x, c.z) for c in cases]
         made = [known.all_mistakes("wake_theta", model, guide, c) for c in cases]
         report.parts.append(_explain("θ-gradient", [o[1] for o in outputs], refs, made, n, sign, rtol, "wake-θ", K))

@@ -1,10 +1,13 @@
 """What the Pyro and NumPyro bridges share: the protocol pair built from the traced pieces, and a framework
 loss run in the signature :func:`rws_ref.losses.check_loss` calls for each kind."""
 
+import numpy as np
+
 from ... import protocol, registry
 from .. import adapters, losses
 
-__all__ = ["loss_in_signature", "choose", "one_latent", "BridgeBase"]
+__all__ = ["loss_in_signature", "choose", "one_latent", "density_shape_error", "check_unscaled", "BridgeBase"]
+
 
 def loss_in_signature(kind, evaluate):
     """A callable in ``kind``'s signature without the model and guide (registry.SIGNATURES) that
@@ -47,9 +50,44 @@ def choose(name, candidates, shape, particle):
             raise ValueError(f"site {name!r} is drawn one particle at a time ({tuple(shape)}) but rws_ref cannot "
                              f"tell which particle: check the ELBO inside Bridge.one_at_a_time(elbo)")
         return per_particle[0][(particle or 0) % per_particle[0].shape[0]], True
+    if shape and any(v.ndim == len(shape) and tuple(v.shape[1:]) == tuple(shape[1:]) for v in candidates):
+        given = next(v.shape[0] for v in candidates if v.ndim == len(shape) and tuple(v.shape[1:]) == tuple(shape[1:]))
+        raise ValueError(f"site {name!r} is drawn with {shape[0]} particles per datapoint and rws_ref forced {given}: "
+                         f"pass K={shape[0]} to check_loss (the loss's num_particles)")
+    if len(shape) >= 2 and any(tuple(v.shape) == tuple(shape[1:]) for v in candidates):
+        raise ValueError(f"site {name!r} is drawn {shape[0]} times per datapoint ({tuple(shape)}: a particle plate "
+                         f"of its own, as Pyro's ReweightedWakeSleep draws num_sleep_particles dreams per datapoint, "
+                         f"num_particles by default); rws_ref forces one dream per datapoint: build the loss with "
+                         f"num_sleep_particles=1 to check it")
     raise ValueError(f"site {name!r} has shape {tuple(shape)}; the forced values have shapes "
                      f"{[tuple(v.shape) for v in candidates]} (exactly one must match, with or without "
                      f"its particle dimension)")
+
+
+def density_shape_error(name, shape, kn):
+    """The error for a site whose log density per particle is not (K, N): a global latent (outside the data
+    plate) is named as such, with the way forward."""
+    if tuple(shape) in ((kn[0],), ()):
+        return ValueError(f"site {name!r} is outside the data plate: a global latent, one value per run of the "
+                          f"program shared by the whole batch, while rws_ref's estimators take one latent per "
+                          f"datapoint; put it inside the data plate (one value per datapoint), or make it a "
+                          f"parameter (pyro.param / numpyro.param) to check the rest of the program")
+    return ValueError(f"site {name!r} has log density shape {tuple(shape)}; the bridge needs (K, N) = {tuple(kn)}: "
+                      f"every sample site inside the data plate")
+
+
+def check_unscaled(sites):
+    """Refuse a program whose sample sites are scaled — a subsampled plate (``subsample_size``) multiplies each
+    log density in it by N_total/N_batch — in one sentence with the way forward.  ``sites``: (name, scale,
+    (plate, size, subsample size) or None) of each sample site."""
+    for name, scale, plate in sites:
+        if scale is not None and float(scale) != 1.0:
+            why = (f"the plate {plate[0]!r} subsamples {plate[2]} of its {plate[1]} datapoints (subsample_size), "
+                   f"so the framework multiplies every log density in it by N_total/N_batch = {float(scale):g}"
+                   if plate else f"its log density is multiplied by {float(scale):g} (poutine.scale / handlers.scale)")
+            raise ValueError(f"site {name!r} is scaled: {why}; rws_ref's densities are the model's own, so build the "
+                             f"bridge on the program without the scaling (the plate over the batch you give); a loss "
+                             f"on the subsampled program is then N_total/N_batch × its convention on that batch")
 
 
 def one_latent(model_sites, guide_sites, latent, is_sample):
@@ -72,9 +110,10 @@ class BridgeBase:
 
     RUN = "the batch x"
 
-    def _build(self, framework, programs, theta0, phi0, shapes, domains, reparameterized):
-        """``self.model``, ``self.guide``, ``self.theta``, ``self.phi`` from the traced pieces: initial θ and
-        φ (NumPy dicts), (z_shape, x_shape), (z_domain, x_domain) and whether the guide reparameterizes."""
+    def _build(self, framework, programs, theta0, phi0, shapes, domains, reparameterized, x):
+        """``self.model``, ``self.guide``, ``self.theta``, ``self.phi``, ``self.x`` from the traced pieces:
+        initial θ and φ (NumPy dicts), (z_shape, x_shape), (z_domain, x_domain), whether the guide
+        reparameterizes, and the batch the bridge was built with."""
         (model, guide), (z_shape, x_shape), (z_domain, x_domain) = programs, shapes, domains
         states = protocol.finite_states(z_shape, z_domain)
         self.theta_names, self.phi_names = list(theta0), list(phi0)
@@ -91,7 +130,7 @@ class BridgeBase:
             **({} if not reparameterized else {"reparameterize": self._reparameterize,
                                                 "grad_z_log_prob": self._grad_z_log_prob,
                                                 "pull_back": self._pull_back}))
-        self.theta, self.phi = theta0, phi0
+        self.theta, self.phi, self.x = theta0, phi0, np.array(x, dtype=np.float64)
 
     def loss(self, run, kind):
         """``run`` — a framework loss (see the bridge's docstring for what it takes) — as a callable in
@@ -103,10 +142,11 @@ class BridgeBase:
                                                                                        forced, noise))
 
     def check_loss(self, run, kind, **kwargs):
-        """:func:`rws_ref.losses.check_loss` of :meth:`loss` on this bridge's model and guide
-        (its θ and φ by default); keywords pass through (x, z, K, N, seed, ...)."""
+        """:func:`rws_ref.losses.check_loss` of :meth:`loss` on this bridge's model and guide — its θ, φ and
+        the batch x it was built with, unless given; keywords pass through (x, z, K, M, seed, ...)."""
         kwargs.setdefault("theta", self.theta)
         kwargs.setdefault("phi", self.phi)
+        kwargs.setdefault("x", self.x)
         return losses.check_loss(self.loss(run, kind), kind, self.model, self.guide, **kwargs)
 
     def _forced(self, theta, phi, forced):

@@ -22,7 +22,7 @@ import contextlib
 
 import numpy as np
 
-from .common import BridgeBase, choose, one_latent
+from .common import BridgeBase, check_unscaled, choose, density_shape_error, one_latent
 
 try:
     import jax
@@ -122,13 +122,19 @@ class Bridge(BridgeBase):
             raise ValueError(f"the model's site {observed!r} must be observed (obs=x)")
         self._site(model_trace, latent, "model")
         one_latent(model_trace, guide_trace, latent, lambda site: site["type"] == "sample")
+        for trace in (model_trace, guide_trace):
+            plates = {s["name"]: (s["name"], *s["args"]) for s in trace.values() if s["type"] == "plate"}
+            check_unscaled([(name, s.get("scale"), next((plates[f.name] for f in s["cond_indep_stack"]
+                                                         if f.name in plates and plates[f.name][1] !=
+                                                         plates[f.name][2]), None))
+                            for name, s in trace.items() if s["type"] == "sample"])
         z_shape, x_shape = tuple(z_site["fn"].event_shape), tuple(x.shape[1:])
         z_domain, x_domain = _domain(z_site["fn"].support), _domain(x_site["fn"].support)
         theta0 = {k: _np(v["value"]) for k, v in model_trace.items() if v["type"] == "param"}
         phi0 = {k: _np(v["value"]) for k, v in guide_trace.items() if v["type"] == "param"}
         self._compiled = {}
         self._build("NumPyro", (model, guide), theta0, phi0, (z_shape, x_shape), (z_domain, x_domain),
-                    bool(z_site["fn"].has_rsample) and z_domain == "real")
+                    bool(z_site["fn"].has_rsample) and z_domain == "real", np.asarray(x))
 
     def __repr__(self):
         return f"numpyro Bridge({self.model!r}, {self.guide!r})"
@@ -184,8 +190,7 @@ class Bridge(BridgeBase):
             if site["type"] == "sample":
                 lp = site["fn"].log_prob(site["value"])
                 if tuple(lp.shape) != tuple(z.shape[:2]):
-                    raise ValueError(f"site {name!r} has log density shape {tuple(lp.shape)}; the bridge needs "
-                                     f"(K, N) = {tuple(z.shape[:2])}: every sample site inside the data plate")
+                    raise density_shape_error(name, lp.shape, z.shape[:2])
                 total = total + lp
         return total, trace[self._latent]["value"]
 

@@ -28,7 +28,7 @@ import contextlib
 
 import numpy as np
 
-from .common import BridgeBase, choose, one_latent
+from .common import BridgeBase, check_unscaled, choose, density_shape_error, one_latent
 
 try:
     import pyro
@@ -135,13 +135,20 @@ class Bridge(BridgeBase):
         self._site(model_trace, latent, "model")
         one_latent(model_trace.nodes, guide_trace.nodes, latent,
                    lambda site: site["type"] == "sample" and not site_is_subsample(site))
+        for trace in (model_trace, guide_trace):
+            plates = {s["name"]: (s["name"], s["fn"].size, s["fn"].subsample_size)
+                      for s in trace.nodes.values() if s["type"] == "sample" and site_is_subsample(s)
+                      and s["fn"].subsample_size not in (None, s["fn"].size)}
+            check_unscaled([(name, s["scale"], next((plates[f.name] for f in s["cond_indep_stack"]
+                                                     if f.name in plates), None))
+                            for name, s in trace.nodes.items() if s["type"] == "sample" and not site_is_subsample(s)])
         z_shape, x_shape = tuple(z_site["fn"].event_shape), tuple(x.shape[1:])
         z_domain, x_domain = _domain(z_site["fn"].support), _domain(x_site["fn"].support)
         store = pyro.get_param_store()
         theta0 = {k: store.get_param(k).unconstrained().detach().numpy().copy() for k in self._params(model_trace)}
         phi0 = {k: store.get_param(k).unconstrained().detach().numpy().copy() for k in self._params(guide_trace)}
         self._build("Pyro", (model, guide), theta0, phi0, (z_shape, x_shape), (z_domain, x_domain),
-                    bool(z_site["fn"].has_rsample) and z_domain == "real")
+                    bool(z_site["fn"].has_rsample) and z_domain == "real", x.numpy())
 
     def __repr__(self):
         return f"pyro Bridge({self.model!r}, {self.guide!r})"
@@ -199,8 +206,7 @@ class Bridge(BridgeBase):
             if site["type"] == "sample" and not site_is_subsample(site):
                 lp = site["log_prob"]
                 if tuple(lp.shape) != tuple(z_t.shape[:2]):
-                    raise ValueError(f"site {name!r} has log density shape {tuple(lp.shape)}; the bridge needs "
-                                     f"(K, N) = {tuple(z_t.shape[:2])}: every sample site inside the data plate")
+                    raise density_shape_error(name, lp.shape, z_t.shape[:2])
                 total = total + lp
         return total, trace
 
@@ -209,6 +215,8 @@ class Bridge(BridgeBase):
             return self._log_density(fn, params, z, x)[0].numpy().copy()
 
     def _weighted(self, fn, params, z, x, weights):
+        if not params:                          # a program without parameters: its gradient is {}
+            return {}
         with self._parameters(params) as leaves:
             lp = self._log_density(fn, params, z, x)[0]
             grads = torch.autograd.grad((self._tensor(weights) * lp).sum(), list(leaves.values()), allow_unused=True)
@@ -247,6 +255,8 @@ class Bridge(BridgeBase):
             return self._noised(phi, x, eps).numpy().copy()
 
     def _pull_back(self, phi, x, eps, v):
+        if not phi:
+            return {}
         with self._parameters(phi) as leaves:
             z = self._noised(phi, x, eps)
             grads = torch.autograd.grad((z * self._tensor(v)).sum(), list(leaves.values()), allow_unused=True)
@@ -278,7 +288,7 @@ class Bridge(BridgeBase):
             out = run(self._tensor(x))
             parts = out if isinstance(out, (tuple, list)) else (out,)
             live = [p for p in parts if torch.is_tensor(p) and p.requires_grad]
-            if live:
+            if live and leaves:
                 grads = torch.autograd.grad(sum(live), list(leaves.values()), allow_unused=True)
             else:
                 grads = [p.grad for p in leaves.values()]

@@ -166,3 +166,60 @@ def test_the_bridges_samplers_are_reproducible_from_rws_refs_rng(mixture):
     assert not np.array_equal(a, c)
     z, x = mixture.model.sample(MIX_THETA, 5, np.random.default_rng(3))
     assert z.shape == (5,) and x.shape == (5,) and set(np.unique(z)) <= {0.0, 1.0, 2.0}
+
+
+# -- programs beyond one latent inside one plate: named, or handled --------------------------------------
+
+
+def _normal_normal_model(x):
+    """NumPyro's RenyiELBO docstring model: z ~ N(0, 1), x | z ~ N(z, 1), no parameters."""
+    import numpyro.distributions as dist
+    with numpyro.plate("data", x.shape[0]):
+        z = numpyro.sample("z", dist.Normal(0.0, 1.0))
+        numpyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+
+def _normal_normal_guide(x):
+    import numpyro.distributions as dist
+    a, b = numpyro.param("a", 0.3), numpyro.param("b", 0.1)
+    with numpyro.plate("data", x.shape[0]):
+        numpyro.sample("z", dist.Normal(a * x + b, 0.8))
+
+
+def test_a_model_without_parameters_is_bridged_and_checked():
+    x = np.array([0.4, -1.2, 2.0])
+    bridge = Bridge(_normal_normal_model, _normal_normal_guide, x)
+    assert bridge.model.theta_shapes == {} and set(bridge.guide.phi_shapes) == {"a", "b"}
+    z = np.array([[0.1, 0.2, -0.3]])
+    want = -0.5 * z ** 2 - 0.5 * (x - z) ** 2 - np.log(2 * np.pi)             # typed here
+    np.testing.assert_allclose(bridge.model.log_joint({}, z, x), want, rtol=1e-12)
+    testing.check_estimator(rws_ref.wake_phi, "wake_phi", bridge.model, bridge.guide, max_examples=3).assert_ok()
+    report = check(bridge, RenyiELBO(alpha=0.0, num_particles=4), _normal_normal_model, _normal_normal_guide,
+                   "iwae_phi")
+    assert report.ok and "θ-gradient" not in str(report), str(report)
+
+
+def test_a_global_latent_and_a_subsampled_plate_are_refused_in_one_sentence_with_the_way_forward():
+    import numpyro.distributions as dist
+
+    def global_model(x):
+        shift = numpyro.sample("shift", dist.Normal(0.0, 1.0))                  # outside the data plate
+        with numpyro.plate("data", x.shape[0]):
+            z = numpyro.sample("z", dist.Normal(shift, 1.0))
+            numpyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+    def global_guide(x):
+        numpyro.sample("shift", dist.Normal(numpyro.param("m", 0.0), 1.0))
+        with numpyro.plate("data", x.shape[0]):
+            numpyro.sample("z", dist.Normal(x, 1.0))
+
+    def subsampled_model(x):
+        with numpyro.plate("data", 10, subsample_size=x.shape[0]):
+            z = numpyro.sample("z", dist.Normal(0.0, 1.0))
+            numpyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+    x = np.array([0.4, -1.2])
+    with pytest.raises(ValueError, match="besides 'z'|outside the data plate"):
+        Bridge(global_model, global_guide, x)
+    with pytest.raises(ValueError, match=r"subsamples 2 of its 10 datapoints .* N_total/N_batch = 5"):
+        Bridge(subsampled_model, _normal_normal_guide, x)
