@@ -18,7 +18,7 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "bridges"))
+sys.path.insert(0, str(ROOT / "tests" / "checking" / "bridges"))
 sys.path.insert(0, str(ROOT / "docs" / "recipes"))
 
 import numpy as np  # noqa: E402

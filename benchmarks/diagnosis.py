@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "checking")]
 
 from rws_ref.checking import diagnose, testing  # noqa: E402
 
@@ -36,7 +36,7 @@ def _load(path, name):
 
 def main(seeds):
     r = _load(ROOT / "docs" / "recipes" / "autograd_recipe.py", "autograd_recipe")
-    mistakes = _load(ROOT / "tests" / "test_recipes.py", "test_recipes").MISTAKES
+    mistakes = _load(ROOT / "tests" / "checking" / "test_recipes.py", "test_recipes").MISTAKES
     entries = {"correct implementation": None, **{name: fn for name, fn in mistakes.items()}}
     print(f"{'implementation':<70}{'property: detected':>20}{'named':>8}{'direct: detected':>18}{'named':>8}")
     times = []

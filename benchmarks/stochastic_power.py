@@ -35,9 +35,9 @@ def _cases():
     return out
 
 
-def _wrong_scale(*args):
+def _wrong_scale(theta, phi, x, rng):
     import test_endtoend as e
-    return e.iwae(*args, wrong_scale=True)
+    return e.iwae(theta, phi, x, rng, wrong_scale=True)
 
 
 def _setting(which):

@@ -18,3 +18,8 @@ def unflatten(vector, like):
         out[key] = np.asarray(vector[start:start + size]).reshape(np.shape(value))
         start += size
     return out
+
+
+def negate(tree):
+    """−tree: every entry negated (a descent direction from an ascent one, and back)."""
+    return {key: -value for key, value in tree.items()}

@@ -20,6 +20,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import protocol
+from ._trees import negate
 from .numerics import check_log_weights, log_mean_exp, softmax
 
 __all__ = ["log_weights", "elbo_is", "normalized_weights",
@@ -194,7 +195,7 @@ def wake_phi(model, guide, theta, phi, x, z):
     """
     fp = forward_pass(model, guide, theta, phi, x, z)
     grad = fp.pull_phi(softmax(fp.log_w, axis=0) / fp.log_w.shape[1])      # ∇_φ Σ (w̄_kn / N) log q
-    return {key: -value for key, value in grad.items()}
+    return negate(grad)
 
 
 def wake_step(model, guide, theta, phi, x, z):
@@ -217,7 +218,7 @@ def wake_gradients(fp):
     bound = (np.log(total) + shift)[0] - np.log(log_w.shape[0])
     weights = e / total / log_w.shape[1]                                   # w̄_kn / N
     g_phi = fp.pull_phi(weights)
-    return WakeStep(bound, fp.pull_theta(weights), {key: -value for key, value in g_phi.items()})
+    return WakeStep(bound, fp.pull_theta(weights), negate(g_phi))
 
 
 def dream_particles(guide, z, x):
@@ -258,4 +259,4 @@ def sleep_phi(guide, phi, z, x):
     z, x = dream_particles(guide, z, x)
     m = z.shape[1]
     grad = protocol.guide_forward(guide, phi, z, x)[1](np.full((1, m), 1.0 / m))
-    return {key: -value for key, value in grad.items()}
+    return negate(grad)

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import protocol
 from ._checks import check_count, check_fraction, check_rng
+from ._trees import negate
 from .estimators import forward_pass, log_weights, normalized_weights, sleep_phi, wake_phi
 from .numerics import array_module, check_log_weights, log_mean_exp, logsumexp
 
@@ -34,10 +35,6 @@ __all__ = ["insomnia", "UniformDomain", "DefensiveGuide", "defensive_wake_phi",
            "iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi",
            "reinforce_phi", "vimco_phi", "vimco_signals", "Reparameterized", "reparameterized_terms",
            "path_gradient"]
-
-
-def _negate(tree):
-    return {key: -value for key, value in tree.items()}
 
 
 # -- insomnia -----------------------------------------------------------------------
@@ -249,7 +246,7 @@ def rws_dreg_phi(model, guide, theta, phi, x, eps):
     same mean as wake-φ at every K, identically zero at K = 1."""
     r = reparameterized_terms(model, guide, theta, phi, x, eps)
     w_bar = normalized_weights(r.log_w)
-    return _negate(path_gradient(guide, phi, r.x, eps, (w_bar - w_bar ** 2) / r.x.shape[0], r.dlogw_dz))
+    return negate(path_gradient(guide, phi, r.x, eps, (w_bar - w_bar ** 2) / r.x.shape[0], r.dlogw_dz))
 
 
 # -- score-function estimators (discrete guides) -----------------------------------------

@@ -14,9 +14,10 @@ def test_each_kind_is_rws_refs_public_function_of_that_name_in_the_declared_sign
     entry = registry.get(kind)
     assert entry.function is getattr(rws_ref, kind)
     params = list(inspect.signature(entry.function).parameters)
-    assert params[:len(registry.SIGNATURES[entry.signature])] == [
-        {"dream_z": "z", "dream_x": "x"}.get(n, n) if entry.signature == "dreams" else n
-        for n in registry.SIGNATURES[entry.signature]]
+    names = entry.signature.names
+    assert entry.signature is registry.SIGNATURES[entry.signature.name]
+    assert params[:len(names)] == [
+        {"dream_z": "z", "dream_x": "x"}.get(n, n) if entry.signature.name == "dreams" else n for n in names]
 
 
 @pytest.mark.parametrize("kind", [k for k in registry.KINDS if k != "elbo_is"])

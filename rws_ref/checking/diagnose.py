@@ -174,7 +174,7 @@ def _verdict(estimator, got, expected, rtol, atol, made):
 
 
 def compare(estimator, got, model, guide, theta, phi, x=None, z=None, rtol=1e-8, atol=1e-12, *, eps=None,
-            dream_z=None, dream_x=None, iota=None, delta=None):
+            dream_z=None, dream_x=None, iota=None, delta=None, log_w=None):
     """Compare your ``got`` for ``estimator`` with rws_ref on the same inputs, and diagnose.
 
     Parameters
@@ -185,7 +185,8 @@ def compare(estimator, got, model, guide, theta, phi, x=None, z=None, rtol=1e-8,
     got : dict keyed like the parameters (for "elbo_is", the (N,) array or {"elbo_is": array})
     model, guide, theta, phi, x, z : the inputs you computed it from (x and z: the batch and its
         particles; for reparameterized estimators give ``eps`` instead of z; for sleep-φ the dreams
-        ``dream_z``, ``dream_x``; insomnia takes both and ``iota``, defensive wake-φ ``delta``)
+        ``dream_z``, ``dream_x``; insomnia takes both and ``iota``, defensive wake-φ ``delta``; ``log_w``, the
+        log weights of (x, z) when already computed)
     rtol, atol : agreement means |got − expected| ≤ atol + rtol·|expected| entry by entry
 
     Returns
@@ -194,7 +195,7 @@ def compare(estimator, got, model, guide, theta, phi, x=None, z=None, rtol=1e-8,
     """
     entry = registry.get(estimator, "estimator")
     rtol, atol = check_tolerance(rtol, "rtol"), check_tolerance(atol, "atol")
-    case = Case(theta, phi, x, z, eps, dream_z, dream_x, iota, delta)
+    case = Case(theta, phi, x, z, eps, dream_z, dream_x, iota, delta, log_w)
     expected = registry.reference_output(entry, model, guide, case)
     made = _mistakes_module.all_mistakes(estimator, model, guide, case)
     return _verdict(estimator, registry.as_output(entry, got), expected, rtol, atol, made)
@@ -238,7 +239,7 @@ def vectors(results, data=None):
                 raise ValueError(f"case {name!r} records no {estimator!r}; it has {sorted(case['estimators'])}")
             tol = case["tolerance"]
             made = dict(case["mistakes"].get(estimator, {}))
-            n = len(case["dream_x"] if entry.signature == "dreams" else case["x"])
+            n = entry.signature.size(Case(None, None, x=case.get("x"), dream_x=case.get("dream_x")))
             made.update(_mistakes_module.composite(made, n))
             verdict = _verdict(estimator, registry.as_output(entry, got), expected, tol["rtol"], tol["atol"], made)
             verdict.estimator = f"{name}: {estimator}"

@@ -17,21 +17,19 @@ draw than the particle returned, ι applied twice — move the mean, and only th
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
 from scipy import stats
 
-from .. import exact, family, protocol, registry
-from .._checks import check_count, check_fraction, check_timeout, deadline
+from .. import exact, protocol, registry
+from .._checks import check_count, check_fraction, check_timeout
 from .._trees import flatten, unflatten
-from ..estimators import elbo_is, log_weights
+from ..registry import Case
 from . import limits
-from .properties import Caller
+from .properties import UserFunction
 
 __all__ = ["check_stochastic", "StochasticReport", "EntryPower", "reference_moments"]
 
 _POWER_Z = stats.norm.ppf(0.9)
-STOCHASTIC = {"log_w": ("theta", "phi", "x", "rng"), "particles": ("theta", "phi", "x", "rng"),
-              "noise": ("theta", "phi", "x", "rng"), "defensive": ("theta", "phi", "x", "rng"),
-              "insomnia": ("theta", "phi", "x", "rng"), "dreams": ("theta", "phi", "rng")}
 
 
 @dataclass
@@ -123,53 +121,51 @@ def reference_moments(kind, model, guide, theta, phi, x, K, iota=None, delta=Non
     """(mean, var, route): the exact mean and per-entry variance of one output of ``kind`` with its particles
     (and dreams) drawn as they should be, and how they were computed."""
     entry = registry.get(kind)
-    if entry.signature == "dreams":
+    sig = entry.signature
+    if not sig.evaluates_model:                                     # sleep-φ: over (z, x) ~ p_θ
         mean, var = exact.sleep_moments(model, guide, theta, phi, M=M)
         return mean, var, "enumeration over (z, x) ~ p_θ"
-    if entry.signature == "insomnia":
+    if entry.mean == "insomnia":
         wake_mean, wake_var, route = reference_moments("wake_phi", model, guide, theta, phi, x, K)
         sleep_mean, sleep_var = exact.sleep_moments(model, guide, theta, phi, M=M)
         return ({k: iota * wake_mean[k] + (1 - iota) * sleep_mean[k] for k in wake_mean},
                 {k: iota ** 2 * wake_var[k] + (1 - iota) ** 2 * sleep_var[k] for k in wake_var}, route)
-    ref = entry.function
-    proposal = family.DefensiveGuide(guide, delta) if entry.signature == "defensive" else guide
-    if entry.signature == "defensive":
-        ref = registry.ESTIMATORS["wake_phi"].function
-    if entry.signature == "log_w":
-        ref = lambda m, g, th, ph, xx, z: {"elbo_is": elbo_is(log_weights(m, g, th, ph, xx, z))}  # noqa: E731
-    if protocol.support(model) is not None and entry.signature == "log_w":       # L̂_n per datapoint
-        parts = [exact.moments(ref, model, guide, theta, phi, x[n:n + 1], K, method="direct") for n in
-                 range(x.shape[0])]
+    given = Case(theta, phi, x, delta=delta)
+    if protocol.support(model) is None:
+        return _quadrature(entry, model, guide, given, K, nodes)
+    route = "enumeration of the K particles' multisets"
+    proposal, on_proposal = sig.proposal(guide, given), sig.on_proposal(entry)
+
+    def ref(m, g, th, ph, xx, z):                 # the estimator on the (tabulated) model and proposal
+        return on_proposal(m, g, given._replace(theta=th, phi=ph, x=xx, z=z))
+    if entry.output == "bound":                                     # L̂_n per datapoint
+        parts = [exact.moments(ref, model, proposal, theta, phi, x[n:n + 1], K, method="direct")
+                 for n in range(x.shape[0])]
         return ({"elbo_is": np.concatenate([m["elbo_is"] for m, _ in parts])},
-                {"elbo_is": np.concatenate([v["elbo_is"] for _, v in parts])}, "enumeration of the K particles' "
-                                                                                 "multisets")
-    if protocol.support(model) is not None:
-        mean, var = exact.moments(ref, model, proposal, theta, phi, x, K)
-        return mean, var, "enumeration of the K particles' multisets"
-    return _quadrature(entry, ref, model, guide, theta, phi, x, K, nodes)
+                {"elbo_is": np.concatenate([v["elbo_is"] for _, v in parts])}, route)
+    mean, var = exact.moments(ref, model, proposal, theta, phi, x, K)
+    return mean, var, route
 
 
-def _quadrature(entry, ref, model, guide, theta, phi, x, K, nodes):
+def _quadrature(entry, model, guide, given, K, nodes):
     """Mean and variance over ε ~ N(0, I) of the estimator at z = reparameterize(φ, x, ε), by tensor
     Gauss–Hermite quadrature (exact for integrands polynomial in ε of degree ≤ 2·nodes − 1)."""
     if not callable(getattr(guide, "reparameterize", None)):
         raise TypeError(f"the exact moments of {entry.name} on a continuous latent need a reparameterized guide "
                         f"(guide.reparameterize) or a finite support()")
-    shape = (K, x.shape[0]) + tuple(guide.z_shape)
+    shape = (K, given.x.shape[0]) + tuple(guide.z_shape)
     dims = int(np.prod(shape))
     if dims > 4:
         raise exact.TooLarge(f"Gauss–Hermite over K·N·dim z = {dims} dimensions ({nodes}^{dims} points); use "
                              f"K·N·dim z ≤ 4 (e.g. one datapoint and K = 1 or 2) on a continuous latent")
-    from numpy.polynomial.hermite_e import hermegauss
     xi, w = hermegauss(nodes)
     w = w / w.sum()
-    grid = np.stack(np.meshgrid(*([np.arange(nodes)] * dims), indexing="ij"), axis=-1).reshape(-1, dims)
-    first = second = None
-    like = None
+    grid = np.indices((nodes,) * dims).reshape(dims, -1).T
+    first = second = like = None
     for point, weight in zip(xi[grid], np.prod(w[grid], axis=1)):
         eps = point.reshape(shape)
-        args = (eps if entry.signature == "noise" else guide.reparameterize(phi, x, eps))
-        out = registry.as_output(entry, ref(model, guide, theta, phi, x, args))
+        z = guide.reparameterize(given.phi, given.x, eps)
+        out = entry.reference(model, guide, given._replace(z=z, eps=eps))
         like = out if like is None else like
         v = flatten(out, like)
         first = weight * v if first is None else first + weight * v
@@ -185,7 +181,8 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
     Parameters
     ----------
     fn : the whole estimator, sampling included: ``fn(theta, phi, x, rng)`` (sleep-φ: ``fn(theta, phi, rng)``),
-        with or without the leading ``model, guide``; it returns what rws_ref's function ``kind`` returns
+        with or without the leading ``model, guide`` (a function with ``*args`` gets them); it returns what
+        rws_ref's function ``kind`` returns
     kind : a kind of rws_ref.registry
     model, guide : the pair (default: registry.default_pair); θ, φ, x default to draws from it (seed)
     K : the particles per datapoint ``fn`` draws; M : the dreams per call (sleep-φ, insomnia);
@@ -193,21 +190,24 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
     replicates : R, the runs of ``fn``; each gets its own generator np.random.default_rng([seed, r])
     alpha : the false-failure rate of the whole check (Bonferroni over the entries)
     detect : relative deviations for which the report gives the replicates needed
+    timeout : seconds, optional: every call of ``fn`` and of the model's and guide's methods must return
+        within it (TimeoutError naming the function)
 
     Returns
     -------
     StochasticReport
     """
     entry = registry.get(kind)
+    sig = entry.signature
     replicates, K = check_count(replicates, "replicates", minimum=10), check_count(K, "K")
     alpha = check_fraction(alpha, "alpha")
     if not 0 < alpha < 0.5:
         raise ValueError(f"alpha must be in (0, 0.5); got {alpha!r}")
-    if entry.signature in ("dreams", "insomnia"):
+    if sig.dreams:
         M = check_count(M, "M (the dreams each call of fn draws)")
-    if entry.signature == "insomnia":
+    if "iota" in sig.names:
         iota = check_fraction(iota, "iota")
-    if entry.signature == "defensive":
+    if "delta" in sig.names:
         delta = check_fraction(delta, "delta")
     if model is None and guide is None:
         model, guide = registry.default_pair(entry)
@@ -219,35 +219,14 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
     phi = protocol.init_params(guide, rng) if phi is None else phi
     x = protocol.sample_model(model, theta, 2, rng)[1] if x is None else protocol.validate_x(model, x)
     mean, var, route = reference_moments(kind, model, guide, theta, phi, x, K, iota, delta, M)
-    objects = _takes_objects(fn, entry)
-    caller = Caller(lambda *args: None, entry)                  # its output check, in the name of fn
-    caller.name = getattr(fn, "__qualname__", "fn")
+    call = UserFunction(fn, entry, timeout, names=("model", "guide") + sig.stochastic)
     outputs = []
     for r in range(replicates):
-        gen = np.random.default_rng([seed, r])
-        args = (theta, phi, gen) if entry.signature == "dreams" else (theta, phi, x, gen)
-        with deadline(timeout, caller.name):
-            out = fn(model, guide, *args) if objects else fn(*args)
-        outputs.append(flatten(caller.check_output(out, mean), mean))
+        values = {"model": model, "guide": guide, "theta": theta, "phi": phi, "x": x,
+                  "rng": np.random.default_rng([seed, r])}
+        args = [values[n] for n in ("model", "guide") + sig.stochastic if call.objects or n not in ("model", "guide")]
+        outputs.append(flatten(call.check_output(call.invoke(args), mean), mean))
     return _z_test(entry, np.array(outputs), mean, var, replicates, alpha, detect, route)
-
-
-def _takes_objects(fn, entry):
-    """Whether ``fn`` takes the leading model and guide (by its number of required positional arguments;
-    ``*args`` counts as the form without them)."""
-    import inspect
-    own = len(STOCHASTIC[entry.signature])
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return False
-    n = len([p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
-    if n not in (own, own + 2):
-        raise TypeError(f"fn must take ({', '.join(STOCHASTIC[entry.signature])}), with or without a leading "
-                        f"model, guide, for a stochastic {entry.name}; it takes {n} arguments")
-    return n == own + 2
 
 
 def _z_test(entry, outputs, mean, var, R, alpha, detect, route):

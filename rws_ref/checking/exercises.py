@@ -130,7 +130,7 @@ class Grade:
 def _settings(entry):
     """Two fixed settings per kind: a continuous pair and, where the kind applies, a discrete one."""
     pairs = [(LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3))]
-    if entry.signature != "noise":
+    if entry.signature.enumerable:                   # a discrete pair, where the kind draws its particles
         pairs.append((GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)))
     out = []
     for i, (model, guide) in enumerate(pairs):

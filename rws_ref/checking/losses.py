@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import protocol, registry
+from .._checks import check_timeout
 from .._trees import flatten
 from ..estimators import log_weights, wake_theta
 from ..registry import Case
+from . import limits
 from . import mistakes as known
-from .properties import Caller, draw_case
+from .properties import UserFunction, draw_case
 
 __all__ = ["check_loss", "LossReport", "Convention"]
 
@@ -120,7 +122,8 @@ def _explain(part, got, refs, made, n, minimize_sign, rtol, name, K):
 
 
 def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None, z=None, *, eps=None,
-               dream_z=None, dream_x=None, iota=None, delta=None, K=4, N=3, seed=0, rtol=1e-8, minimize=True):
+               dream_z=None, dream_x=None, iota=None, delta=None, K=4, N=3, M=None, seed=0, rtol=1e-8, minimize=True,
+               timeout=None):
     """Check a scalar surrogate loss on fixed particles and report its convention.
 
     Parameters
@@ -136,7 +139,10 @@ def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None,
     theta, phi, x, z, eps, dream_z, dream_x, iota, delta : the inputs; missing ones are drawn (seed), with
         ``K`` particles for ``N`` datapoints.  The check also runs at a second, jittered (θ, φ), so that
         a multiple is a constant of the loss and not a coincidence of one input.
+    M : the dreams per call of a sleep-φ or insomnia loss (default N)
     rtol : tolerance of "is a multiple", relative to max(1, the largest entry)
+    timeout : seconds, optional: each call of ``loss`` and of the model's and guide's methods must return within
+        it (TimeoutError naming the function)
     minimize : True for a loss to minimize (the frameworks' convention), False for an objective to maximize
 
     Returns
@@ -154,15 +160,16 @@ def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None,
         model, guide = registry.default_pair(entry)
     protocol.check_pair(model, guide)
     given = Case(theta, phi, x, z, eps, dream_z, dream_x, iota, delta)
-    cases = _cases(entry, model, guide, given, K, N, seed)
-    call = Caller(loss, entry)
+    timeout = check_timeout(timeout)
+    model, guide = limits.timed(model, timeout), limits.timed(guide, timeout)
+    cases = _cases(entry, model, guide, given, K, N, M, seed)
+    call = UserFunction(loss, entry, timeout)
     outputs = [_evaluate(call, entry, model, guide, c) for c in cases]
-    K = int(np.shape(cases[0].z if cases[0].z is not None else cases[0].eps)[0]) if entry.signature != "dreams" else 1
-    n = int(np.shape(cases[0].dream_x if entry.signature == "dreams" else cases[0].x)[0])
+    K, n = entry.signature.particles(cases[0]), entry.signature.size(cases[0])
     sign = -1.0 if minimize else 1.0
     report = LossReport(kind)
     values = [o[0] for o in outputs]
-    if all(v is not None for v in values) and entry.signature != "dreams":
+    if all(v is not None for v in values) and entry.signature.evaluates_model:
         report.parts.append(_value_convention(values, model, guide, cases, n))
     if all(o[1] is not None for o in outputs) and model.theta_shapes:        # a model without θ: nothing to say
         refs = [wake_theta(model, guide, c.theta, c.phi, c.x, c.z) for c in cases]
@@ -179,12 +186,12 @@ def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None,
     return report
 
 
-def _cases(entry, model, guide, given, K, N, seed):
+def _cases(entry, model, guide, given, K, N, M, seed):
     """The given inputs (the missing ones drawn) and a second case at a jittered (θ, φ)."""
     rng = np.random.default_rng(seed)
     theta = model.init_theta(rng) if given.theta is None else given.theta
     phi = guide.init_phi(rng) if given.phi is None else given.phi
-    first = draw_case(entry, model, guide, theta, phi, rng, n=N, k=K, x=given.x, z=given.z)
+    first = draw_case(entry, model, guide, theta, phi, rng, n=N, k=K, x=given.x, z=given.z, m=M)
     extras = {k: v for k, v in given._asdict().items() if k not in ("theta", "phi", "x", "z") and v is not None}
     first = first._replace(**extras)
     if given.eps is not None:
@@ -194,13 +201,13 @@ def _cases(entry, model, guide, given, K, N, seed):
                                    for k, v in first.theta.items()},
                             phi={k: np.asarray(v) + 0.3 * jitter.standard_normal(np.shape(v))
                                  for k, v in first.phi.items()})
-    if entry.signature == "noise":
+    if not entry.signature.enumerable:                   # the particles z(ε, φ) move with φ
         second = second._replace(z=guide.reparameterize(second.phi, second.x, second.eps))
     return [first, second]
 
 
 def _evaluate(call, entry, model, guide, case):
-    out = call.fn(*registry.arguments(entry, model, guide, case, with_objects=call.objects))
+    out = call.invoke(entry.signature.arguments(model, guide, case, call.objects))
     if not isinstance(out, tuple) or len(out) != 3:
         raise TypeError(f"{call.name} must return (value, grad_theta, grad_phi); got {type(out).__name__}"
                         + (f" of length {len(out)}" if isinstance(out, tuple) else ""))
@@ -210,7 +217,7 @@ def _evaluate(call, entry, model, guide, case):
         if arr.shape not in ((), (1,)) or arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
             raise TypeError(f"{call.name} returned a loss value {value!r}; expected one finite real number")
         value = float(arr.reshape(()))
-    phi_like = registry.reference_output(entry, model, guide, case)
+    phi_like = entry.reference(model, guide, case)
     theta_like = {k: np.zeros(np.shape(v)) for k, v in case.theta.items()}
     return (value, None if g_theta is None else call.check_output(g_theta, theta_like),
             None if g_phi is None else call.check_output(g_phi, phi_like))

@@ -19,6 +19,7 @@ The weight rules (how the normalized weights w̄ are formed):
 import numpy as np
 
 from .. import family, protocol, registry
+from .._trees import negate
 from ..estimators import elbo_is, forward_pass, normalized_weights, sleep_phi, wake_phi
 from ..numerics import log_mean_exp, logsumexp
 
@@ -122,10 +123,6 @@ def _coef(rule, log_w, power=lambda w: w):
     return c / log_w.shape[1] if mean else c
 
 
-def _negate(tree):
-    return {k: -v for k, v in tree.items()}
-
-
 def _mix(a, b, wa, wb):
     return {k: wa * a[k] + wb * b[k] for k in a}
 
@@ -137,25 +134,37 @@ def _fp(model, guide, case):
 # -- each estimator written with a weight rule ---------------------------------------------------
 
 
+#: kind -> how its output is made from the forward pass and per-particle coefficients c (K, N) that hold the
+#: weights and the batch mean's 1/N: the estimator with another weight rule
+_FROM_WEIGHTS = {
+    "wake_theta": lambda fp, c, guide, case: fp.pull_theta(c),
+    "wake_phi": lambda fp, c, guide, case: negate(fp.pull_phi(c)),
+    "defensive_wake_phi": lambda fp, c, guide, case: negate(fp.pull_phi(c)),
+    "insomnia": lambda fp, c, guide, case: _mix(negate(fp.pull_phi(c)), sleep_phi(guide, case.phi, case.dream_z,
+                                                                                  case.dream_x),
+                                                case.iota, 1.0 - case.iota),
+    "reinforce_phi": lambda fp, c, guide, case: fp.pull_phi(elbo_is(fp.log_w)[None, :] / fp.log_w.shape[1] - c),
+    "vimco_phi": lambda fp, c, guide, case: fp.pull_phi(family.vimco_signals(fp.log_w) / fp.log_w.shape[1] - c),
+}
+
+#: reparameterized kind -> (the power of the weights in the path term, whether the score term is subtracted,
+#: the sign of the result)
+_REPARAMETERIZED = {"iwae_phi": (lambda w: w, True, 1.0), "stl_phi": (lambda w: w, False, 1.0),
+                    "iwae_dreg_phi": (lambda w: w ** 2, False, 1.0),
+                    "rws_dreg_phi": (lambda w: w - w ** 2, False, -1.0)}
+
+
 def _weighted(kind, rule):
     """``kind`` computed with the weights of ``rule`` in place of the per-datapoint ones."""
+    entry = registry.get(kind)
+
     def mistake(model, guide, case):
-        if kind in ("iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi"):
+        if kind in _REPARAMETERIZED:
             return _reparameterized(kind, rule, model, guide, case)
-        if kind == "defensive_wake_phi":
-            guide = family.DefensiveGuide(guide, case.delta)
-        fp = _fp(model, guide, case)
-        c = _coef(rule, fp.log_w if rule is not _p_alone else _log_p(model, guide, case, fp))
-        if kind == "wake_theta":
-            return fp.pull_theta(c)
-        if kind in ("wake_phi", "defensive_wake_phi"):
-            return _negate(fp.pull_phi(c))
-        if kind == "insomnia":
-            return _mix(_negate(fp.pull_phi(c)), sleep_phi(guide, case.phi, case.dream_z, case.dream_x),
-                        case.iota, 1.0 - case.iota)
-        n = fp.log_w.shape[1]
-        signal = (elbo_is(fp.log_w)[None, :] if kind == "reinforce_phi" else family.vimco_signals(fp.log_w))
-        return fp.pull_phi(signal / n - c)
+        proposal = entry.signature.proposal(guide, case)
+        fp = _fp(model, proposal, case)
+        c = _coef(rule, fp.log_w if rule is not _p_alone else _log_p(model, proposal, case, fp))
+        return _FROM_WEIGHTS[kind](fp, c, guide, case)
     return mistake
 
 
@@ -170,15 +179,14 @@ def _log_p(model, guide, case, fp):
 
 def _reparameterized(kind, rule, model, guide, case, power=None):
     r = family.reparameterized_terms(model, guide, case.theta, case.phi, case.x, case.eps)
-    if power is None:
-        power = {"iwae_dreg_phi": lambda w: w ** 2, "rws_dreg_phi": lambda w: w - w ** 2}.get(kind, lambda w: w)
+    own_power, score_term, sign = _REPARAMETERIZED[kind]
     log_w = r.log_w if rule is not _p_alone else r.log_w + guide.log_prob(case.phi, r.z, r.x)
-    c = _coef(rule, log_w, power)
+    c = _coef(rule, log_w, power or own_power)
     path = family.path_gradient(guide, case.phi, r.x, case.eps, c, r.dlogw_dz)
-    if kind == "iwae_phi":
+    if score_term:
         score = guide.grad_log_prob(case.phi, r.z, r.x, c)
-        return {k: path[k] - score[k] for k in path}
-    return _negate(path) if kind == "rws_dreg_phi" else path
+        path = {k: path[k] - score[k] for k in path}
+    return {k: sign * v for k, v in path.items()}
 
 
 # -- mistakes particular to one estimator ---------------------------------------------------------
@@ -195,7 +203,7 @@ def _through_weights(defensive=False):
         d_log_mix = (1.0 - case.delta) * np.exp(log_q - mix.log_prob(case.phi, case.z, case.x)) if defensive else 1.0
         centred = log_q - (w_bar * log_q).sum(axis=0)
         extra = guide.grad_log_prob(case.phi, case.z, case.x, w_bar * centred * d_log_mix / fp.log_w.shape[1])
-        right = _negate(guide.grad_log_prob(case.phi, case.z, case.x, w_bar / fp.log_w.shape[1]))
+        right = negate(guide.grad_log_prob(case.phi, case.z, case.x, w_bar / fp.log_w.shape[1]))
         return {k: right[k] + extra[k] for k in right}
     return mistake
 
@@ -271,16 +279,16 @@ def _defensive_with(change):
     def mistake(model, guide, case):
         if change == "swap":
             fp = _fp(model, family.DefensiveGuide(guide, 1.0 - case.delta), case)
-            return _negate(fp.pull_phi(normalized_weights(fp.log_w) / fp.log_w.shape[1]))
+            return negate(fp.pull_phi(normalized_weights(fp.log_w) / fp.log_w.shape[1]))
         mix = family.DefensiveGuide(guide, case.delta)
         if change == "weights against q":           # w ∝ p / q_φ: the particles' real proposal left out
             fp = _fp(model, guide, case)
-            return _negate(fp.pull_phi(normalized_weights(fp.log_w) / fp.log_w.shape[1]))
+            return negate(fp.pull_phi(normalized_weights(fp.log_w) / fp.log_w.shape[1]))
         # change == "gradient of the mixture": −Σ w̄ ∇ log q_mix = −Σ w̄ (1 − δ) q/q_mix ∇ log q_φ
         fp = _fp(model, mix, case)
         log_q = guide.log_prob(case.phi, case.z, case.x)
         ratio = (1.0 - case.delta) * np.exp(log_q - mix.log_prob(case.phi, case.z, case.x))
-        return _negate(fp.pull_phi(normalized_weights(fp.log_w) * ratio / fp.log_w.shape[1]))
+        return negate(fp.pull_phi(normalized_weights(fp.log_w) * ratio / fp.log_w.shape[1]))
     return mistake
 
 
@@ -326,7 +334,7 @@ def _bound(fn):
 
 def _misaligned(entry):
     def mistake(model, guide, case):
-        if case.x is None or np.shape(case.x)[0] < 2 or entry.signature in ("noise", "dreams"):
+        if case.x is None or np.shape(case.x)[0] < 2:
             return None
         return registry.reference_output(entry, model, guide, case._replace(x=np.roll(np.asarray(case.x), -1,
                                                                                          axis=0)))
@@ -340,9 +348,6 @@ def _zero(model, guide, case, entry):
 
 # -- the catalogue ---------------------------------------------------------------------------------
 
-
-_WEIGHTED = ("wake_theta", "wake_phi", "defensive_wake_phi", "insomnia", "reinforce_phi", "vimco_phi",
-             "iwae_phi", "stl_phi", "iwae_dreg_phi", "rws_dreg_phi")
 
 _PARTICULAR = {
     "elbo_is": {
@@ -386,16 +391,16 @@ _PARTICULAR = {
 def base_mistakes(kind):
     """{mistake name: function (model, guide, case) -> output or None} for one estimator kind."""
     entry = registry.get(kind)
-    out = {SIGN: lambda m, g, c: _negate(registry.reference_output(entry, m, g, c))}
+    out = {SIGN: lambda m, g, c: negate(registry.reference_output(entry, m, g, c))}
     if entry.output != "bound":
         out[SUM] = _summed(entry)
         out[ZERO] = (
             lambda m, g, c: _zero(m, g, c, entry))
-    if kind in _WEIGHTED:
+    if kind in _FROM_WEIGHTS or kind in _REPARAMETERIZED:
         out.update({name: _weighted(kind, rule) for name, rule in WEIGHT_RULES.items()})
         out[Q_FORGOTTEN] = _weighted(kind, _p_alone)
     out.update(_PARTICULAR.get(kind, {}))
-    if entry.signature not in ("noise", "dreams"):
+    if entry.signature.enumerable and entry.signature.evaluates_model:      # particles z paired with data x
         out[_MISALIGNED] = _misaligned(entry)
     return out
 
@@ -403,13 +408,19 @@ def base_mistakes(kind):
 def _summed(entry):
     # the batch mean's 1/N (1/M for dreams) left out: N × the answer (insomnia: N × wake, M × sleep)
     def mistake(m, g, c):
-        right = registry.reference_output(entry, m, g, c)
-        if entry.name == "insomnia":
-            wake, sleep = wake_phi(m, g, c.theta, c.phi, c.x, c.z), sleep_phi(g, c.phi, c.dream_z, c.dream_x)
-            return _mix(wake, sleep, c.iota * np.shape(c.x)[0], (1.0 - c.iota) * np.shape(c.dream_x)[0])
-        n = np.shape(c.dream_x if entry.signature == "dreams" else c.x)[0]
-        return {k: n * v for k, v in right.items()}
+        if entry.name in _SUMMED:
+            return _SUMMED[entry.name](m, g, c)
+        return {k: entry.signature.size(c) * v for k, v in entry.reference(m, g, c).items()}
     return mistake
+
+
+def _insomnia_summed(m, g, c):
+    wake, sleep = wake_phi(m, g, c.theta, c.phi, c.x, c.z), sleep_phi(g, c.phi, c.dream_z, c.dream_x)
+    return _mix(wake, sleep, c.iota * np.shape(c.x)[0], (1.0 - c.iota) * np.shape(c.dream_x)[0])
+
+
+#: kinds whose "sum over the data" is not N × the answer
+_SUMMED = {"insomnia": _insomnia_summed}
 
 
 def composite(made, n_data):
@@ -420,7 +431,7 @@ def composite(made, n_data):
     for name, value in made.items():
         if value is None or name in (SIGN, ZERO):
             continue
-        out[f"{SIGN} + {name}"] = {k: -v for k, v in value.items()}
+        out[f"{SIGN} + {name}"] = negate(value)
         if SUM in made and name != SUM:
             out[f"{SUM} + {name}"] = {k: n_data * v for k, v in value.items()}
             out[f"{SIGN} + {SUM} + {name}"] = {k: -n_data * v for k, v in value.items()}
@@ -439,5 +450,4 @@ def all_mistakes(kind, model, guide, case):
         if value is not None:
             made[name] = {k: np.asarray(v, dtype=np.float64) for k, v in value.items()}
     entry = registry.get(kind)
-    n = np.shape(case.dream_x if entry.signature == "dreams" else case.x)[0] if entry.output != "bound" else 1
-    return {**made, **composite(made, n)}
+    return {**made, **composite(made, entry.signature.size(case) if entry.output != "bound" else 1)}

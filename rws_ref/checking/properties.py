@@ -1,26 +1,37 @@
-"""The properties :func:`rws_ref.testing.check_estimator` checks, one function each.
+"""The properties :func:`rws_ref.checking.testing.check_estimator` checks, one plain function each.
 
-A user's function is called through a :class:`Caller` in the signature of rws_ref's
-function of the same kind (rws_ref.registry), its output validated (a dict of real,
-finite arrays of the reference's keys and shapes) before any comparison.  Each
-property takes one :class:`rws_ref.registry.Case` and returns (ok, detail); the exact
-mean is a property of its own (:func:`exact_mean`), computed without sampling.
+The route of a check, from the user's function to the verdict (docs/architecture.md):
+
+1. :class:`UserFunction` calls the user's ``fn`` in the signature of rws_ref's function of the same kind
+   (rws_ref.registry), within the time limit, and validates what it returns (a dict of real, finite arrays
+   of the reference's keys and shapes);
+2. an :class:`Example` holds one drawn case, rws_ref's output on it (computed once) and the user's (called
+   once);
+3. each property is a function ``(check, example) -> Outcome``: passed or not, the numbers, and — for a
+   disagreement — the :class:`rws_ref.checking.diagnose.Verdict` naming the closest known mistake;
+4. testing.check_estimator runs every property on every example and keeps each property's first failure
+   as a :class:`PropertyResult` (status, numbers, verdict, input) in the :class:`CheckReport`.
+
+The exact mean is a property of its own (:func:`exact_mean`), computed without sampling.
 """
 import inspect
 from dataclasses import dataclass, field
+from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .. import exact, family, protocol, registry
+from .. import exact, protocol, registry
 from .._checks import NonFinite, deadline, traceback_text
 from .._trees import flatten
-from ..estimators import elbo_is, sleep_phi, wake_phi
+from ..estimators import sleep_phi, wake_phi
 from ..registry import Case
 from . import diagnose
 
-__all__ = ["Caller", "UserOutputError", "NonFiniteOutput", "STABILITY_SHIFTS", "stability_shift", "no_max_shift",
-           "PropertyResult", "CheckReport", "Properties", "exact_mean",
-           "ShiftedModel", "close", "traceback_text"]
+__all__ = ["UserFunction", "Caller", "takes_objects", "UserOutputError", "NonFiniteOutput", "PropertyResult",
+           "CheckReport", "Check", "Example", "Outcome", "PROPERTIES", "exact_mean", "close", "draw_case",
+           "STABILITY_SHIFTS", "stability_shift", "no_max_shift", "traceback_text", "ShiftedModel"]
+
+ShiftedModel = registry.ShiftedModel
 
 
 class UserOutputError(ValueError):
@@ -37,11 +48,20 @@ class NonFiniteOutput(UserOutputError):
 
 @dataclass
 class PropertyResult:
-    """One property's outcome: status "pass", "fail" or "not applicable", and the numbers, the
-    input or the user's exception on failure (the reason when not applicable)."""
+    """One property's outcome: status "pass", "fail" or "not applicable"; on failure the numbers, the input
+    or the user's exception (``detail``), the diagnosis as a value (``verdict``: a diagnose.Verdict, whose
+    ``mistakes`` name the closest known mistakes) and the failing input (``case``); when not applicable, the
+    reason."""
     name: str
     status: str                 # "pass", "fail" or "not applicable"
     detail: str = ""
+    verdict: Optional[object] = None
+    case: Optional[Case] = None
+
+    @property
+    def mistakes(self):
+        """The known mistakes the failure looks like (empty when none is named)."""
+        return self.verdict.mistakes if self.verdict is not None else ()
 
 
 @dataclass
@@ -77,33 +97,42 @@ class CheckReport:
             raise AssertionError(str(self))
 
 
-class Caller:
-    """The user's ``fn`` called in the signature of ``entry`` (with or without the leading model and
-    guide), its output checked and returned as a dict of float64 arrays."""
+# -- the user's function -----------------------------------------------------------------------------
 
-    def __init__(self, fn, entry, timeout=None):
+
+def takes_objects(fn, full, what):
+    """Whether ``fn`` takes the leading ``model, guide`` of the argument names ``full``: decided by its
+    number of required positional arguments; a function with ``*args`` takes them.  The one arity rule of
+    rws_ref's checks (check_estimator, check_loss, check_stochastic).  TypeError for any other count."""
+    objects = sum(name in ("model", "guide") for name in full)
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):             # a builtin or C callable: give it everything
+        return True
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    n = len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty])
+    if n == len(full):
+        return True
+    if objects and n == len(full) - objects:
+        return False
+    forms = [", ".join(full)] + ([", ".join(a for a in full if a not in ("model", "guide"))] if objects else [])
+    raise TypeError(f"fn must take ({') or ('.join(forms)}) for {what}; {getattr(fn, '__name__', 'fn')} takes "
+                    f"{n} required arguments")
+
+
+class UserFunction:
+    """The user's ``fn`` called in the signature of ``entry`` (with or without the leading model and
+    guide), within ``timeout`` seconds, its output checked and returned as a dict of float64 arrays."""
+
+    def __init__(self, fn, entry, timeout=None, names=None):
         self.fn, self.entry, self.timeout = fn, entry, timeout
-        full = registry.SIGNATURES[entry.signature]
-        objects = sum(name in ("model", "guide") for name in full)
-        try:
-            params = inspect.signature(fn).parameters.values()
-            star = any(p.kind is p.VAR_POSITIONAL for p in params)
-            n = len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                     and p.default is p.empty])
-        except (TypeError, ValueError):
-            star, n = True, len(full)
-        if not star and n not in (len(full), len(full) - objects):
-            forms = [", ".join(full)] + ([", ".join(a for a in full if a not in ("model", "guide"))] if objects else [])
-            raise TypeError(f"fn must take ({') or ('.join(forms)}) for {entry.name}; "
-                            f"{getattr(fn, '__name__', 'fn')} takes {n} required arguments")
-        self.objects = star or n == len(full)
+        self.objects = takes_objects(fn, names or entry.signature.names, entry.name)
         self.name = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
 
-    def __call__(self, model, guide, case, reference=None):
-        return self.check_output(self.invoke(registry.arguments(self.entry, model, guide, case,
-                                                                with_objects=self.objects)),
-                                 reference if reference is not None else
-                                 registry.reference_output(self.entry, model, guide, case))
+    def __call__(self, model, guide, case, like):
+        """The user's output on ``case``, validated against ``like`` (rws_ref's output: keys and shapes)."""
+        return self.check_output(self.invoke(self.entry.signature.arguments(model, guide, case, self.objects)), like)
 
     def invoke(self, args):
         """The user's function on positional ``args``, within the time limit; its output unchecked."""
@@ -140,6 +169,18 @@ class Caller:
         return checked
 
 
+#: the former name of :class:`UserFunction`
+Caller = UserFunction
+
+
+def shaped_like(entry, model, guide, n):
+    """Zeros of the keys and shapes ``entry``'s output has for n datapoints (θ's, φ's, or the bound's (n,))."""
+    if entry.output == "bound":
+        return {"elbo_is": np.zeros(n)}
+    shapes = model.theta_shapes if entry.output == "theta" else guide.phi_shapes
+    return {k: np.zeros(shape) for k, shape in shapes.items()}
+
+
 def close(a, b, rtol):
     """(ok, detail): the largest difference of two output dicts against rtol·max(1, max|b|)."""
     a, b = flatten(a, sorted(a)), flatten(b, sorted(b))
@@ -150,74 +191,36 @@ def close(a, b, rtol):
     return err <= rtol * scale, f"max |difference| = {err:.3e} (tolerance {rtol * scale:.1e})"
 
 
-class ShiftedModel:
-    """The same model with log p(z, x_n) + c_n: a θ-free constant per datapoint (its gradients in θ
-    and in z are the inner model's)."""
-
-    def __init__(self, inner, shift):
-        self.inner, self.shift = inner, shift
-        protocol.copy_declarations(self, inner, "theta_shapes")
-        if callable(getattr(inner, "grad_z_log_joint", None)):
-            self.grad_z_log_joint = inner.grad_z_log_joint
-
-    def __repr__(self):
-        return f"{self.inner!r} shifted per datapoint"
-
-    def init_theta(self, rng):
-        return self.inner.init_theta(rng)
-
-    def sample(self, theta, n, rng):
-        return self.inner.sample(theta, n, rng)
-
-    def log_joint(self, theta, z, x):
-        return self.inner.log_joint(theta, z, x) + self.shift[: np.shape(x)[0]]
-
-    def grad_log_joint(self, theta, z, x, weights):
-        return self.inner.grad_log_joint(theta, z, x, weights)
-
-    def log_joint_vjp(self, theta, z, x):
-        log_p, pullback = protocol.model_forward(self.inner, theta, z, x)
-        return log_p + self.shift[: np.shape(x)[0]], pullback
+def draw_case(entry, model, guide, theta, phi, rng, n, k, x=None, z=None, m=None):
+    """A :class:`Case` for ``entry`` around θ, φ (:meth:`rws_ref.registry.Signature.draw`): x from the model
+    (unless given), particles z (unless given: from the pair's finite latent domain, else from the guide),
+    base noise ε for reparameterized kinds, ``m`` dreams (default n) from the model, ι and δ in (0.05, 0.95)."""
+    return entry.signature.draw(model, guide, theta, phi, rng, n, k, x=x, z=z, m=m)
 
 
-def _roll_particles(a):
-    # each datapoint's particles (axis 0) rolled by a different amount: a permutation per datapoint
-    perm = np.stack([np.roll(np.arange(a.shape[0]), n + 1) for n in range(a.shape[1])], axis=1)
-    return np.take_along_axis(a, perm.reshape(perm.shape + (1,) * (a.ndim - 2)), axis=0)
+# -- one example, every property -----------------------------------------------------------------------
 
 
-class Properties:
-    """The properties of one estimator kind for one user function, each ``case -> (ok, detail)``."""
+@dataclass
+class Check:
+    """What every property of one check needs: the user's function, the estimator, the pair, the tolerance,
+    and why the shift-based properties cannot apply (None when they can)."""
+    call: UserFunction
+    entry: registry.Estimator
+    model: object
+    guide: object
+    rtol: float
+    shift_reason: Optional[str] = None
 
-    def __init__(self, caller, entry, model, guide, rtol):
-        self.call, self.entry, self.model, self.guide, self.rtol = caller, entry, model, guide, rtol
+    def reference(self, case, model=None):
+        return self.entry.reference(model or self.model, self.guide, case)
 
-    def _both(self, case, model=None):
-        model = model or self.model
-        want = registry.reference_output(self.entry, model, self.guide, case)
-        return self.call(model, self.guide, case, want), want
+    def user(self, case, like, model=None):
+        return self.call(model or self.model, self.guide, case, like)
 
-    def agreement(self, case):
-        mine, want = self._both(case)
-        ok, detail = close(mine, want, self.rtol)
-        if ok:
-            return ok, detail
-        verdict = self._diagnose(mine, want, case)
-        if np.shape(case.x)[0] < 3 or np.shape(case.z)[0] < 4 or verdict.ambiguous:
-            # a small input ties mistakes (N = 1: no batch to normalize over; K = 1: w̄ = 1): a generic one
-            try:
-                big = self.larger_case()
-                larger = self._diagnose(*self._both(big), big)
-                news = larger.mistakes != verdict.mistakes
-            except Exception as err:           # the user's code failed there: keep the first diagnosis
-                larger, news = f"not evaluated ({type(err).__name__}: {err})", True
-            if news:
-                verdict = f"{verdict}; on a larger, generic example (K = 4, N = 3): {larger}"
-        return False, f"{detail}; {verdict}"
-
-    def _diagnose(self, mine, want, case, model=None):
-        # the diagnosis with the tolerance agreement uses: rtol relative to max(1, max |reference|)
-        atol = self.rtol * max(1.0, float(np.max(np.abs(flatten(want)))))
+    def diagnose(self, mine, want, case, model=None):
+        """The diagnosis (a Verdict) with the tolerance agreement uses: rtol relative to max(1, max |reference|)."""
+        atol = self.rtol * max(1.0, float(np.max(np.abs(flatten(want)))) if want else 1.0)
         return diagnose.compare(self.entry.name, mine, model or self.model, self.guide, rtol=0.0, atol=atol,
                                 **case._asdict())
 
@@ -229,70 +232,97 @@ class Properties:
         phi = {k: v + 0.7 * rng.standard_normal(np.shape(v)) for k, v in phi.items()}
         return draw_case(self.entry, self.model, self.guide, theta, phi, rng, n=3, k=4)
 
-    def deterministic(self, case):
-        first, second = self.call(self.model, self.guide, case), self.call(self.model, self.guide, case)
-        ok, detail = close(first, second, 0.0)
-        return ok, ("the same input gave two different outputs (" + detail + "): does it draw from a global or "
-                    "unseeded random number generator, or keep state between calls?") if not ok else detail
 
-    def permutation(self, case):
-        sig = self.entry.signature
-        if sig == "noise":
-            moved = case._replace(eps=_roll_particles(case.eps))
-        elif sig == "dreams":
-            order = np.roll(np.arange(len(case.dream_x)), 1)
-            moved = case._replace(dream_z=np.asarray(case.dream_z)[order], dream_x=np.asarray(case.dream_x)[order])
+class Example:
+    """One drawn case, rws_ref's output on it and the user's, each computed once (on first use); the extreme
+    case (log weights of any spread) beside it."""
+
+    def __init__(self, check, case, extreme):
+        self.check, self.case, self.extreme = check, case, extreme
+        self._reference = self._output = None
+
+    @property
+    def reference(self):
+        if self._reference is None:
+            self._reference = self.check.reference(self.case)
+        return self._reference
+
+    @property
+    def output(self):
+        if self._output is None:
+            self._output = self.check.user(self.case, self.reference)
+        return self._output
+
+
+class Outcome(NamedTuple):
+    """A property on one example: passed or not, the numbers, and the diagnosis (a Verdict) of a disagreement."""
+    ok: bool
+    detail: str = ""
+    verdict: Optional[object] = None
+
+
+def _disagreement(check, mine, want, case, model=None, what=""):
+    """The Outcome of a disagreement: the numbers and the diagnosis — and, when the input is small enough to tie
+    mistakes (N = 1: no batch to normalize over; K = 1: w̄ = 1) or the diagnosis is ambiguous, the diagnosis on
+    a larger, generic example as well."""
+    ok, detail = close(mine, want, check.rtol)
+    if ok:
+        return Outcome(True, detail)
+    verdict = check.diagnose(mine, want, case, model)
+    text = f"{what}{detail}; {verdict}"
+    sig = check.entry.signature
+    if model is None and (sig.size(case) < 3 or sig.particles(case) < 4 or verdict.ambiguous):
+        try:
+            big = check.larger_case()
+            ref = check.reference(big)
+            larger = check.diagnose(check.user(big, ref), ref, big)
+        except Exception as err:                   # the user's code failed there: keep the first diagnosis
+            text += f"; on a larger, generic example (K = 4, N = 3): not evaluated ({type(err).__name__}: {err})"
         else:
-            moved = case._replace(z=_roll_particles(case.z))
-        return close(self.call(self.model, self.guide, moved), self.call(self.model, self.guide, case), self.rtol)
+            if larger.mistakes != verdict.mistakes:
+                text += f"; on a larger, generic example (K = 4, N = 3): {larger}"
+                verdict = larger if larger.mistakes else verdict
+    return Outcome(False, text, verdict)
 
-    def batch(self, case):
-        whole = self.call(self.model, self.guide, case)
-        parts = [self.call(self.model, self.guide, one) for one in _singles(self.entry, case)]
-        if self.entry.output == "bound":
-            joined = {k: np.concatenate([p[k] for p in parts]) for k in whole}
-        else:
-            joined = {k: np.mean([p[k] for p in parts], axis=0) for k in whole}
-        return close(whole, joined, self.rtol)
 
-    def stability(self, case):
-        """Agreement with rws_ref when log p_θ(z, x_n) is shifted by ±10³ or ±10⁵ per datapoint (the log
-        weights with it): the right answer stays finite; exp without a max shift does not.  A function that
-        disagrees before any shift fails here too, saying so, and is diagnosed by the agreement property."""
-        ok, detail = close(*self._both(case), self.rtol)
-        if not ok:
-            return False, f"disagrees with rws_ref before any shift ({detail}; see the agreement property)"
-        for sign in (1.0, -1.0):
-            c = stability_shift(np.shape(case.x)[0], sign)
-            if self.entry.signature == "log_w":
-                log_w = registry.arguments(self.entry, self.model, self.guide, case)[0] + c
-                want, args, model = {"elbo_is": elbo_is(log_w)}, [log_w], None
-            else:
-                model = ShiftedModel(self.model, c)
-                want = registry.reference_output(self.entry, model, self.guide, case)
-                args = registry.arguments(self.entry, model, self.guide, case)
-            try:
-                mine = self.call.check_output(self.call.invoke(args), want)
-            except NonFiniteOutput as err:
-                return False, f"log p_θ shifted by {c.tolist()}: {no_max_shift(sign, err)}"
-            except NonFinite as err:              # NaN weights handed to the model's or guide's gradient
-                return False, (f"log p_θ shifted by {c.tolist()}: no max shift: your function handed non-finite "
-                               f"values to rws_ref ({err}) — exp(log w) {'overflows' if sign > 0 else 'underflows'} "
-                               f"without the max subtracted; use a stable softmax of the log weights")
-            ok, detail = close(mine, want, self.rtol)
-            if not ok:
-                verdict = self._diagnose(mine, want, case, model) if model is not None else ""
-                return False, f"log p_θ shifted by {c.tolist()}: {detail}" + (f"; {verdict}" if verdict else "")
-        return True, f"log p_θ shifted by ±{STABILITY_SHIFTS} per datapoint"
+def agreement(check, ex):
+    """Equals rws_ref's estimator on the drawn input."""
+    return _disagreement(check, ex.output, ex.reference, ex.case)
 
-    def shift(self, case):
-        if self.entry.signature == "log_w":                     # L̂(log w + c) = L̂(log w) + c per datapoint
-            c = 50.0 * (1.0 + np.arange(np.shape(case.x)[0]))
-            shifted = self.call.check_output(self.call.fn(registry.arguments(
-                self.entry, self.model, self.guide, case)[0] + c), {"elbo_is": c})
-            return close({"elbo_is": shifted["elbo_is"] - c}, self.call(self.model, self.guide, case), self.rtol)
-        shifted = ShiftedModel(self.model, 50.0 * (1.0 + np.arange(np.shape(case.x)[0])))
-        return close(self.call(shifted, self.guide, case), self.call(self.model, self.guide, case), self.rtol)
+
+def extreme(check, ex):
+    """Equals rws_ref's estimator on an input whose log weights have any spread (w̄ may be one-hot)."""
+    want = check.reference(ex.extreme)
+    return _disagreement(check, check.user(ex.extreme, want), want, ex.extreme)
+
+
+def deterministic(check, ex):
+    """The same input twice gives the same output."""
+    ok, detail = close(check.user(ex.case, ex.reference), ex.output, 0.0)
+    return Outcome(ok, detail if ok else "the same input gave two different outputs (" + detail + "): does it draw "
+                   "from a global or unseeded random number generator, or keep state between calls?")
+
+
+def permutation(check, ex):
+    """Invariant to permuting each datapoint's particles (ε; the dreams' order), by a different permutation
+    per datapoint."""
+    return Outcome(*close(check.user(check.entry.signature.permuted(ex.case), ex.reference), ex.output, check.rtol))
+
+
+def _shift(n):
+    return 50.0 * (1.0 + np.arange(n))
+
+
+def shift(check, ex):
+    """Invariant to a θ-free constant added to each datapoint's log joint (the bound moves by it)."""
+    sig = check.entry.signature
+    c = _shift(sig.size(ex.case))
+    model, case = sig.shifted(check.model, check.guide, ex.case, c)
+    moved = sig.shift_moves(c)
+    got = check.user(case, ex.reference, model)
+    if moved is not None:
+        got = {k: got[k] - moved[k] for k in got}
+    return Outcome(*close(got, ex.output, check.rtol))
 
 
 #: the per-datapoint shifts of log p_θ(z, x_n) of the numerical-stability property: 10³ and 10⁵ alternate
@@ -314,54 +344,98 @@ def no_max_shift(sign, err):
             f"datapoint's largest log weight before exponentiating (logsumexp, a stable softmax)")
 
 
-def _singles(entry, case):
-    """The case split into one datapoint each (one dream each for sleep-φ); insomnia keeps its dreams."""
-    if entry.signature == "dreams":
-        return [case._replace(dream_z=np.asarray(case.dream_z)[m:m + 1], dream_x=np.asarray(case.dream_x)[m:m + 1])
-                for m in range(len(case.dream_x))]
-    out = []
-    for n in range(np.shape(case.x)[0]):
-        one = case._replace(x=case.x[n:n + 1], z=None if case.z is None else case.z[:, n:n + 1])
-        out.append(one._replace(eps=case.eps[:, n:n + 1]) if case.eps is not None else one)
-    return out
+def stability(check, ex):
+    """Agreement with rws_ref when log p_θ(z, x_n) is shifted by ±10³ or ±10⁵ per datapoint (the log weights
+    with it): the right answer stays finite; exp without a max shift does not.  A function that disagrees
+    before any shift fails here too, saying so, and is diagnosed by the agreement property."""
+    ok, detail = close(ex.output, ex.reference, check.rtol)
+    if not ok:
+        return Outcome(False, f"disagrees with rws_ref before any shift ({detail}; see the agreement property)")
+    sig = check.entry.signature
+    for sign in (1.0, -1.0):
+        c = stability_shift(sig.size(ex.case), sign)
+        model, case = sig.shifted(check.model, check.guide, ex.case, c)
+        moved = sig.shift_moves(c)
+        if not check.entry.shift_invariant:
+            want = check.reference(case, model)
+        elif moved is None:
+            want = ex.reference
+        else:
+            want = {k: ex.reference[k] + moved[k] for k in ex.reference}
+        where = f"log p_θ shifted by {c.tolist()}: "
+        try:
+            mine = check.call.check_output(check.call.invoke(sig.arguments(model, check.guide, case,
+                                                                           check.call.objects)), want)
+        except NonFiniteOutput as err:
+            return Outcome(False, where + no_max_shift(sign, err))
+        except NonFinite as err:                   # NaN weights handed to the model's or guide's gradient
+            return Outcome(False, where + f"no max shift: your function handed non-finite values to rws_ref ({err}) "
+                                  f"— exp(log w) {'overflows' if sign > 0 else 'underflows'} without the max "
+                                  f"subtracted; use a stable softmax of the log weights")
+        out = _disagreement(check, mine, want, case, model, where)
+        if not out.ok:
+            return out
+    return Outcome(True, f"log p_θ shifted by ±{STABILITY_SHIFTS} per datapoint")
 
 
-def draw_case(entry, model, guide, theta, phi, rng, n, k, x=None, z=None):
-    """A :class:`Case` for ``entry`` around θ, φ: x from the model (unless given), particles z (unless
-    given: from the support, else from the guide), base noise ε for reparameterized kinds, M = n
-    dreams from the model, ι and δ drawn in (0.05, 0.95)."""
-    x = protocol.sample_model(model, theta, n, rng)[1] if x is None else x
-    eps = None
-    if entry.signature == "noise":
-        eps = rng.standard_normal((k, x.shape[0]) + tuple(guide.z_shape))
-        z = guide.reparameterize(phi, x, eps)
-    elif z is None:
-        states = protocol.support(model)
-        z = states[rng.integers(0, len(states), (k, x.shape[0]))] if states is not None else \
-            protocol.sample_guide(guide, phi, x, k, rng)
-    dream_z = dream_x = iota = delta = None
-    if entry.signature in ("dreams", "insomnia"):
-        dream_z, dream_x = protocol.sample_model(model, theta, x.shape[0], rng)
-    if entry.signature == "insomnia":
-        iota = float(rng.uniform(0.05, 0.95))
-    if entry.signature == "defensive":
-        delta = float(rng.uniform(0.05, 0.95))
-    return Case(theta, phi, x, z, eps, dream_z, dream_x, iota, delta)
+def batch(check, ex):
+    """A batch estimate equals the mean of the single-datapoint estimates (the concatenation for the bound)."""
+    parts = []
+    for one in check.entry.signature.singles(ex.case):
+        parts.append(check.user(one, {k: np.asarray(v)[..., :1] if check.entry.output == "bound" else v
+                                      for k, v in ex.reference.items()}))
+    if check.entry.output == "bound":
+        joined = {k: np.concatenate([p[k] for p in parts]) for k in ex.output}
+    else:
+        joined = {k: np.mean([p[k] for p in parts], axis=0) for k in ex.output}
+    return Outcome(*close(ex.output, joined, check.rtol))
+
+
+class Property(NamedTuple):
+    name: str
+    test: callable
+    shifts: bool = False            # needs the model to be shifted (not applicable where shift_reason says)
+
+
+STABILITY = "numerical stability: log weights shifted by ±10³ and ±10⁵"
+
+#: the properties every example goes through, in the report's order
+PROPERTIES = (Property("agreement with rws_ref", agreement),
+              Property("agreement, extreme log weights", extreme),
+              Property("deterministic", deterministic),
+              Property("permutation invariance", permutation),
+              Property("per-datapoint shift invariance", shift, shifts=True),
+              Property(STABILITY, stability, shifts=True),
+              Property("batch = mean of single datapoints", batch))
+
+
+def not_applicable(check, prop):
+    """Why ``prop`` cannot run in this check, or None."""
+    if not prop.shifts:
+        return None
+    if not check.entry.signature.evaluates_model:
+        return "sleep-φ does not evaluate the model" if prop.test is shift else "sleep-φ has no importance weights"
+    if prop.test is shift and not check.entry.shift_invariant:
+        return ("REINFORCE's learning signal L̂ moves with the shift; only its mean is invariant "
+                "(VIMCO's differences L̂ − L̂₋ₖ are invariant)")
+    return check.shift_reason
 
 
 # -- the exact mean ------------------------------------------------------------------------------
 
 
+EXACT = "exact mean (oracle)"
+
+
 def exact_mean(call, entry, model, guide, exact_ks, rtol, min_k):
     """The exact mean of the user's estimator (no sampling) against what it must equal (registry.mean)."""
-    name = "exact mean (oracle)"
-    if entry.signature == "noise":
-        return PropertyResult(name, "not applicable", "a reparameterized estimator needs a continuous latent, "
-                                                      "and the exact oracle a finite support()")
-    if entry.signature == "dreams":
-        return _exact_sleep_mean(call, entry, model, guide, rtol)
+    if not entry.signature.enumerable:
+        return PropertyResult(EXACT, "not applicable", "a reparameterized estimator needs a continuous latent, "
+                                                       "and the exact oracle a finite support()")
+    if not entry.signature.evaluates_model:                 # sleep-φ: exact over (z, x) ~ p_θ
+        return _exact_sleep_mean(call, model, guide, rtol)
     if protocol.support(model) is None:
-        return PropertyResult(name, "not applicable", "the exact oracle needs a finite support() (docs/protocol.md)")
+        return PropertyResult(EXACT, "not applicable", "the exact oracle needs a finite support() (docs/protocol.md)")
     rng = np.random.default_rng(0)
     theta, phi = model.init_theta(rng), guide.init_phi(rng)
     phi = {k: v + 0.5 * rng.standard_normal(np.shape(v)) for k, v in phi.items()}
@@ -371,56 +445,56 @@ def exact_mean(call, entry, model, guide, exact_ks, rtol, min_k):
         try:
             mean, want, what = _exact_pair(call, entry, model, guide, base, K)
         except exact.TooLarge as err:
-            return PropertyResult(name, "not applicable", f"too large ({err})")
+            return PropertyResult(EXACT, "not applicable", f"too large ({err})")
         except Exception as err:
-            return PropertyResult(name, "fail", f"K = {K}: your function raised {traceback_text(err)}")
+            return PropertyResult(EXACT, "fail", f"K = {K}: your function raised {traceback_text(err)}")
         ok, detail = close(mean, want, rtol)
         if not ok:
-            return PropertyResult(name, "fail", f"K = {K}: exact mean differs from {what}: {detail}")
-    return PropertyResult(name, "pass", f"K in {ks}")
+            return PropertyResult(EXACT, "fail", f"K = {K}: exact mean differs from {what}: {detail}")
+    return PropertyResult(EXACT, "pass", f"K in {ks}")
 
 
 def _exact_pair(call, entry, model, guide, base, K):
     """(the user's exact mean, what it must equal, the name of that) at K particles."""
     th, ph, x = base.theta, base.phi, base.x
-    proposal = family.DefensiveGuide(guide, base.delta) if entry.signature == "defensive" else guide
+    proposal = entry.signature.proposal(guide, base)
 
     def user(m, g, theta, phi, xx, z):
-        return call(model, guide, base._replace(theta=theta, phi=phi, x=xx, z=z))
-    if entry.signature == "log_w":
-        mean, _ = exact.moments(user, model, guide, th, ph, x, K, method="direct")
+        return call(model, guide, base._replace(theta=theta, phi=phi, x=xx, z=z), shaped_like(entry, model, guide,
+                                                                                               np.shape(xx)[0]))
+    mean, _ = exact.moments(user, model, proposal, th, ph, x, K, method="direct")
+    if entry.mean == "elbo_is":
         return mean, {"elbo_is": np.mean(exact.elbo_is(model, guide, th, ph, x, K), keepdims=True)}, \
             "the exact ELBO_IS (unbiasedness)"
-    mean, _ = exact.moments(user, model, proposal, th, ph, x, K, method="direct")
     if entry.mean == "grad_elbo_is":
         (dtheta, dphi), _ = exact.grad_elbo_is_any_route(model, guide, th, ph, x, K)
         return mean, (dtheta if entry.output == "theta" else dphi), "the exact gradient of ELBO_IS (unbiasedness)"
     want, _ = exact.moments(wake_phi, model, proposal, th, ph, x, K)
-    if entry.signature == "insomnia":
+    if entry.mean == "insomnia":
         dreams = sleep_phi(guide, ph, base.dream_z, base.dream_x)
         want = {k: base.iota * want[k] + (1 - base.iota) * dreams[k] for k in want}
         return mean, want, "ι × wake-φ's exact mean + (1 − ι) × sleep-φ on the same dreams"
     return mean, want, "rws_ref's exact mean (the self-normalized estimator's bias included)"
 
 
-def _exact_sleep_mean(call, entry, model, guide, rtol):
-    name = "exact mean (oracle)"
+def _exact_sleep_mean(call, model, guide, rtol):
     has_points = (protocol.support(model) is not None and callable(getattr(model, "data_support", None))) or \
         callable(getattr(model, "joint_quadrature", None))
     if not has_points:
-        return PropertyResult(name, "not applicable", "the expectation over (z, x) ~ p_θ needs support() with "
-                                                      "data_support(), or joint_quadrature() (docs/protocol.md)")
+        return PropertyResult(EXACT, "not applicable", "the expectation over (z, x) ~ p_θ needs support() with "
+                                                       "data_support(), or joint_quadrature() (docs/protocol.md)")
     rng = np.random.default_rng(0)
     theta, phi = model.init_theta(rng), guide.init_phi(rng)
     z, xs, prob = exact.joint_points(model, theta, 64)
+    like = shaped_like(registry.get("sleep_phi"), model, guide, 1)
     try:
-        rows = [call(model, guide, Case(theta, phi, dream_z=z[0, i:i + 1], dream_x=xs[i:i + 1]))
+        rows = [call(model, guide, Case(theta, phi, dream_z=z[0, i:i + 1], dream_x=xs[i:i + 1]), like)
                 for i in range(len(prob))]
     except Exception as err:
-        return PropertyResult(name, "fail", f"your function raised {traceback_text(err)}")
+        return PropertyResult(EXACT, "fail", f"your function raised {traceback_text(err)}")
     mean = {k: sum(p * r[k] for p, r in zip(prob, rows)) for k in rows[0]}
     ok, detail = close(mean, exact.sleep_target(model, guide, theta, phi), rtol)
     what = "∇_φ E_{p_θ(x)} KL(p_θ(z|x) ‖ q_φ(z|x)) (the sleep target)"
     if not ok:
-        return PropertyResult(name, "fail", f"exact mean differs from {what}: {detail}")
-    return PropertyResult(name, "pass", f"over {len(prob)} points (z, x) of p_θ")
+        return PropertyResult(EXACT, "fail", f"exact mean differs from {what}: {detail}")
+    return PropertyResult(EXACT, "pass", f"over {len(prob)} points (z, x) of p_θ")

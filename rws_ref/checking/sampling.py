@@ -20,6 +20,7 @@ tests) and each reporting the smallest deviation it detects at the chosen number
 """
 import numpy as np
 from scipy import stats
+from scipy.optimize import brentq
 
 from .. import protocol
 from .._checks import check_count, check_fraction, check_timeout, traceback_text
@@ -27,7 +28,8 @@ from .._trees import flatten
 from . import limits
 from .properties import CheckReport, PropertyResult
 
-__all__ = ["check_guide_sampler", "check_model_sampler", "check_samplers", "DEFAULT_DRAWS",
+__all__ = ["check_guide_sampler", "check_model_sampler", "check_samplers", "chi_square", "chi_square_power",
+           "DEFAULT_DRAWS",
            "DEFAULT_ALPHA"]
 
 DEFAULT_DRAWS = 4000
@@ -37,15 +39,20 @@ _POWER_Z = stats.norm.ppf(0.9)
 
 
 def _state_index(states, draws):
-    """Index of each draw (M, *z_shape) among ``states`` (S, *z_shape); −1 for a draw that is none of them."""
-    flat_states = states.reshape(len(states), -1)
-    flat = draws.reshape(len(draws), -1)
-    lookup = {tuple(row): i for i, row in enumerate(flat_states.tolist())}
-    return np.array([lookup.get(tuple(row), -1) for row in flat.tolist()])
+    """Index of each draw (M, *z_shape) among ``states`` (S, *z_shape); −1 for a draw that is none of them.
+    Rows compared as float64 bytes (−0.0 made 0.0), by one sort and one binary search."""
+    def keys(a):
+        rows = np.ascontiguousarray(np.reshape(a, (len(a), -1)), dtype=np.float64) + 0.0
+        return rows.view(np.dtype((np.void, 8 * rows.shape[1]))).ravel()
+    known, drawn = keys(states), keys(draws)
+    order = np.argsort(known, kind="stable")
+    pos = np.minimum(np.searchsorted(known[order], drawn), len(known) - 1)
+    return np.where(known[order][pos] == drawn, order[pos], -1)
 
 
-def _chi_square(counts, probs, alpha):
-    """(p-value, statistic, df, smallest Cohen's w detected with probability 0.9) of counts against probs."""
+def chi_square(counts, probs):
+    """(p-value, statistic, degrees of freedom) of Pearson's χ² test of ``counts`` against the probabilities
+    ``probs``, the smallest cells merged until each expects at least 5 draws; df = the merged cells − 1."""
     n = counts.sum()
     expected = n * probs
     order = np.argsort(expected)
@@ -65,12 +72,20 @@ def _chi_square(counts, probs, alpha):
     o, e = np.array(merged_o), np.array(merged_e)
     df = len(o) - 1
     if df < 1:
-        return 1.0, 0.0, 0, np.inf
+        return 1.0, 0.0, 0
     statistic = float(np.sum((o - e) ** 2 / e))
+    return float(stats.chi2.sf(statistic, df)), statistic, df
+
+
+def chi_square_power(df, n, alpha, power=0.9):
+    """The smallest effect (Cohen's w = sqrt(Σ (p' − p)²/p)) the χ² test on ``df`` degrees of freedom at level
+    ``alpha`` detects with probability ``power`` from n draws: w = sqrt(λ/n), λ the noncentrality at which the
+    noncentral χ² exceeds the critical value with that probability."""
+    if df < 1:
+        return float("inf")
     critical = stats.chi2.isf(alpha, df)
-    from scipy.optimize import brentq
-    lam = brentq(lambda nc: stats.ncx2.sf(critical, df, nc) - 0.9, 1e-9, 1e6)
-    return float(stats.chi2.sf(statistic, df)), statistic, df, float(np.sqrt(lam / n))
+    lam = brentq(lambda nc: stats.ncx2.sf(critical, df, nc) - power, 1e-9, 1e6)
+    return float(np.sqrt(lam / n))
 
 
 def _score_test(batch_means, alpha, what):
@@ -148,7 +163,7 @@ def _guide_counts(guide, phi, x, z, states, alpha):
     n_data = x.shape[0]
     table = np.repeat(states[:, None], n_data, axis=1)
     probs = np.exp(protocol.guide_forward(guide, phi, protocol.validate_z(guide, table, n_data), x)[0])
-    worst = (1.0, 0, 0, 0.0, 0)
+    worst = (1.0, 0, 0.0, 0)
     for n in range(n_data):
         index = _state_index(states, z[:, n])
         if np.any(index < 0):
@@ -159,16 +174,16 @@ def _guide_counts(guide, phi, x, z, states, alpha):
         if abs(total - 1) > 1e-6:
             return PropertyResult("χ² over the support", "fail", f"datapoint {n}: log_prob sums to {total:.6g} over "
                                                                  f"the states, not 1")
-        p, stat, df, w = _chi_square(np.bincount(index, minlength=len(states)).astype(float), probs[:, n],
-                                     alpha / n_data)
-        if p < worst[0]:
-            worst = (p, n, stat, df, w)
-    p, n, stat, df, w = worst
+        p, stat, df = chi_square(np.bincount(index, minlength=len(states)).astype(float), probs[:, n])
+        if p < worst[0] or n == 0:
+            worst = (p, n, stat, df)
+    p, n, stat, df = worst
     rate = f"false-failure rate {alpha:g} (Bonferroni over {n_data} datapoints)"
     if p < alpha / n_data:
         return PropertyResult("χ² over the support", "fail",
                               f"datapoint {n}: the counts of {z.shape[0]} draws differ from exp(log_prob): χ² = "
                               f"{stat:.1f} on {df} df, p = {p:.2g}; {rate}")
+    w = chi_square_power(df, z.shape[0], alpha / n_data)
     return PropertyResult("χ² over the support", "pass", f"smallest p = {p:.3g}; {rate}; detects Cohen's w ≥ "
                                                          f"{w:.3g} with probability 0.9")
 

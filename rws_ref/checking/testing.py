@@ -20,45 +20,45 @@ with rws_ref.
 """
 import math
 import numbers
+import sys
 
 import numpy as np
+from hypothesis import assume
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from .. import protocol, registry
-from .._checks import check_count, check_timeout, deadline
+from .._checks import check_count, check_timeout
 from ..estimators import log_weights
+from ..registry import Case
 from . import limits
 from .losses import LossReport, check_loss
 from .properties import (
-    Caller,
+    EXACT,
+    PROPERTIES,
+    Check,
     CheckReport,
-    Properties,
+    Example,
+    Outcome,
     PropertyResult,
+    UserFunction,
     UserOutputError,
     draw_case,
     exact_mean,
+    not_applicable,
     traceback_text,
 )
 from .sampling import check_samplers
 
 __all__ = ["params", "cases", "log_weight_arrays", "check_estimator", "assert_estimator", "check_loss", "CheckReport",
-           "PropertyResult", "LossReport", "REFERENCE", "MAX_EXAMPLES"]
-
-#: kind -> (rws_ref's implementation, what its exact mean must equal); every kind of rws_ref.registry
-REFERENCE = {kind: (entry.function, entry.mean) for kind, entry in registry.ESTIMATORS.items()}
+           "PropertyResult", "LossReport", "MAX_EXAMPLES", "draw_case"]
 
 #: check_estimator refuses more examples per property than this unless ``max_examples_limit`` is raised
 MAX_EXAMPLES = 10_000
 
 
-def _st():
-    from hypothesis import strategies as st
-    from hypothesis.extra import numpy as hnp
-    return st, hnp
-
-
 def params(shapes, low=-2.0, high=2.0, log_scale=(-1.0, 1.0)):
     """Strategy for a parameter dict with these shapes; keys starting with ``log_`` get ``log_scale``."""
-    st, hnp = _st()
 
     def entry(key, shape):
         lo, hi = log_scale if key.startswith("log_") else (low, high)
@@ -79,14 +79,12 @@ def cases(model, guide, max_n=3, max_k=4, min_k=1, max_spread=None):
     the particles among the states whose log weight is within it of the best,
     otherwise by drawing them from the guide and rejecting wider spreads.
     """
-    st, hnp = _st()
     protocol.check_pair(model, guide)
     states = protocol.support(model)
     z_shape, z_domain = tuple(model.z_shape), protocol.domain(model, "z")
 
     @st.composite
     def build(draw):
-        from hypothesis import assume
         n, k = draw(st.integers(1, max_n)), draw(st.integers(min_k, max_k))
         theta, phi = draw(params(model.theta_shapes)), draw(params(guide.phi_shapes))
         rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
@@ -126,7 +124,6 @@ def _support_particles(rng, states, model, guide, theta, phi, x, k, max_spread):
 def log_weight_arrays(max_k=6, max_n=4, spread=1e5, zero_weights=True):
     """Strategy for (K, N) log weights spread over ±``spread``, optionally with −inf
     entries (never a whole column of them)."""
-    st, hnp = _st()
 
     @st.composite
     def build(draw):
@@ -137,29 +134,6 @@ def log_weight_arrays(max_k=6, max_n=4, spread=1e5, zero_weights=True):
             dead[np.argmax(a, axis=0), np.arange(n)] = False
             a = np.where(dead, -np.inf, a)
         return a
-    return build()
-
-
-def _case_strategy(entry, model, guide, min_k, max_k, max_n, max_spread, extreme):
-    """Cases for ``entry``: (θ, φ, x, z) as :func:`cases` draws them, with what the signature needs besides
-    (ε, dreams, ι, δ) drawn from a generator hypothesis seeds; ``extreme`` widens the particles (and ε)."""
-    st, _ = _st()
-    base = cases(model, guide, max_n=max_n, max_k=max_k, min_k=min_k,
-                 max_spread=None if extreme else max_spread)
-
-    @st.composite
-    def build(draw):
-        from hypothesis import assume
-        theta, phi, x, z = draw(base)
-        rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
-        case = draw_case(entry, model, guide, theta, phi, rng, n=x.shape[0], k=z.shape[0], x=x, z=z)
-        if entry.signature == "noise":
-            eps = (3.0 if extreme else 1.0) * case.eps
-            case = case._replace(eps=eps, z=guide.reparameterize(phi, x, eps))
-            if not extreme and max_spread is not None:
-                log_w = log_weights(model, guide, theta, phi, x, case.z)
-                assume(np.all(np.ptp(log_w, axis=0) <= max_spread))
-        return case
     return build()
 
 
@@ -235,40 +209,169 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
     protocol.check_pair(model, guide)
     timeout = check_timeout(timeout)
     model, guide = limits.timed(model, timeout), limits.timed(guide, timeout)
-    call = Caller(fn, entry, timeout)
+    call = UserFunction(fn, entry, timeout)
     report = CheckReport(kind)
-    reason = registry.applies(entry, model, guide) or _needs_sample(entry, model)
+    reason = registry.applies(entry, model, guide)
     if reason:
         report.results.append(PropertyResult("every property", "not applicable", reason))
         return report
-    run = _runner(report, max_examples, seed, shrink, progress)
-    prop = Properties(call, entry, model, guide, rtol)
-    strategy = lambda extreme: _case_strategy(entry, model, guide, min_k, max(4, min_k), 3, max_spread, extreme)
-    moderate = strategy(False)
-    run("agreement with rws_ref", prop.agreement, moderate)
-    run("agreement, extreme log weights", prop.agreement, strategy(True))
-    run("deterministic", prop.deterministic, moderate)
-    run("permutation invariance", prop.permutation, moderate)
-    shift_reason = _shift_not_applicable(entry, call, model, guide, moderate, seed)
-    if shift_reason:
-        report.results.append(PropertyResult("per-datapoint shift invariance", "not applicable", shift_reason))
-    else:
-        run("per-datapoint shift invariance", prop.shift, moderate)
-    stable_reason = _stability_not_applicable(entry, call, shift_reason)
-    if stable_reason:
-        report.results.append(PropertyResult(STABILITY, "not applicable", stable_reason))
-    else:
-        run(STABILITY, prop.stability, moderate)
-    run("batch = mean of single datapoints", prop.batch, moderate)
+    check = Check(call, entry, model, guide, rtol)
+    examples = _ExampleMaker(check, min_k, max(4, min_k), 3, max_spread)
+    check.shift_reason = _shift_not_applicable(check, examples, seed)
+    _say(progress, f"check_estimator({kind!r}): {len(PROPERTIES)} properties on {max_examples} examples …")
+    report.results += _run_properties(check, examples, max_examples, seed, shrink)
+    _say(progress, f"check_estimator({kind!r}): {EXACT} …")
     report.results.append(exact_mean(call, entry, model, guide, exact_ks, rtol, min_k))
     if samplers:
+        _say(progress, f"check_estimator({kind!r}): the samplers …")
         report.results += check_samplers(model, guide, seed)
     return report
 
 
-def _needs_sample(entry, model):
-    if entry.signature in ("dreams", "insomnia") and not callable(getattr(model, "sample", None)):
-        return f"{entry.name} needs dreams (z, x) ~ p_θ: the model must have sample()"
+def _say(progress, text):
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+class _ExampleMaker:
+    """Examples for one check: a spec — N, K, the scale of θ and of φ (0: the symmetric all-zero parameters,
+    an edge case) and a seed — and the values drawn from that seed by NumPy, so an example costs the same
+    however many parameters the pair has.  θ, φ in ±2 × scale (log-scales in
+    ±1 × scale); x from the model; particles from the pair's finite latent domain (those within
+    ``max_spread`` nats of the best, so w̄ is not one-hot), else from the guide (spread at most ``max_spread``,
+    else the example is discarded); the extreme case beside it: particles of any spread (uniform over the
+    domain, or in [−4, 4]; ε × 3)."""
+
+    SCALES = (0.5, 1.0, 1.0)                # drawn; the all-zero and near-zero parameters are edge cases
+
+    def __init__(self, check, min_k, max_k, max_n, max_spread):
+        self.check, self.min_k, self.max_k, self.max_n, self.max_spread = check, min_k, max_k, max_n, max_spread
+        self.states = protocol.latent_states(check.model, check.guide)
+
+    def specs(self, count, seed):
+        """The specs (N, K, θ scale, φ scale, seed) of ``count`` examples — up to 10 × count when examples are
+        discarded: drawn from np.random.default_rng(seed), every other one of the first eight an edge case (one
+        datapoint and the fewest particles with all-zero parameters; the most datapoints and particles with
+        all-zero parameters; near-zero parameters; a nearly uniform guide)."""
+        rng = np.random.default_rng([seed, 29])
+        edges = [(1, self.min_k, 0.0, 0.0), (self.max_n, self.max_k, 0.0, 0.0), (1, self.min_k, 0.1, 0.1),
+                 (self.max_n, self.max_k, 1.0, 0.1)]
+        for i in range(10 * count):
+            drawn = (int(rng.integers(1, self.max_n + 1)), int(rng.integers(self.min_k, self.max_k + 1)),
+                     float(rng.choice(self.SCALES)), float(rng.choice(self.SCALES)), int(rng.integers(2 ** 32)))
+            yield edges[i // 2] + drawn[-1:] if i % 2 and i // 2 < len(edges) else drawn
+
+    def __call__(self, spec):
+        """The Example of ``spec`` = (N, K, θ scale, φ scale, seed), or None when no particles within the
+        spread were found."""
+        n, k, theta_scale, phi_scale, seed = spec
+        check = self.check
+        model, guide, sig = check.model, check.guide, check.entry.signature
+        rng = np.random.default_rng(seed)
+        theta = _scaled(model.theta_shapes, theta_scale, rng)
+        phi = _scaled(guide.phi_shapes, phi_scale, rng)
+        x = protocol.sample_model(model, theta, n, rng)[1]
+        if not sig.enumerable:                                   # base noise ε, its particles z(ε, φ)
+            case = sig.draw(model, guide, theta, phi, rng, n, k, x=x)
+            extreme = case._replace(eps=3.0 * case.eps, z=guide.reparameterize(phi, x, 3.0 * case.eps))
+            if self.max_spread is not None and not _within(model, guide, case, self.max_spread):
+                return None
+            return Example(check, case, extreme)
+        z = self._particles(theta, phi, x, k, rng)
+        if z is None:
+            return None
+        case = sig.draw(model, guide, theta, phi, rng, n, k, x=x, z=z)
+        extreme = case._replace(z=self._anywhere(k, n, rng))
+        return Example(check, sig.prepared(model, guide, case), sig.prepared(model, guide, extreme))
+
+    def _particles(self, theta, phi, x, k, rng):
+        model, guide = self.check.model, self.check.guide
+        if self.states is not None:
+            return _support_particles(rng, self.states, model, guide, theta, phi, x, k, self.max_spread)
+        for _ in range(20):
+            z = protocol.sample_guide(guide, phi, x, k, rng)
+            if self.max_spread is None or _within(model, guide, Case(theta, phi, x, z), self.max_spread):
+                return z
+        return None
+
+    def _anywhere(self, k, n, rng):
+        if self.states is not None:
+            return self.states[rng.integers(0, len(self.states), (k, n))]
+        return rng.uniform(-4.0, 4.0, (k, n) + tuple(self.check.model.z_shape))
+
+
+def _scaled(shapes, scale, rng):
+    return {key: scale * (1.0 if key.startswith("log_") else 2.0) * rng.uniform(-1.0, 1.0, shape)
+            for key, shape in shapes.items()}
+
+
+def _within(model, guide, case, max_spread):
+    log_w = log_weights(model, guide, case.theta, case.phi, case.x, case.z)
+    return bool(np.all(np.ptp(log_w, axis=0) <= max_spread))
+
+
+def _run_properties(check, examples, max_examples, seed, shrink):
+    """Every applicable property on every example (:meth:`_ExampleMaker.specs`): one PropertyResult per
+    property, its first failure kept (with ``shrink``, the failure on the simplest smaller input)."""
+    results, live = {}, []
+    for prop in PROPERTIES:
+        reason = not_applicable(check, prop)
+        if reason:
+            results[prop.name] = PropertyResult(prop.name, "not applicable", reason)
+        else:
+            live.append(prop)
+    failing, done = {}, 0
+    for spec in examples.specs(max_examples, seed):
+        pending = [p for p in live if p.name not in results]
+        if not pending or done == max_examples:
+            break
+        failures = _evaluate(check, examples, spec, pending)
+        if failures is None:                       # no particles within the spread: another example
+            continue
+        done += 1
+        results.update(failures)
+        failing.update({name: spec for name in failures})
+    if shrink:
+        for prop in live:
+            if prop.name in failing:
+                results[prop.name] = _shrunk(check, examples, prop, failing[prop.name]) or results[prop.name]
+    return [results.get(p.name, PropertyResult(p.name, "pass")) for p in PROPERTIES]
+
+
+def _evaluate(check, examples, spec, props):
+    """{property name: its PropertyResult} of the properties that fail on the example of ``spec`` (None when the
+    example could not be drawn within the spread)."""
+    try:
+        ex = examples(spec)
+    except Exception as err:                       # the pair's sampler or densities failed drawing the example
+        text = f"drawing the example (the model's and guide's samplers and densities) raised {traceback_text(err)}"
+        return {prop.name: PropertyResult(prop.name, "fail", text) for prop in props}
+    if ex is None:
+        return None
+    failures = {}
+    for prop in props:
+        try:
+            outcome = prop.test(check, ex)
+        except UserOutputError as err:
+            outcome = Outcome(False, f"your function returned {err}")
+        except Exception as err:                   # the user's exception, with the user's frames
+            outcome = Outcome(False, f"your function raised {traceback_text(err)}")
+        if not outcome.ok:
+            failures[prop.name] = PropertyResult(prop.name, "fail", f"{outcome.detail}; input: {_describe(ex.case)}",
+                                                 outcome.verdict, ex.case)
+    return failures
+
+
+def _shrunk(check, examples, prop, spec):
+    """The failure of ``prop`` on the smallest input below ``spec`` (fewer datapoints, fewer particles, zero
+    parameters first) drawn from the same seed, or None."""
+    n, k, theta_scale, phi_scale, seed = spec
+    smaller = sorted({(n2, k2, t2, p2) for n2 in range(1, n + 1) for k2 in range(examples.min_k, k + 1)
+                      for t2 in (0.0, theta_scale) for p2 in (0.0, phi_scale)})
+    for n2, k2, t2, p2 in smaller:
+        failure = (_evaluate(check, examples, (n2, k2, t2, p2, seed), [prop]) or {}).get(prop.name)
+        if failure is not None:
+            return failure
     return None
 
 
@@ -320,52 +423,22 @@ class _Poisoned:
     init_theta = sample = log_joint = grad_log_joint = log_joint_vjp = grad_z_log_joint = _touch
 
 
-STABILITY = "numerical stability: log weights shifted by ±10³ and ±10⁵"
-
-
-def _stability_not_applicable(entry, call, shift_reason):
-    """Why the numerical-stability property cannot run (it shifts the model like the shift property, but
-    compares with rws_ref on the shifted model, so it applies to REINFORCE too), or None."""
-    if entry.signature == "dreams":
-        return "sleep-φ has no importance weights"
-    if entry.name == "reinforce_phi" and call.objects:
-        return None
-    return shift_reason
-
-
-def _shift_not_applicable(entry, call, model, guide, strategy, seed):
-    if entry.name == "reinforce_phi":
-        return ("REINFORCE's learning signal L̂ moves with the shift; only its mean is invariant "
-                "(VIMCO's differences L̂ − L̂₋ₖ are invariant)")
-    if entry.signature == "dreams":
-        return "sleep-φ does not evaluate the model"
-    if entry.signature == "log_w":
+def _shift_not_applicable(check, examples, seed):
+    """Why a shifted model cannot test the user's function (it evaluates densities of its own), or None."""
+    entry, call = check.entry, check.call
+    if not entry.signature.evaluates_model or entry.output == "bound":
         return None
     if not call.objects:
         return ("fn evaluates its own densities, which rws_ref cannot shift; "
                 "give fn(model, guide, …) to have the property checked")
-    case = _example(strategy, seed)
+    rng = np.random.default_rng(seed)
+    case = entry.signature.draw(check.model, check.guide, check.model.init_theta(rng), check.guide.init_phi(rng),
+                                rng, n=2, k=max(2, entry.min_k))
     try:
-        with deadline(call.timeout, call.name):
-            call.fn(*registry.arguments(entry, _Poisoned(model), guide, case))
+        call.invoke(entry.signature.arguments(_Poisoned(check.model), check.guide, case))
     except Exception:            # it evaluated the model (or failed on it in its own way): it uses the model
         return None
     return "fn ignores the model it is given (it evaluates its own densities), so a shifted model cannot test it"
-
-
-def _example(strategy, seed):
-    """One example of a strategy, reproducibly."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as hseed
-    out = []
-
-    @hseed(seed)
-    @settings(max_examples=1, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def take(case):
-        out.append(case)
-    take()
-    return out[0]
 
 
 def _describe(case):
@@ -373,43 +446,6 @@ def _describe(case):
     parts = [f"theta[{k!r}]={fmt(v)}" for k, v in case.theta.items()]
     parts += [f"phi[{k!r}]={fmt(v)}" for k, v in case.phi.items()]
     return ", ".join(parts + [f"{name}={fmt(v) if not isinstance(v, float) else v}"
-                              for name, v in case._asdict().items() if name not in ("theta", "phi") and v is not None])
+                              for name, v in case._asdict().items() if name not in ("theta", "phi", "log_w") and v is not None])
 
-
-def _runner(report, max_examples, seed, shrink, progress=False):
-    """run(name, prop, strategy): hypothesis over ``strategy``; the first failing input's numbers, or
-    the exception the user's function raised with its traceback, go in the report."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hseed
-    phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
-    conf = settings(max_examples=max_examples, deadline=None, derandomize=False, database=None,
-                    suppress_health_check=list(HealthCheck), phases=phases, report_multiple_bugs=False)
-
-    def run(name, prop, strategy):
-        failure = {}
-        if progress:
-            import sys
-            print(f"check_estimator({report.kind!r}): {name} ({max_examples} examples) …", file=sys.stderr,
-                  flush=True)
-
-        @hseed(seed)
-        @conf
-        @given(strategy)
-        def test(case):
-            try:
-                ok, detail = prop(case)
-            except Exception as err:
-                what = "your function returned" if isinstance(err, UserOutputError) else "your function raised"
-                text = str(err) if what.endswith("returned") else traceback_text(err)
-                failure["detail"] = f"{what} {text}; input: {_describe(case)}"
-                raise
-            if not ok:
-                failure["detail"] = f"{detail}; input: {_describe(case)}"
-                raise AssertionError(detail)
-        try:
-            test()
-            report.results.append(PropertyResult(name, "pass"))
-        except Exception as err:
-            report.results.append(PropertyResult(name, "fail", failure.get("detail", f"{type(err).__name__}: {err}")))
-    return run
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import protocol
 from .._checks import check_count
-from .._trees import flatten, unflatten
+from .._trees import flatten, negate, unflatten
 from ..numerics import logsumexp
 from .enumeration import Enumerated, WeightedMoments
 
@@ -35,7 +35,7 @@ def kl_grad_phi(model, guide, theta, phi, x):
         return _closed_form(model, "kl_grad_phi", guide, theta, phi, x)
     e = Enumerated(model, guide, theta, phi, x)
     posterior = np.exp(e.log_p - logsumexp(e.log_p, axis=0))             # (S, N)
-    return {key: -value for key, value in e.pull_q(posterior / e.n_data).items()}
+    return negate(e.pull_q(posterior / e.n_data))
 
 
 def _closed_form(model, name, *args):
@@ -125,7 +125,7 @@ def sleep_target(model, guide, theta, phi, nodes=64):
     phi = protocol.validate_params(phi, guide.phi_shapes, "phi")
     z, xs, prob = joint_points(model, theta, nodes)
     g = protocol.guide_forward(guide, phi, z, xs)[1](prob[None, :])
-    return {key: -value for key, value in g.items()}
+    return negate(g)
 
 
 def sleep_moments(model, guide, theta, phi, M=1, nodes=64):

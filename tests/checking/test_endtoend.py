@@ -104,8 +104,9 @@ PLANTED = [
     ("K particles that are copies of one draw", "wake_phi", _copies, {}),
     ("particles of one datapoint reused for another", "wake_phi", _reused, {}),
     ("a defensive proposal evaluated at another draw", "defensive_wake_phi",
-     lambda *a: defensive(*a, wrong_draw=True), {"delta": DELTA}),
-    ("an insomnia mix with ι applied twice", "insomnia", lambda *a: insomnia(*a, twice=True),
+     lambda theta, phi, x, rng: defensive(theta, phi, x, rng, wrong_draw=True), {"delta": DELTA}),
+    ("an insomnia mix with ι applied twice", "insomnia",
+     lambda theta, phi, x, rng: insomnia(theta, phi, x, rng, twice=True),
      {"M": M, "iota": IOTA}),
 ]
 
@@ -117,7 +118,8 @@ def test_each_planted_sampling_bug_is_caught(name, kind, fn, extra):
 
 
 def test_a_wrong_reparameterization_scale_is_caught():
-    report = endtoend.check_stochastic(lambda *a: iwae(*a, wrong_scale=True), "iwae_phi", LG1, DG1, TH1, PH1, X1,
+    report = endtoend.check_stochastic(lambda theta, phi, x, rng: iwae(theta, phi, x, rng, wrong_scale=True),
+                                       "iwae_phi", LG1, DG1, TH1, PH1, X1,
                                        K=1, replicates=2000, seed=5)
     assert not report.ok, str(report)
 

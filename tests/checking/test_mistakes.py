@@ -21,7 +21,7 @@ MIX = rws_ref.GaussianMixture(5, scale=6.0), rws_ref.SoftmaxLinearGuide(5, loc=2
 def _setting(kind, K=4, seed=0):
     """A generic input for ``kind``: K particles for N = 3 datapoints, parameters away from symmetries."""
     entry = registry.get(kind)
-    model, guide = LG if entry.signature in ("noise", "dreams", "log_w") else MIX
+    model, guide = LG if entry.signature.name in ("noise", "dreams", "log_w") else MIX
     rng = np.random.default_rng(seed)
     theta = {k: v + 0.5 * rng.standard_normal(np.shape(v)) for k, v in model.init_theta(rng).items()}
     phi = {k: v + 0.5 * rng.standard_normal(np.shape(v)) for k, v in guide.init_phi(rng).items()}
@@ -201,8 +201,8 @@ STUDENTS += [(kind, _negated(fn), f"{mistakes.SIGN} + {name}") for kind, fn, nam
 @pytest.mark.parametrize("kind, fn, name", STUDENTS, ids=[f"{k}: {n[:60]}" for k, _, n in STUDENTS])
 def test_a_students_mistake_is_named_by_check_estimator(kind, fn, name):
     from rws_ref.checking import testing
-    model, guide = LG if registry.get(kind).signature == "noise" else MIX
-    report = testing.check_estimator(fn, kind, model, guide, max_examples=5, samplers=False)
+    model, guide = LG if not registry.get(kind).signature.enumerable else MIX
+    report = testing.check_estimator(fn, kind, model, guide, max_examples=15, samplers=False)
     agreement = next(r for r in report.results if r.name == "agreement with rws_ref")
     assert agreement.status == "fail"
     # the last diagnosis — on the larger generic input when the drawn one is small and ties mistakes — names it

@@ -1,12 +1,24 @@
 """What the Pyro and NumPyro bridges share: the protocol pair built from the traced pieces, and a framework
 loss run in the signature :func:`rws_ref.losses.check_loss` calls for each kind."""
 
+import inspect
+
 import numpy as np
 
 from ... import protocol, registry
 from .. import adapters, losses
 
 __all__ = ["loss_in_signature", "choose", "one_latent", "density_shape_error", "check_unscaled", "BridgeBase"]
+
+
+#: signature -> (θ, the batch x, the arrays forced into the latent ("z") and observed ("x") sites, whether they
+#: are base noise ε) of a case: what a framework's program runs on
+_FORCED = {
+    registry.SIGNATURES["particles"]: lambda c: (c.theta, c.x, {"z": [c.z]}, False),
+    registry.SIGNATURES["noise"]: lambda c: (c.theta, c.x, {"z": [c.eps]}, True),
+    registry.SIGNATURES["dreams"]: lambda c: (None, c.dream_x, {"z": [c.dream_z], "x": [c.dream_x]}, False),
+    registry.SIGNATURES["insomnia"]: lambda c: (c.theta, c.x, {"z": [c.z, c.dream_z], "x": [c.dream_x]}, False),
+}
 
 
 def loss_in_signature(kind, evaluate):
@@ -16,23 +28,19 @@ def loss_in_signature(kind, evaluate):
     ``forced`` lists the arrays to force into the latent (and, for dreams, the observed) sites;
     ``noise`` says they are reparameterization noise ε rather than particles."""
     entry = registry.get(kind)
-    signature = entry.signature
-    if signature == "particles":
-        def loss(theta, phi, x, z):
-            return evaluate(theta, phi, x, {"z": [z]}, False)
-    elif signature == "noise":
-        def loss(theta, phi, x, eps):
-            return evaluate(theta, phi, x, {"z": [eps]}, True)
-    elif signature == "dreams":
-        def loss(phi, dream_z, dream_x):
-            value, _, g_phi = evaluate(None, phi, dream_x, {"z": [dream_z], "x": [dream_x]}, False)
-            return value, None, g_phi
-    elif signature == "insomnia":
-        def loss(theta, phi, x, z, dream_z, dream_x, iota):
-            return evaluate(theta, phi, x, {"z": [z, dream_z], "x": [dream_x]}, False)
-    else:
+    sig = entry.signature
+    if sig not in _FORCED:
         raise ValueError(f"the bridges check framework losses of the kinds with particles, noise, dreams or "
-                         f"insomnia signatures; {kind!r} has signature {signature!r}")
+                         f"insomnia signatures; {kind!r} has signature {sig.name!r}")
+    names = [n for n in sig.names if n not in ("model", "guide")]
+
+    def loss(*args):
+        case = registry.Case(None, None)._replace(**dict(zip(names, args)))
+        theta, x, forced, noise = _FORCED[sig](case)
+        value, g_theta, g_phi = evaluate(theta, case.phi, x, forced, noise)
+        return value, (g_theta if theta is not None else None), g_phi
+    loss.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                            for n in names])
     loss.__name__ = loss.__qualname__ = f"framework loss ({kind})"
     return loss
 
