@@ -100,6 +100,22 @@ def deadline(seconds, what):
             signal.signal(signal.SIGALRM, _OUTSIDE_HANDLER.pop())
 
 
+def renamed(module, old_names):
+    """A module ``__getattr__`` for names that were renamed: ``old_names`` maps an old name to the new one;
+    the old name still works, with a DeprecationWarning naming the new one."""
+    import warnings
+
+    def __getattr__(name):
+        if name in old_names:
+            warnings.warn(f"{module}.{name} is deprecated; use {module}.{old_names[name]}", DeprecationWarning,
+                          stacklevel=2)
+            return globals_of[module][old_names[name]]
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    import sys
+    globals_of = {module: vars(sys.modules[module])}
+    return __getattr__
+
+
 def check_timeout(value, name="timeout"):
     """None, or a positive finite number of seconds."""
     if value is None:

@@ -2,7 +2,7 @@
 
 Every estimator validates its inputs once, from the declarations of the
 protocol (docs/protocol.md), runs one forward pass of the model and of the
-guide (:func:`forward_passes`), and pulls the normalized weights back.
+guide (:func:`forward_pass`), and pulls the normalized weights back.
 The cores are deterministic: they take the particles ``z`` explicitly, so an
 outside implementation can be compared with them particle for particle.
 Sampling is the caller's (``guide.sample`` for wake, ``model.sample`` for
@@ -20,12 +20,13 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import protocol
+from ._checks import renamed
 from ._trees import negate
 from .numerics import check_log_weights, log_mean_exp, softmax
 
 __all__ = ["log_weights", "elbo_is", "normalized_weights",
            "wake_theta", "wake_phi", "sleep_phi", "wake_step", "forward_pass", "densities",
-           "wake_gradients", "ForwardPass", "WakeStep", "NonFiniteLogWeights", "forward_passes"]
+           "wake_gradients", "ForwardPass", "WakeStep", "NonFiniteLogWeights"]
 
 
 class NonFiniteLogWeights(ValueError):
@@ -78,8 +79,6 @@ def densities(model, guide, theta, phi, x, z):
     return ForwardPass(theta, phi, x, z, log_w, pull_theta, pull_phi)
 
 
-#: the former name of :func:`forward_pass` (it returned a plain 7-tuple; a ForwardPass still unpacks so)
-forward_passes = forward_pass
 
 
 def _explain_log_weights(model, guide, log_p, log_q, log_w):
@@ -260,3 +259,7 @@ def sleep_phi(guide, phi, z, x):
     m = z.shape[1]
     grad = protocol.guide_forward(guide, phi, z, x)[1](np.full((1, m), 1.0 / m))
     return negate(grad)
+
+
+#: forward_passes, the former name of forward_pass (a ForwardPass still unpacks as the old 7-tuple)
+__getattr__ = renamed(__name__, {"forward_passes": "forward_pass"})

@@ -54,3 +54,20 @@ def test_the_old_attribute_of_an_unknown_name_is_a_clear_error():
     import rws_ref
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         rws_ref.nonsense
+
+
+@pytest.mark.parametrize("module, old, new", [
+    ("rws_ref.estimators", "forward_passes", "forward_pass"),
+    ("rws_ref.models.linear_gaussian_exact", "check_pair", "check_closed_form_pair"),
+    ("rws_ref.models.linear_gaussian_exact", "grad_kl_phi", "kl_grad_phi"),
+    ("rws_ref.models.linear_gaussian", "grad_kl_phi", "kl_grad_phi"),
+    ("rws_ref.experiments.le2019_gmm", "PAPER_METHODS", "PAPER_METHODS"),
+])
+def test_a_renamed_function_still_works_under_its_old_name_with_a_deprecation_warning(module, old, new):
+    mod = importlib.import_module(module)
+    if old == new:                                        # METHODS → PAPER_METHODS: the old name of a table
+        old = "METHODS"
+    with pytest.warns(DeprecationWarning, match=f"use {module}.{new}"):
+        assert getattr(mod, old) is getattr(mod, new)
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        getattr(mod, "nonsense")

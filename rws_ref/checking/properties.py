@@ -12,7 +12,7 @@ The route of a check, from the user's function to the verdict (docs/architecture
 4. testing.check_estimator runs every property on every example and keeps each property's first failure
    as a :class:`PropertyResult` (status, numbers, verdict, input) in the :class:`CheckReport`.
 
-The exact mean is a property of its own (:func:`exact_mean`), computed without sampling.
+The exact mean is a property of its own (rws_ref.checking.exact_mean), computed without sampling.
 """
 import inspect
 from dataclasses import dataclass, field
@@ -20,15 +20,14 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .. import exact, protocol, registry
+from .. import registry
 from .._checks import NonFinite, deadline, traceback_text
 from .._trees import flatten
-from ..estimators import sleep_phi, wake_phi
 from ..registry import Case
 from . import diagnose
 
-__all__ = ["UserFunction", "Caller", "takes_objects", "UserOutputError", "NonFiniteOutput", "PropertyResult",
-           "CheckReport", "Check", "Example", "Outcome", "PROPERTIES", "exact_mean", "close", "draw_case",
+__all__ = ["UserFunction", "takes_objects", "UserOutputError", "NonFiniteOutput", "PropertyResult",
+           "CheckReport", "Check", "Example", "Outcome", "PROPERTIES", "close", "draw_case", "shaped_like",
            "STABILITY_SHIFTS", "stability_shift", "no_max_shift", "traceback_text", "ShiftedModel"]
 
 ShiftedModel = registry.ShiftedModel
@@ -167,10 +166,6 @@ class UserFunction:
                                       bad, float(arr[bad]))
             checked[key] = arr
         return checked
-
-
-#: the former name of :class:`UserFunction`
-Caller = UserFunction
 
 
 def shaped_like(entry, model, guide, n):
@@ -419,82 +414,3 @@ def not_applicable(check, prop):
         return ("REINFORCE's learning signal L̂ moves with the shift; only its mean is invariant "
                 "(VIMCO's differences L̂ − L̂₋ₖ are invariant)")
     return check.shift_reason
-
-
-# -- the exact mean ------------------------------------------------------------------------------
-
-
-EXACT = "exact mean (oracle)"
-
-
-def exact_mean(call, entry, model, guide, exact_ks, rtol, min_k):
-    """The exact mean of the user's estimator (no sampling) against what it must equal (registry.mean)."""
-    if not entry.signature.enumerable:
-        return PropertyResult(EXACT, "not applicable", "a reparameterized estimator needs a continuous latent, "
-                                                       "and the exact oracle a finite support()")
-    if not entry.signature.evaluates_model:                 # sleep-φ: exact over (z, x) ~ p_θ
-        return _exact_sleep_mean(call, model, guide, rtol)
-    if protocol.support(model) is None:
-        return PropertyResult(EXACT, "not applicable", "the exact oracle needs a finite support() (docs/protocol.md)")
-    rng = np.random.default_rng(0)
-    theta, phi = model.init_theta(rng), guide.init_phi(rng)
-    phi = {k: v + 0.5 * rng.standard_normal(np.shape(v)) for k, v in phi.items()}
-    base = draw_case(entry, model, guide, theta, phi, rng, n=2, k=1)
-    ks = tuple(K for K in exact_ks if K >= min_k)
-    for K in ks:
-        try:
-            mean, want, what = _exact_pair(call, entry, model, guide, base, K)
-        except exact.TooLarge as err:
-            return PropertyResult(EXACT, "not applicable", f"too large ({err})")
-        except Exception as err:
-            return PropertyResult(EXACT, "fail", f"K = {K}: your function raised {traceback_text(err)}")
-        ok, detail = close(mean, want, rtol)
-        if not ok:
-            return PropertyResult(EXACT, "fail", f"K = {K}: exact mean differs from {what}: {detail}")
-    return PropertyResult(EXACT, "pass", f"K in {ks}")
-
-
-def _exact_pair(call, entry, model, guide, base, K):
-    """(the user's exact mean, what it must equal, the name of that) at K particles."""
-    th, ph, x = base.theta, base.phi, base.x
-    proposal = entry.signature.proposal(guide, base)
-
-    def user(m, g, theta, phi, xx, z):
-        return call(model, guide, base._replace(theta=theta, phi=phi, x=xx, z=z), shaped_like(entry, model, guide,
-                                                                                               np.shape(xx)[0]))
-    mean, _ = exact.moments(user, model, proposal, th, ph, x, K, method="direct")
-    if entry.mean == "elbo_is":
-        return mean, {"elbo_is": np.mean(exact.elbo_is(model, guide, th, ph, x, K), keepdims=True)}, \
-            "the exact ELBO_IS (unbiasedness)"
-    if entry.mean == "grad_elbo_is":
-        (dtheta, dphi), _ = exact.grad_elbo_is_any_route(model, guide, th, ph, x, K)
-        return mean, (dtheta if entry.output == "theta" else dphi), "the exact gradient of ELBO_IS (unbiasedness)"
-    want, _ = exact.moments(wake_phi, model, proposal, th, ph, x, K)
-    if entry.mean == "insomnia":
-        dreams = sleep_phi(guide, ph, base.dream_z, base.dream_x)
-        want = {k: base.iota * want[k] + (1 - base.iota) * dreams[k] for k in want}
-        return mean, want, "ι × wake-φ's exact mean + (1 − ι) × sleep-φ on the same dreams"
-    return mean, want, "rws_ref's exact mean (the self-normalized estimator's bias included)"
-
-
-def _exact_sleep_mean(call, model, guide, rtol):
-    has_points = (protocol.support(model) is not None and callable(getattr(model, "data_support", None))) or \
-        callable(getattr(model, "joint_quadrature", None))
-    if not has_points:
-        return PropertyResult(EXACT, "not applicable", "the expectation over (z, x) ~ p_θ needs support() with "
-                                                       "data_support(), or joint_quadrature() (docs/protocol.md)")
-    rng = np.random.default_rng(0)
-    theta, phi = model.init_theta(rng), guide.init_phi(rng)
-    z, xs, prob = exact.joint_points(model, theta, 64)
-    like = shaped_like(registry.get("sleep_phi"), model, guide, 1)
-    try:
-        rows = [call(model, guide, Case(theta, phi, dream_z=z[0, i:i + 1], dream_x=xs[i:i + 1]), like)
-                for i in range(len(prob))]
-    except Exception as err:
-        return PropertyResult(EXACT, "fail", f"your function raised {traceback_text(err)}")
-    mean = {k: sum(p * r[k] for p, r in zip(prob, rows)) for k in rows[0]}
-    ok, detail = close(mean, exact.sleep_target(model, guide, theta, phi), rtol)
-    what = "∇_φ E_{p_θ(x)} KL(p_θ(z|x) ‖ q_φ(z|x)) (the sleep target)"
-    if not ok:
-        return PropertyResult(EXACT, "fail", f"exact mean differs from {what}: {detail}")
-    return PropertyResult(EXACT, "pass", f"over {len(prob)} points (z, x) of p_θ")

@@ -32,9 +32,9 @@ from .._checks import check_count, check_timeout
 from ..estimators import log_weights
 from ..registry import Case
 from . import limits
+from .exact_mean import EXACT, exact_mean
 from .losses import LossReport, check_loss
 from .properties import (
-    EXACT,
     PROPERTIES,
     Check,
     CheckReport,
@@ -44,7 +44,6 @@ from .properties import (
     UserFunction,
     UserOutputError,
     draw_case,
-    exact_mean,
     not_applicable,
     traceback_text,
 )
@@ -445,7 +444,7 @@ def _describe(case):
     fmt = lambda a: np.array2string(np.asarray(a), precision=4, threshold=20, separator=", ").replace("\n", "")
     parts = [f"theta[{k!r}]={fmt(v)}" for k, v in case.theta.items()]
     parts += [f"phi[{k!r}]={fmt(v)}" for k, v in case.phi.items()]
-    return ", ".join(parts + [f"{name}={fmt(v) if not isinstance(v, float) else v}"
-                              for name, v in case._asdict().items() if name not in ("theta", "phi", "log_w") and v is not None])
+    shown = [(name, v) for name, v in case._asdict().items() if name not in ("theta", "phi", "log_w") and v is not None]
+    return ", ".join(parts + [f"{name}={fmt(v) if not isinstance(v, float) else v}" for name, v in shown])
 
 

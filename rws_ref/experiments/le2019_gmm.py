@@ -26,18 +26,16 @@ import time
 
 import numpy as np
 
-from .._checks import check_count
+from .._checks import check_count, renamed
 from .._io import atomic_write
 from ..models import GaussianMixture, benchmark_guide
 from . import runner
 
-__all__ = ["METHODS", "PAPER_METHODS", "KS", "FULL_ITERS", "le2019_gmm", "plot", "summary_table", "run_one"]
+__all__ = ["PAPER_METHODS", "KS", "FULL_ITERS", "le2019_gmm", "plot", "summary_table", "run_one"]
 
 #: the paper's method name -> rws_ref training method and options
 PAPER_METHODS = {"WW": {"method": "wake"}, "WS": {"method": "sleep"}, "δ-WW": {"method": "defensive", "delta": 0.2},
                  "REINFORCE": {"method": "reinforce"}, "VIMCO": {"method": "vimco"}}
-#: the former name of :data:`PAPER_METHODS` (rws_ref.train.METHODS is a tuple of rws_ref's method names)
-METHODS = PAPER_METHODS
 KS = (2, 5, 10, 20)
 FULL_ITERS = 100_000
 BATCH, LR, N_EVAL = 100, 1e-3, 100
@@ -175,3 +173,7 @@ def plot(rows, path, iters):
     atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
                  binary=True)
     plt.close(fig)
+
+
+#: METHODS, the former name of PAPER_METHODS (rws_ref.experiments.train.METHODS is a tuple of rws_ref's methods)
+__getattr__ = renamed(__name__, {"METHODS": "PAPER_METHODS"})

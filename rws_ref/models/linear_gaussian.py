@@ -21,7 +21,7 @@ precision), S = P⁻¹, m(x) = S (mu + Wᵀ D⁻¹ (x − b)), μ_q(x) = A x + c
 """
 import numpy as np
 
-from .._checks import check_count, check_dim, check_draws, check_rng
+from .._checks import check_count, check_dim, check_draws, check_rng, renamed
 from ..numerics import LOG_2PI, array_module
 from ..protocol import Guide, Model, validate_x, validate_z
 from . import linear_gaussian_exact as closed
@@ -32,7 +32,6 @@ from .linear_gaussian_exact import (  # noqa: F401
     exclusive_optimal_phi,
     expected_kl,
     grad_elbo1,
-    grad_kl_phi,
     kl_grad_phi,
     kl_guide_posterior,
     kl_posterior_guide,
@@ -275,3 +274,7 @@ class DiagonalGaussianGuide(Guide):
         v_sum = v.sum(axis=0)                                       # (N, dz)
         return {"A": v_sum.T @ x, "c": v_sum.sum(axis=0),
                 "log_s": np.exp(phi["log_s"]) * np.einsum("knd,knd->d", v, eps)}
+
+
+#: grad_kl_phi, the former name of kl_grad_phi
+__getattr__ = renamed(__name__, {"grad_kl_phi": "kl_grad_phi"})

@@ -11,12 +11,13 @@ posterior mean, μ_q(x) = A x + c, s = exp(log_s), σ = exp(log_sigma).
 """
 import numpy as np
 
+from .._checks import renamed
 from ..numerics import LOG_2PI
 from ..protocol import validate_params, validate_x
 
 __all__ = ["ppca_max_log_likelihood", "ppca_max_likelihood_theta", "kl_posterior_guide", "kl_guide_posterior",
-           "elbo1", "grad_elbo1", "kl_grad_phi", "grad_kl_phi", "expected_kl", "sleep_target",
-           "moment_matched_phi", "exclusive_optimal_phi", "check_closed_form_pair", "check_pair",
+           "elbo1", "grad_elbo1", "kl_grad_phi", "expected_kl", "sleep_target",
+           "moment_matched_phi", "exclusive_optimal_phi", "check_closed_form_pair",
            "guide_mean", "posterior_precision", "posterior"]
 
 #: the declarations (``closed_forms = …``) by which a model and a guide say their densities are
@@ -64,16 +65,13 @@ def check_closed_form_pair(model, guide, theta, phi, x=None):
     return theta, phi, validate_x(model, x)
 
 
-#: the former name of :func:`check_closed_form_pair`
-check_pair = check_closed_form_pair
-
 
 def kl_posterior_guide(model, guide, theta, phi, x):
     """KL(p_θ(z|x_n) ‖ q_φ(z|x_n)) per datapoint, the inclusive KL.  Returns (N,).
 
     ½ [ Σ_i (S_ii + (m_i − μ_q,i)²) / s_i² − dz + Σ_i log s_i² − log det S ].
     """
-    theta, phi, x = check_pair(model, guide, theta, phi, x)
+    theta, phi, x = check_closed_form_pair(model, guide, theta, phi, x)
     m, S = posterior(theta, x)
     inv_var = np.exp(-2.0 * phi["log_s"])
     diff = m - (guide_mean(phi, x))
@@ -87,7 +85,7 @@ def kl_guide_posterior(model, guide, theta, phi, x):
 
     ½ [ tr(P diag s²) + (μ_q − m)ᵀ P (μ_q − m) − dz + log det S − Σ_i log s_i² ].
     """
-    theta, phi, x = check_pair(model, guide, theta, phi, x)
+    theta, phi, x = check_closed_form_pair(model, guide, theta, phi, x)
     m, S = posterior(theta, x)
     P = np.linalg.inv(S)
     s2 = np.exp(2.0 * phi["log_s"])
@@ -106,7 +104,7 @@ def elbo1(model, guide, theta, phi, x):
         −½ (|μ_q − mu|² + Σ s²) − ½ Σ_j (r̄_j² + Σ_i W_ji² s_i²) / σ_j²
         − Σ log σ + Σ log s + ½ dz − ½ dx log 2π,      r̄ = x − W μ_q − b.
     """
-    theta, phi, x = check_pair(model, guide, theta, phi, x)
+    theta, phi, x = check_closed_form_pair(model, guide, theta, phi, x)
     W, s2 = theta["W"], np.exp(2.0 * phi["log_s"])
     inv_var = np.exp(-2.0 * theta["log_sigma"])
     mu_q = guide_mean(phi, x)
@@ -138,7 +136,7 @@ def grad_elbo1(model, guide, theta, phi, x):
     -------
     (dtheta, dphi) : dicts with θ's and φ's keys and shapes.
     """
-    theta, phi, x = check_pair(model, guide, theta, phi, x)
+    theta, phi, x = check_closed_form_pair(model, guide, theta, phi, x)
     n = x.shape[0]
     W, s2 = theta["W"], np.exp(2.0 * phi["log_s"])
     inv_var = np.exp(-2.0 * theta["log_sigma"])
@@ -168,7 +166,7 @@ def kl_grad_phi(model, guide, theta, phi, x):
     -------
     dict with φ's keys and shapes.
     """
-    theta, phi, x = check_pair(model, guide, theta, phi, x)
+    theta, phi, x = check_closed_form_pair(model, guide, theta, phi, x)
     n = x.shape[0]
     m, S = posterior(theta, x)
     inv_var = np.exp(-2.0 * phi["log_s"])
@@ -177,9 +175,6 @@ def kl_grad_phi(model, guide, theta, phi, x):
     return {"A": d_mu_q.T @ x / n, "c": np.mean(d_mu_q, axis=0),
             "log_s": 1.0 - inv_var * (np.diag(S) + np.mean(diff ** 2, axis=0))}
 
-
-#: the former name of :func:`kl_grad_phi` (the same quantity as rws_ref.exact.kl_grad_phi)
-grad_kl_phi = kl_grad_phi
 
 
 def _residual_moments(model, theta, phi):
@@ -199,7 +194,7 @@ def expected_kl(model, guide, theta, phi):
     Equals E_{p_θ(z,x)}[−log q_φ(z|x)] − E_x H(p_θ(z|x))
     = ½ Σ_i E[e_i²] / s_i² + Σ log s − ½ dz − ½ log det S, with e = z − A x − c.
     """
-    theta, phi = check_pair(model, guide, theta, phi)
+    theta, phi = check_closed_form_pair(model, guide, theta, phi)
     _, _, e2 = _residual_moments(model, theta, phi)
     _, S = posterior(theta, np.zeros((1, model.dx)))
     _, log_det_S = np.linalg.slogdet(S)
@@ -223,7 +218,7 @@ def sleep_target(model, guide, theta, phi):
     -------
     dict with φ's keys and shapes.
     """
-    theta, phi = check_pair(model, guide, theta, phi)
+    theta, phi = check_closed_form_pair(model, guide, theta, phi)
     e_bar, e_x, e2 = _residual_moments(model, theta, phi)
     inv_var = np.exp(-2.0 * phi["log_s"])
     return {"A": -inv_var[:, None] * e_x, "c": -inv_var * e_bar, "log_s": 1.0 - inv_var * e2}
@@ -274,3 +269,7 @@ def ppca_max_likelihood_theta(x, dz):
     s2 = lam[dz:].mean()
     return {"mu": np.zeros(dz), "W": vec[:, :dz] * np.sqrt(lam[:dz] - s2), "b": x.mean(axis=0),
             "log_sigma": np.full(x.shape[1], 0.5 * np.log(s2))}
+
+
+#: the former names: check_pair (check_closed_form_pair), grad_kl_phi (kl_grad_phi)
+__getattr__ = renamed(__name__, {"check_pair": "check_closed_form_pair", "grad_kl_phi": "kl_grad_phi"})
