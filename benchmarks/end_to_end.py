@@ -27,7 +27,8 @@ def main(seeds, replicates, progress=True):
     stochastic += [(f"bug: {name}", kind, fn, extra, e.MIX, e.CAT, e.TH, e.PH, e.X, e.K)
                    for name, kind, fn, extra in e.PLANTED]
     stochastic.append(("bug: a wrong reparameterization scale", "iwae_phi",
-                       lambda *a: e.iwae(*a, wrong_scale=True), {}, e.LG1, e.DG1, e.TH1, e.PH1, e.X1, 1))
+                       lambda theta, phi, x, rng: e.iwae(theta, phi, x, rng, wrong_scale=True), {}, e.LG1, e.DG1,
+                       e.TH1, e.PH1, e.X1, 1))
     samplers = [("sampler: correct softmax guide", s.CAT, s.PH_M, s.X_M),
                 ("sampler: correct 1-d Gaussian guide", s.DG1, s.PH_1, s.X_1),
                 ("sampler: ignores φ", s.IgnoresPhi(4, loc=15.0, scale=10.0), s.PH_M, s.X_M),

@@ -71,8 +71,8 @@ def densities(model, guide, theta, phi, x, z):
     ``guide.log_prob_vjp`` (or ``log_prob``), and their pullbacks.  Log weights that are
     NaN or +inf are a clear error (:func:`_explain_log_weights`), never a silent NaN."""
     with np.errstate(over="ignore", invalid="ignore"):       # overflow is reported below, clearly
-        log_p, pull_theta = protocol.model_forward(model, theta, z, x)
-        log_q, pull_phi = protocol.guide_forward(guide, phi, z, x)
+        log_p, pull_theta = protocol.forward(model, protocol.MODEL, theta, z, x)
+        log_q, pull_phi = protocol.forward(guide, protocol.GUIDE, phi, z, x)
         log_w = log_p - log_q
     if not np.isfinite(np.add.reduce(log_w, axis=None)):
         _explain_log_weights(model, guide, log_p, log_q, log_w)
