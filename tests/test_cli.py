@@ -95,8 +95,21 @@ BAD_ARGUMENTS = [
 
 
 @pytest.mark.parametrize("args, words", BAD_ARGUMENTS)
-def test_bad_arguments_give_one_line_on_stderr_and_exit_2(args, words):
-    result = run(*args)
+def test_bad_arguments_give_one_line_on_stderr_and_exit_2(args, words, capsys):
+    try:                                                   # in this process: main() is what the console runs
+        code = main(list(args))
+    except SystemExit as stop:                             # argparse's own refusals
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, words", [BAD_ARGUMENTS[0], BAD_ARGUMENTS[9]])
+def test_the_console_command_exits_2_with_one_line(args, words):
+    result = run(*args)                                    # the real process: its exit status and stderr
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr

@@ -130,7 +130,7 @@ def test_the_exact_held_out_log_likelihood_is_the_brute_force_sum():
 def test_a_quick_budget_runs_and_resumes(tmp_path):
     """Two methods at two K (the whole grid runs the same code path; .ci/run's time stays near a minute)."""
     out = tmp_path / "bb2015"
-    kw = dict(budget=0.0005, methods=("WS", "RWS"), ks=(1, 5), jobs=2)
+    kw = dict(budget=0.0005, methods=("WS", "RWS"), ks=(1, 5), jobs=1)
     rows, summary, _ = digits.bb2015_digits(out, **kw)
     assert {(r["method"], r["K"]) for r in rows} == {("WS", 1), ("WS", 5), ("RWS", 1), ("RWS", 5)}
     start = [r["log_likelihood"] for r in rows if r["iteration"] == 0]
