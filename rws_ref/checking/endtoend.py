@@ -147,6 +147,28 @@ def reference_moments(kind, model, guide, theta, phi, x, K, iota=None, delta=Non
     return mean, var, route
 
 
+#: the exact moments of the last settings checked: a user's test suite checks the same setting again and again
+_MOMENTS = {}
+_MOMENTS_KEPT = 16
+
+
+def _cached_moments(pair, kind, model, guide, theta, phi, x, K, iota, delta, M):
+    """:func:`reference_moments`, computed once per setting: the key holds the user's ``pair`` itself (so it stays
+    alive while cached) and the bytes of θ, φ and x; objects that cannot be hashed are computed every time."""
+    def frozen(params):
+        return tuple((k, np.asarray(v).tobytes(), np.shape(v)) for k, v in sorted(params.items()))
+    try:
+        key = (kind, *pair, frozen(theta), frozen(phi), np.asarray(x).tobytes(), np.shape(x), K, iota, delta, M)
+        hash(key)
+    except TypeError:
+        return reference_moments(kind, model, guide, theta, phi, x, K, iota, delta, M)
+    if key not in _MOMENTS:
+        if len(_MOMENTS) >= _MOMENTS_KEPT:
+            _MOMENTS.pop(next(iter(_MOMENTS)))
+        _MOMENTS[key] = reference_moments(kind, model, guide, theta, phi, x, K, iota, delta, M)
+    return _MOMENTS[key]
+
+
 def _quadrature(entry, model, guide, given, K, nodes):
     """Mean and variance over ε ~ N(0, I) of the estimator at z = reparameterize(φ, x, ε), by tensor
     Gauss–Hermite quadrature (exact for integrands polynomial in ε of degree ≤ 2·nodes − 1)."""
@@ -213,12 +235,13 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
         model, guide = registry.default_pair(entry)
     protocol.check_pair(model, guide)
     timeout = check_timeout(timeout)
+    pair = (model, guide)                                  # the user's objects: the key of the cached moments
     model, guide = limits.timed(model, timeout), limits.timed(guide, timeout)
     rng = np.random.default_rng(seed)
     theta = protocol.init_params(model, rng) if theta is None else theta
     phi = protocol.init_params(guide, rng) if phi is None else phi
     x = protocol.sample_model(model, theta, 2, rng)[1] if x is None else protocol.validate_x(model, x)
-    mean, var, route = reference_moments(kind, model, guide, theta, phi, x, K, iota, delta, M)
+    mean, var, route = _cached_moments(pair, kind, model, guide, theta, phi, x, K, iota, delta, M)
     call = UserFunction(fn, entry, timeout, names=("model", "guide") + sig.stochastic)
     outputs = []
     for r in range(replicates):
