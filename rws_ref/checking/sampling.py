@@ -29,6 +29,7 @@ from . import limits
 from .properties import CheckReport, PropertyResult
 
 __all__ = ["check_guide_sampler", "check_model_sampler", "check_samplers", "chi_square", "chi_square_power",
+           "score_test",
            "DEFAULT_DRAWS",
            "DEFAULT_ALPHA"]
 
@@ -88,7 +89,7 @@ def chi_square_power(df, n, alpha, power=0.9):
     return float(np.sqrt(lam / n))
 
 
-def _score_test(batch_means, alpha, what):
+def score_test(batch_means, alpha, what):
     """t-tests of the batch means of a score (B, P) against 0, Bonferroni over the P entries."""
     b = batch_means.shape[0]
     if batch_means.shape[1] == 0:
@@ -194,7 +195,7 @@ def _guide_score(guide, phi, x, z, alpha):
         zb = z[part]
         pull = protocol.guide_forward(guide, phi, zb, x)[1]
         means.append(flatten(pull(np.full(zb.shape[:2], 1.0 / zb.shape[0]))))
-    return _score_test(np.array(means), alpha, "E[∇_φ log q(z|x)] = 0")
+    return score_test(np.array(means), alpha, "E[∇_φ log q(z|x)] = 0")
 
 
 def _numeric_cdf(log_density, centre, spread, grid_points=4001):
@@ -254,7 +255,7 @@ def check_model_sampler(model, theta, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT
         zb, xb = z[part][None], x[part]
         pull = protocol.model_forward(model, theta, zb, xb)[1]
         means.append(flatten(pull(np.full(zb.shape[:2], 1.0 / zb.shape[1]))))
-    report.results.append(_score_test(np.array(means), alpha, "E[∇_θ log p(z, x)] = 0"))
+    report.results.append(score_test(np.array(means), alpha, "E[∇_θ log p(z, x)] = 0"))
     return report
 
 

@@ -429,6 +429,24 @@ def _start(run, theta, phi, resume):
     return theta, phi, state["history"], state["iteration"]
 
 
+def _gradients(run, theta, phi, x, z, iteration):
+    """(wake-θ, the method's φ-gradient) of one step on the batch x with particles z: for method "wake" both
+    from one forward pass (``wake_gradients``), else wake-θ from the forward pass and the method's estimator."""
+    cfg = run.cfg
+    try:
+        fp = densities(run.model, run.guide, theta, phi, x, z)
+    except NonFiniteLogWeights as err:
+        if iteration == 0:
+            raise
+        raise ValueError(f"training diverged at iteration {iteration + 1}: {err}; lower lr_theta "
+                         f"(now {cfg.lr_theta}) or lr_phi (now {cfg.lr_phi})") from None
+    if cfg.method == "wake":
+        _, g_theta, g_phi = wake_gradients(fp)
+        return g_theta, g_phi
+    g_theta = fp.pull_theta(softmax(fp.log_w, axis=0) / x.shape[0])             # wake-θ: (1/N) Σ_n Σ_k w̄ ∇ log p
+    return g_theta, _phi_gradient(run, theta, phi, x, z, trusted=iteration > 0)
+
+
 def _iteration(run, theta, phi, x, iteration):
     """One step: particles, wake-θ and the method's φ-gradient, the updates.  For method "wake"
     both gradients come from one forward pass (``wake_gradients``); the other methods call
@@ -443,18 +461,7 @@ def _iteration(run, theta, phi, x, iteration):
         z = protocol.sample_guide(run.guide, phi, x, cfg.K, run.gen)
     else:
         z = run.guide.sample(phi, x, cfg.K, run.gen)
-    try:
-        fp = densities(run.model, run.guide, theta, phi, x, z)
-    except NonFiniteLogWeights as err:
-        if iteration == 0:
-            raise
-        raise ValueError(f"training diverged at iteration {iteration + 1}: {err}; lower lr_theta "
-                         f"(now {cfg.lr_theta}) or lr_phi (now {cfg.lr_phi})") from None
-    if cfg.method == "wake":
-        _, g_theta, g_phi = wake_gradients(fp)
-    else:
-        g_theta = fp.pull_theta(softmax(fp.log_w, axis=0) / x.shape[0])
-        g_phi = _phi_gradient(run, theta, phi, x, z, trusted=iteration > 0)
+    g_theta, g_phi = _gradients(run, theta, phi, x, z, iteration)
     sign = PHI_SIGN[cfg.method]
     scale = cfg.lr_factor ** sum(iteration >= m for m in cfg.lr_milestones)      # the schedule
     run.opt_theta.lr, run.opt_phi.lr = cfg.lr_theta * scale, cfg.lr_phi * scale

@@ -129,3 +129,31 @@ def test_the_report_states_its_power_and_the_replicates_needed():
     text = str(report)
     assert "false-failure rate 0.001" in text and "replicates needed for 0.01:" in text
     assert report.replicates_for[0.05] > report.replicates_for[0.1] > 0
+
+
+# -- each statistic pinned (issue 37) ----------------------------------------------------------------
+
+
+def test_the_z_threshold_is_two_sided_and_bonferroni_corrected_over_the_live_entries():
+    from scipy import stats
+    report = endtoend.check_stochastic(wake("wake_phi"), "wake_phi", MIX, CAT, TH, PH, X, K=K, replicates=50)
+    live = sum(e.sd > 0 for e in report.entries)
+    assert live == 8                                       # the softmax guide's w and b, 4 each
+    assert report.critical == pytest.approx(stats.norm.isf(report.alpha / (2 * live)), rel=1e-12)
+    # the detectable deviation of an entry: (z_crit + z_0.9) σ / √R, with z_0.9 = 1.2815515655446004
+    e = report.entries[0]
+    assert e.detectable == pytest.approx((report.critical + 1.2815515655446004) * e.sd / np.sqrt(50), rel=1e-12)
+
+
+@pytest.mark.statistical
+def test_insomnias_exact_variance_mixes_the_parts_with_iota_squared():
+    # Var[ι W + (1 − ι) S] = ι² Var W + (1 − ι)² Var S for independent wake and sleep parts; checked against
+    # the sample variance of 3,000 runs.  The sample variance's standard error is estimated from the fourth
+    # moment; 6 standard errors per entry over 8 entries: false-failure rate below 1e-7.
+    mean, var, _ = endtoend.reference_moments("insomnia", MIX, CAT, TH, PH, X, K, iota=IOTA, M=M)
+    from rws_ref._trees import flatten
+    runs = np.array([flatten(insomnia(TH, PH, X, np.random.default_rng([11, r])), mean) for r in range(3000)])
+    sample = runs.var(axis=0, ddof=1)
+    centred = runs - runs.mean(axis=0)
+    se = np.sqrt((np.mean(centred ** 4, axis=0) - sample ** 2) / len(runs))
+    assert np.all(np.abs(sample - flatten(var, mean)) <= 6 * se), (sample, flatten(var, mean), se)

@@ -148,3 +148,28 @@ def test_a_crash_in_the_students_code_is_a_hint_with_their_line(tmp_path, capsys
     assert main(["exercises", "check", "wake_theta", path]) == 1
     out = capsys.readouterr().out
     assert "ZeroDivisionError" in out and "wake_theta.py" in out, out
+
+
+# solutions right on the grader's fixed inputs (N = 3, K = 4, moderate log weights) that a property catches
+_WAKE_THETA_BODY = """
+        def wake_theta(model, guide, theta, phi, x, z):
+            log_w = model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)
+            {edit}
+            w = softmax0(log_w)
+            return {{k: v * scale for k, v in model.grad_log_joint(theta, z, x, w / x.shape[0]).items()}}
+"""
+RIGHT_ON_THE_FIXED_INPUTS = [
+    ("deterministic", "scale = 1.0 + 1e-13 * np.random.standard_normal()"),          # the global generator
+    ("clipped log weights", "log_w = np.maximum(log_w, -60.0); scale = 1.0"),       # "against underflow"
+    ("shift", "scale = 1.01 if 40.0 < log_w.max() < 500.0 else 1.0"),                  # a level-dependent slip
+    ("agreement on one datapoint", "scale = 2.0 if x.shape[0] == 1 else 1.0"),
+    ("agreement at one particle", "scale = 0.5 if z.shape[0] == 1 else 1.0"),
+]
+
+
+@pytest.mark.parametrize("what, edit", RIGHT_ON_THE_FIXED_INPUTS, ids=[r[0] for r in RIGHT_ON_THE_FIXED_INPUTS])
+def test_a_solution_right_on_the_fixed_inputs_but_failing_a_property_is_not_right(tmp_path, what, edit, capsys):
+    path = write(tmp_path, "wake_theta", _WAKE_THETA_BODY.format(edit=edit))
+    assert main(["exercises", "check", "wake_theta", path]) == 1
+    out = capsys.readouterr().out
+    assert "right on the fixed inputs, but a property fails" in out, out

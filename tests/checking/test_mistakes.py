@@ -208,3 +208,17 @@ def test_a_students_mistake_is_named_by_check_estimator(kind, fn, name):
     # the last diagnosis — on the larger generic input when the drawn one is small and ties mistakes — names it
     last = agreement.detail.split("looks like: ")[-1]
     assert last.startswith(f"{name}; input") or last == name, agreement.detail
+
+
+def test_the_bounds_mistakes_equal_their_formulas_written_here():
+    from scipy.special import logsumexp
+    model, guide, case = _setting("elbo_is")
+    log_w = rws_ref.log_weights(model, guide, case.theta, case.phi, case.x, case.z)
+    made = mistakes.base_mistakes("elbo_is")
+    K = log_w.shape[0]
+    np.testing.assert_allclose(made["missing −log K"](model, guide, case)["elbo_is"], logsumexp(log_w, axis=0),
+                               rtol=1e-13)                                    # log Σ_k w_k: no −log K at all
+    np.testing.assert_allclose(made["mean of log w (the K = 1 bound) instead of the log of the mean weight"](
+        model, guide, case)["elbo_is"], log_w.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(made["logsumexp over the whole batch (all K·N)"](model, guide, case)["elbo_is"],
+                               np.full(log_w.shape[1], logsumexp(log_w) - np.log(K)), rtol=1e-13)

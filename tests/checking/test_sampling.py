@@ -156,3 +156,57 @@ def test_a_pair_whose_finite_latent_only_the_model_declares_is_checked_on_that_d
     x = np.array([-1.0, 0.5])
     alone = sampling.check_guide_sampler(guide, guide.init_phi(None), x, states=model.support())
     assert alone.ok and alone.results[0].name == "χ² over the support" and alone.results[0].status == "pass"
+
+
+# -- each statistic pinned by a case worked by hand (issue 37) ------------------------------------------
+
+
+def test_the_chi_square_statistic_and_its_degrees_of_freedom_by_hand():
+    # counts 10, 20, 30 against 1/3 each: expected 20 each, χ² = (100 + 0 + 100)/20 = 10 on 2 df; the χ²
+    # survival function on 2 df is exp(−x/2)
+    p, stat, df = sampling.chi_square(np.array([10.0, 20.0, 30.0]), np.full(3, 1 / 3))
+    assert (stat, df) == (10.0, 2) and p == pytest.approx(np.exp(-5.0), rel=1e-12)
+    # cells expecting fewer than 5 are merged: expected 2, 3, 45, 50 → cells (2 + 3), 45, 50: 2 df
+    p, stat, df = sampling.chi_square(np.array([1.0, 4.0, 45.0, 50.0]), np.array([0.02, 0.03, 0.45, 0.5]))
+    assert df == 2 and stat == pytest.approx(0.0) and p == pytest.approx(1.0)
+    # on 4 df the survival function is exp(−x/2)(1 + x/2): counts 30, 10, 20, 20, 20 against 1/5 each
+    p, stat, df = sampling.chi_square(np.array([30.0, 10.0, 20.0, 20.0, 20.0]), np.full(5, 0.2))
+    assert (stat, df) == (10.0, 4) and p == pytest.approx(np.exp(-5.0) * 6.0, rel=1e-12)
+
+
+def test_the_chi_square_power_is_the_effect_detected_with_probability_0_9():
+    from scipy import stats
+    w = sampling.chi_square_power(df=3, n=4000, alpha=1e-3)
+    critical = stats.chi2.isf(1e-3, 3)
+    assert stats.ncx2.sf(critical, 3, 4000 * w ** 2) == pytest.approx(0.9, abs=1e-9)
+    assert sampling.chi_square_power(df=3, n=16000, alpha=1e-3) == pytest.approx(w / 2, rel=1e-9)   # w ∝ 1/√n
+
+
+def _batch_means(t_values, b=50):
+    """Batch means (b, P) whose t-statistics are exactly ``t_values``: mean t/√b, sample sd 1."""
+    rng = np.random.default_rng(0)
+    e = rng.standard_normal((b, len(t_values)))
+    e = (e - e.mean(axis=0)) / e.std(axis=0, ddof=1)
+    return e + np.asarray(t_values) / np.sqrt(b)
+
+
+def test_the_score_test_is_two_sided_and_bonferroni_corrected_over_the_entries():
+    from scipy import stats
+    b, entries, alpha = 50, 10, 1e-3
+    corrected = stats.t.isf(alpha / (2 * entries), b - 1)                         # 4.3, where one entry alone: 3.5
+    between = (stats.t.isf(alpha / 2, b - 1) + corrected) / 2
+    ok = sampling.score_test(_batch_means([between] + [0.0] * (entries - 1), b), alpha, "pinned")
+    assert ok.status == "pass" and f"|t| ≤ {corrected:.2f}" in ok.detail          # Bonferroni over 10 entries
+    low = sampling.score_test(_batch_means([-(corrected + 0.5)] + [0.0] * (entries - 1), b), alpha, "pinned")
+    assert low.status == "fail"                                                   # a negative t fails: two-sided
+    high = sampling.score_test(_batch_means([corrected + 0.5] + [0.0] * (entries - 1), b), alpha, "pinned")
+    assert high.status == "fail"
+
+
+def test_the_pit_uses_each_datapoints_own_distribution():
+    # two datapoints whose guide means are 20 sds apart: a PIT through one datapoint's CDF would put the
+    # other's draws all at 0 or 1
+    x = np.array([[-5.0, 0.0], [5.0, 0.0]])
+    phi = {"A": np.array([[1.0, 0.0]]), "c": np.array([0.0]), "log_s": np.array([np.log(0.5)])}
+    report = sampling.check_guide_sampler(DG1, phi, x, seed=3)
+    assert statuses(report)["probability integral transform"] == "pass", str(report)

@@ -246,3 +246,44 @@ def test_the_stability_shifts_leave_exps_range_both_ways():
     up, down = stability_shift(3, 1.0), stability_shift(3, -1.0)
     assert np.all(np.exp(up) == np.inf) and np.all(np.exp(down) == 0.0)      # past overflow and underflow
     assert list(up) == [1e3, 1e5, 1e3] and list(down) == [-1e3, -1e5, -1e3]
+
+
+# -- each property pinned by a wrong implementation only it catches (issue 37) -------------------------------
+
+
+def _one_example(kind, fn, model, guide, n=3, k=4):
+    from rws_ref.checking.properties import Check, Example, UserFunction
+    entry = registry.get(kind)
+    check = Check(UserFunction(fn, entry), entry, model, guide, 1e-8)
+    rng = np.random.default_rng(7)
+    theta, phi = model.init_theta(rng), guide.init_phi(rng)
+    phi = {key: v + 0.5 * rng.standard_normal(np.shape(v)) for key, v in phi.items()}
+    case = entry.signature.draw(model, guide, theta, phi, rng, n, k)
+    return check, Example(check, case, case)
+
+
+def test_the_permutation_property_permutes_each_datapoints_particles_differently():
+    # particle k of datapoint 0 coupled with particle k of datapoint 1: invariant when every datapoint's
+    # particles are permuted the same way, not when each datapoint has its own permutation
+    def coupled(model, guide, theta, phi, x, z):
+        out = rws_ref.wake_theta(model, guide, theta, phi, x, z)
+        pair = float(np.sum(np.asarray(z[:, 0], float) * np.asarray(z[:, 1], float)))
+        return {key: v + 1e-3 * pair for key, v in out.items()}
+    from rws_ref.checking import properties
+    check, ex = _one_example("wake_theta", coupled, MIX, CAT)
+    assert not properties.permutation(check, ex).ok
+    check, ex = _one_example("wake_theta", rws_ref.wake_theta, MIX, CAT)
+    assert properties.permutation(check, ex).ok
+
+
+def _level_dependent_vimco(model, guide, theta, phi, x, z):
+    """VIMCO, wrong only while the log weights sit between 40 and 500 nats: only the shift property (which
+    adds 50–150 per datapoint) sees it — not agreement, not the stability property's ±10³, ±10⁵."""
+    out = family.vimco_phi(model, guide, theta, phi, x, z)
+    top = float(np.max(rws_ref.log_weights(model, guide, theta, phi, x, z)))
+    return {key: v * (1.01 if 40.0 < top < 500.0 else 1.0) for key, v in out.items()}
+
+
+def test_the_shift_property_applies_to_vimco_and_is_the_one_that_sees_a_level_dependent_bug():
+    report = testing.check_estimator(_level_dependent_vimco, "vimco_phi", MIX, CAT, max_examples=8, samplers=False)
+    assert [r.name for r in report.failed()] == ["per-datapoint shift invariance"], str(report)

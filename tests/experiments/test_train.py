@@ -251,3 +251,39 @@ def test_the_trusted_sleep_step_is_sleep_phi_on_the_same_dreams():
         assert sorted(g) == sorted(expected)
         for key in expected:
             np.testing.assert_array_equal(g[key], expected[key])
+
+
+@pytest.mark.parametrize("method", ["wake", "sleep", "insomnia", "defensive", "reinforce", "vimco"])
+def test_each_methods_step_takes_exactly_the_estimators_gradients(method):
+    """The step's θ-gradient is wake-θ (its 1/N included: Adam would hide a missing one) and its φ-gradient is
+    the method's estimator on the same particles (and the same draws for the methods that draw more)."""
+    import rws_ref
+    from rws_ref import family, wake_phi
+    from rws_ref.experiments.optim import Adam
+    from rws_ref.experiments.train import _gradients, _Run
+    from rws_ref.models import GaussianMixture, benchmark_guide
+    model, guide = GaussianMixture(20), benchmark_guide("linear")
+    rng = np.random.default_rng(0)
+    theta, phi = model.init_theta(rng), guide.init_phi(rng)
+    x = model.sample(theta, 7, rng)[1]
+    z = guide.sample(phi, x, 3, rng)
+    cfg = TrainConfig(method=method, K=3).validate()
+    run = _Run(cfg, model, guide, x, None, None, np.random.default_rng(5), Adam(1e-3), Adam(1e-3), {}, None)
+    g_theta, g_phi = _gradients(run, theta, phi, x, z, iteration=0)
+    want_theta = rws_ref.wake_theta(model, guide, theta, phi, x, z)
+    draws = np.random.default_rng(5)                        # the run's generator, replayed
+    if method == "wake":
+        want_phi = wake_phi(model, guide, theta, phi, x, z)
+    elif method in ("sleep", "insomnia"):
+        dreams = model.sample(theta, 21, draws)
+        want_phi = (rws_ref.sleep_phi(guide, phi, *dreams) if method == "sleep" else
+                    family.insomnia(model, guide, theta, phi, x, z, *dreams, cfg.iota))
+    elif method == "defensive":
+        mix = family.DefensiveGuide(guide, cfg.delta)
+        want_phi = wake_phi(model, mix, theta, phi, x, mix.sample(phi, x, 3, draws))
+    else:
+        want_phi = getattr(family, f"{method}_phi")(model, guide, theta, phi, x, z)
+    for got, want in ((g_theta, want_theta), (g_phi, want_phi)):
+        assert sorted(got) == sorted(want)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=1e-14, err_msg=f"{method} {key}")

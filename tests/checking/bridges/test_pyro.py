@@ -348,3 +348,12 @@ def test_a_global_latent_and_a_subsampled_plate_are_refused_in_one_sentence_with
         Bridge(global_model, global_guide, x)
     with pytest.raises(ValueError, match=r"subsamples 2 of its 10 datapoints .* N_total/N_batch = 5"):
         Bridge(subsampled_model, normal_normal_guide, x)
+
+
+def test_an_elbo_that_runs_its_particles_one_at_a_time_gets_each_particle_in_turn():
+    # vectorize_particles=False: Pyro runs the program K times; the bridge hands out particle 0, 1, 2, 3 in turn
+    # (were it to force particle 0 every time, the gradient would be no multiple of IWAE's)
+    bridge, *_ = lg_bridge()
+    elbo = pyro.infer.RenyiELBO(alpha=0.0, num_particles=4, vectorize_particles=False, max_plate_nesting=1)
+    report = bridge.check_loss(lambda x: elbo.loss_and_grads(P.lg_model, P.lg_guide, x), "iwae_phi")
+    assert report.ok and "φ-gradient = −N × iwae-φ" in str(report), str(report)
