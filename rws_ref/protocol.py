@@ -56,7 +56,8 @@ __all__ = ["MODEL_METHODS", "GUIDE_METHODS", "Model", "Guide", "check_model", "c
            "validate_weights", "all_finite", "forward", "MODEL", "GUIDE", "model_forward", "guide_forward",
            "support", "support_log_joint",
            "domain", "describe_shape", "MissingCapability", "readonly", "sample_model", "sample_guide",
-           "init_params", "check_gradient", "PerCopyGradient", "finite_states", "latent_states", "MAX_STATES"]
+           "init_params", "check_gradient", "PerCopyGradient", "finite_states", "latent_states", "MAX_STATES",
+           "serves"]
 
 MODEL_METHODS = ("init_theta", "sample", "log_joint", "grad_log_joint")
 
@@ -64,6 +65,13 @@ MODEL_METHODS = ("init_theta", "sample", "log_joint", "grad_log_joint")
 class MissingCapability(TypeError):
     """A method the object has but cannot serve (an adapter built without ``sample=``): layers that can do
     without it say "not applicable"."""
+
+
+def serves(obj, method):
+    """Whether ``obj`` can serve ``method``: it has it, callable, and does not list it in its optional
+    declaration ``unserved`` (the protocol methods an object must define but cannot serve — an adapter built
+    without ``sample=`` lists "sample"; docs/protocol.md)."""
+    return callable(getattr(obj, method, None)) and method not in getattr(obj, "unserved", ())
 GUIDE_METHODS = ("init_phi", "sample", "log_prob", "grad_log_prob")
 
 

@@ -247,8 +247,8 @@ class _Dreams(Signature):
         return model, case
 
     def applies(self, model, guide):
-        if not callable(getattr(model, "sample", None)):
-            return "needs dreams (z, x) ~ p_θ: the model must have sample()"
+        if not protocol.serves(model, "sample"):
+            return "needs dreams (z, x) ~ p_θ: the model must serve sample()"
         return None
 
 

@@ -97,6 +97,7 @@ class _Adapter:
         self.z_domain, self.x_domain = z_domain, x_domain
         self._density, self._grad, self._per_particle = density, grad, per_particle_grad
         self._sample, self._init, self._name = sample, init, name
+        self.unserved = () if sample is not None else ("sample",)     # protocol.serves: a method it cannot serve
         for key, fn in extra.items():
             if fn is not None:
                 if not callable(fn):

@@ -15,7 +15,7 @@ __all__ = ["exact_mean", "EXACT"]
 EXACT = "exact mean (oracle)"
 
 
-def exact_mean(call, entry, model, guide, exact_ks, rtol, min_k):
+def exact_mean(call, entry, model, guide, exact_ks, rtol, min_k, data=None):
     """The exact mean of the user's estimator (no sampling) against what it must equal (registry.mean)."""
     if not entry.signature.enumerable:
         return PropertyResult(EXACT, "not applicable", "a reparameterized estimator needs a continuous latent, "
@@ -27,7 +27,8 @@ def exact_mean(call, entry, model, guide, exact_ks, rtol, min_k):
     rng = np.random.default_rng(0)
     theta, phi = model.init_theta(rng), guide.init_phi(rng)
     phi = {k: v + 0.5 * rng.standard_normal(np.shape(v)) for k, v in phi.items()}
-    base = draw_case(entry, model, guide, theta, phi, rng, n=2, k=1)
+    x = data[:2] if data is not None else None
+    base = draw_case(entry, model, guide, theta, phi, rng, n=2, k=1, x=x)
     ks = tuple(K for K in exact_ks if K >= min_k)
     for K in ks:
         try:

@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .. import registry
+from .. import protocol, registry
 from .._checks import NonFinite, deadline, traceback_text
 from .._trees import flatten
 from ..registry import Case
@@ -206,6 +206,13 @@ class Check:
     guide: object
     rtol: float
     shift_reason: Optional[str] = None
+    data: Optional[np.ndarray] = None
+
+    def batch(self, theta, rng, n):
+        """n datapoints: drawn (with replacement) from the given data, else from the model's sampler."""
+        if self.data is not None:
+            return self.data[rng.integers(0, len(self.data), n)]
+        return protocol.sample_model(self.model, theta, n, rng)[1]
 
     def reference(self, case, model=None):
         return self.entry.reference(model or self.model, self.guide, case)
@@ -225,7 +232,7 @@ class Check:
         theta, phi = (self.model.init_theta(rng), self.guide.init_phi(rng))
         theta = {k: v + 0.7 * rng.standard_normal(np.shape(v)) for k, v in theta.items()}      # no symmetries
         phi = {k: v + 0.7 * rng.standard_normal(np.shape(v)) for k, v in phi.items()}
-        return draw_case(self.entry, self.model, self.guide, theta, phi, rng, n=3, k=4)
+        return draw_case(self.entry, self.model, self.guide, theta, phi, rng, n=3, k=4, x=self.batch(theta, rng, 3))
 
 
 class Example:

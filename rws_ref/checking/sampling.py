@@ -289,8 +289,8 @@ def check_samplers(model, guide, seed=0, draws=DEFAULT_DRAWS, alpha=DEFAULT_ALPH
     without ``sample`` methods gets "not applicable"."""
     rng = np.random.default_rng([seed, 25])
     out = []
-    if not callable(getattr(model, "sample", None)):
-        return [PropertyResult("sampler: model and guide", "not applicable", "the model has no sample()")]
+    if not protocol.serves(model, "sample"):
+        return [PropertyResult("sampler: model and guide", "not applicable", "the model serves no sample()")]
     try:
         theta, phi = protocol.init_params(model, rng), protocol.init_params(guide, rng)
         x = protocol.sample_model(model, theta, 3, rng)[1]

@@ -138,7 +138,7 @@ def log_weight_arrays(max_k=6, max_n=4, spread=1e5, zero_weights=True):
 
 def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8, exact_ks=(1, 2, 3), seed=0,
                     shrink=False, min_k=None, max_spread=30.0, max_examples_limit=MAX_EXAMPLES, timeout=None,
-                    progress=False, samplers=True):
+                    progress=False, samplers=True, data=None):
     """Check an implementation of one estimator against the properties it must have.
 
     Parameters
@@ -166,6 +166,8 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
     progress : bool, print each property's name to stderr as it starts
     samplers : bool, also test the pair's samplers against their densities (rws_ref.sampling): the
         particles a training run would use must come from the guide's density
+    data : array (M, *x_shape), optional: observations the examples' batches are drawn from (with
+        replacement) instead of the model's sampler — for a pair that serves no sample() (densities only)
 
     Properties
     ----------
@@ -209,22 +211,29 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
     timeout = check_timeout(timeout)
     model, guide = limits.timed(model, timeout), limits.timed(guide, timeout)
     call = UserFunction(fn, entry, timeout)
+    data = None if data is None else protocol.validate_x(model, data, name="data")
     report = CheckReport(kind)
-    reason = registry.applies(entry, model, guide)
+    reason = registry.applies(entry, model, guide) or _needs_data(model, data)
     if reason:
         report.results.append(PropertyResult("every property", "not applicable", reason))
         return report
-    check = Check(call, entry, model, guide, rtol)
+    check = Check(call, entry, model, guide, rtol, data=data)
     examples = _ExampleMaker(check, min_k, max(4, min_k), 3, max_spread)
     check.shift_reason = _shift_not_applicable(check, examples, seed)
     _say(progress, f"check_estimator({kind!r}): {len(PROPERTIES)} properties on {max_examples} examples …")
     report.results += _run_properties(check, examples, max_examples, seed, shrink)
     _say(progress, f"check_estimator({kind!r}): {EXACT} …")
-    report.results.append(exact_mean(call, entry, model, guide, exact_ks, rtol, min_k))
+    report.results.append(exact_mean(call, entry, model, guide, exact_ks, rtol, min_k, data))
     if samplers:
         _say(progress, f"check_estimator({kind!r}): the samplers …")
         report.results += check_samplers(model, guide, seed)
     return report
+
+
+def _needs_data(model, data):
+    if data is None and not protocol.serves(model, "sample"):
+        return "the examples need data: the model serves no sample(); give data=… (observations, (M, *x_shape))"
+    return None
 
 
 def _say(progress, text):
@@ -269,7 +278,7 @@ class _ExampleMaker:
         rng = np.random.default_rng(seed)
         theta = _scaled(model.theta_shapes, theta_scale, rng)
         phi = _scaled(guide.phi_shapes, phi_scale, rng)
-        x = protocol.sample_model(model, theta, n, rng)[1]
+        x = check.batch(theta, rng, n)
         if not sig.enumerable:                                   # base noise ε, its particles z(ε, φ)
             case = sig.draw(model, guide, theta, phi, rng, n, k, x=x)
             extreme = case._replace(eps=3.0 * case.eps, z=guide.reparameterize(phi, x, 3.0 * case.eps))
@@ -288,7 +297,8 @@ class _ExampleMaker:
         if self.states is not None:
             return _support_particles(rng, self.states, model, guide, theta, phi, x, k, self.max_spread)
         for _ in range(20):
-            z = protocol.sample_guide(guide, phi, x, k, rng)
+            z = protocol.sample_guide(guide, phi, x, k, rng) if protocol.serves(guide, "sample") else \
+                self._anywhere(k, x.shape[0], rng)
             if self.max_spread is None or _within(model, guide, Case(theta, phi, x, z), self.max_spread):
                 return z
         return None
@@ -431,8 +441,9 @@ def _shift_not_applicable(check, examples, seed):
         return ("fn evaluates its own densities, which rws_ref cannot shift; "
                 "give fn(model, guide, …) to have the property checked")
     rng = np.random.default_rng(seed)
-    case = entry.signature.draw(check.model, check.guide, check.model.init_theta(rng), check.guide.init_phi(rng),
-                                rng, n=2, k=max(2, entry.min_k))
+    theta = check.model.init_theta(rng)
+    case = entry.signature.draw(check.model, check.guide, theta, check.guide.init_phi(rng), rng, n=2,
+                                k=max(2, entry.min_k), x=check.batch(theta, rng, 2))
     try:
         call.invoke(entry.signature.arguments(_Poisoned(check.model), check.guide, case))
     except Exception:            # it evaluated the model (or failed on it in its own way): it uses the model

@@ -3,6 +3,7 @@ test at fixed seeds); the planted bugs of a sampler — φ ignored, a wrong repa
 of one draw, one datapoint's particles reused for another — are caught."""
 import numpy as np
 import pytest
+from protocol_variants import UndeclaredGuide, UndeclaredMix
 
 import rws_ref
 from rws_ref.checking import sampling, testing
@@ -95,58 +96,8 @@ def test_the_smallest_detectable_deviation_is_stated():
     assert 0.05 < w < 0.15                          # about sqrt(λ/n) for λ ≈ 30 at 3 df, n = 4000
 
 
-class _UndeclaredMix:
-    """A user's discrete model written to docs/protocol.md: support() on the model, no z_domain anywhere
-    (the latent is then handed over as float64, and the guide declares no finite domain of its own)."""
-    theta_shapes, z_shape, x_shape = {"means": (3,)}, (), ()
-
-    def init_theta(self, rng):
-        return {"means": np.array([-2.0, 0.0, 2.0])}
-
-    def sample(self, theta, n, rng):
-        z = rng.integers(0, 3, n)
-        return z, theta["means"][z] + rng.standard_normal(n)
-
-    def log_joint(self, theta, z, x):
-        z = np.asarray(z, dtype=int)
-        return np.log(1 / 3) - 0.5 * (x - theta["means"][z]) ** 2 - 0.5 * np.log(2 * np.pi)
-
-    def grad_log_joint(self, theta, z, x, weights):
-        z = np.asarray(z, dtype=int)
-        return {"means": np.bincount(z.ravel(), (weights * (x - theta["means"][z])).ravel(), 3)}
-
-    def support(self):
-        return np.arange(3)
-
-
-class _UndeclaredGuide:
-    phi_shapes, z_shape, x_shape = {"w": (3,), "c": (3,)}, (), ()
-
-    def init_phi(self, rng):
-        return {"w": np.array([-1.0, 0.0, 1.0]), "c": np.zeros(3)}
-
-    def _log_q(self, phi, x):
-        a = phi["w"] * np.asarray(x)[:, None] + phi["c"]
-        return a - np.logaddexp.reduce(a, axis=1, keepdims=True)
-
-    def sample(self, phi, x, K, rng):
-        p = np.exp(self._log_q(phi, x))
-        return np.minimum((rng.random((K, len(x), 1)) > np.cumsum(p, axis=1)).sum(-1), 2)
-
-    def log_prob(self, phi, z, x):
-        z = np.asarray(z, dtype=int)                      # an index: only the declared states are valid
-        return self._log_q(phi, x)[np.arange(len(x))[None, :], z]
-
-    def grad_log_prob(self, phi, z, x, weights):
-        z = np.asarray(z, dtype=int)
-        p = np.exp(self._log_q(phi, x))
-        G = -weights.sum(0)[:, None] * p
-        np.add.at(G, (np.broadcast_to(np.arange(len(x)), z.shape), z), weights)
-        return {"w": np.asarray(x) @ G, "c": G.sum(0)}
-
-
 def test_a_pair_whose_finite_latent_only_the_model_declares_is_checked_on_that_domain():
-    model, guide = _UndeclaredMix(), _UndeclaredGuide()
+    model, guide = UndeclaredMix(), UndeclaredGuide()
     report = testing.check_estimator(rws_ref.wake_theta, "wake_theta", model, guide, max_examples=5)
     assert report.ok, str(report)
     names = {r.name: r.status for r in report.results}

@@ -287,3 +287,44 @@ def _level_dependent_vimco(model, guide, theta, phi, x, z):
 def test_the_shift_property_applies_to_vimco_and_is_the_one_that_sees_a_level_dependent_bug():
     report = testing.check_estimator(_level_dependent_vimco, "vimco_phi", MIX, CAT, max_examples=8, samplers=False)
     assert [r.name for r in report.failed()] == ["per-datapoint shift invariance"], str(report)
+
+
+# -- no false failure on the documented protocol (issue 29): every kind on every pair and variant --------------
+
+from protocol_variants import VARIANTS, own_densities  # noqa: E402
+
+_BUILT = {name: make() for name, make in VARIANTS.items()}
+MATRIX = [(kind, name, form) for kind in registry.KINDS for name, pair in {**PAIRS, **_BUILT}.items()
+          for form in ("model, guide", "own densities")
+          if registry.applies(registry.get(kind), *pair) is None
+          and (form == "model, guide" or own_densities(registry.get(kind), *pair) is not None)]
+
+
+def test_the_matrix_holds_every_kind_and_every_variant():
+    assert {k for k, _, _ in MATRIX} == set(registry.KINDS) and {n for _, n, _ in MATRIX} >= set(VARIANTS)
+    assert len(MATRIX) >= 100
+
+
+@pytest.mark.parametrize("kind, pair, form", MATRIX, ids=[f"{k} on {p}, fn({f}, …)" for k, p, f in MATRIX])
+def test_a_correct_implementation_passes_on_every_pair_and_protocol_variant(kind, pair, form):
+    # deterministic properties (no false failure but rounding); the sampler checks run in
+    # benchmarks/false_failures.py, which measures their false-failure rate over many seeds
+    model, guide = {**PAIRS, **_BUILT}[pair]
+    entry = registry.get(kind)
+    fn = entry.function if form == "model, guide" else own_densities(entry, model, guide)
+    data = None
+    if pair == "densities only":                            # no sampler: the user's observations instead
+        data = rws_ref.GaussianMixture(4, scale=6.0).sample(PAIRS["mixture"][0].true_theta(), 20,
+                                                            np.random.default_rng(1))[1]
+    report = testing.check_estimator(fn, kind, model, guide, max_examples=3, exact_ks=(2,), samplers=False,
+                                     data=data)
+    assert report.ok, str(report)
+
+
+def test_a_pair_without_a_sampler_needs_data_and_says_so_rather_than_failing():
+    from protocol_variants import densities_only
+    model, guide = densities_only()
+    report = testing.check_estimator(rws_ref.wake_theta, "wake_theta", model, guide, max_examples=3)
+    assert [r.status for r in report.results] == ["not applicable"] and "give data=" in report.results[0].detail
+    dreams = testing.check_estimator(rws_ref.sleep_phi, "sleep_phi", model, guide, max_examples=3)
+    assert [r.status for r in dreams.results] == ["not applicable"] and "sample()" in dreams.results[0].detail
