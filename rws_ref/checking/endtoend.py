@@ -238,8 +238,10 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
     pair = (model, guide)                                  # the user's objects: the key of the cached moments
     model, guide = limits.timed(model, timeout), limits.timed(guide, timeout)
     rng = np.random.default_rng(seed)
-    theta = protocol.init_params(model, rng) if theta is None else theta
-    phi = protocol.init_params(guide, rng) if phi is None else phi
+    # read-only views: the user's function cannot write into the caller's θ, φ, x (nor into what the check uses)
+    theta = protocol.init_params(model, rng) if theta is None else protocol.validate_params(theta, model.theta_shapes,
+                                                                                            "theta")
+    phi = protocol.init_params(guide, rng) if phi is None else protocol.validate_params(phi, guide.phi_shapes, "phi")
     x = protocol.sample_model(model, theta, 2, rng)[1] if x is None else protocol.validate_x(model, x)
     mean, var, route = _cached_moments(pair, kind, model, guide, theta, phi, x, K, iota, delta, M)
     call = UserFunction(fn, entry, timeout, names=("model", "guide") + sig.stochastic)

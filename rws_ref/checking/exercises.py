@@ -13,20 +13,17 @@ estimator must have on many drawn inputs (hypothesis), the exact mean against th
 them.  Your function takes the arguments of rws_ref's function of the same name (the registry's
 signature) and may use only the model's and guide's protocol methods (docs/protocol.md).
 """
-import importlib.util
+import json
 import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from .. import registry
-from .._checks import traceback_text
 from .._io import atomic_write, check_output_path
-from ..models import DiagonalGaussianGuide, GaussianMixture, LinearGaussian, SoftmaxLinearGuide
-from . import diagnose, testing
-from .properties import draw_case
 
-__all__ = ["EXERCISES", "Exercise", "Grade", "grade", "template", "get", "command"]
+__all__ = ["EXERCISES", "Exercise", "Grade", "template", "get", "command", "grade_isolated", "CALL_TIMEOUT",
+           "GRADE_TIMEOUT"]
 
 
 @dataclass(frozen=True)
@@ -127,61 +124,9 @@ class Grade:
         return "\n".join([head] + [f"  {line}" for line in self.lines])
 
 
-def _settings(entry):
-    """Two fixed settings per kind: a continuous pair and, where the kind applies, a discrete one."""
-    pairs = [(LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3))]
-    if entry.signature.enumerable:                   # a discrete pair, where the kind draws its particles
-        pairs.append((GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)))
-    out = []
-    for i, (model, guide) in enumerate(pairs):
-        rng = np.random.default_rng([2026, i])
-        theta, phi = model.init_theta(rng), guide.init_phi(rng)
-        out.append((model, guide, draw_case(entry, model, guide, theta, phi, rng, n=3, k=4)))
-    return out
-
-
-def _load(path, name):
-    if not os.path.isfile(path):
-        raise ValueError(f"FILE must be your Python file; {path!r} is not a file")
-    spec = importlib.util.spec_from_file_location(f"rws_ref_exercise_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    fn = getattr(module, name, None)
-    if not callable(fn):
-        raise ValueError(f"{path} must define a function {name}(...) (rws-ref exercises start {name} FILE "
-                         f"writes a template)")
-    return fn
-
-
-def grade(name, path, max_examples=10):
-    """Grade the function ``name`` in the Python file ``path``: a :class:`Grade`."""
-    exercise = get(name)
-    entry = registry.get(name)
-    fn = _load(path, name)
-    where = f"see {exercise.section}"
-    for model, guide, case in _settings(entry):
-        try:
-            got = fn(*registry.arguments(entry, model, guide, case))
-        except NotImplementedError:
-            return Grade(name, False, ["not written yet: the template still raises NotImplementedError", where])
-        except Exception as err:                   # the student's bug is the grade, shown with their frames
-            return Grade(name, False, [f"your function raised {type(err).__name__} on {model!r}:",
-                                       *traceback_text(err).splitlines(), where])
-        try:
-            verdict = diagnose.compare(name, got, model, guide, **case._asdict())
-        except (TypeError, ValueError) as err:
-            return Grade(name, False, [f"on {model!r}: {err}", where])
-        if not verdict.ok:
-            return Grade(name, False, [f"on {model!r}: {verdict}", where])
-    model, guide = _settings(entry)[-1][:2]
-    report = testing.check_estimator(fn, name, model, guide, max_examples=max_examples, samplers=False)
-    failed = [r for r in report.results if r.status == "fail"]
-    if failed:
-        return Grade(name, False, [f"right on the fixed inputs, but a property fails on {model!r}:",
-                                   *str(failed[0]).splitlines(), where])
-    passed = [r.name for r in report.results if r.status == "pass"]
-    return Grade(name, True, [f"agrees with rws_ref on the fixed inputs and passes {len(passed)} properties: "
-                              + ", ".join(passed)])
+#: seconds one call of the student's function may take, and the whole grading of one file
+CALL_TIMEOUT = 10.0
+GRADE_TIMEOUT = 120.0
 
 
 def command(action, name=None, path=None):
@@ -197,6 +142,44 @@ def command(action, name=None, path=None):
         atomic_write(path, lambda handle: handle.write(template(name)))
         print(f"wrote the template of {name} to {path}; fill it in, then: rws-ref exercises check {name} {path}")
         return 0
-    result = grade(name, path)
+    result = grade_isolated(name, path)
     print(result)
     return 0 if result.ok else 1
+
+
+def grade_isolated(name, path, seconds=GRADE_TIMEOUT):
+    """Grade in a child process with a working directory of its own (a fresh temporary folder), within
+    ``seconds``: the student's code cannot touch the files beside it through relative paths, and its exit
+    status is not the grade — the grade comes back through a pipe, so ``sys.exit(0)`` in the student's code
+    grades nothing.  What the student's code prints is shown before the grade."""
+    get(name)
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"FILE must be your Python file; {path!r} is not a file")
+    read, write = os.pipe()
+    with tempfile.TemporaryDirectory(prefix="rws_ref_grading_") as work:
+        child = subprocess.Popen([sys.executable, "-m", "rws_ref.checking.grader", name, path, str(write)],
+                                 cwd=work, pass_fds=(write,), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        os.close(write)
+        try:
+            out, err = child.communicate(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            os.close(read)
+            return Grade(name, False, [f"grading did not finish within {seconds:g} s: an endless loop in your "
+                                       f"file's module-level code or in your function?", f"see {get(name).section}"])
+        with os.fdopen(read, "rb") as pipe:
+            message = pipe.read()
+    if out.strip():
+        print(f"(your code printed:)\n{out.rstrip()}")
+    if not message:
+        tail = [line for line in err.strip().splitlines()[-6:] if line]
+        return Grade(name, False, [f"your code ended the grading process (exit status {child.returncode}) before "
+                                   f"it was graded: sys.exit or os._exit in your file or your function?", *tail,
+                                   f"see {get(name).section}"])
+    verdict = json.loads(message.decode("utf-8"))
+    if "error" in verdict:                           # the grader's own refusal (a misuse), raised here
+        raise ValueError(verdict["error"])
+    return Grade(name, verdict["ok"], verdict["lines"])

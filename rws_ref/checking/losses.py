@@ -47,7 +47,10 @@ class LossReport:
 
     @property
     def ok(self):
-        return all(p.consistent for p in self.parts if p.part != "value")
+        """Every gradient given is consistent with minimizing the loss — and at least one was given: a loss that
+        returns a value alone is not checked, so not ok."""
+        gradients = [p for p in self.parts if p.part != "value"]
+        return bool(gradients) and all(p.consistent for p in gradients)
 
     def __str__(self):
         head = f"check_loss({self.kind!r}): {'consistent' if self.ok else 'NOT consistent'}"
@@ -59,11 +62,11 @@ class LossReport:
             raise AssertionError(str(self))
 
 
-def _scale_words(factor, n):
-    """'−N' for −3 with N = 3, '1' for 1.0, '−0.5' otherwise."""
+def _scale_words(factor, n, rtol=1e-9):
+    """'−N' for −3 with N = 3, '1' for 1.0, '−0.5' otherwise (equal to within ``rtol``)."""
     for value, words in ((1.0, "1"), (float(n), "N"), (1.0 / n, "1/N")):
         for sign, mark in ((1, ""), (-1, "−")):
-            if abs(factor - sign * value) <= 1e-9 * max(1.0, abs(factor)):
+            if abs(factor - sign * value) <= max(rtol, 1e-9) * max(1.0, abs(factor)):
                 return mark + words
     return f"{factor:.6g}".replace("-", "−")
 
@@ -92,7 +95,7 @@ def _explain(part, got, refs, made, n, minimize_sign, rtol, name, K):
         verdict = "consistent with minimizing the loss" if consistent else \
             "its sign makes minimizing the loss move the wrong way"
         return Convention(part, a, name, bool(consistent),
-                          f"{part} = {_scale_words(a, n)} × {name}: {verdict}")
+                          f"{part} = {_scale_words(a, n, rtol)} × {name}: {verdict}")
     best = None
     for mistake in made[0]:
         if " + " in mistake or mistake in (known.SIGN, known.SUM, known.ZERO):    # multiples are found by the fit
@@ -108,7 +111,7 @@ def _explain(part, got, refs, made, n, minimize_sign, rtol, name, K):
                                              f"multiple {a:.4g}); compare it entry by entry with diagnose.compare")
     b, mistake = best
     what, said = known.nature(mistake, K)
-    scale = _scale_words(b, n)
+    scale = _scale_words(b, n, rtol)
     if what == "mistake":
         return Convention(part, b, f"{name} with: {mistake}", False,
                           f"{part} = {scale} × {name} with a known mistake: {mistake}")
@@ -165,6 +168,9 @@ def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None,
     cases = _cases(entry, model, guide, given, K, N, M, seed)
     call = UserFunction(loss, entry, timeout)
     outputs = [_evaluate(call, entry, model, guide, c) for c in cases]
+    resolution = max(o[3] for o in outputs)               # 1e-6 when a gradient came back in float32
+    if resolution > 1e-12:                                # compare at that precision, and say so
+        rtol = max(rtol, 20 * resolution)
     K, n = entry.signature.particles(cases[0]), entry.signature.size(cases[0])
     sign = -1.0 if minimize else 1.0
     report = LossReport(kind)
@@ -183,6 +189,14 @@ def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None,
                                      kind.replace("_phi", "-φ").replace("_", " "), K))
     if not report.parts:
         raise ValueError("loss returned no value and no gradients: nothing to check")
+    if not any(p.part != "value" for p in report.parts):
+        report.parts.append(Convention("gradients", text="no gradient came back (grad_theta and grad_phi are both "
+                                                         "None): nothing checked, so not consistent"))
+    if resolution > 1e-12:
+        report.parts.append(Convention("precision", consistent=True, text=(
+            f"precision: the gradients came back in {np.finfo(np.float32).dtype if resolution < 1e-3 else 'float16'}"
+            f" (resolution {resolution:g}), so they are compared at rtol {rtol:g}; compute in float64 for a check "
+            f"at 1e-8")))
     return report
 
 
@@ -203,7 +217,16 @@ def _cases(entry, model, guide, given, K, N, M, seed):
                                  for k, v in first.phi.items()})
     if not entry.signature.enumerable:                   # the particles z(ε, φ) move with φ
         second = second._replace(z=guide.reparameterize(second.phi, second.x, second.eps))
-    return [first, second]
+    return [_read_only(c, model, guide) for c in (first, second)]
+
+
+def _read_only(case, model, guide):
+    """The case with every array a read-only view (validated): a loss that writes into θ, φ, x or the particles
+    fails at once instead of changing the caller's arrays or the inputs of the check's second half."""
+    arrays = {k: protocol.readonly(np.asarray(v)) for k, v in case._asdict().items()
+              if isinstance(v, np.ndarray) and k not in ("theta", "phi")}
+    return case._replace(theta=protocol.validate_params(case.theta, model.theta_shapes, "theta"),
+                         phi=protocol.validate_params(case.phi, guide.phi_shapes, "phi"), **arrays)
 
 
 def _evaluate(call, entry, model, guide, case):
@@ -219,8 +242,11 @@ def _evaluate(call, entry, model, guide, case):
         value = float(arr.reshape(()))
     phi_like = entry.reference(model, guide, case)
     theta_like = {k: np.zeros(np.shape(v)) for k, v in case.theta.items()}
+    # the resolution of the gradients' dtype: 1e-15 for float64, 1e-6 for float32 (the coarsest one given)
+    resolution = max((float(np.finfo(np.asarray(v).dtype).resolution) for g in (g_theta, g_phi) if isinstance(g, dict)
+                      for v in g.values() if np.asarray(v).dtype.kind == "f"), default=1e-15)
     return (value, None if g_theta is None else call.check_output(g_theta, theta_like),
-            None if g_phi is None else call.check_output(g_phi, phi_like))
+            None if g_phi is None else call.check_output(g_phi, phi_like), resolution)
 
 
 def _value_convention(values, model, guide, cases, n):

@@ -33,7 +33,6 @@ import math
 import autograd.numpy as anp
 import numpy as np
 from autograd import grad
-from scipy.special import gammaln
 
 from .. import protocol
 from .._checks import TooLarge, check_count, check_memory
@@ -129,11 +128,12 @@ def multisets(n_states, K, chunk_rows=None, states=True):
                          f"64-bit ranks used here (2^61)")
     rows = chunk_rows or max(1, _CHUNK_BYTES // (8 * ((K if states else 0) + n_states) * 4))
     tables = _binomial_tables(n_states - 1, K + n_states - 1)
+    log_factorial = np.array([math.lgamma(n + 1.0) for n in range(K + 1)])         # log n!, to an ulp
     for start in range(0, total, rows):
         counts = _compositions(np.arange(start, min(start + rows, total)), n_states, K, tables)
         m = counts.shape[0]
         a = (np.repeat(np.tile(np.arange(n_states), m), counts.reshape(-1)).reshape(m, K) if states else None)
-        yield a, counts, gammaln(K + 1.0) - gammaln(counts + 1.0).sum(axis=1)
+        yield a, counts, log_factorial[K] - log_factorial[counts].sum(axis=1)
 
 
 def _count_text(n):

@@ -5,8 +5,15 @@ import textwrap
 
 import pytest
 
-from rws_ref.checking import exercises
+from rws_ref.checking import exercises, grader
 from rws_ref.cli import main
+
+
+def graded(name, path):
+    """The grade of rws-ref exercises check, computed in this process (the command line runs the same grader in a
+    child process of its own: tested below); returns (exit status, the printed grade)."""
+    result = grader.grade(name, path)
+    return (0 if result.ok else 1), str(result)
 
 HEADER = ("import numpy as np\n\n\ndef softmax0(a):\n    e = np.exp(a - a.max(axis=0))\n"
           "    return e / e.sum(axis=0)\n\n\n")
@@ -98,10 +105,9 @@ def write(tmp_path, name, body):
 
 
 @pytest.mark.parametrize("name", [e.name for e in exercises.EXERCISES])
-def test_a_right_solution_is_graded_right(tmp_path, name, capsys):
-    assert main(["exercises", "check", name, write(tmp_path, name, SOLUTIONS[name])]) == 0
-    out = capsys.readouterr().out
-    assert f"{name}: right" in out and "properties" in out, out
+def test_a_right_solution_is_graded_right(tmp_path, name):
+    code, out = graded(name, write(tmp_path, name, SOLUTIONS[name]))
+    assert code == 0 and f"{name}: right" in out and "properties" in out, out
 
 
 @pytest.mark.parametrize("name, edit, words", MISTAKES, ids=[f"{m[0]}-{m[2][:20]}" for m in MISTAKES])
@@ -109,9 +115,8 @@ def test_a_wrong_solution_gets_a_hint_naming_the_mistake_and_the_section(tmp_pat
     old, new = edit
     assert old in SOLUTIONS[name]
     path = write(tmp_path, name, SOLUTIONS[name].replace(old, new))
-    assert main(["exercises", "check", name, path]) == 1
-    out = capsys.readouterr().out
-    assert f"{name}: not yet right" in out and words in out and exercises.get(name).section in out, out
+    code, out = graded(name, path)
+    assert code == 1 and f"{name}: not yet right" in out and words in out and exercises.get(name).section in out, out
 
 
 def test_every_exercise_is_listed_in_order_with_its_section(capsys):
@@ -145,8 +150,8 @@ def test_start_never_replaces_a_file_and_check_names_what_is_missing(tmp_path, c
 
 def test_a_crash_in_the_students_code_is_a_hint_with_their_line(tmp_path, capsys):
     path = write(tmp_path, "wake_theta", "def wake_theta(model, guide, theta, phi, x, z):\n    return 1 / 0\n")
-    assert main(["exercises", "check", "wake_theta", path]) == 1
-    out = capsys.readouterr().out
+    code, out = graded("wake_theta", path)
+    assert code == 1
     assert "ZeroDivisionError" in out and "wake_theta.py" in out, out
 
 
@@ -170,6 +175,40 @@ RIGHT_ON_THE_FIXED_INPUTS = [
 @pytest.mark.parametrize("what, edit", RIGHT_ON_THE_FIXED_INPUTS, ids=[r[0] for r in RIGHT_ON_THE_FIXED_INPUTS])
 def test_a_solution_right_on_the_fixed_inputs_but_failing_a_property_is_not_right(tmp_path, what, edit, capsys):
     path = write(tmp_path, "wake_theta", _WAKE_THETA_BODY.format(edit=edit))
-    assert main(["exercises", "check", "wake_theta", path]) == 1
-    out = capsys.readouterr().out
+    code, out = graded("wake_theta", path)
+    assert code == 1
     assert "right on the fixed inputs, but a property fails" in out, out
+
+
+
+# -- the command line grades in a child process of its own (issue 32) -------------------------------------
+
+
+def test_the_command_line_grades_a_right_solution_right_in_a_child_process(tmp_path, capsys):
+    assert main(["exercises", "check", "wake_theta", write(tmp_path, "wake_theta", SOLUTIONS["wake_theta"])]) == 0
+    assert "wake_theta: right" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("body, words", [
+    ("import sys\nsys.exit(0)\n", "ended the grading process (exit status 0)"),
+    ("import rws_ref\ndef wake_theta(model, guide, theta, phi, x, z):\n"
+     "    return rws_ref.wake_theta(model, guide, theta, phi, x, z)\n", "calls rws_ref's own wake_theta"),
+    ("def wake_theta(model, guide, theta, phi, x, z)\n    return 1\n", "SyntaxError"),
+    ("import os\ndef wake_theta(model, guide, theta, phi, x, z):\n    os._exit(0)\n", "exit status 0"),
+], ids=["sys.exit(0) at import", "forwards to rws_ref", "a syntax error", "os._exit(0) in the function"])
+def test_a_students_code_cannot_forge_the_grade(tmp_path, capsys, body, words):
+    path = tmp_path / "wake_theta.py"
+    path.write_text(body)
+    assert main(["exercises", "check", "wake_theta", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "wake_theta: not yet right" in out and words in out, out
+
+
+def test_a_students_code_runs_in_a_folder_of_its_own_and_an_endless_loop_is_stopped(tmp_path):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("the student's own file")
+    path = tmp_path / "wake_theta.py"
+    path.write_text("import os\nfor f in os.listdir('.'):\n    os.remove(f)\nwhile True:\n    pass\n")
+    result = exercises.grade_isolated("wake_theta", str(path), seconds=3.0)
+    assert not result.ok and "did not finish within 3 s" in str(result)
+    assert mine.read_text() == "the student's own file" and path.exists()       # nothing beside it touched
