@@ -100,6 +100,11 @@ def deadline(seconds, what):
             signal.signal(signal.SIGALRM, _OUTSIDE_HANDLER.pop())
 
 
+#: seconds one call of a user's code may take by default, on every route that runs it (check_estimator,
+#: check_stochastic, check_loss, the sampler checks, the audit, one training iteration); None lifts the limit
+DEFAULT_TIMEOUT = 60.0
+
+
 def renamed(module, old_names):
     """A module ``__getattr__`` for names that were renamed: ``old_names`` maps an old name to the new one;
     the old name still works, with a DeprecationWarning naming the new one."""

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from . import __version__, protocol
-from ._checks import check_memory, user_frames
+from ._checks import DEFAULT_TIMEOUT, check_memory, user_frames
 from ._io import atomic_write, check_output_path
 from .checking import limits
 
@@ -160,8 +160,9 @@ def _audit_parser(sub):
                        help="audit your own model instead of the built-in ones (it needs a finite support()); "
                             "ATTR gives (model, guide) or {'model': …, 'guide': …} (a callable is called)")
     audit.add_argument("--seed", type=_nonnegative_int, default=0, help="θ, φ and x for --model")
-    audit.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
-                       help="with --model: every call of your model's and guide's methods must return within it")
+    audit.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                       help="with --model: every call of your model's and guide's methods must return within it "
+                            "(default: %(default)g s)")
     audit.add_argument("--overwrite", action="store_true", help="allow replacing an existing --plot file")
 
 
@@ -218,8 +219,9 @@ def _train_outputs(arg):
     arg("--checkpoint", metavar="FILE.npz", help="write checkpoints here")
     arg("--resume", metavar="FILE.npz", help="continue from this checkpoint")
     arg("--no-progress", action="store_true", help="no progress bar")
-    arg("--timeout", type=_positive_float, default=None, metavar="SECONDS",
-        help="with --model MODULE:ATTR: every call of your model's and guide's methods must return within it")
+    arg("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help="with --model MODULE:ATTR: every call of your model's and guide's methods must return within it "
+             "(default: %(default)g s)")
     arg("--overwrite", action="store_true",
         help="allow replacing existing --out, --plot, --save-params and --checkpoint files (a fresh run never "
              "replaces a checkpoint otherwise; --resume continues the one it names)")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import exact, family, protocol, registry
+from .._checks import DEFAULT_TIMEOUT
 from .._io import atomic_write
 from .._trees import flatten as _flat
 from ..models import (
@@ -188,14 +189,14 @@ def _defensive_row(model, guide, theta, phi, x, name, K, target):
                 agree=direct)
 
 
-def audit_model(model, guide, theta=None, phi=None, x=None, ks=(1, 3), k_score=3, seed=0, name=None, timeout=None,
-                progress=False):
+def audit_model(model, guide, theta=None, phi=None, x=None, ks=(1, 3), k_score=3, seed=0, name=None,
+                timeout=DEFAULT_TIMEOUT, progress=False):
     """The audit of any model with a finite ``support()`` (docs/protocol.md): wake-θ,
     wake-φ, defensive wake-φ, REINFORCE, VIMCO and (with an x-expectation capability)
     sleep-φ against the exact oracle, each by a second route.  θ, φ and two datapoints
     default to draws from ``init_theta``, ``init_phi`` and ``sample`` with ``seed``.
-    ``timeout`` (seconds) bounds every call of the model's and guide's methods (TimeoutError
-    naming the method); ``progress`` prints each row to stderr as it is done.
+    ``timeout`` (seconds, default 60; None: no limit) bounds every call of the model's and guide's methods
+    (TimeoutError naming the method); ``progress`` prints each row to stderr as it is done.
 
     Returns
     -------

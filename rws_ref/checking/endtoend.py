@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy import stats
+from tqdm import tqdm
 
 from .. import exact, protocol, registry
-from .._checks import check_count, check_fraction, check_timeout
+from .._checks import DEFAULT_TIMEOUT, check_count, check_fraction, check_timeout
 from .._trees import flatten, unflatten
 from ..registry import Case
 from . import limits
@@ -196,8 +197,13 @@ def _quadrature(entry, model, guide, given, K, nodes):
             f"Gauss–Hermite quadrature over ε ({nodes} nodes per dimension)")
 
 
+#: check_stochastic refuses more replicates than this unless ``max_replicates`` is raised
+MAX_REPLICATES = 1_000_000
+
+
 def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=None, K=3, replicates=2000,
-                     seed=0, alpha=1e-3, iota=None, delta=None, M=None, detect=(0.01, 0.05, 0.1), timeout=None):
+                     seed=0, alpha=1e-3, iota=None, delta=None, M=None, detect=(0.01, 0.05, 0.1),
+                     timeout=DEFAULT_TIMEOUT, progress=False, max_replicates=MAX_REPLICATES):
     """Run the user's stochastic estimator R times and test its mean against the exact mean.
 
     Parameters
@@ -212,8 +218,10 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
     replicates : R, the runs of ``fn``; each gets its own generator np.random.default_rng([seed, r])
     alpha : the false-failure rate of the whole check (Bonferroni over the entries)
     detect : relative deviations for which the report gives the replicates needed
-    timeout : seconds, optional: every call of ``fn`` and of the model's and guide's methods must return
-        within it (TimeoutError naming the function)
+    timeout : seconds (default 60; None: no limit): every call of ``fn`` and of the model's and guide's methods
+        must return within it (TimeoutError naming the function)
+    progress : bool, a progress bar of the runs on stderr
+    max_replicates : the most replicates accepted (default 1,000,000; raise it to run more)
 
     Returns
     -------
@@ -222,6 +230,9 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
     entry = registry.get(kind)
     sig = entry.signature
     replicates, K = check_count(replicates, "replicates", minimum=10), check_count(K, "K")
+    if replicates > check_count(max_replicates, "max_replicates"):
+        raise ValueError(f"replicates = {replicates:,} is above the limit of {max_replicates:,}; pass "
+                         f"max_replicates={replicates} to allow it")
     alpha = check_fraction(alpha, "alpha")
     if not 0 < alpha < 0.5:
         raise ValueError(f"alpha must be in (0, 0.5); got {alpha!r}")
@@ -246,11 +257,14 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
     mean, var, route = _cached_moments(pair, kind, model, guide, theta, phi, x, K, iota, delta, M)
     call = UserFunction(fn, entry, timeout, names=("model", "guide") + sig.stochastic)
     outputs = []
+    bar = tqdm(total=replicates, desc=f"check_stochastic({kind!r})", unit="run", disable=not progress)
     for r in range(replicates):
+        bar.update(1)
         values = {"model": model, "guide": guide, "theta": theta, "phi": phi, "x": x,
                   "rng": np.random.default_rng([seed, r])}
         args = [values[n] for n in ("model", "guide") + sig.stochastic if call.objects or n not in ("model", "guide")]
         outputs.append(flatten(call.check_output(call.invoke(args), mean), mean))
+    bar.close()
     return _z_test(entry, np.array(outputs), mean, var, replicates, alpha, detect, route)
 
 

@@ -1,9 +1,9 @@
 """Time limits on a user's model and guide: every method call (and every pullback it returns) must
 return within a number of seconds, else TimeoutError naming the method (main thread, Unix: SIGALRM)."""
 from .. import protocol
-from .._checks import check_timeout, deadline
+from .._checks import DEFAULT_TIMEOUT, check_timeout, deadline
 
-__all__ = ["Timed", "timed"]
+__all__ = ["Timed", "timed", "DEFAULT_TIMEOUT"]
 
 
 #: the methods and capabilities a time limit applies to (protocol, capabilities, reparameterization)

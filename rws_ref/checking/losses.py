@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import protocol, registry
-from .._checks import check_timeout
+from .._checks import DEFAULT_TIMEOUT, check_timeout
 from .._trees import flatten
 from ..estimators import log_weights, wake_theta
 from ..registry import Case
@@ -126,7 +126,7 @@ def _explain(part, got, refs, made, n, minimize_sign, rtol, name, K):
 
 def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None, z=None, *, eps=None,
                dream_z=None, dream_x=None, iota=None, delta=None, K=4, N=3, M=None, seed=0, rtol=1e-8, minimize=True,
-               timeout=None):
+               timeout=DEFAULT_TIMEOUT):
     """Check a scalar surrogate loss on fixed particles and report its convention.
 
     Parameters
@@ -144,8 +144,8 @@ def check_loss(loss, kind, model=None, guide=None, theta=None, phi=None, x=None,
         a multiple is a constant of the loss and not a coincidence of one input.
     M : the dreams per call of a sleep-φ or insomnia loss (default N)
     rtol : tolerance of "is a multiple", relative to max(1, the largest entry)
-    timeout : seconds, optional: each call of ``loss`` and of the model's and guide's methods must return within
-        it (TimeoutError naming the function)
+    timeout : seconds (default 60; None: no limit): each call of ``loss`` and of the model's and guide's methods
+        must return within it (TimeoutError naming the function)
     minimize : True for a loss to minimize (the frameworks' convention), False for an objective to maximize
 
     Returns

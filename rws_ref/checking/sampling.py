@@ -23,7 +23,7 @@ from scipy import stats
 from scipy.optimize import brentq
 
 from .. import protocol
-from .._checks import check_count, check_fraction, check_timeout, traceback_text
+from .._checks import DEFAULT_TIMEOUT, check_count, check_fraction, check_timeout, traceback_text
 from .._trees import flatten
 from . import limits
 from .properties import CheckReport, PropertyResult
@@ -117,7 +117,8 @@ def _batches(n_draws):
     return [slice(i * size, (i + 1) * size) for i in range(n_draws // size)]
 
 
-def check_guide_sampler(guide, phi, x, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT_ALPHA, states=None, timeout=None):
+def check_guide_sampler(guide, phi, x, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT_ALPHA, states=None,
+                        timeout=DEFAULT_TIMEOUT):
     """Test that ``guide.sample(phi, x, K, rng)`` draws from ``guide.log_prob(phi, ·, x)``.
 
     Parameters
@@ -125,7 +126,7 @@ def check_guide_sampler(guide, phi, x, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAUL
     guide, phi, x : the guide, its parameters and a batch x (N, *x_shape)
     draws : particles drawn per datapoint
     alpha : the false-failure rate of each test
-    timeout : seconds, optional: every call of the guide's methods must return within it (TimeoutError)
+    timeout : seconds (default 60; None: no limit): every call of the guide's methods must return within it
     states : the finite support of z to test counts on (default: the guide's ``support()`` if it has one,
         else every value of its discrete z_domain, at most protocol.MAX_STATES of them).  Pass the model's
         ``model.support()`` for a pair whose finite latent only the model declares: without states the
@@ -233,7 +234,7 @@ def _guide_pit(guide, phi, x, z, alpha):
                                         f"over {n_data}); detects a CDF difference above it with probability ≥ ½")
 
 
-def check_model_sampler(model, theta, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT_ALPHA, timeout=None):
+def check_model_sampler(model, theta, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT_ALPHA, timeout=DEFAULT_TIMEOUT):
     """Test that ``model.sample(theta, n, rng)`` draws from ``model.log_joint``: χ² over (z, x) when both are
     finite (``support()`` and ``data_support()``); the randomized PIT of z given x under the exact posterior
     when z is finite; the score identity E[∇_θ log p_θ(z, x)] = 0 always.  ``timeout`` (seconds) bounds every

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from .. import protocol, registry
-from .._checks import check_count, check_timeout
+from .._checks import DEFAULT_TIMEOUT, check_count, check_timeout
 from ..estimators import log_weights
 from ..registry import Case
 from . import limits
@@ -137,7 +137,8 @@ def log_weight_arrays(max_k=6, max_n=4, spread=1e5, zero_weights=True):
 
 
 def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8, exact_ks=(1, 2, 3), seed=0,
-                    shrink=False, min_k=None, max_spread=30.0, max_examples_limit=MAX_EXAMPLES, timeout=None,
+                    shrink=False, min_k=None, max_spread=30.0, max_examples_limit=MAX_EXAMPLES,
+                    timeout=DEFAULT_TIMEOUT,
                     progress=False, samplers=True, data=None):
     """Check an implementation of one estimator against the properties it must have.
 
@@ -161,8 +162,9 @@ def check_estimator(fn, kind, model=None, guide=None, max_examples=25, rtol=1e-8
     min_k : int, the smallest K drawn (default: the estimator's own minimum, 2 for VIMCO)
     max_spread : float or None, the largest spread of one datapoint's log weights in the drawn cases,
         so that w̄ is not one-hot and every mistake shows; the extreme range is a property of its own.
-    timeout : seconds, optional: each call of ``fn`` and of the model's and guide's methods must return
-        within it, else the property fails with a TimeoutError naming the function (main thread, Unix)
+    timeout : seconds (default 60, _checks.DEFAULT_TIMEOUT; None: no limit): each call of ``fn`` and of the
+        model's and guide's methods must return within it, else the property fails with a TimeoutError
+        naming the function (main thread, Unix)
     progress : bool, print each property's name to stderr as it starts
     samplers : bool, also test the pair's samplers against their densities (rws_ref.sampling): the
         particles a training run would use must come from the guide's density

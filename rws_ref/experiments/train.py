@@ -35,7 +35,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import family, protocol, registry
-from .._checks import check_count, check_draws, check_fraction, check_positive, check_rng
+from .._checks import DEFAULT_TIMEOUT, check_count, check_draws, check_fraction, check_positive, check_rng, deadline
 from .._io import check_output_path, remove_stale_temporaries
 from .._trees import flatten
 from ..estimators import (
@@ -250,7 +250,7 @@ def _converged(history, cfg):
 
 def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None, true_theta=None,
           defensive=None, checkpoint=None, checkpoint_every=100, resume=None, progress=False, rng=None,
-          overwrite=False, sample_data=None):
+          overwrite=False, sample_data=None, timeout=DEFAULT_TIMEOUT):
     """Run RWS (or a compared method) until convergence or the iteration cap.
 
     Parameters
@@ -275,6 +275,8 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
         iteration (e.g. from the true model) instead of minibatches of ``data``, which then only
         serves the evaluation (when ``eval_data`` is not given) and the provenance
     rng : numpy.random.Generator, optional; replaces the default np.random.default_rng(config.seed)
+    timeout : seconds (default 60; None: no limit) one iteration, and one evaluation, may take — the model's
+        and guide's code runs inside them (TimeoutError naming the iteration)
 
     Returns
     -------
@@ -302,11 +304,13 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
             if interrupts.requested:
                 stopped_by = "interrupted"
                 break
-            theta, phi = _iteration(run, theta, phi, _batch(run, data, sample_data), iteration)
+            with deadline(timeout, f"training iteration {iteration + 1} (the model's and guide's code in it)"):
+                theta, phi = _iteration(run, theta, phi, _batch(run, data, sample_data), iteration)
             iteration += 1
             bar.update(1)
             if iteration % cfg.eval_every == 0:
-                history.append(_evaluate(run, theta, phi, iteration))
+                with deadline(timeout, f"the evaluation at iteration {iteration}"):
+                    history.append(_evaluate(run, theta, phi, iteration))
                 bar.set_postfix(elbo_is=f"{history[-1]['elbo_is']:.4f}")
                 stopped_by = "converged" if _converged(history, cfg) else stopped_by
             if iteration % checkpoint_every == 0 and checkpoint is not None:
