@@ -3,9 +3,10 @@
 Every message names the argument, what was expected and what came, e.g.
 ``ValueError: z must have shape (K, N, 3) with N = 4; got (5, 3)``.
 """
-import contextlib
 import numbers
 import os
+import signal
+import threading
 import time
 
 import numpy as np
@@ -65,39 +66,52 @@ def _expire(signum, frame):
 
 def _arm(minimum=1e-6):
     """Set the one real-time timer to the earliest deadline in force (at least ``minimum`` seconds ahead)."""
-    import signal
     signal.setitimer(signal.ITIMER_REAL, max(min(d[0] for d in _DEADLINES) - time.monotonic(), minimum))
 
 
-@contextlib.contextmanager
-def deadline(seconds, what):
-    """Run the block at most ``seconds`` (None: no limit), else TimeoutError naming ``what``.
+class deadline:
+    """Run the block at most ``seconds`` (None: no limit), else TimeoutError naming ``what``: ``with
+    deadline(seconds, what): ...``.
 
     Deadlines nest: an inner one (a model method's limit inside the limit on the user's whole function)
     never cancels or extends an outer one, and an outer deadline that passes while an inner block runs
     fires there, naming the outer ``what``; if the user's code swallows the TimeoutError, it fires again as
-    soon as the inner block ends.  Uses SIGALRM, so it applies in the main thread of a Unix process;
+    soon as the inner block ends.  An inner deadline that would end after an enclosing one costs nothing (the
+    enclosing one is the limit).  Uses SIGALRM, so it applies in the main thread of a Unix process;
     elsewhere the block runs without a limit."""
-    import signal
-    import threading
-    if seconds is None or threading.current_thread() is not threading.main_thread() \
-            or not hasattr(signal, "setitimer"):
-        yield
-        return
-    if not _DEADLINES:
-        _OUTSIDE_HANDLER.append(signal.signal(signal.SIGALRM, _expire))
-    entry = [time.monotonic() + seconds, what, seconds]
-    _DEADLINES.append(entry)
-    try:
+    __slots__ = ("seconds", "what", "entry")
+
+    def __init__(self, seconds, what):
+        self.seconds, self.what, self.entry = seconds, what, None
+
+    def __enter__(self):
+        if self.seconds is None or not _IN_MAIN_THREAD():
+            return self
+        end = time.monotonic() + self.seconds
+        if _DEADLINES and min(d[0] for d in _DEADLINES) <= end:     # an enclosing limit ends first: it is the one
+            return self
+        if not _DEADLINES:
+            _OUTSIDE_HANDLER.append(signal.signal(signal.SIGALRM, _expire))
+        self.entry = [end, self.what, self.seconds]
+        _DEADLINES.append(self.entry)
         _arm()
-        yield
-    finally:
+        return self
+
+    def __exit__(self, *exc):
+        if self.entry is None:
+            return False
         signal.setitimer(signal.ITIMER_REAL, 0)
-        _DEADLINES.remove(entry)
+        _DEADLINES.remove(self.entry)
+        self.entry = None
         if _DEADLINES:
             _arm()                             # the enclosing deadlines keep their own ends
         else:
             signal.signal(signal.SIGALRM, _OUTSIDE_HANDLER.pop())
+        return False
+
+
+def _IN_MAIN_THREAD():
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
 #: seconds one call of a user's code may take by default, on every route that runs it (check_estimator,
