@@ -259,7 +259,7 @@ def test_command_line_trains_and_audits_a_model_by_import_path(tmp_path):
     run = lambda *args: subprocess.run([sys.executable, "-m", "rws_ref.cli", *args], capture_output=True,
                                        text=True, cwd=tmp_path, env=env)
     result = run("audit", "--model", "outside_models:two_layer")
-    assert result.returncode == 0 and "12 of 12 checks passed" in result.stdout, result.stderr
+    assert result.returncode == 0 and "14 of 14 checks passed" in result.stdout, result.stderr
     result = run("train", "--model", "outside_models:clusters", "--K", "5", "--iters", "100",
                  "--n-data", "200", "--eval-every", "50", "--no-progress")
     assert result.returncode == 0 and "means_error" in result.stdout, result.stderr

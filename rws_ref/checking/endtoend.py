@@ -63,6 +63,7 @@ class StochasticReport:
     route: str = ""
     entries: list = field(default_factory=list)
     norm: float = float("nan")
+    reproducibility: str = ""           # empty, or what is wrong with the use of the rng
 
     def relative_power(self):
         """(most sensitive, median, least sensitive) relative deviation detected with probability 0.9, over
@@ -101,6 +102,8 @@ class StochasticReport:
                 f"{self.replicates} runs, |z| ≤ {self.critical:.2f} per entry (false-failure rate {self.alpha:g}, "
                 f"Bonferroni over {sum(e.sd > 0 for e in self.entries)} entries), exact moments by {self.route}")
         lines = [head]
+        if self.reproducibility:
+            lines.append(f"  reproducibility: {self.reproducibility}")
         for key, index, got, want, z in self.disagree[:8]:
             lines.append(f"  {key}{list(index)}: mean of your outputs {got:.6g}, exact mean {want:.6g} (z = {z:.1f})")
         best, median, worst = self.relative_power()
@@ -260,12 +263,26 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
     bar = tqdm(total=replicates, desc=f"check_stochastic({kind!r})", unit="run", disable=not progress)
     for r in range(replicates):
         bar.update(1)
-        values = {"model": model, "guide": guide, "theta": theta, "phi": phi, "x": x,
-                  "rng": np.random.default_rng([seed, r])}
-        args = [values[n] for n in ("model", "guide") + sig.stochastic if call.objects or n not in ("model", "guide")]
+        args = _arguments(call, sig, model, guide, theta, phi, x, np.random.default_rng([seed, r]))
         outputs.append(flatten(call.check_output(call.invoke(args), mean), mean))
     bar.close()
-    return _z_test(entry, np.array(outputs), mean, var, replicates, alpha, detect, route)
+    report = _z_test(entry, np.array(outputs), mean, var, replicates, alpha, detect, route)
+    again = flatten(call.check_output(call.invoke(_arguments(call, sig, model, guide, theta, phi, x,
+                                                                np.random.default_rng([seed, 0]))), mean), mean)
+    live = np.array([e.sd > 0 for e in report.entries])
+    if not np.array_equal(again, outputs[0]):
+        report.reproducibility = ("the same generator gave another output: fn also draws from a global or unseeded "
+                                  "generator (np.random.*, random.*), not only from the rng it is given")
+    elif live.any() and np.array_equal(outputs[0][live], outputs[1][live]):
+        report.reproducibility = ("two generators gave the same output where the estimator varies: fn ignores the "
+                                  "rng it is given (a fixed seed of its own?)")
+    report.ok = report.ok and not report.reproducibility
+    return report
+
+
+def _arguments(call, sig, model, guide, theta, phi, x, rng):
+    values = {"model": model, "guide": guide, "theta": theta, "phi": phi, "x": x, "rng": rng}
+    return [values[n] for n in ("model", "guide") + sig.stochastic if call.objects or n not in ("model", "guide")]
 
 
 def _z_test(entry, outputs, mean, var, R, alpha, detect, route):

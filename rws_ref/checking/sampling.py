@@ -29,7 +29,7 @@ from . import limits
 from .properties import CheckReport, PropertyResult
 
 __all__ = ["check_guide_sampler", "check_model_sampler", "check_samplers", "chi_square", "chi_square_power",
-           "score_test",
+           "score_test", "reproducible",
            "DEFAULT_DRAWS",
            "DEFAULT_ALPHA"]
 
@@ -143,6 +143,7 @@ def check_guide_sampler(guide, phi, x, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAUL
     x = protocol.validate_x(guide, x)
     z = protocol.sample_guide(guide, phi, x, draws, np.random.default_rng(seed))
     report = CheckReport(f"{guide!r}.sample")
+    report.results.append(reproducible(lambda rng: protocol.sample_guide(guide, phi, x, draws, rng), z, seed))
     states = protocol.latent_states(guide) if states is None else np.asarray(states)
     if states is not None:
         report.results.append(_guide_counts(guide, phi, x, z, states, alpha))
@@ -152,6 +153,21 @@ def check_guide_sampler(guide, phi, x, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAUL
     report.results.append(_guide_pit(guide, phi, x, z, alpha) if states is None else PropertyResult(
         "probability integral transform", "not applicable", "the χ² test covers a finite support"))
     return report
+
+
+def reproducible(draw, first, seed):
+    """The draws come from the generator they are given: the same seed twice gives the same draws (else the
+    sampler also draws from a global or unseeded generator), and another seed other draws (else it ignores its
+    generator) — unless every draw is the same value (a point mass), where seeds cannot differ."""
+    name = "reproducible from its rng"
+    again, other = draw(np.random.default_rng(seed)), draw(np.random.default_rng([seed, 7]))
+    if not np.array_equal(np.asarray(again), np.asarray(first)):
+        return PropertyResult(name, "fail", "the same seed gave other draws: the sampler draws from a global or "
+                                            "unseeded generator (np.random.*, random.*), not only from the rng given")
+    if np.array_equal(np.asarray(other), np.asarray(first)) and not np.all(np.asarray(first) == np.asarray(first)[0]):
+        return PropertyResult(name, "fail", "another seed gave the same draws: the sampler ignores the rng it is "
+                                            "given (a fixed seed of its own?)")
+    return PropertyResult(name, "pass", "the same seed twice gives the same draws; another seed, other draws")
 
 
 def _check_alpha(alpha):
@@ -245,6 +261,9 @@ def check_model_sampler(model, theta, draws=DEFAULT_DRAWS, seed=0, alpha=DEFAULT
     theta = protocol.validate_params(theta, model.theta_shapes, "theta")
     z, x = protocol.sample_model(model, theta, draws, np.random.default_rng(seed))
     report = CheckReport(f"{model!r}.sample")
+    report.results.append(reproducible(lambda rng: np.concatenate(
+        [np.reshape(a, (draws, -1)) for a in protocol.sample_model(model, theta, draws, rng)], axis=1),
+        np.concatenate([np.reshape(z, (draws, -1)), np.reshape(x, (draws, -1))], axis=1), seed))
     states = protocol.support(model)
     if states is not None:
         report.results.append(_model_pit(model, theta, z, x, states, alpha, np.random.default_rng([seed, 1])))

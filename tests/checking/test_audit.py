@@ -33,7 +33,7 @@ def test_a_guide_gradient_off_by_a_tenth_of_a_percent_fails_the_phi_rows_only():
 def test_the_audit_passes_on_outside_models_and_fails_on_a_broken_gradient(which):
     model, guide = (make() for make in PROBLEMS[which])
     rows = audit_model(model, guide, seed=1)
-    assert len(rows) == 12 and all(r.passed for r in rows)          # 8 estimator rows, 4 sampler rows
+    assert len(rows) == 14 and all(r.passed for r in rows)          # 8 estimator rows, 6 sampler rows
 
     class Broken(Clusters):
         def grad_log_joint(self, theta, z, x, weights):

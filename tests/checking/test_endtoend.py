@@ -157,3 +157,18 @@ def test_insomnias_exact_variance_mixes_the_parts_with_iota_squared():
     centred = runs - runs.mean(axis=0)
     se = np.sqrt((np.mean(centred ** 4, axis=0) - sample ** 2) / len(runs))
     assert np.all(np.abs(sample - flatten(var, mean)) <= 6 * se), (sample, flatten(var, mean), se)
+
+
+def _global_draws(theta, phi, x, rng):
+    return rws_ref.wake_phi(MIX, CAT, theta, phi, x, draws(phi, x, K, np.random.default_rng(np.random.randint(2**31))))
+
+
+def _fixed_draws(theta, phi, x, rng):
+    return rws_ref.wake_phi(MIX, CAT, theta, phi, x, draws(phi, x, K, np.random.default_rng(0)))
+
+
+@pytest.mark.parametrize("fn, words", [(_global_draws, "global or unseeded generator"),
+                                       (_fixed_draws, "ignores the rng it is given")], ids=["global rng", "fixed seed"])
+def test_an_estimator_that_does_not_draw_from_its_rng_is_named(fn, words):
+    report = endtoend.check_stochastic(fn, "wake_phi", MIX, CAT, TH, PH, X, K=K, replicates=50)
+    assert not report.ok and words in report.reproducibility and words in str(report)

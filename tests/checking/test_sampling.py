@@ -106,7 +106,7 @@ def test_a_pair_whose_finite_latent_only_the_model_declares_is_checked_on_that_d
     # the guide's own check is given the pair's states the same way
     x = np.array([-1.0, 0.5])
     alone = sampling.check_guide_sampler(guide, guide.init_phi(None), x, states=model.support())
-    assert alone.ok and alone.results[0].name == "χ² over the support" and alone.results[0].status == "pass"
+    assert alone.ok and statuses(alone)["χ² over the support"] == "pass"
 
 
 # -- each statistic pinned by a case worked by hand (issue 37) ------------------------------------------
@@ -161,3 +161,21 @@ def test_the_pit_uses_each_datapoints_own_distribution():
     phi = {"A": np.array([[1.0, 0.0]]), "c": np.array([0.0]), "log_s": np.array([np.log(0.5)])}
     report = sampling.check_guide_sampler(DG1, phi, x, seed=3)
     assert statuses(report)["probability integral transform"] == "pass", str(report)
+
+
+class GlobalDraws(rws_ref.SoftmaxLinearGuide):
+    def sample(self, phi, x, K, rng):                      # a generator of its own, seeded from the global one
+        return super().sample(phi, x, K, np.random.default_rng(np.random.randint(2 ** 31)))
+
+
+class FixedSeed(rws_ref.SoftmaxLinearGuide):
+    def sample(self, phi, x, K, rng):                      # ignores the rng: the same draws every call
+        return super().sample(phi, x, K, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("guide, words", [(GlobalDraws(4, loc=15.0, scale=10.0), "global or unseeded"),
+                                          (FixedSeed(4, loc=15.0, scale=10.0), "ignores the rng")],
+                         ids=["global rng", "fixed seed"])
+def test_a_sampler_that_does_not_draw_from_its_rng_is_named(guide, words):
+    report = sampling.check_guide_sampler(guide, PH_M, X_M)
+    assert statuses(report)["reproducible from its rng"] == "fail" and words in report.results[0].detail
