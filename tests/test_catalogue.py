@@ -17,7 +17,7 @@ import pytest
 
 import rws_ref
 from rws_ref import exact, protocol
-from rws_ref.checking import adapters, diagnose, limits, testing, vectors
+from rws_ref.checking import adapters, diagnose, endtoend, limits, sampling, testing, vectors
 from rws_ref.cli import main
 from rws_ref.estimators import NonFiniteLogWeights
 from rws_ref.experiments import le2019_gmm as reproduce
@@ -104,6 +104,44 @@ def _run_file(tmp_path, content):
     return lambda: reproduce.le2019_gmm(out, budget=0.0001, methods=("WW",), ks=(2,))
 
 
+def _global_rng_estimator(theta, phi, x, rng):
+    return rws_ref.wake_phi(MIX, CAT, theta, phi, x, CAT.sample(phi, x, 3, np.random.default_rng(
+        np.random.randint(2 ** 31))))
+
+
+def _theta_writer(theta, phi, x, rng):
+    theta["logits"][0] += 1.0
+    return rws_ref.wake_phi(MIX, CAT, theta, phi, x, CAT.sample(phi, x, 3, rng))
+
+
+def _theta_writing_loss(theta, phi, x, z):
+    theta["logits"][0] = 5.0
+    return None, rws_ref.wake_theta(MIX, CAT, theta, phi, x, z), None
+
+
+class _FixedSeedGuide(rws_ref.SoftmaxLinearGuide):
+    def sample(self, phi, x, K, rng):
+        return super().sample(phi, x, K, np.random.default_rng(0))
+
+
+class _SleepingGuide(rws_ref.SoftmaxLinearGuide):
+    def sample(self, phi, x, K, rng):
+        time.sleep(60)
+
+
+def _fresh_keeps_the_users_file(t):
+    out = t / "f"
+    reproduce.le2019_gmm(out, budget=0.0001, methods=("WW",), ks=(2,))
+    (out / "runs" / "my-notes.json").write_text('{"mine": true}')
+
+    def call():
+        reproduce.le2019_gmm(out, budget=0.0001, methods=("WW",), ks=(2,), fresh=True)
+        assert (out / "runs" / "my-notes.json").read_text() == '{"mine": true}'
+        raise AssertionError("--fresh kept the user's own file and removed only rws-ref's")
+    return call
+
+
+
 CATALOGUE = [
     # (class, case, build(tmp_path) -> call, exception class, words)
     ("verdict", "a NaN rtol in compare", lambda t: lambda: diagnose.compare(
@@ -143,6 +181,34 @@ CATALOGUE = [
      "lacks the final parameters"),
     ("verdict", "a truncated run file", lambda t: _run_file(t, lambda d: json.dumps(d)[:40]), ValueError,
      "WW-K2-seed0.json: the run file is not readable JSON"),
+    ("verdict", "a run file whose last row is missing", lambda t: _run_file(t, lambda d: json.dumps(
+        {**d, "rows": d["rows"][:-1]})), ValueError, "WW-K2-seed0.json: the run file lacks its last row"),
+    ("verdict", "a loss returning a value and no gradients", lambda t: lambda: testing.check_loss(
+        lambda theta, phi, x, z: (1.0, None, None), "wake_phi", MIX, CAT).assert_ok(), AssertionError,
+     "no gradient came back"),
+    ("verdict", "a stochastic estimator drawing from the global NumPy generator", lambda t: lambda:
+        endtoend.check_stochastic(_global_rng_estimator, "wake_phi", MIX, CAT, TH_M, PH_M, X_M,
+                                  replicates=20).assert_ok(), AssertionError, "global or unseeded generator"),
+    ("verdict", "a guide sampler ignoring its rng", lambda t: lambda: sampling.check_guide_sampler(
+        _FixedSeedGuide(4, loc=15.0, scale=10.0), PH_M, X_M).assert_ok(), AssertionError,
+     "ignores the rng it is given"),
+    ("data", "a stochastic estimator writing into θ", lambda t: lambda: endtoend.check_stochastic(
+        _theta_writer, "wake_phi", MIX, CAT, TH_M, PH_M, X_M, replicates=20), ValueError, "read-only"),
+    ("data", "a loss writing into θ", lambda t: lambda: testing.check_loss(
+        _theta_writing_loss, "wake_phi", MIX, CAT, theta=TH_M), ValueError, "read-only"),
+    ("data", "--fresh in a folder holding the user's own json", lambda t: _fresh_keeps_the_users_file(t),
+     AssertionError, "kept"),
+    ("long", "check_stochastic with a billion replicates", lambda t: lambda: endtoend.check_stochastic(
+        _global_rng_estimator, "wake_phi", MIX, CAT, TH_M, PH_M, X_M, replicates=10 ** 9), ValueError,
+     "above the limit of 1,000,000"),
+    ("long", "a stochastic estimator that never returns, with a timeout", lambda t: lambda:
+        endtoend.check_stochastic(lambda theta, phi, x, rng: time.sleep(60), "wake_phi", MIX, CAT, TH_M, PH_M, X_M,
+                                  replicates=10, timeout=0.2), TimeoutError, "did not return within 0.2 s"),
+    ("long", "a sampler that never returns, with a timeout", lambda t: lambda: sampling.check_guide_sampler(
+        _SleepingGuide(4, loc=15.0, scale=10.0), PH_M, X_M, timeout=0.2), TimeoutError, "did not return within"),
+    ("long", "a loss that never returns, with a timeout", lambda t: lambda: testing.check_loss(
+        lambda theta, phi, x, z: time.sleep(60), "wake_phi", MIX, CAT, timeout=0.2), TimeoutError,
+     "did not return within 0.2 s"),
     ("data", "a density writing into θ, z and x", lambda t: lambda: rws_ref.wake_theta(
         Writer(2, 3), DG, TH, PH, X, Z), ValueError, "read-only"),
     ("data", "a reproduce folder holding someone's results.csv", lambda t: (
@@ -211,7 +277,7 @@ def test_the_catalogue(cls, case, build, exc, words, tmp_path):
 
 
 def test_the_catalogue_holds_every_class_and_at_least_thirty_cases():
-    assert {c[0] for c in CATALOGUE} == {"verdict", "data", "error", "message", "long"} and len(CATALOGUE) >= 30
+    assert {c[0] for c in CATALOGUE} == {"verdict", "data", "error", "message", "long"} and len(CATALOGUE) >= 45
 
 
 # -- what the catalogue's shape cannot hold --------------------------------------------------------------

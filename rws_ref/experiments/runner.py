@@ -23,6 +23,7 @@ import json
 import math
 import numbers
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -91,15 +92,31 @@ def prepare_folder(out_dir, config, fresh=False):
     return os.path.join(out_dir, "runs")
 
 
+#: the names of the files run_grid writes in runs/: a run's file and its checkpoint
+_RUN_NAME = re.compile(r"^[\w.-]+-K\d+-seed\d+\.(json|npz)$")
+
+
 def _remove_runs(out_dir):
+    """Remove what rws-ref wrote in runs/ — run files (named like a run, holding a run's configuration) and
+    checkpoints — and the outputs; a file of the user's in the folder stays."""
     runs = os.path.join(out_dir, "runs")
     if os.path.isdir(runs):
         for name in os.listdir(runs):
-            if name.endswith((".json", ".npz")):
-                os.unlink(os.path.join(runs, name))
+            path = os.path.join(runs, name)
+            if _RUN_NAME.match(name) and (name.endswith(".npz") or _is_run_file(path)):
+                os.unlink(path)
     for name in ("results.csv", "summary.json"):
         if os.path.exists(os.path.join(out_dir, name)):
             os.unlink(os.path.join(out_dir, name))
+
+
+def _is_run_file(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("config"), dict) and "experiment" in data["config"]
 
 
 def _read_json(path, what):
@@ -146,6 +163,10 @@ def load_run(path, config, keys):
                                             or not math.isfinite(row[k]) for k in keys):
             raise ValueError(f"{path}: a row is not finite numbers for {', '.join(keys)} ({row!r}); remove the "
                              f"file to rerun the run")
+    last = config.get("iterations")
+    if last is not None and not any(isinstance(row, dict) and row.get("iteration") == last for row in rows):
+        raise ValueError(f"{path}: the run file lacks its last row (iteration {last:,}) — an unfinished run; remove "
+                         f"it to rerun the run")
     parameters, seconds = data.get("parameters"), data.get("seconds")
     if (not isinstance(parameters, dict) or set(parameters) != {"theta", "phi"}
             or not all(isinstance(p, dict) for p in parameters.values())

@@ -180,6 +180,12 @@ class Bridge(BridgeBase):
         """The store's unconstrained parameters set to ``values`` (a dict), yielded as leaf tensors;
         the previous values are put back afterwards."""
         store = pyro.get_param_store()
+        missing = [k for k in values if k not in store]
+        if missing:
+            raise ValueError(f"Pyro's parameter store no longer holds {missing}: the model or guide cleared or "
+                             f"replaced it (pyro.clear_param_store() inside a program?); the bridge reads θ and φ "
+                             f"from the store the programs were traced with — clear it before building the Bridge, "
+                             f"never inside the programs")
         leaves = {k: store.get_param(k).unconstrained() for k in values}
         saved = {k: p.detach().clone() for k, p in leaves.items()}
         try:
@@ -284,7 +290,10 @@ class Bridge(BridgeBase):
     # -- a framework loss on rws_ref's particles ---------------------------------------------------
     def _run(self, run, theta, phi, x, forced, noise):
         values, params = self._forced(theta, phi, forced)
-        with self._parameters(params) as leaves, Force(values, noise):
+        # the loss's own draws (a sleep phase, a guide site not forced) come from a torch generator of their own,
+        # seeded here; the caller's global torch state is put back afterwards
+        with torch.random.fork_rng(), self._parameters(params) as leaves, Force(values, noise):
+            torch.manual_seed(0)
             out = run(self._tensor(x))
             parts = out if isinstance(out, (tuple, list)) else (out,)
             live = [p for p in parts if torch.is_tensor(p) and p.requires_grad]

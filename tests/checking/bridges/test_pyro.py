@@ -357,3 +357,25 @@ def test_an_elbo_that_runs_its_particles_one_at_a_time_gets_each_particle_in_tur
     elbo = pyro.infer.RenyiELBO(alpha=0.0, num_particles=4, vectorize_particles=False, max_plate_nesting=1)
     report = bridge.check_loss(lambda x: elbo.loss_and_grads(P.lg_model, P.lg_guide, x), "iwae_phi")
     assert report.ok and "φ-gradient = −N × iwae-φ" in str(report), str(report)
+
+
+def test_check_loss_leaves_torchs_global_generator_as_it_was():
+    bridge, _ = mixture_bridge(n=1)
+    elbo = rws(num_particles=4, insomnia=0.5, num_sleep_particles=1)        # the sleep phase draws dreams
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state().clone()
+    bridge.check_loss(lambda x: elbo.loss_and_grads(P.mixture_model, P.mixture_guide, x), "insomnia", iota=0.5)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_a_program_that_clears_the_parameter_store_is_named():
+    bridge, x = mixture_bridge(n=1)
+
+    def clearing_model(x):
+        pyro.clear_param_store()
+        return P.mixture_model(x)
+    elbo = rws(num_particles=4)
+    run = lambda x: elbo.loss_and_grads(clearing_model, P.mixture_guide, x)         # noqa: E731
+    with pytest.raises(ValueError, match="parameter store no longer holds .* cleared or replaced it"):
+        for _ in range(3):
+            bridge.check_loss(run, "wake_phi")
