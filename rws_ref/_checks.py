@@ -202,6 +202,11 @@ def check_draws(count, shape, what, copies=2):
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
+def in_rws_ref(path):
+    """Whether the file ``path`` is part of rws_ref itself (not the user's code)."""
+    return os.path.abspath(path).startswith(_PACKAGE)
+
+
 def user_frames(err):
     """The frames of ``err``'s traceback in the user's own code: outside rws_ref and outside the installed
     libraries (the standard library, site-packages: NumPy, hypothesis, a framework), innermost last."""

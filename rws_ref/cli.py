@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from . import __version__, protocol
-from ._checks import DEFAULT_TIMEOUT, check_memory, user_frames
+from ._checks import DEFAULT_TIMEOUT, check_memory, in_rws_ref, user_frames
 from ._io import atomic_write, check_output_path
 from .checking import limits
 
@@ -161,8 +161,7 @@ def _audit_parser(sub):
                             "ATTR gives (model, guide) or {'model': …, 'guide': …} (a callable is called)")
     audit.add_argument("--seed", type=_nonnegative_int, default=0, help="θ, φ and x for --model")
     audit.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                       help="with --model: every call of your model's and guide's methods must return within it "
-                            "(default: %(default)g s)")
+                       help="with --model: each call of your model's and guide's methods (default: %(default)g s)")
     audit.add_argument("--overwrite", action="store_true", help="allow replacing an existing --plot file")
 
 
@@ -220,8 +219,7 @@ def _train_outputs(arg):
     arg("--resume", metavar="FILE.npz", help="continue from this checkpoint")
     arg("--no-progress", action="store_true", help="no progress bar")
     arg("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-        help="with --model MODULE:ATTR: every call of your model's and guide's methods must return within it "
-             "(default: %(default)g s)")
+        help="with --model MODULE:ATTR: each call of your model's and guide's methods (default: %(default)g s)")
     arg("--overwrite", action="store_true",
         help="allow replacing existing --out, --plot, --save-params and --checkpoint files (a fresh run never "
              "replaces a checkpoint otherwise; --resume continues the one it names)")
@@ -485,6 +483,8 @@ def _describe_error(err):
     """One line: what went wrong, and — for an exception raised in the user's own code — where."""
     frames = user_frames(err)
     frame = frames[-1] if frames else None
+    if isinstance(err, SyntaxError) and err.filename and not in_rws_ref(err.filename):      # the user's file
+        return f"error in your code at {err.filename}:{err.lineno}: SyntaxError: {err.msg}"
     if isinstance(err, (_UserError, ValueError, TypeError, OSError, MemoryError, ImportError)) \
             and frame is None:
         return f"error: {err}"

@@ -325,6 +325,11 @@ def test_the_command_line_names_the_users_file_and_line_and_shows_the_traceback_
     assert f"error in your code at {tmp_path / 'mymodel.py'}:6 in log_joint_vjp: ZeroDivisionError" in short.stderr
     full = run("--traceback", "audit", "--model", "mymodel:pair")
     assert "Traceback (most recent call last)" in full.stderr and "return 1 / 0" in full.stderr
+    (tmp_path / "broken.py").write_text("def pair(:\n    pass\n")           # a syntax error is the user's too
+    syntax = run("audit", "--model", "broken:pair")
+    assert syntax.returncode == 2 and len(syntax.stderr.strip().splitlines()) == 1
+    assert f"error in your code at {tmp_path / 'broken.py'}:1: SyntaxError" in syntax.stderr, syntax.stderr
+    assert "internal error" not in syntax.stderr
 
 
 def test_check_estimator_shows_the_users_frames_not_the_librarys():
