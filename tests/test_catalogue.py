@@ -133,9 +133,9 @@ def _fresh_keeps_the_users_file(t):
     out = t / "f"
     reproduce.le2019_gmm(out, budget=0.0001, methods=("WW",), ks=(2,))
     (out / "runs" / "my-notes.json").write_text('{"mine": true}')
+    reproduce.le2019_gmm(out, budget=0.0001, methods=("WW",), ks=(2,), fresh=True)    # rewrites rws-ref's files
 
     def call():
-        reproduce.le2019_gmm(out, budget=0.0001, methods=("WW",), ks=(2,), fresh=True)
         assert (out / "runs" / "my-notes.json").read_text() == '{"mine": true}'
         raise AssertionError("--fresh kept the user's own file and removed only rws-ref's")
     return call

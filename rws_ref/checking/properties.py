@@ -272,6 +272,9 @@ def _disagreement(check, mine, want, case, model=None, what=""):
         return Outcome(True, detail)
     verdict = check.diagnose(mine, want, case, model)
     text = f"{what}{detail}; {verdict}"
+    if close(mine, want, 1e-5)[0] and not verdict.mistakes:        # single-precision rounding, not a formula
+        text += ("; the difference is at the level of float32 rounding (within 1e-5 relative): does your code "
+                 "compute in float32? rws_ref checks in float64 at rtol 1e-8 (compute in float64, or pass rtol)")
     sig = check.entry.signature
     if model is None and (sig.size(case) < 3 or sig.particles(case) < 4 or verdict.ambiguous):
         try:
