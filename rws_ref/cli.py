@@ -125,11 +125,12 @@ def _exercises_parser(sub):
 
 
 def _reproduce_parser(sub):
-    rep = sub.add_parser("reproduce", help="reproduce a paper's experiment (le2019-gmm)",
-                         description="Le et al. (2019), the Gaussian-mixture comparison: WW, WS, δ-WW, REINFORCE "
-                                     "and VIMCO at K = 2, 5, 10, 20, fresh data at every step, errors against the "
-                                     "true mixture weights and the true posterior. Resumable: a rerun with the same "
-                                     "--out skips finished runs and continues unfinished ones.")
+    rep = sub.add_parser("reproduce", help="reproduce a paper's experiment (le2019-gmm, bb2015-digits)",
+                         description="le2019-gmm: Le et al. (2019), the Gaussian-mixture comparison — WW, WS, δ-WW, "
+                                     "REINFORCE and VIMCO at K = 2, 5, 10, 20, errors against the true mixture "
+                                     "weights and the true posterior. bb2015-digits: Bornschein and Bengio (2015), "
+                                     "belief nets on binarized digits with exact held-out likelihoods. Resumable: "
+                                     "a rerun with the same --out skips finished runs and continues unfinished ones.")
     rep.add_argument("experiment", choices=["le2019-gmm", "bb2015-digits"], help="Le et al. (2019)'s mixture, or "
                      "Bornschein and Bengio (2015)'s belief nets on digits (pip install 'rws_ref[data]')")
     rep.add_argument("--out", metavar="DIR", required=True, help="folder for runs/, results.csv, summary.json and "
