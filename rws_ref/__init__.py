@@ -24,6 +24,8 @@ from .models import (
                          GaussianMixture,
                          LinearGaussian,
                          MLPGuide,
+                         Scene1D,
+                         SceneGuide,
                          SigmoidBeliefNet,
                          SoftmaxLinearGuide,
 )
@@ -31,7 +33,7 @@ from .models import (
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "LinearGaussian", "DiagonalGaussianGuide", "GaussianMixture",
-           "SoftmaxLinearGuide", "MLPGuide", "SigmoidBeliefNet", "BernoulliGuide",
+           "SoftmaxLinearGuide", "MLPGuide", "SigmoidBeliefNet", "BernoulliGuide", "Scene1D", "SceneGuide",
            "log_weights", "elbo_is", "normalized_weights",
            "wake_theta", "wake_phi", "sleep_phi", "wake_step",
            "insomnia", "DefensiveGuide", "defensive_wake_phi", "iwae_phi", "stl_phi",

@@ -105,7 +105,7 @@ def insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, iota):
 def defensive_wake_phi(model, guide, theta, phi, x, z, delta, defensive=None):
     """Autograd ∇_φ of −(1/N) Σ stop(w̄_mix) log q_φ, w̄_mix ∝ p / q_mix.  Descent."""
     from .family import DefensiveGuide
-    mix = DefensiveGuide(guide, delta, defensive)
+    mix = DefensiveGuide(guide, delta, defensive, model)
     estimators.log_weights(model, mix, theta, phi, x, z)
     log_p = model.log_joint(_floats(theta), z, x)
 

@@ -64,11 +64,13 @@ def insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, iota):
 
 
 class UniformDomain:
-    """r(z|x) uniform over a guide's declared discrete z_domain: every entry of z (shape
-    ``z_shape``) independently uniform on {0, …, C−1} (C = 2 for "binary").  The default
-    defensive component of any guide with a discrete z_domain (docs/protocol.md)."""
+    """r(z|x) uniform over a guide's finite latent: over ``states`` (S, *z_shape) when given, else the states
+    of the guide's ``support()`` when it declares one (a padded variable-length latent, docs/protocol.md,
+    whose domain holds states no program produces), else every entry of z (shape ``z_shape``) independently
+    uniform on {0, …, C−1} of its declared discrete z_domain (C = 2 for "binary").  The default defensive
+    component of any guide with a discrete z_domain (docs/protocol.md)."""
 
-    def __init__(self, guide):
+    def __init__(self, guide, states=None):
         protocol.check_guide(guide)
         self.z_shape, self.z_domain = tuple(guide.z_shape), protocol.domain(guide, "z")
         self.x_shape, self.x_domain = tuple(guide.x_shape), protocol.domain(guide, "x")
@@ -76,20 +78,40 @@ class UniformDomain:
             raise TypeError(f"defensive must be given for {guide!r}: a uniform default exists only for a "
                             f"discrete z_domain ('binary' or a number of categories), not 'real'")
         self.n_values = 2 if self.z_domain == "binary" else self.z_domain
-        self._log_r = -int(np.prod(self.z_shape, dtype=int)) * np.log(self.n_values)
+        self.states = protocol.support(guide) if states is None else np.asarray(states)
+        if self.states is None:
+            self._log_r = -int(np.prod(self.z_shape, dtype=int)) * np.log(self.n_values)
+        else:
+            self._codes = np.sort(self._encode(self.states))
+            self._log_r = -np.log(self.states.shape[0])
 
     def __repr__(self):
-        return f"UniformDomain(z_shape={self.z_shape}, z_domain={self.z_domain!r})"
+        over = "" if self.states is None else f", over {self.states.shape[0]} support() states"
+        return f"UniformDomain(z_shape={self.z_shape}, z_domain={self.z_domain!r}{over})"
+
+    def _encode(self, z):
+        # each latent as one integer Σ_i z_i C^i (its entries are in 0..C−1), shape z.shape[:-len(z_shape)]
+        flat = np.asarray(z).reshape(np.shape(z)[:np.ndim(z) - len(self.z_shape)] + (-1,)).astype(np.int64)
+        return flat @ (self.n_values ** np.arange(flat.shape[-1], dtype=np.int64))
 
     def log_prob(self, z, x):
-        """log r(z_kn | x_n) = −size(z_shape) · log C; returns (K, N)."""
+        """log r(z_kn | x_n): −size(z_shape) · log C, or −log S on the S support states (−inf off them);
+        returns (K, N)."""
         x = protocol.validate_x(self, x)
-        return np.full(protocol.validate_z(self, z, x.shape[0]).shape[:2], self._log_r)
+        z = protocol.validate_z(self, z, x.shape[0])
+        if self.states is None:
+            return np.full(z.shape[:2], self._log_r)
+        codes = self._encode(z)
+        found = self._codes[np.minimum(np.searchsorted(self._codes, codes), self._codes.size - 1)] == codes
+        return np.where(found, self._log_r, -np.inf)
 
     def sample(self, x, K, rng):
         """K uniform draws per datapoint: (K, N, *z_shape), int64 categories or float 0/1."""
         x = protocol.validate_x(self, x)
-        draws = check_rng(rng).integers(0, self.n_values, size=(check_count(K, "K"), x.shape[0]) + self.z_shape)
+        size = (check_count(K, "K"), x.shape[0])
+        if self.states is not None:
+            return self.states[check_rng(rng).integers(0, self.states.shape[0], size=size)]
+        draws = check_rng(rng).integers(0, self.n_values, size=size + self.z_shape)
         return draws.astype(np.float64) if self.z_domain == "binary" else draws
 
 
@@ -107,14 +129,16 @@ class DefensiveGuide:
     guide : the learned guide q_φ
     delta : float in [0, 1]
     defensive : object with ``log_prob(z, x)`` and ``sample(x, K, rng)``;
-        default :class:`UniformDomain` of the guide (guides with a discrete z_domain).
+        default :class:`UniformDomain` of the guide (guides with a discrete z_domain), uniform over the
+        ``support()`` of ``model`` (or else of the guide) where one is declared.
+    model : the model of the pair (optional): its ``support()`` is the default component's states
     """
 
-    def __init__(self, guide, delta, defensive=None):
+    def __init__(self, guide, delta, defensive=None, model=None):
         self.guide = protocol.check_guide(guide)
         self.delta = check_fraction(delta, "delta")
         if defensive is None:
-            defensive = UniformDomain(guide)
+            defensive = UniformDomain(guide, None if model is None else protocol.support(model))
         if not (callable(getattr(defensive, "log_prob", None)) and callable(getattr(defensive, "sample", None))):
             raise TypeError(f"defensive must have log_prob(z, x) and sample(x, K, rng); "
                             f"got {type(defensive).__name__}")
@@ -166,13 +190,14 @@ def defensive_wake_phi(model, guide, theta, phi, x, z, delta, defensive=None):
     ----------
     z : particles from ``DefensiveGuide(guide, delta, defensive).sample``
     delta : float in [0, 1]
-    defensive : the component r (see :class:`DefensiveGuide`)
+    defensive : the component r (see :class:`DefensiveGuide`; by default uniform over the model's
+        ``support()``, or over the guide's finite z_domain)
 
     Returns
     -------
     dict with φ's keys.
     """
-    return wake_phi(model, DefensiveGuide(guide, delta, defensive), theta, phi, x, z)
+    return wake_phi(model, DefensiveGuide(guide, delta, defensive, model), theta, phi, x, z)
 
 
 # -- reparameterized estimators ------------------------------------------------------------

@@ -63,8 +63,9 @@ class ShiftedModel:
     def __init__(self, inner, shift):
         self.inner, self.shift = inner, np.asarray(shift, dtype=np.float64)
         protocol.copy_declarations(self, inner, "theta_shapes")
-        if callable(getattr(inner, "grad_z_log_joint", None)):
-            self.grad_z_log_joint = inner.grad_z_log_joint
+        for capability in ("grad_z_log_joint", "support"):       # the same latent and its z-gradient
+            if callable(getattr(inner, capability, None)):
+                setattr(self, capability, getattr(inner, capability))
 
     def __repr__(self):
         return f"{self.inner!r} shifted per datapoint"
@@ -121,7 +122,7 @@ class Signature:
         """K, the particles per datapoint."""
         return int(np.shape(case.z)[0])
 
-    def proposal(self, guide, case):
+    def proposal(self, model, guide, case):
         """The guide the particles are drawn from."""
         return guide
 
@@ -270,8 +271,8 @@ class _Defensive(Signature):
     def _extras(self, case, model, guide, rng, m):
         return case._replace(delta=float(rng.uniform(0.05, 0.95)))
 
-    def proposal(self, guide, case):
-        return family.DefensiveGuide(guide, case.delta)
+    def proposal(self, model, guide, case):
+        return family.DefensiveGuide(guide, case.delta, model=model)
 
     def on_proposal(self, entry):
         return ESTIMATORS["wake_phi"].reference             # wake-φ run with q_mix as the guide is defensive wake-φ

@@ -267,3 +267,108 @@ class ScalarNormalGuide:
     def pull_back(self, phi, x, eps, v):
         s = np.exp(phi["log_s"])
         return {"a": np.array(np.sum(v * x)), "b": np.array(np.sum(v)), "log_s": np.array(np.sum(v * s * eps))}
+
+
+# -- a user's program with stochastic control flow -------------------------------------------------------
+#
+# A branch decides how many latents exist:   b ~ Bernoulli(sigmoid(b_logit))
+#     b = 0:  one choice    c₁ ~ Categorical(softmax(c_logits)),           x ~ N(MEANS[c₁], 1)
+#     b = 1:  two choices   c₁, c₂ ~ Categorical(softmax(c_logits)) i.i.d., x ~ N(MEANS[c₁] + MEANS[c₂], 1)
+# The latent is the padded vector z = (b, c₁, c₂), c₂ = 0 when it does not exist (docs/protocol.md,
+# "Variable-length latents"); both densities are −inf off that canonical form.
+
+BRANCH_MEANS = np.array([-2.0, 0.5, 3.0])
+
+
+def _branch_parts(z):
+    z = np.asarray(z)
+    b, c1, c2 = z[..., 0], np.minimum(z[..., 1], 2), np.minimum(z[..., 2], 2)
+    canonical = (z[..., 0] <= 1) & (z[..., 1] <= 2) & (z[..., 2] <= 2) & ((b == 1) | (z[..., 2] == 0))
+    return np.minimum(b, 1), c1, c2, canonical
+
+
+def _onehot(c, n=3):
+    return (np.asarray(c)[..., None] == np.arange(n)).astype(np.float64)
+
+
+class Branching:
+    """The program above; θ = {b_logit (), c_logits (3,)}.  Required methods and support() only."""
+    theta_shapes = {"b_logit": (), "c_logits": (3,)}
+    z_shape, x_shape, z_domain = (3,), (), 3
+
+    def __repr__(self):
+        return "Branching()"
+
+    def init_theta(self, rng):
+        return {"b_logit": np.array(0.1 * rng.standard_normal()), "c_logits": 0.1 * rng.standard_normal(3)}
+
+    def support(self):
+        return np.array([(0, c, 0) for c in range(3)] + [(1, c1, c2) for c1 in range(3) for c2 in range(3)])
+
+    def sample(self, theta, n, rng):
+        b = (rng.random(n) < _sigmoid(theta["b_logit"])).astype(np.int64)
+        p = np.exp(_log_softmax(np.asarray(theta["c_logits"])))
+        c = rng.choice(3, size=(n, 2), p=p)
+        z = np.stack([b, c[:, 0], np.where(b == 1, c[:, 1], 0)], axis=1)
+        return z, BRANCH_MEANS[z[:, 1]] + b * BRANCH_MEANS[z[:, 2]] + rng.standard_normal(n)
+
+    def log_joint(self, theta, z, x):
+        b, c1, c2, canonical = _branch_parts(z)
+        log_pc = _log_softmax(theta["c_logits"])
+        log_p = (_log_bern(b[..., None], anp.reshape(theta["b_logit"], (1,))) + log_pc[c1] + b * log_pc[c2]
+                 - 0.5 * (x - BRANCH_MEANS[c1] - b * BRANCH_MEANS[c2]) ** 2 - 0.5 * np.log(2 * np.pi))
+        return anp.where(canonical, log_p, -np.inf)
+
+    def grad_log_joint(self, theta, z, x, weights):
+        b, c1, c2, canonical = _branch_parts(z)
+        w = np.where(canonical, weights, 0.0)
+        pi = np.exp(_log_softmax(np.asarray(theta["c_logits"])))
+        counts = np.einsum("kn,knc->c", w, _onehot(c1) + b[..., None] * _onehot(c2))
+        return {"b_logit": np.array(np.sum(w * (b - _sigmoid(theta["b_logit"])))),
+                "c_logits": counts - np.sum(w * (1 + b)) * pi}
+
+
+class BranchingGuide:
+    """q(b|x) = Bernoulli(sigmoid(a x + d)), q(c₁|x) = softmax(w1 x + v1), q(c₂|x, c₁) = softmax(w2 x + v2 + U[c₁])
+    — its own control flow: c₂ is proposed only when b = 1.  No support() declared: the model's is the pair's."""
+    phi_shapes = {"a": (), "d": (), "w1": (3,), "v1": (3,), "w2": (3,), "v2": (3,), "U": (3, 3)}
+    z_shape, x_shape, z_domain = (3,), (), 3
+
+    def __repr__(self):
+        return "BranchingGuide()"
+
+    def init_phi(self, rng):
+        return {key: 0.3 * rng.standard_normal(shape) for key, shape in self.phi_shapes.items()}
+
+    def _logits(self, phi, c1, x):
+        return (phi["a"] * x + phi["d"], x[:, None] * phi["w1"] + phi["v1"],
+                x[:, None] * phi["w2"] + phi["v2"] + phi["U"][c1])
+
+    def sample(self, phi, x, K, rng):
+        n = x.shape[0]
+        b = (rng.random((K, n)) < _sigmoid(phi["a"] * x + phi["d"])).astype(np.int64)
+        q1 = np.exp(_log_softmax(x[:, None] * phi["w1"] + phi["v1"]))
+        c1 = (rng.random((K, n))[..., None] > np.cumsum(q1, axis=-1)).sum(axis=-1).clip(max=2)
+        q2 = np.exp(_log_softmax(x[:, None] * phi["w2"] + phi["v2"] + phi["U"][c1]))
+        c2 = (rng.random((K, n))[..., None] > np.cumsum(q2, axis=-1)).sum(axis=-1).clip(max=2)
+        return np.stack([b, c1, np.where(b == 1, c2, 0)], axis=-1)
+
+    def log_prob(self, phi, z, x):
+        b, c1, c2, canonical = _branch_parts(z)
+        lb, l1, l2 = self._logits(phi, c1, x)
+        log_q = (_log_bern(b[..., None], anp.reshape(lb, np.shape(lb) + (1,)))
+                 + anp.sum(_log_softmax(l1) * _onehot(c1), axis=-1)
+                 + b * anp.sum(_log_softmax(l2) * _onehot(c2), axis=-1))
+        return anp.where(canonical, log_q, -np.inf)
+
+    def grad_log_prob(self, phi, z, x, weights):
+        b, c1, c2, canonical = _branch_parts(z)
+        w = np.where(canonical, weights, 0.0)
+        lb, l1, l2 = self._logits(phi, c1, x)
+        gb = w * (b - _sigmoid(lb))                                          # (K, N)
+        g1 = w[..., None] * (_onehot(c1) - np.exp(_log_softmax(l1)))          # (K, N, 3)
+        g2 = (w * b)[..., None] * (_onehot(c2) - np.exp(_log_softmax(l2)))
+        return {"a": np.array(np.sum(gb * x)), "d": np.array(np.sum(gb)),
+                "w1": np.einsum("knc,n->c", g1, x), "v1": g1.sum(axis=(0, 1)),
+                "w2": np.einsum("knc,n->c", g2, x), "v2": g2.sum(axis=(0, 1)),
+                "U": np.einsum("knj,knc->jc", _onehot(c1), g2)}

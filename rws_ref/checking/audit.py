@@ -31,6 +31,8 @@ from ..models import (
     DiagonalGaussianGuide,
     GaussianMixture,
     LinearGaussian,
+    Scene1D,
+    SceneGuide,
     SigmoidBeliefNet,
     benchmark_guide,
 )
@@ -178,7 +180,7 @@ def _grad_bound(model, guide, theta, phi, x, K):
 
 
 def _defensive_row(model, guide, theta, phi, x, name, K, target):
-    mix = family.DefensiveGuide(guide, 0.2)
+    mix = family.DefensiveGuide(guide, 0.2, model=model)
     m, v = exact.moments(E["wake_phi"], model, mix, theta, phi, x, K)
     if K <= 3:
         direct, _ = exact.moments(lambda mo, g, t, p, xx, z: E["defensive_wake_phi"](mo, guide, t, p, xx, z, 0.2),
@@ -255,6 +257,11 @@ def run_audit():
     ph["A"] = rng.standard_normal(ph["A"].shape)
     xb = sbn.sample(th, 2, rng)[1]
     rows += _discrete_rows(sbn, bern, th, ph, xb, "belief net 16 states", ks_wake=(1, 4), ks_phi=(1, 4), k_score=4)
+    scene, guide = Scene1D(2, 5, 8), SceneGuide(2, 5, 8)          # stochastic control flow: 31 padded states
+    th, ph = scene.init_theta(rng), guide.init_phi(rng)
+    xs = scene.sample(scene.true_theta(), 2, rng)[1]
+    rows += _discrete_rows(scene, guide, th, ph, xs, "scene n ≤ 2, 31 states", ks_wake=(1, 3), ks_phi=(1, 2),
+                           k_score=3)
     return rows, time.perf_counter() - start
 
 

@@ -138,7 +138,7 @@ def reference_moments(kind, model, guide, theta, phi, x, K, iota=None, delta=Non
     if protocol.support(model) is None:
         return _quadrature(entry, model, guide, given, K, nodes)
     route = "enumeration of the K particles' multisets"
-    proposal, on_proposal = sig.proposal(guide, given), sig.on_proposal(entry)
+    proposal, on_proposal = sig.proposal(model, guide, given), sig.on_proposal(entry)
 
     def ref(m, g, th, ph, xx, z):                 # the estimator on the (tabulated) model and proposal
         return on_proposal(m, g, given._replace(theta=th, phi=ph, x=xx, z=z))

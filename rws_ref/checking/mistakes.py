@@ -161,7 +161,7 @@ def _weighted(kind, rule):
     def mistake(model, guide, case):
         if kind in _REPARAMETERIZED:
             return _reparameterized(kind, rule, model, guide, case)
-        proposal = entry.signature.proposal(guide, case)
+        proposal = entry.signature.proposal(model, guide, case)
         fp = _fp(model, proposal, case)
         c = _coef(rule, fp.log_w if rule is not _p_alone else _log_p(model, proposal, case, fp))
         return _FROM_WEIGHTS[kind](fp, c, guide, case)
@@ -196,7 +196,7 @@ def _through_weights(defensive=False):
     # d/dφ of −(1/N) Σ w̄(φ) log q_φ: wake-φ plus (1/N) Σ_k w̄_k (log q_k − Σ_j w̄_j log q_j) ∇_φ log q_k,
     # with w̄ ∝ p / q_mix and ∂ log q_mix / ∂ log q = (1 − δ) q / q_mix for the defensive mixture
     def mistake(model, guide, case):
-        mix = family.DefensiveGuide(guide, case.delta) if defensive else guide
+        mix = family.DefensiveGuide(guide, case.delta, model=model) if defensive else guide
         fp = _fp(model, mix, case)
         log_q = guide.log_prob(case.phi, case.z, case.x)
         w_bar = normalized_weights(fp.log_w)
@@ -278,9 +278,9 @@ def _signal_without_log_k(model, guide, case):
 def _defensive_with(change):
     def mistake(model, guide, case):
         if change == "swap":
-            fp = _fp(model, family.DefensiveGuide(guide, 1.0 - case.delta), case)
+            fp = _fp(model, family.DefensiveGuide(guide, 1.0 - case.delta, model=model), case)
             return negate(fp.pull_phi(normalized_weights(fp.log_w) / fp.log_w.shape[1]))
-        mix = family.DefensiveGuide(guide, case.delta)
+        mix = family.DefensiveGuide(guide, case.delta, model=model)
         if change == "weights against q":           # w ∝ p / q_φ: the particles' real proposal left out
             fp = _fp(model, guide, case)
             return negate(fp.pull_phi(normalized_weights(fp.log_w) / fp.log_w.shape[1]))
@@ -444,7 +444,8 @@ def all_mistakes(kind, model, guide, case):
     made = {}
     for name, make in base_mistakes(kind).items():
         try:
-            value = make(model, guide, case)
+            with np.errstate(all="ignore"):        # a mistake may overflow (no max shift): a probe, not news
+                value = make(model, guide, case)
         except (ValueError, FloatingPointError, TypeError):
             continue
         if value is not None:

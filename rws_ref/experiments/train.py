@@ -172,7 +172,7 @@ def _phi_gradient(run, theta, phi, x, z, trusted=False):
             return sleep_phi(guide, phi, dream_z, dream_x)
         return family.insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, cfg.iota)
     if cfg.method == "defensive":
-        mix = family.DefensiveGuide(guide, cfg.delta, run.defensive)
+        mix = family.DefensiveGuide(guide, cfg.delta, run.defensive, model)
         return wake_phi(model, mix, theta, phi, x, mix.sample(phi, x, cfg.K, rng))
     if cfg.method == "iwae":
         eps = rng.standard_normal((cfg.K, x.shape[0]) + tuple(guide.z_shape))

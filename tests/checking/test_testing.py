@@ -134,6 +134,22 @@ def test_a_property_that_cannot_apply_is_not_applicable_never_passed():
     assert statuses(report)["exact mean (oracle)"] == "not applicable"
 
 
+def test_the_exact_mean_leaves_out_a_k_whose_enumeration_exceeds_the_call_budget_and_says_so():
+    # S = 40 states, 2 datapoints: K = 2 needs C(41, 2)·2 = 1,640 calls (in), K = 3 needs C(42, 3)·2 = 22,960
+    from rws_ref.checking import exact_mean
+    assert exact_mean.MAX_CALLS == 4000
+    report = testing.check_estimator(rws_ref.wake_theta, "wake_theta", GaussianMixture(40),
+                                     SoftmaxLinearGuide(40), max_examples=2, samplers=False, exact_ks=(2, 3))
+    result = next(r for r in report.results if r.name == "exact mean (oracle)")
+    assert result.status == "pass" and result.detail.startswith("K in (2,);")
+    assert "K = 3 left out: 22,960 calls" in result.detail and "S = 40 states × 2 datapoints" in result.detail
+    # S = 2001: even K = 1 needs 4,002 calls
+    report = testing.check_estimator(rws_ref.wake_theta, "wake_theta", GaussianMixture(2001),
+                                     SoftmaxLinearGuide(2001), max_examples=2, samplers=False, exact_ks=(1,))
+    result = next(r for r in report.results if r.name == "exact mean (oracle)")
+    assert result.status == "not applicable" and "K = 1 left out: 4,002 calls" in result.detail
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_correct_implementation_passes_under_many_seeds_on_the_benchmark_mixture(seed):
     mix, mlp = GaussianMixture(), rws_ref.MLPGuide(20, (4,), loc=95.0, scale=60.0)
