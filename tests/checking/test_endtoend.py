@@ -172,3 +172,16 @@ def _fixed_draws(theta, phi, x, rng):
 def test_an_estimator_that_does_not_draw_from_its_rng_is_named(fn, words):
     report = endtoend.check_stochastic(fn, "wake_phi", MIX, CAT, TH, PH, X, K=K, replicates=50)
     assert not report.ok and words in report.reproducibility and words in str(report)
+
+
+def test_a_correct_estimator_that_repeats_an_output_under_two_generators_is_not_called_rng_blind():
+    # on this peaked guide the first two replicates of seed 1028 draw the same particles (a few states, K = 2):
+    # the reproducibility check compared only those two and failed correct code 1 time in 50; it now needs
+    # every one of the R outputs to be equal
+    fn, extra = next((f, e) for k, f, e in CORRECT if k == "wake_theta")
+    first = [np.concatenate([np.ravel(v) for v in fn(TH, PH, X, np.random.default_rng([1028, r])).values()])
+             for r in range(2)]
+    assert np.array_equal(first[0], first[1])
+    report = endtoend.check_stochastic(fn, "wake_theta", MIX, CAT, TH, PH, X, K=K, replicates=1000, seed=1028,
+                                       **extra)
+    assert report.ok and report.reproducibility == "", str(report)
