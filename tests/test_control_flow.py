@@ -40,10 +40,12 @@ def program_log_joint(model, theta, state, x):
 
 
 def program_log_q(guide, phi, state, x):
-    """log q_φ(n, p_1..p_n | x): the count's softmax, then each object's given the data and the one before."""
+    """log q_φ(n, p_1..p_n | x): the count's softmax on a tanh layer, then each object's given the data and the one
+    before."""
     u = [(v - guide.loc) / guide.scale for v in x]
     n = int(state[0])
-    count = [sum(w * ui for w, ui in zip(phi["count_w"][c], u)) + phi["count_b"][c] for c in range(guide.n_max + 1)]
+    h = [math.tanh(sum(w * ui for w, ui in zip(phi["hid_w"][j], u)) + phi["hid_b"][j]) for j in range(guide.hidden)]
+    count = [sum(w * hj for w, hj in zip(phi["count_w"][c], h)) + phi["count_b"][c] for c in range(guide.n_max + 1)]
     log_q = _log_softmax(count)[n]
     prev = guide.positions
     for p in state[1:1 + n]:

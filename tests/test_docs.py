@@ -91,3 +91,31 @@ def test_the_digits_chapter_quotes_its_measurements():
             gaps.append(f"{mean:.3f} ± {se:.3f}")
         row = " | ".join([method, str(K), f"{exact:.3f}", *gaps])
         assert f"| {row} |" in text, row
+
+
+TEST_PATH = re.compile(r"(?<![\w/.])(tests/[\w/]+\.py)")
+
+
+@pytest.mark.parametrize("source", [".ci/run", "README.md"] + [f"docs/{f}" for f in sorted(os.listdir(DOCS))
+                                                               if f.endswith(".md")])
+def test_every_test_file_named_by_ci_readme_or_docs_exists(source):
+    """A test file moved without its mentions breaks CI (the bridge stage once ran a path that no longer
+    existed: 'file or directory not found', exit 4) or sends a reader nowhere."""
+    named = set(TEST_PATH.findall(_read(*source.split("/"))))
+    missing = sorted(p for p in named if not os.path.exists(os.path.join(ROOT, p)))
+    assert not missing, f"{source} names test files that do not exist: {missing}"
+
+
+def test_the_ci_runs_every_test_file_the_core_suite_skips_for_a_missing_framework():
+    """Each test file that skips itself without pyro, numpyro, tensorflow_probability, torch, jax or
+    distributed is run by some stage of .ci/run that installs them."""
+    ci = _read(".ci", "run")
+    skipping = set()
+    for folder, _, files in os.walk(os.path.join(ROOT, "tests")):
+        for name in files:
+            if name.startswith("test_") and name.endswith(".py"):
+                text = _read(os.path.relpath(os.path.join(folder, name), ROOT))
+                if re.search(r"importorskip\((\"(pyro|numpyro|tensorflow|torch|jax|distributed)|framework|old)", text):
+                    skipping.add(os.path.relpath(os.path.join(folder, name), ROOT))
+    assert skipping, "no test file skips for a missing framework: the pattern is stale"
+    assert not sorted(p for p in skipping if p not in ci), sorted(p for p in skipping if p not in ci)

@@ -146,6 +146,7 @@ class _Run:
     opt_phi: Any
     provenance: dict
     checkpoint: Optional[str]
+    metrics: Any = None
 
     def _replace_gen(self, gen):
         return dataclasses.replace(self, gen=gen)
@@ -218,7 +219,23 @@ def _evaluate(run, theta, phi, iteration):
         for name, draws in (("grad_std_theta", g_th), ("grad_std_phi", g_ph)):
             if np.size(draws[0]):                    # a model (or guide) without parameters has no gradient
                 row[name] = float(np.sqrt(np.mean(np.var(draws, axis=0, ddof=1))))
+    if run.metrics is not None:
+        row.update(_more_metrics(run.metrics(theta, phi, eval_x), row))
     return row
+
+
+def _more_metrics(more, row):
+    """The user's extra evaluation columns, checked: a dict of new names to finite real numbers."""
+    if not isinstance(more, dict):
+        raise TypeError(f"metrics must return a dict of name -> number; got {type(more).__name__}")
+    out = {}
+    for name, value in more.items():
+        if name in row:
+            raise ValueError(f"metrics returned {name!r}, a column rws_ref already reports; choose another name")
+        if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+            raise ValueError(f"metrics returned {name!r} = {value!r}; expected a finite real number")
+        out[str(name)] = float(value)
+    return out
 
 
 def posterior_error(model, guide, theta, phi, x, states=None):
@@ -250,7 +267,7 @@ def _converged(history, cfg):
 
 def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None, true_theta=None,
           defensive=None, checkpoint=None, checkpoint_every=100, resume=None, progress=False, rng=None,
-          overwrite=False, sample_data=None, timeout=DEFAULT_TIMEOUT):
+          overwrite=False, sample_data=None, timeout=DEFAULT_TIMEOUT, metrics=None):
     """Run RWS (or a compared method) until convergence or the iteration cap.
 
     Parameters
@@ -277,6 +294,9 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
     rng : numpy.random.Generator, optional; replaces the default np.random.default_rng(config.seed)
     timeout : seconds (default 60; None: no limit) one iteration, and one evaluation, may take — the model's
         and guide's code runs inside them (TimeoutError naming the iteration)
+    metrics : callable (theta, phi, eval_x) -> dict of name -> number, optional: more columns of every
+        evaluation row (an experiment's own exact measure, e.g. the scene's count accuracy); each value must be
+        a finite real number and no name may replace one of rws_ref's columns
 
     Returns
     -------
@@ -291,9 +311,11 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
         model, guide, data, config, eval_data, true_theta, checkpoint, checkpoint_every, resume, overwrite,
         sample_data)
     opt_theta, opt_phi = [(Adam if cfg.optimizer == "adam" else SGD)(lr) for lr in (cfg.lr_theta, cfg.lr_phi)]
+    if metrics is not None and not callable(metrics):
+        raise TypeError(f"metrics must be a callable (theta, phi, eval_x) -> dict; got {type(metrics).__name__}")
     run = _Run(cfg, model, guide, eval_x, true_theta, defensive,
                np.random.default_rng(cfg.seed) if rng is None else check_rng(rng), opt_theta, opt_phi,
-               provenance(model, guide, data), checkpoint)
+               provenance(model, guide, data), checkpoint, metrics)
     theta, phi, history, iteration = _start(run, theta, phi, resume)
     if not history:
         history.append(_evaluate(run, theta, phi, 0))

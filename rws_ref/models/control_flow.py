@@ -18,9 +18,10 @@ canonical (n > n_max, a position ≥ P, an absent position other than 0), so the
 exactly the distribution of the program; ``support()`` lists the Σ_{n ≤ n_max} P^n canonical states
 (585 by default), so log p_θ(x), the posterior and every estimator's exact moments are enumerated.
 
-Guide (``SceneGuide``), with control flow of its own: u = (x − loc)/scale and::
+Guide (``SceneGuide``), with control flow of its own: u = (x − loc)/scale, h = tanh(hid_w u + hid_b)
+(H = 16 hidden units: counting bumps is not linear in the pixels) and::
 
-    q(n | x)              = softmax(count_w u + count_b)
+    q(n | x)              = softmax(count_w h + count_b)
     q(p_i | x, p_{i−1})   = softmax(pos_w u + pos_b + pos_prev[p_{i−1}]),   p_0 = P (a start row)
 
 The objects are proposed one after the other, each given the data and the one before it — the
@@ -34,7 +35,8 @@ Gradients, with ω_kn the weights and onehot(·) an indicator vector::
 
 and for the guide, each present step i a softmax with cross-entropy gradient
 G_i = ω (onehot(p_i) − q(· | x, p_{i−1})), pulled back into pos_w (G_i uᵀ), pos_b (G_i) and the row
-p_{i−1} of pos_prev; the count step likewise into count_w, count_b.
+p_{i−1} of pos_prev; the count step likewise into count_w (G hᵀ), count_b, and through h into hid_w, hid_b
+(δ = (count_wᵀ G) ⊙ (1 − h²)).
 """
 import numpy as np
 
@@ -222,46 +224,53 @@ class SceneGuide(_Scene, Guide):
     ----------
     n_max, positions, pixels : int
         As the model's.
+    hidden : int
+        H, the tanh units of the count's hidden layer (default 16).
     loc, scale : float
         Fixed input standardization u = (x − loc)/scale (default 0 and 1).
 
     Notes
     -----
-    φ keys: ``count_w`` (n_max + 1, D), ``count_b`` (n_max + 1,), ``pos_w`` (P, D), ``pos_b`` (P,),
-    ``pos_prev`` (P + 1, P) — row P is the start.
+    φ keys: ``hid_w`` (H, D), ``hid_b`` (H,), ``count_w`` (n_max + 1, H), ``count_b`` (n_max + 1,),
+    ``pos_w`` (P, D), ``pos_b`` (P,), ``pos_prev`` (P + 1, P) — row P is the start.
     """
 
-    def __init__(self, n_max=3, positions=8, pixels=16, loc=0.0, scale=1.0):
+    def __init__(self, n_max=3, positions=8, pixels=16, hidden=16, loc=0.0, scale=1.0):
         self._layout(n_max, positions, pixels)
+        self.hidden = check_count(hidden, "hidden")
         for name, value, positive in (("loc", loc, False), ("scale", scale, True)):
             if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.integer, np.floating)) \
                     or not np.isfinite(value) or (positive and value <= 0):
                 raise ValueError(f"{name} must be a {'positive ' if positive else ''}finite number; got {value!r}")
         self.loc, self.scale = float(loc), float(scale)
-        c, p, d = self.n_max + 1, self.positions, self.pixels
-        self.phi_shapes = {"count_w": (c, d), "count_b": (c,), "pos_w": (p, d), "pos_b": (p,),
-                           "pos_prev": (p + 1, p)}
+        c, p, d, h = self.n_max + 1, self.positions, self.pixels, self.hidden
+        self.phi_shapes = {"hid_w": (h, d), "hid_b": (h,), "count_w": (c, h), "count_b": (c,), "pos_w": (p, d),
+                           "pos_b": (p,), "pos_prev": (p + 1, p)}
 
     def __repr__(self):
         return (f"SceneGuide(n_max={self.n_max}, positions={self.positions}, pixels={self.pixels}, "
-                f"loc={self.loc}, scale={self.scale})")
+                f"hidden={self.hidden}, loc={self.loc}, scale={self.scale})")
 
     def init_phi(self, rng):
-        """Random φ: every entry ~ N(0, 0.1²)."""
+        """Random φ: hid_w ~ N(0, 1/D), every other entry ~ N(0, 0.1²)."""
         check_rng(rng)
-        return {key: 0.1 * rng.standard_normal(shape) for key, shape in self.phi_shapes.items()}
+        phi = {key: 0.1 * rng.standard_normal(shape) for key, shape in self.phi_shapes.items()}
+        phi["hid_w"] = rng.standard_normal(self.phi_shapes["hid_w"]) / np.sqrt(self.pixels)
+        return phi
 
     def _heads(self, phi, x):
-        # u, the count logits (N, n_max + 1) and the data part of the position logits (N, P)
+        # u, the hidden layer h (N, H), the count logits (N, n_max + 1) and the data part of the position
+        # logits (N, P)
         xp = array_module(*phi.values())
         u = (x - self.loc) / self.scale
-        return (u, xp.dot(u, xp.transpose(phi["count_w"])) + phi["count_b"],
+        h = xp.tanh(xp.dot(u, xp.transpose(phi["hid_w"])) + phi["hid_b"])
+        return (u, h, xp.dot(h, xp.transpose(phi["count_w"])) + phi["count_b"],
                 xp.dot(u, xp.transpose(phi["pos_w"])) + phi["pos_b"])
 
     def count_probs(self, phi, x):
         """q_φ(n | x_n) for n = 0 … n_max, shape (N, n_max + 1)."""
         phi, x = self.check_phi(phi), validate_x(self, x)
-        return softmax(self._heads(phi, x)[1], axis=-1)
+        return softmax(self._heads(phi, x)[2], axis=-1)
 
     def sample(self, phi, x, K, rng):
         """K independent particles per datapoint: integer array (K, N, 1 + n_max), canonical."""
@@ -270,7 +279,7 @@ class SceneGuide(_Scene, Guide):
         N = x.shape[0]
         check_draws(K * N, self.z_shape, f"K = {K} particles for N = {N} datapoints")
         check_rng(rng)
-        _, count_logits, base = self._heads(phi, x)
+        _, _, count_logits, base = self._heads(phi, x)
         z = np.zeros((K, N, 1 + self.n_max), dtype=np.int64)
         z[..., 0] = n = _categorical(softmax(count_logits, axis=-1), rng.random((K, N)))
         prev = np.full((K, N), self.positions)
@@ -285,7 +294,7 @@ class SceneGuide(_Scene, Guide):
         ω ↦ ∇_φ Σ ω log q (module docstring).  Trusts its input."""
         xp = array_module(*phi.values())
         n, pos, present, canonical = self._parts(z)
-        u, count_logits, base = self._heads(phi, x)
+        u, h, count_logits, base = self._heads(phi, x)
         N, P = x.shape[0], self.positions
         prev = np.concatenate([np.full(pos.shape[:-1] + (1,), P), pos[..., :-1]], axis=-1)   # (K, N, n_max)
         log_qc = log_softmax(count_logits, axis=-1)                                         # (N, n_max + 1)
@@ -304,8 +313,10 @@ class SceneGuide(_Scene, Guide):
             g_prev = np.bincount((prev[..., None] * P + np.arange(P)).reshape(-1), g_pos.reshape(-1),
                                  minlength=(P + 1) * P).reshape(P + 1, P)
             g_data = g_pos.sum(axis=(0, 2))                                                  # (N, P)
-            return {"count_w": g_count.T @ u, "count_b": g_count.sum(axis=0),
-                    "pos_w": g_data.T @ u, "pos_b": g_data.sum(axis=0), "pos_prev": g_prev}
+            delta = (g_count @ phi["count_w"]) * (1.0 - h ** 2)                             # (N, H)
+            return {"hid_w": delta.T @ u, "hid_b": delta.sum(axis=0), "count_w": g_count.T @ h,
+                    "count_b": g_count.sum(axis=0), "pos_w": g_data.T @ u, "pos_b": g_data.sum(axis=0),
+                    "pos_prev": g_prev}
         return log_q, pullback
 
     def count_accuracy(self, model, theta, phi, x):

@@ -287,3 +287,45 @@ def test_each_methods_step_takes_exactly_the_estimators_gradients(method):
         assert sorted(got) == sorted(want)
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=1e-14, err_msg=f"{method} {key}")
+
+
+def _tiny_mixture_run(metrics, iters=20):
+    rng = np.random.default_rng(0)
+    model, guide = GaussianMixture(3, scale=6.0), SoftmaxLinearGuide(3, loc=15.0, scale=10.0)
+    x = model.sample(model.true_theta(), 40, rng)[1]
+    cfg = TrainConfig(K=3, iters=iters, batch_size=20, eval_every=10, grad_replicates=0, early_stop=False)
+    return train(model, guide, x, cfg, theta=model.true_theta(), metrics=metrics), model, guide, x
+
+
+def test_an_experiments_own_metrics_become_columns_of_every_evaluation_row():
+    seen = []
+
+    def mean_q_of_component_0(theta, phi, eval_x):                # an exact measure, computed here by hand
+        seen.append(eval_x.copy())
+        return {"q0": float(np.mean(np.exp(guide_log_q0(phi, eval_x))))}
+
+    def guide_log_q0(phi, eval_x):
+        states = np.zeros((1, eval_x.shape[0]), dtype=int)
+        return guide.log_prob(phi, states, eval_x)[0]
+
+    result, model, guide, x = _tiny_mixture_run(None)
+    result2, *_ = _tiny_mixture_run(mean_q_of_component_0)
+    assert [row["iteration"] for row in result2.history] == [0, 10, 20]
+    for row, plain in zip(result2.history, result.history):
+        assert set(row) == set(plain) | {"q0"}                     # one more column, nothing replaced
+        assert {k: row[k] for k in plain} == plain                 # the rest of the row unchanged
+    np.testing.assert_array_equal(seen[0], x)                      # evaluated on the evaluation data
+    last = result2.history[-1]["q0"]
+    assert last == pytest.approx(np.mean(np.exp(guide_log_q0(result2.phi, x))), rel=1e-12)
+
+
+@pytest.mark.parametrize("metrics, error, words", [
+    ("not callable", TypeError, "metrics must be a callable"),
+    (lambda th, ph, x: [1.0], TypeError, "got list"),
+    (lambda th, ph, x: {"mine": float("nan")}, ValueError, "'mine' = nan"),
+    (lambda th, ph, x: {"mine": "high"}, ValueError, "finite real number"),
+    (lambda th, ph, x: {"posterior_error": 0.0}, ValueError, "already reports"),
+])
+def test_malformed_metrics_are_refused_by_name(metrics, error, words):
+    with pytest.raises(error, match=words):
+        _tiny_mixture_run(metrics, iters=10)
