@@ -3,7 +3,7 @@
     rws-ref audit [--plot FILE.png]      every estimator against the exact oracle (the main job)
     rws-ref train --model … --method …  the full algorithm, with metrics, plots and checkpoints
     rws-ref vectors --out FILE.json      language-neutral test vectors for other implementations
-    rws-ref reproduce le2019-gmm|bb2015-digits --out DIR   a paper's experiment, resumable
+    rws-ref reproduce le2019-gmm|le2019-scene|bb2015-digits --out DIR   a paper's experiment, resumable
     rws-ref exercises list|start|check   exercises graded by the oracle
 
 Errors in the arguments or the files give one readable line on stderr and
@@ -125,19 +125,19 @@ def _exercises_parser(sub):
 
 
 def _reproduce_parser(sub):
-    rep = sub.add_parser("reproduce", help="reproduce a paper's experiment (le2019-gmm, bb2015-digits)",
-                         description="le2019-gmm: Le et al. (2019), the Gaussian-mixture comparison — WW, WS, δ-WW, "
-                                     "REINFORCE and VIMCO at K = 2, 5, 10, 20, errors against the true mixture "
-                                     "weights and the true posterior. bb2015-digits: Bornschein and Bengio (2015), "
-                                     "belief nets on binarized digits with exact held-out likelihoods. Resumable: "
-                                     "a rerun with the same --out skips finished runs and continues unfinished ones.")
-    rep.add_argument("experiment", choices=["le2019-gmm", "bb2015-digits"], help="Le et al. (2019)'s mixture, or "
-                     "Bornschein and Bengio (2015)'s belief nets on digits (pip install 'rws_ref[data]')")
+    rep = sub.add_parser("reproduce", help="reproduce a paper's experiment (le2019-gmm, le2019-scene, bb2015-digits)",
+                         description="le2019-gmm: Le et al. (2019), the Gaussian-mixture comparison: WW, WS, δ-WW, "
+                                     "REINFORCE and VIMCO at K = 2, 5, 10, 20. le2019-scene: the same on a model with "
+                                     "stochastic control flow, every measure exact. bb2015-digits: Bornschein and "
+                                     "Bengio (2015), belief nets on digits, exact held-out likelihoods. Resumable: a "
+                                     "rerun with the same --out skips finished runs and continues unfinished ones.")
+    rep.add_argument("experiment", choices=["le2019-gmm", "le2019-scene", "bb2015-digits"],
+                     help="bb2015-digits needs pip install 'rws_ref[data]'")
     rep.add_argument("--out", metavar="DIR", required=True, help="folder for runs/, results.csv, summary.json and "
-                                                                  "the figure (created if missing)")
+                                                                  "the figures (created if missing)")
     rep.add_argument("--budget", type=_argument(float, lambda v: 0 < v <= 1, "a number in (0, 1]"), default=0.01,
-                     help="fraction of the full run's iterations (le2019-gmm 100,000, bb2015-digits 20,000; "
-                          "default 0.01)")
+                     help="fraction of the full run's iterations (le2019-gmm 100,000, le2019-scene 2,000, "
+                          "bb2015-digits 20,000; default 0.01)")
     rep.add_argument("--seeds", type=_positive_int, default=1, help="runs per method and K (default 1)")
     rep.add_argument("--jobs", type=_positive_int, default=2,
                      help="local processes running runs in parallel, at most one per pending run (default 2)")
@@ -427,7 +427,8 @@ def _run_reproduce(args):
                                      progress=not args.no_progress, scheduler=args.scheduler, fresh=args.fresh,
                                      max_runs=args.max_runs)
     print(summary_table(summary))
-    figures = {"le2019-gmm": "le2019_gmm.png", "bb2015-digits": "bb2015_digits.png, bb2015_digits_images.png"}
+    figures = {"le2019-gmm": "le2019_gmm.png", "le2019-scene": "le2019_scene.png, le2019_scene_objects.png",
+               "bb2015-digits": "bb2015_digits.png, bb2015_digits_images.png"}
     print(f"{seconds:.0f} s; results in {args.out}: results.csv, summary.json, {figures[args.experiment]}")
     return 0
 
@@ -447,15 +448,12 @@ def _run_vectors(args):
 
 def _write_metrics(path, history):
     keys = sorted({k for row in history for k in row}, key=lambda k: (k != "iteration", k))
-    if path.lower().endswith(".json"):
-        atomic_write(path, lambda handle: json.dump(history, handle, indent=1))
-        return
-
-    def write(handle):
+    def write_csv(handle):
         writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()
         writer.writerows(history)
-    atomic_write(path, write)
+    atomic_write(path, (lambda handle: json.dump(history, handle, indent=1)) if path.lower().endswith(".json")
+                 else write_csv)
 
 
 def main(argv=None):

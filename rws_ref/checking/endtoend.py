@@ -241,10 +241,7 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
         raise ValueError(f"alpha must be in (0, 0.5); got {alpha!r}")
     if sig.dreams:
         M = check_count(M, "M (the dreams each call of fn draws)")
-    if "iota" in sig.names:
-        iota = check_fraction(iota, "iota")
-    if "delta" in sig.names:
-        delta = check_fraction(delta, "delta")
+    iota, delta = (check_fraction(v, n) if n in sig.names else v for v, n in ((iota, "iota"), (delta, "delta")))
     if model is None and guide is None:
         model, guide = registry.default_pair(entry)
     protocol.check_pair(model, guide)

@@ -228,14 +228,12 @@ def _more_metrics(more, row):
     """The user's extra evaluation columns, checked: a dict of new names to finite real numbers."""
     if not isinstance(more, dict):
         raise TypeError(f"metrics must return a dict of name -> number; got {type(more).__name__}")
-    out = {}
     for name, value in more.items():
         if name in row:
             raise ValueError(f"metrics returned {name!r}, a column rws_ref already reports; choose another name")
         if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real) or not np.isfinite(value):
             raise ValueError(f"metrics returned {name!r} = {value!r}; expected a finite real number")
-        out[str(name)] = float(value)
-    return out
+    return {str(name): float(value) for name, value in more.items()}
 
 
 def posterior_error(model, guide, theta, phi, x, states=None):

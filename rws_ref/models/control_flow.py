@@ -298,8 +298,11 @@ class SceneGuide(_Scene, Guide):
         N, P = x.shape[0], self.positions
         prev = np.concatenate([np.full(pos.shape[:-1] + (1,), P), pos[..., :-1]], axis=-1)   # (K, N, n_max)
         log_qc = log_softmax(count_logits, axis=-1)                                         # (N, n_max + 1)
-        log_qp = log_softmax(base[:, None, :] + phi["pos_prev"][prev], axis=-1)               # (K, N, n_max, P)
-        picked = xp.sum(log_qp * (pos[..., None] == np.arange(P)), axis=-1)                 # (K, N, n_max)
+        # one position step's log-probabilities for each datapoint and each previous position, looked up
+        # per particle (a (N, P + 1, P) table instead of one softmax per particle and step)
+        log_table = log_softmax(base[:, None, :] + phi["pos_prev"][None], axis=-1)         # (N, P + 1, P)
+        rows = np.arange(N)[None, :, None]
+        picked = log_table[rows, prev, pos]                                                 # (K, N, n_max)
         log_q = log_qc[np.arange(N)[None, :], n] + xp.sum(present * picked, axis=-1)
         log_q = xp.where(canonical, log_q, -np.inf)
 
@@ -309,7 +312,8 @@ class SceneGuide(_Scene, Guide):
             counts = np.bincount((np.arange(N)[None, :] * c + n).reshape(-1), w.reshape(-1),
                                  minlength=N * c).reshape(N, c)
             g_count = counts - w.sum(axis=0)[:, None] * np.exp(log_qc)                      # (N, n_max + 1)
-            g_pos = (w[..., None] * present)[..., None] * ((pos[..., None] == np.arange(P)) - np.exp(log_qp))
+            q_pos = np.exp(log_table)[rows, prev]                                            # (K, N, n_max, P)
+            g_pos = (w[..., None] * present)[..., None] * ((pos[..., None] == np.arange(P)) - q_pos)
             g_prev = np.bincount((prev[..., None] * P + np.arange(P)).reshape(-1), g_pos.reshape(-1),
                                  minlength=(P + 1) * P).reshape(P + 1, P)
             g_data = g_pos.sum(axis=(0, 2))                                                  # (N, P)

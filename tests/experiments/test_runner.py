@@ -27,3 +27,14 @@ def test_the_runs_of_different_seeds_differ_and_a_seed_repeats_exactly():
                            np.asarray(other["parameters"]["theta"]["logits"]))
     first = lambda run: (run["rows"][0]["model_error"], run["rows"][0]["inference_error"])      # noqa: E731
     assert first(one)[0] == first(other)[0] and first(one)[1] != first(other)[1]
+
+
+def test_the_final_summary_gives_median_and_quartiles_beside_the_mean():
+    # five seeds ending at 0, 0, 0, 1, 10 (one bad seed): mean 2.2, median 0, quartiles 0 and 1 (numpy's
+    # linear interpolation: positions 1 and 3 of the sorted five)
+    runs = {("WW", 2, s): {"rows": [{"iteration": 0, "e": 5.0}, {"iteration": 7, "e": v}], "seconds": 1.0}
+            for s, v in enumerate([0.0, 10.0, 0.0, 1.0, 0.0])}
+    cell = runner.final_summary(runs, 7, 0.5, 5, {"WW": {}}, ("e",))["final"]["WW K=2"]
+    assert cell["e"] == pytest.approx(2.2) and cell["e_median"] == 0.0 and cell["e_quartiles"] == [0.0, 1.0]
+    assert cell["e_range"] == [0.0, 10.0] and cell["e_interval"][0] < 0.0 < cell["e_interval"][1]
+    assert cell["seeds"] == 5
