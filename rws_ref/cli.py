@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _UserError(Exception):
-    pass
+    """A mistake in the arguments or the user's files: one line on stderr, exit status 2."""
 
 
 def _argument(convert, accept, expected):
@@ -102,12 +102,9 @@ def build_parser():
     parser.add_argument("--traceback", action="store_true",
                         help="on an error, print the whole traceback instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    _audit_parser(sub)
-    _train_parser(sub, METHODS)
-    _vectors_parser(sub)
-    _reproduce_parser(sub)
-    _exercises_parser(sub)
+    for add in (_audit_parser, lambda s: _train_parser(s, METHODS), _vectors_parser, _reproduce_parser,
+                _exercises_parser):
+        add(sub)
     return parser
 
 
@@ -126,18 +123,19 @@ def _exercises_parser(sub):
 
 def _reproduce_parser(sub):
     rep = sub.add_parser("reproduce", help="reproduce a paper's experiment (le2019-gmm, le2019-scene, bb2015-digits)",
-                         description="le2019-gmm: Le et al. (2019), the Gaussian-mixture comparison: WW, WS, δ-WW, "
-                                     "REINFORCE and VIMCO at K = 2, 5, 10, 20. le2019-scene: the same on a model with "
-                                     "stochastic control flow, every measure exact. bb2015-digits: Bornschein and "
-                                     "Bengio (2015), belief nets on digits, exact held-out likelihoods. Resumable: a "
+                         description="le2019-gmm: Le et al. (2019)'s mixture, WW, WS, δ-WW, REINFORCE, VIMCO at "
+                                     "K = 2, 5, 10, 20; le2019-scene: the same with stochastic control flow; "
+                                     "bb2015-digits: Bornschein and Bengio (2015), belief nets on digits. Resumable: a "
                                      "rerun with the same --out skips finished runs and continues unfinished ones.")
     rep.add_argument("experiment", choices=["le2019-gmm", "le2019-scene", "bb2015-digits"],
                      help="bb2015-digits needs pip install 'rws_ref[data]'")
-    rep.add_argument("--out", metavar="DIR", required=True, help="folder for runs/, results.csv, summary.json and "
-                                                                  "the figures (created if missing)")
+    rep.add_argument("--out", metavar="DIR", required=True, help="folder for the runs, results and figures")
     rep.add_argument("--budget", type=_argument(float, lambda v: 0 < v <= 1, "a number in (0, 1]"), default=0.01,
                      help="fraction of the full run's iterations (le2019-gmm 100,000, le2019-scene 2,000, "
                           "bb2015-digits 20,000; default 0.01)")
+    rep.add_argument("--start", choices=["authors-far", "authors-near", "mirrored"], default=None,
+                     help="le2019-gmm: the starting mixture weights (default authors-far, docs/reproduce.md)")
+    rep.add_argument("--raw-x", action="store_true", help="le2019-gmm: the guide sees raw x, as the authors' network")
     rep.add_argument("--seeds", type=_positive_int, default=1, help="runs per method and K (default 1)")
     rep.add_argument("--jobs", type=_positive_int, default=2,
                      help="local processes running runs in parallel, at most one per pending run (default 2)")
@@ -423,13 +421,15 @@ def _run_reproduce(args):
     import importlib
     module = importlib.import_module(f"rws_ref.experiments.{args.experiment.replace('-', '_')}")
     experiment, summary_table = getattr(module, args.experiment.replace("-", "_")), module.summary_table
+    own = {"start": args.start or "authors-far", "inputs": "raw" if args.raw_x else "standardized"}
+    if args.experiment != "le2019-gmm" and (args.start or args.raw_x):
+        raise _UserError(f"--start and --raw-x are options of le2019-gmm, not of {args.experiment}")
     _, summary, seconds = experiment(args.out, budget=args.budget, seeds=args.seeds, jobs=args.jobs,
                                      progress=not args.no_progress, scheduler=args.scheduler, fresh=args.fresh,
-                                     max_runs=args.max_runs)
+                                     max_runs=args.max_runs, **(own if args.experiment == "le2019-gmm" else {}))
     print(summary_table(summary))
-    figures = {"le2019-gmm": "le2019_gmm.png", "le2019-scene": "le2019_scene.png, le2019_scene_objects.png",
-               "bb2015-digits": "bb2015_digits.png, bb2015_digits_images.png"}
-    print(f"{seconds:.0f} s; results in {args.out}: results.csv, summary.json, {figures[args.experiment]}")
+    figures = ", ".join(sorted(name for name in os.listdir(args.out) if name.endswith(".png")))
+    print(f"{seconds:.0f} s; results in {args.out}: results.csv, summary.json, {figures}")
     return 0
 
 

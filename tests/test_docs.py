@@ -119,3 +119,80 @@ def test_the_ci_runs_every_test_file_the_core_suite_skips_for_a_missing_framewor
                     skipping.add(os.path.relpath(os.path.join(folder, name), ROOT))
     assert skipping, "no test file skips for a missing framework: the pattern is stale"
     assert not sorted(p for p in skipping if p not in ci), sorted(p for p in skipping if p not in ci)
+
+
+def _block(text, name):
+    match = re.search(rf"<!-- {name} -->\n(.*?)<!-- /{name} -->", text, flags=re.S)
+    assert match, f"the marked block {name} is missing"
+    return match.group(1)
+
+
+def test_the_control_flow_chapter_quotes_its_worked_example_recomputed_by_hand():
+    """docs/control_flow.md's reparameterization example, every row recomputed here over the 13 program paths
+    by sums written out (no rws_ref estimator, no exact-oracle function): the bound's gradient by central
+    differences of the enumerated bound, REINFORCE's mean and variance from its K = 1 form (log w − 1) ∇ log q."""
+    from rws_ref import Scene1D, SceneGuide
+    model, guide = Scene1D(n_max=2, positions=3, pixels=6), SceneGuide(n_max=2, positions=3, pixels=6, hidden=4)
+    theta, phi = model.true_theta(), guide.init_phi(np.random.default_rng(0))
+    x = model.sample(theta, 1, np.random.default_rng(7))[1]
+    states = model.support()
+    assert len(states) == 13
+    z = states[:, None]
+
+    def log_q(p):
+        return guide.log_prob(p, z, x)[:, 0]
+    log_p = model.log_joint(theta, z, x)[:, 0]
+    q = np.exp(log_q(phi))
+    post = np.exp(log_p - np.logaddexp.reduce(log_p))
+
+    def by_count(table):
+        return [table[states[:, 0] == n].sum() for n in range(3)]
+
+    def elbo(p):
+        return np.sum(np.exp(log_q(p)) * (log_p - log_q(p)))
+    h, grad = 1e-6, []
+    for c in range(3):
+        up, down = {k: v.copy() for k, v in phi.items()}, {k: v.copy() for k, v in phi.items()}
+        up["count_b"][c] += h
+        down["count_b"][c] -= h
+        grad.append((elbo(up) - elbo(down)) / (2 * h))
+    # the score of each path in count_b: onehot(n) − q(·|x), one softmax step (the guide's count head)
+    qn = np.array(by_count(q))
+    score = np.eye(3)[states[:, 0]] - qn
+    pathwise = -(q[:, None] * score).sum(axis=0)
+    signal = (log_p - log_q(phi) - 1.0)[:, None] * score
+    mean = (q[:, None] * signal).sum(axis=0)
+    sd = np.sqrt((q[:, None] * signal ** 2).sum(axis=0) - mean ** 2)
+    np.testing.assert_allclose(mean, grad, rtol=1e-6)                 # REINFORCE is unbiased, by two routes
+    kl = -(post[:, None] * score).sum(axis=0)
+
+    def row(label, values, digits=3):
+        return f"| {label} | " + " | ".join(f"{v:.{digits}f}".replace("-", "−") for v in values) + " |"
+    lines = ["| | n = 0 | n = 1 | n = 2 |", "|---|---|---|---|", row("q_φ(n \\| x)", qn),
+             row("p_θ(n \\| x)", by_count(post)), row("∇ ELBO (exact)", grad),
+             row("pathwise estimator, mean", np.abs(pathwise)), row("REINFORCE, mean", mean),
+             row("REINFORCE, standard deviation of one draw", sd, 2)]
+    text = _read("docs", "control_flow.md")
+    assert _block(text, "reparam-example").strip().splitlines() == lines
+    assert np.max(np.abs(pathwise)) < 2e-16
+    assert f"x = ({', '.join(f'{v:.2f}' for v in x[0])})".replace("-", "−") in text
+    assert "∇_φ KL = (" + ", ".join(f"{v:.3f}" for v in kl).replace("-", "−") + ")" in text
+    ratios = sd / np.abs(mean)
+    assert f"{round(ratios.min())} to {round(ratios.max())} times" in text
+
+
+def test_the_exercises_page_counts_the_graded_mistakes():
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "tests", "checking"))
+    try:
+        spec = importlib.util.spec_from_file_location("exercise_tests", os.path.join(ROOT, "tests", "checking",
+                                                                                    "test_exercises.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(os.path.join(ROOT, "tests", "checking"))
+    words = {16: "sixteen", 17: "seventeen", 18: "eighteen", 19: "nineteen", 20: "twenty"}
+    assert f"every exercise and {words[len(module.MISTAKES)]} wrong ones" in _read("docs", "exercises.md")
+    from rws_ref.checking import exercises
+    rows = re.findall(r"^\| (\d+) \| `(\w+)`", _read("docs", "exercises.md"), flags=re.M)
+    assert [name for _, name in rows] == [e.name for e in exercises.EXERCISES]

@@ -35,6 +35,9 @@ class Exercise:
     summary: str
     formula: str
     offers: str
+    #: the discrete pair of the fixed inputs and the properties: "mixture" (a Gaussian mixture and a softmax
+    #: guide) or "scene" (rws_ref.models.control_flow: latents whose number is itself random)
+    discrete: str = "mixture"
 
 
 _PARTICLES = ("model.log_joint(theta, z, x) -> (K, N); model.grad_log_joint(theta, z, x, weights) -> "
@@ -71,6 +74,13 @@ EXERCISES = (
              "(1/N) Σ_n Σ_k [ (L̂_n − L̂_{n,−k}) ∇_φ log q(z_kn|x_n) − w̄_kn ∇_φ log q(z_kn|x_n) ],\n"
              "    L̂_{n,−k}: L̂_n with w_kn replaced by the geometric mean of the other K − 1 weights",
              _PARTICLES),
+    Exercise("reinforce_phi", "docs/control_flow.md, 'Why the reparameterization trick fails here'",
+             "REINFORCE, the score-function gradient of the bound in φ (ascent), on a program whose number of "
+             "latents is random",
+             "(1/N) Σ_n Σ_k (L̂_n − w̄_kn) ∇_φ log q_φ(z_kn | x_n),  L̂_n = log (1/K) Σ_k w_kn:\n"
+             "    the score-function term L̂_n Σ_k ∇_φ log q plus the gradient of L̂_n at fixed particles",
+             _PARTICLES + ";\n    graded on LinearGaussian and on Scene1D, whose z = (n, p_1, …, p_n_max) is padded",
+             discrete="scene"),
 )
 
 _SIGNATURES = {"elbo_is": "log_w", "sleep_phi": "guide, phi, z, x", "iwae_phi": "model, guide, theta, phi, x, eps"}

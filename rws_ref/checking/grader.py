@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import registry
 from .._checks import deadline, traceback_text
-from ..models import DiagonalGaussianGuide, GaussianMixture, LinearGaussian, SoftmaxLinearGuide
+from ..models import DiagonalGaussianGuide, GaussianMixture, LinearGaussian, Scene1D, SceneGuide, SoftmaxLinearGuide
 from . import diagnose, testing
 from .exercises import CALL_TIMEOUT, Grade, get
 from .properties import draw_case
@@ -21,11 +21,14 @@ from .properties import draw_case
 __all__ = ["grade", "CallsTheReference"]
 
 
-def _settings(entry):
-    """Two fixed settings per kind: a continuous pair and, where the kind applies, a discrete one."""
+def _settings(entry, discrete="mixture"):
+    """Two fixed settings per kind: a continuous pair and, where the kind applies, a discrete one (a mixture,
+    or the control-flow scene: 1 + 3 + 9 = 13 program paths)."""
     pairs = [(LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3))]
     if entry.signature.enumerable:                   # a discrete pair, where the kind draws its particles
-        pairs.append((GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)))
+        pairs.append((Scene1D(n_max=2, positions=3, pixels=6), SceneGuide(n_max=2, positions=3, pixels=6, hidden=4))
+                     if discrete == "scene" else
+                     (GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)))
     out = []
     for i, (model, guide) in enumerate(pairs):
         rng = np.random.default_rng([2026, i])
@@ -84,7 +87,8 @@ def grade(name, path, max_examples=10, timeout=CALL_TIMEOUT):
         else:
             text = traceback_text(err).splitlines()
         return Grade(name, False, [f"your file raised {type(err).__name__} when it was loaded:", *text, where])
-    for model, guide, case in _settings(entry):
+    settings = _settings(entry, exercise.discrete)
+    for model, guide, case in settings:
         try:
             with deadline(timeout, name):
                 got = fn(*registry.arguments(entry, model, guide, case))
@@ -99,7 +103,7 @@ def grade(name, path, max_examples=10, timeout=CALL_TIMEOUT):
             return Grade(name, False, [f"on {model!r}: {err}", where])
         if not verdict.ok:
             return Grade(name, False, [f"on {model!r}: {verdict}", where])
-    model, guide = _settings(entry)[-1][:2]
+    model, guide = settings[-1][:2]
     report = testing.check_estimator(fn, name, model, guide, max_examples=max_examples, samplers=False,
                                      timeout=timeout)
     failed = [r for r in report.results if r.status == "fail"]

@@ -10,8 +10,13 @@ learning rate 1e-3 for θ and φ; 100,000 iterations; methods wake-wake (WW),
 wake-sleep (WS), defensive wake-wake (δ-WW, δ = 0.2), REINFORCE and VIMCO;
 K ∈ {2, 5, 10, 20}.  Errors: the model error ‖π_θ − π_true‖₂ and the
 inference error, the mean over held-out x of ‖q_φ(·|x) − p_θtrue(·|x)‖₂
-against the *true* posterior.  The start is far from the truth: mixture
-weights mirrored, π ∝ (C − 1 − c) + 5 (model error 0.178), and a fresh MLP.
+against the *true* posterior.  The start (``start``, :data:`STARTS`) is by
+default the one of the authors' code as their sweep ran it, π ∝ e^{19−c}
+(π₀ ≈ 0.63, model error 0.69); their "near" start (uniform, 0.089) and
+rws_ref's earlier mirrored start (π ∝ (C − 1 − c) + 5, 0.178) by name; φ
+starts at a fresh MLP.  The authors' network sees raw x; by default ours sees
+x standardized by the benchmark's location and scale (``inputs="raw"`` for
+theirs).
 
 ``budget`` scales the iterations (1.0 is the paper's 100,000); each run is
 evaluated at 100 points.  Results: DIR/runs/*.json (one per method, K and
@@ -28,10 +33,10 @@ import numpy as np
 
 from .._checks import check_count, renamed
 from .._io import atomic_write
-from ..models import GaussianMixture, benchmark_guide
+from ..models import GaussianMixture, MLPGuide, benchmark_guide
 from . import runner
 
-__all__ = ["PAPER_METHODS", "KS", "FULL_ITERS", "le2019_gmm", "plot", "summary_table", "run_one"]
+__all__ = ["PAPER_METHODS", "KS", "FULL_ITERS", "STARTS", "INPUTS", "le2019_gmm", "plot", "summary_table", "run_one"]
 
 #: the paper's method name -> rws_ref training method and options
 PAPER_METHODS = {"WW": {"method": "wake"}, "WS": {"method": "sleep"}, "δ-WW": {"method": "defensive", "delta": 0.2},
@@ -45,22 +50,35 @@ SECONDS_PER_ITERATION = 2e-3
 KEYS = ("model_error", "inference_error")
 
 
-def _problem():
+#: the model's starting mixture logits by name (each a softmax's logits; the model error ‖π − π_true‖ in brackets)
+STARTS = {
+    # the authors' code (tuananhle7/rrws, gmm/run.py, without --init-near, the way gmm/run_sweep.py runs the
+    # sweep of the paper's figure): logits reversed(2·arange(20)) times a softmax multiplier 0.5, π ∝ e^{19−c}
+    "authors-far": 0.5 * 2.0 * np.arange(20)[::-1],                           # π₀ ≈ 0.63 (error 0.69)
+    "authors-near": np.zeros(20),                                              # --init-near: uniform (0.089)
+    "mirrored": np.log(np.arange(20)[::-1] + 5.0),                             # rws_ref's earlier start (0.178)
+}
+#: what the guide's network sees: x standardized by the benchmark's location and scale, or raw x as the authors'
+INPUTS = ("standardized", "raw")
+
+
+def _problem(start="authors-far", inputs="standardized"):
     model = GaussianMixture(20)
-    guide = benchmark_guide("mlp")
+    guide = benchmark_guide("mlp") if inputs == "standardized" else MLPGuide(20, (16, 16))
     truth = model.true_theta()
-    far = np.arange(20)[::-1] + 5.0
-    return model, guide, truth, {"logits": np.log(far / far.sum())}
+    logits = STARTS[start]
+    return model, guide, truth, {"logits": logits - logits.max()}
 
 
 def run_one(task):
-    """One training run of the comparison, ``task`` = (method, K, seed, iterations, checkpoint path or None);
+    """One training run of the comparison, ``task`` = (method, K, seed, iterations, checkpoint path or None[,
+    {"start": a name of STARTS, "inputs": one of INPUTS}] — the defaults: the authors' far start, standardized x);
     returns its rows (iteration, model and inference error), final θ and φ and wall seconds
     (runner.finished_run).  A pure function of the task: it runs the same here, in a pool worker or on a
     Dask worker; resumes from the checkpoint when there is one (the seconds are then those of the last part)."""
     from .train import TrainConfig, train
-    method, K, seed, iters, ckpt = task
-    model, guide, truth, start = _problem()
+    method, K, seed, iters, ckpt, *options = task
+    model, guide, truth, start = _problem(**(options[0] if options else {}))
     eval_x = model.sample(truth, N_EVAL, np.random.default_rng([seed, 2019]))[1]
     cfg = TrainConfig(K=K, iters=iters, batch_size=BATCH, lr_theta=LR, lr_phi=LR, seed=seed,
                       eval_every=max(1, iters // 100), grad_replicates=0, early_stop=False, **PAPER_METHODS[method])
@@ -77,8 +95,12 @@ def run_one(task):
 
 
 def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=KS, jobs=1, progress=False,
-               scheduler=None, fresh=False, max_runs=runner.MAX_RUNS):
+               scheduler=None, fresh=False, max_runs=runner.MAX_RUNS, start="authors-far", inputs="standardized"):
     """Run (or resume) the comparison; write results.csv, summary.json and the figure into ``out_dir``.
+
+    ``start``: the model's starting mixture weights, a name of :data:`STARTS` — "authors-far" (default; the
+    authors' code as their sweep ran it), "authors-near" (their --init-near, uniform) or "mirrored";
+    ``inputs``: "standardized" (default) or "raw", the x the guide's network sees (the authors': raw).
 
     ``scheduler``: a Dask scheduler's address (or a dask.distributed.Client) to run the runs on
     (default: ``jobs`` local processes); ``fresh``: start afresh in a folder that holds runs of another
@@ -94,8 +116,11 @@ def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=K
     unknown = [m for m in methods if m not in PAPER_METHODS] + [k for k in ks if k not in KS]
     if unknown:
         raise ValueError(f"unknown methods or K: {unknown}; methods {list(PAPER_METHODS)}, K {list(KS)}")
+    if start not in STARTS or inputs not in INPUTS:
+        raise ValueError(f"start must be one of {list(STARTS)} and inputs one of {list(INPUTS)}; got start = "
+                         f"{start!r}, inputs = {inputs!r}")
     experiment = runner.Experiment(EXPERIMENT, FULL_ITERS, SECONDS_PER_ITERATION, PAPER_METHODS, KEYS, run_one,
-                                   "le2019_gmm.png", plot)
+                                   "le2019_gmm.png", plot, options={"start": start, "inputs": inputs})
     return runner.run_experiment(experiment, out_dir, [(m, K) for m in methods for K in ks], budget, seeds,
                                  jobs=jobs, scheduler=scheduler, progress=progress, fresh=fresh, max_runs=max_runs)
 

@@ -18,6 +18,7 @@ removing only the run files rws_ref wrote there); a finished run's file (``runs/
 its configuration and its rows) is read back only if it is intact, finite and of this configuration.
 """
 import csv
+import dataclasses
 import functools
 import json
 import math
@@ -181,7 +182,8 @@ class Experiment:
     """What defines an experiment for :func:`run_experiment`: its name, the paper's iterations, the estimated
     CPU seconds per iteration (for the grid's size check), its methods (in table order), the keys of its
     rows, ``run_one`` (a task → :func:`finished_run`), the learning-curve figure's file name and
-    ``plot(rows, path, iterations)``, and optionally ``more_figures(out_dir, runs)`` drawn from the runs."""
+    ``plot(rows, path, iterations)``, optionally ``more_figures(out_dir, runs)`` drawn from the runs, and
+    ``options``."""
     name: str
     full_iters: int
     seconds_per_iteration: float
@@ -191,6 +193,9 @@ class Experiment:
     figure: str
     plot: Callable
     more_figures: Optional[Callable] = None
+    #: the experiment's own settings (e.g. le2019-gmm's start): part of the folder's and every run's
+    #: configuration, and handed to ``run_one`` as a sixth element of its task when there are any
+    options: dict = dataclasses.field(default_factory=dict)
 
 
 def run_experiment(experiment, out_dir, pairs, budget, seeds, jobs=1, scheduler=None, progress=False, fresh=False,
@@ -201,10 +206,10 @@ def run_experiment(experiment, out_dir, pairs, budget, seeds, jobs=1, scheduler=
     iters = max(10, int(round(budget * experiment.full_iters)))
     check_grid(len(pairs) * seeds, iters, experiment.seconds_per_iteration, max_runs)     # before listing it
     grid = [(m, K, s) for m, K in pairs for s in range(seeds)]
-    runs = prepare_folder(out_dir, configuration(experiment.name, budget, iters), fresh=fresh)
+    runs = prepare_folder(out_dir, configuration(experiment.name, budget, iters, **experiment.options), fresh=fresh)
     start = time.perf_counter()
     done = run_grid(experiment.name, grid, experiment.run_one, experiment.keys, runs, iters, jobs=jobs,
-                    scheduler=scheduler, progress=progress)
+                    scheduler=scheduler, progress=progress, options=experiment.options)
     rows = rows_of(done)
     summary = final_summary(done, iters, budget, seeds, experiment.methods, experiment.keys)
     write_outputs(out_dir, rows, summary, experiment.keys, experiment.figure, experiment.plot)
@@ -213,10 +218,11 @@ def run_experiment(experiment, out_dir, pairs, budget, seeds, jobs=1, scheduler=
     return rows, summary, time.perf_counter() - start
 
 
-def run_grid(experiment, grid, run_one, keys, runs, iters, jobs=1, scheduler=None, progress=False):
+def run_grid(experiment, grid, run_one, keys, runs, iters, jobs=1, scheduler=None, progress=False, options=None):
     """Every run of ``grid`` (tuples (method, K, seed)) finished: read back from its file when it is there,
     run otherwise (``run_one((method, K, seed, iters, checkpoint or None))`` → :func:`finished_run`), its
-    file written by this process as it ends.  Returns {(method, K, seed): run} in the order of the grid;
+    file written by this process as it ends; ``options`` (a dict) joins each run's configuration and, when
+    not empty, its task.  Returns {(method, K, seed): run} in the order of the grid;
     :func:`rows_of` flattens it."""
     finished, pending = {}, []
 
@@ -225,17 +231,17 @@ def run_grid(experiment, grid, run_one, keys, runs, iters, jobs=1, scheduler=Non
 
     def config(m, K, s):
         return {"experiment": experiment, "method": m, "K": K, "seed": s, "iterations": iters,
-                "version": __version__}
+                "version": __version__, **(options or {})}
     for m, K, s in grid:
         path = run_file(runs, name(m, K, s))
         if os.path.exists(path):
             finished[m, K, s] = load_run(path, config(m, K, s), keys)
         else:       # a run's checkpoint is written where it runs: locally only (a Dask run restarts whole)
             pending.append((m, K, s, iters, None if scheduler is not None else
-                            os.path.join(runs, name(m, K, s) + ".npz")))
+                            os.path.join(runs, name(m, K, s) + ".npz")) + ((dict(options),) if options else ()))
 
     def save(task, run):
-        m, K, s, _, ckpt = task
+        m, K, s, _, ckpt = task[:5]
         save_run(run_file(runs, name(m, K, s)), config(m, K, s), run)
         if ckpt is not None and os.path.exists(ckpt):
             os.unlink(ckpt)

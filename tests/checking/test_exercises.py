@@ -64,6 +64,13 @@ SOLUTIONS = {
             weights = (signal - softmax0(log_w)) / x.shape[0]
             return guide.grad_log_prob(phi, z, x, weights)
     """,
+    "reinforce_phi": """
+        def reinforce_phi(model, guide, theta, phi, x, z):
+            log_w = model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)
+            m = log_w.max(axis=0)
+            L = m + np.log(np.mean(np.exp(log_w - m), axis=0))
+            return guide.grad_log_prob(phi, z, x, (L - softmax0(log_w)) / x.shape[0])
+    """,
 }
 
 # (exercise, the edit that plants the mistake, words the hint must hold)
@@ -93,6 +100,9 @@ MISTAKES = [
     ("iwae_phi", ("path[k] - score[k]", "path[k]"), "score term missing"),
     ("iwae_phi", ("path[k] - score[k]", "path[k] + score[k]"), "score term added instead of subtracted"),
     ("vimco_phi", ("signal - softmax0(log_w)", "signal"), "gradient at fixed particles missing"),
+    ("reinforce_phi", ("(L - softmax0(log_w))", "(L + 0 * log_w)"), "gradient at fixed particles missing"),
+    ("reinforce_phi", ("(L - softmax0(log_w)) / x.shape[0]", "(L - softmax0(log_w))"),
+     "sum over data instead of the mean"),
     ("vimco_phi", ("return guide.grad_log_prob(phi, z, x, weights)",
                    "return {k: -v for k, v in guide.grad_log_prob(phi, z, x, weights).items()}"), "sign flip"),
 ]
