@@ -36,7 +36,8 @@ from .._io import atomic_write
 from ..models import GaussianMixture, MLPGuide, benchmark_guide
 from . import runner
 
-__all__ = ["PAPER_METHODS", "KS", "FULL_ITERS", "STARTS", "INPUTS", "le2019_gmm", "plot", "summary_table", "run_one"]
+__all__ = ["PAPER_METHODS", "KS", "FULL_ITERS", "STARTS", "INPUTS", "le2019_gmm", "plot", "summary_table", "run_one",
+           "failed"]
 
 #: the paper's method name -> rws_ref training method and options
 PAPER_METHODS = {"WW": {"method": "wake"}, "WS": {"method": "sleep"}, "δ-WW": {"method": "defensive", "delta": 0.2},
@@ -120,35 +121,23 @@ def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=K
         raise ValueError(f"start must be one of {list(STARTS)} and inputs one of {list(INPUTS)}; got start = "
                          f"{start!r}, inputs = {inputs!r}")
     experiment = runner.Experiment(EXPERIMENT, FULL_ITERS, SECONDS_PER_ITERATION, PAPER_METHODS, KEYS, run_one,
-                                   "le2019_gmm.png", plot, options={"start": start, "inputs": inputs})
+                                   "le2019_gmm.png", plot, options={"start": start, "inputs": inputs},
+                                   failed=failed)
     return runner.run_experiment(experiment, out_dir, [(m, K) for m in methods for K in ks], budget, seeds,
                                  jobs=jobs, scheduler=scheduler, progress=progress, fresh=fresh, max_runs=max_runs)
 
 
-def summary_table(summary):
-    """The final errors as a text table: method × K → model error, inference error — the mean over seeds,
-    ± the half-width of its 95 % t-interval when there are several seeds."""
-    ks = sorted({int(k.split("K=")[1]) for k in summary["final"]})
-    several = summary["seeds"] > 1
-    width = 20 if several else 11
-    head = f"{'method':<11}" + "".join(f"{'K=' + str(K) + ' model':>{width + 3}}{'inference':>{width}}" for K in ks)
-    lines = [f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), "
-             f"{summary['seeds']} seed(s); errors at the end, mean over seeds"
-             + (" ± half-width of the 95% t-interval" if several else ""), head]
+def failed(first, last):
+    """the model error at the end is above half the model error at the start (training did not close half the
+    distance to the true mixture weights)"""
+    return last["model_error"] > 0.5 * first["model_error"]
 
-    def cell(c, key, w):
-        text = f"{c[key]:.4f}"
-        if several:
-            low, high = c[f"{key}_interval"]
-            text += f" ±{(high - low) / 2:.4f}"
-        return f"{text:>{w}}"
-    for method in PAPER_METHODS:
-        cells = [summary["final"].get(f"{method} K={K}") for K in ks]
-        if any(c is None for c in cells):
-            continue
-        lines.append(f"{method:<11}" + "".join(cell(c, "model_error", width + 3) + cell(c, "inference_error", width)
-                                               for c in cells))
-    return "\n".join(lines)
+
+def summary_table(summary):
+    """The final errors as a text table: per K and method, the model and inference errors' medians over seeds
+    with their 25–75 % quartiles in brackets (one seed: the value), and the failed seeds (:func:`failed`).
+    summary.json holds the means and 95 % t-intervals too."""
+    return runner.median_table(summary, KEYS, ("model", "inference"), PAPER_METHODS)
 
 
 def plot(rows, path, iters):

@@ -36,7 +36,7 @@ from ..models import Scene1D, SceneGuide
 from . import runner
 from .le2019_gmm import PAPER_METHODS
 
-__all__ = ["KS", "FULL_ITERS", "le2019_scene", "plot", "summary_table", "run_one", "inferred_objects"]
+__all__ = ["KS", "FULL_ITERS", "le2019_scene", "plot", "summary_table", "run_one", "inferred_objects", "failed"]
 
 KS = (2, 5, 10, 20)
 FULL_ITERS = 2_000
@@ -91,35 +91,22 @@ def le2019_scene(out_dir, budget=0.1, seeds=1, methods=tuple(PAPER_METHODS), ks=
     if unknown:
         raise ValueError(f"unknown methods or K: {unknown}; methods {list(PAPER_METHODS)}, K {list(KS)}")
     experiment = runner.Experiment(EXPERIMENT, FULL_ITERS, SECONDS_PER_ITERATION, PAPER_METHODS, KEYS, run_one,
-                                   "le2019_scene.png", plot, more_figures=_objects_figure)
+                                   "le2019_scene.png", plot, more_figures=_objects_figure, failed=failed)
     return runner.run_experiment(experiment, out_dir, [(m, K) for m in methods for K in ks], budget, seeds,
                                  jobs=jobs, scheduler=scheduler, progress=progress, fresh=fresh, max_runs=max_runs)
 
 
+def failed(first, last):
+    """log p_true(x) − log p_θ(x) at the end is above half its value at the start (training did not close half
+    the distance to the true model)"""
+    return last["log_lik_gap"] > 0.5 * first["log_lik_gap"]
+
+
 def summary_table(summary):
-    """The final values as a text table: method × K → each measure's median over seeds with its 25–75 %
-    quartiles in brackets (one seed: the value)."""
-    ks = sorted({int(k.split("K=")[1]) for k in summary["final"]})
-    several = summary["seeds"] > 1
-    width = 22 if several else 9
-    lines = [f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), {summary['seeds']} "
-             f"seed(s); at the end: " + ("median [25%, 75%] over seeds" if several else "the value")
-             + "; gap = log p_true(x) − log p_θ(x) (nats), inference = ‖q − p_true(z|x)‖, count = TV of q(n|x)"]
-    for K in ks:
-        lines.append(f"K = {K:<7}" + "".join(f"{name:>{width}}" for name in ("gap", "inference", "count")))
-        for method in PAPER_METHODS:
-            c = summary["final"].get(f"{method} K={K}")
-            if c is None:
-                continue
-            cells = []
-            for key in KEYS:
-                text = f"{c[f'{key}_median']:.3f}"
-                if several:
-                    low, high = c[f"{key}_quartiles"]
-                    text += f" [{low:.3f}, {high:.3f}]"
-                cells.append(f"{text:>{width}}")
-            lines.append(f"  {method:<9}" + "".join(cells))
-    return "\n".join(lines)
+    """The final values as a text table: per K and method, each measure's median over seeds with its 25–75 %
+    quartiles in brackets (one seed: the value), and the failed seeds (:func:`failed`)."""
+    return (runner.median_table(summary, KEYS, ("gap", "inference", "count"), PAPER_METHODS)
+            + "\ngap = log p_true(x) − log p_θ(x) (nats), inference = ‖q − p_true(z|x)‖, count = TV of q(n|x)")
 
 
 def plot(rows, path, iters):

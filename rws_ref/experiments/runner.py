@@ -37,7 +37,7 @@ from .._io import atomic_write, check_output_path
 
 __all__ = ["MARKER", "prepare_folder", "run_file", "load_run", "save_run", "map_runs", "interval", "MAX_RUNS",
            "check_budget", "check_grid", "configuration", "Experiment", "run_experiment", "run_grid", "rows_of",
-           "finished_run", "final_summary", "write_outputs"]
+           "finished_run", "final_summary", "median_table", "write_outputs"]
 
 MARKER = "rws-ref-reproduce.json"
 #: a grid of more runs than this is refused before it starts unless ``max_runs`` is raised
@@ -196,6 +196,9 @@ class Experiment:
     #: the experiment's own settings (e.g. le2019-gmm's start): part of the folder's and every run's
     #: configuration, and handed to ``run_one`` as a sixth element of its task when there are any
     options: dict = dataclasses.field(default_factory=dict)
+    #: ``failed(first_row, last_row)`` -> bool, the experiment's stated criterion of a failed run; the summary
+    #: counts the failed seeds of each method and K
+    failed: Optional[Callable] = None
 
 
 def run_experiment(experiment, out_dir, pairs, budget, seeds, jobs=1, scheduler=None, progress=False, fresh=False,
@@ -211,7 +214,7 @@ def run_experiment(experiment, out_dir, pairs, budget, seeds, jobs=1, scheduler=
     done = run_grid(experiment.name, grid, experiment.run_one, experiment.keys, runs, iters, jobs=jobs,
                     scheduler=scheduler, progress=progress, options=experiment.options)
     rows = rows_of(done)
-    summary = final_summary(done, iters, budget, seeds, experiment.methods, experiment.keys)
+    summary = final_summary(done, iters, budget, seeds, experiment.methods, experiment.keys, experiment.failed)
     write_outputs(out_dir, rows, summary, experiment.keys, experiment.figure, experiment.plot)
     if experiment.more_figures is not None:
         experiment.more_figures(out_dir, done)
@@ -256,16 +259,19 @@ def rows_of(runs):
     return [row for run in runs.values() for row in run["rows"]]
 
 
-def final_summary(runs, iters, budget, seeds, methods, keys):
+def final_summary(runs, iters, budget, seeds, methods, keys, failed=None):
     """The values at the last iteration per (method, K) of a grid's runs, in the order of ``methods`` then K:
     for each of ``keys`` the mean over seeds, its 95 % t-interval, the range, the median and the 25 and 75 %
     quartiles (numpy's linear interpolation; a bimodal outcome shows in them where a t-interval reaches
-    below zero); and apart (the one part
+    below zero); with ``failed(first_row, last_row)``, the number of seeds that failed; and apart (the one part
     that is not a function of the seeds) the mean wall seconds of a run.  The summary.json of an experiment."""
-    final, seconds = {}, {}
+    final, seconds, failures = {}, {}, {}
     for (m, K, _), run in runs.items():
-        final.setdefault((m, K), []).extend(row for row in run["rows"] if row["iteration"] == iters)
+        last = [row for row in run["rows"] if row["iteration"] == iters]
+        final.setdefault((m, K), []).extend(last)
         seconds.setdefault((m, K), []).append(run["seconds"])
+        if failed is not None:
+            failures[m, K] = failures.get((m, K), 0) + sum(bool(failed(run["rows"][0], row)) for row in last)
     table = {}
     for (m, K), rows in sorted(final.items(), key=lambda item: (list(methods).index(item[0][0]), item[0][1])):
         cell = {}
@@ -275,9 +281,38 @@ def final_summary(runs, iters, budget, seeds, methods, keys):
             q25, median, q75 = (float(v) for v in np.percentile(values, [25, 50, 75]))
             cell.update({key: mean, f"{key}_interval": [low, high], f"{key}_range": [min(values), max(values)],
                          f"{key}_median": median, f"{key}_quartiles": [q25, q75]})
-        table[f"{m} K={K}"] = {**cell, "seeds": len(rows)}
+        table[f"{m} K={K}"] = {**cell, "seeds": len(rows), **({"failed": failures[m, K]} if failed else {})}
     return {"iterations": iters, "budget": budget, "seeds": seeds, "interval": "95% Student t over seeds",
+            **({"failed_when": " ".join((failed.__doc__ or "").split())} if failed else {}),
             "final": table, "seconds_per_run": {f"{m} K={K}": float(np.mean(seconds[m, K])) for m, K in final}}
+
+
+def median_table(summary, keys, names, methods):
+    """The final values as text, a block per K and a line per method: each of ``keys`` (headed by ``names``)
+    as the median over seeds with its 25–75 % quartiles in brackets (one seed: the value), and the failed
+    seeds when the experiment states a criterion."""
+    ks = sorted({int(k.split("K=")[1]) for k in summary["final"]})
+    several, counted = summary["seeds"] > 1, "failed_when" in summary
+    width = 22 if several else 9
+    lines = [f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), {summary['seeds']} "
+             f"seed(s); at the end: " + ("median [25%, 75%] over seeds" if several else "the value")]
+    if counted:
+        lines.append(f"failed: the seeds where {summary['failed_when']}")
+    for K in ks:
+        lines.append(f"K = {K:<7}" + "".join(f"{name:>{width}}" for name in names) + ("  failed" if counted else ""))
+        for method in methods:
+            c = summary["final"].get(f"{method} K={K}")
+            if c is None:
+                continue
+            cells = []
+            for key in keys:
+                text = f"{c[f'{key}_median']:.4f}"
+                if several:
+                    low, high = c[f"{key}_quartiles"]
+                    text += f" [{low:.4f}, {high:.4f}]"
+                cells.append(f"{text:>{width + (6 if several else 0)}}")
+            lines.append(f"  {method:<9}" + "".join(cells) + (f"  {c['failed']}/{c['seeds']}" if counted else ""))
+    return "\n".join(lines)
 
 
 def write_outputs(out_dir, rows, summary, keys, figure, plot):

@@ -78,3 +78,10 @@ def test_raw_x_runs_the_authors_input_and_changes_the_run():
     other = reproduce.run_one(("WW", 2, 0, 6, None))
     assert one["rows"][0]["model_error"] == other["rows"][0]["model_error"]
     assert one["rows"][0]["inference_error"] != other["rows"][0]["inference_error"]
+
+
+def test_a_failed_seed_is_one_that_did_not_close_half_the_distance_to_the_truth():
+    first = {"model_error": 0.6939, "inference_error": 0.9}
+    assert reproduce.failed(first, {"model_error": 0.732, "inference_error": 0.98})        # worse than it began
+    assert reproduce.failed(first, {"model_error": 0.35, "inference_error": 0.1})
+    assert not reproduce.failed(first, {"model_error": 0.34, "inference_error": 0.9})

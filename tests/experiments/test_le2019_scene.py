@@ -77,15 +77,19 @@ def test_a_tiny_budget_from_the_command_line_writes_every_output_and_a_rerun_res
     assert (out / "results.csv").read_bytes() == before
 
 
-def test_the_table_prints_each_median_with_its_quartiles():
-    runs = {(m, 5, s): {"rows": [{"iteration": 9, "log_lik_gap": g, "inference_error": 0.5, "count_tv": 0.25}],
+def test_the_table_prints_each_median_with_its_quartiles_and_the_failed_seeds():
+    # four seeds starting at a gap of 1.0 and ending at 0.1, 0.3, 0.2, 2.0: the last fails (2.0 > 0.5 · 1.0)
+    runs = {(m, 5, s): {"rows": [{"iteration": 0, "log_lik_gap": 1.0, "inference_error": 0.9, "count_tv": 0.7},
+                                 {"iteration": 9, "log_lik_gap": g, "inference_error": 0.5, "count_tv": 0.25}],
                         "seconds": 1.0} for m in ("WW", "VIMCO") for s, g in enumerate([0.1, 0.3, 0.2, 2.0])}
-    table = scene.summary_table(runner.final_summary(runs, 9, 1.0, 4, scene.PAPER_METHODS, scene.KEYS))
-    assert "median [25%, 75%] over seeds" in table
+    summary = runner.final_summary(runs, 9, 1.0, 4, scene.PAPER_METHODS, scene.KEYS, scene.failed)
+    assert summary["final"]["WW K=5"]["failed"] == 1 and "half its value at the start" in summary["failed_when"]
+    table = scene.summary_table(summary)
+    assert "median [25%, 75%] over seeds" in table and "failed: the seeds where log p_true(x)" in table
     ww = next(line for line in table.splitlines() if line.strip().startswith("WW"))
     # gaps 0.1, 0.2, 0.3, 2.0: median 0.25, quartiles 0.175 and 0.725 (linear interpolation)
-    assert ww.split() == ["WW", "0.250", "[0.175,", "0.725]", "0.500", "[0.500,", "0.500]", "0.250", "[0.250,",
-                          "0.250]"]
+    assert ww.split() == ["WW", "0.2500", "[0.1750,", "0.7250]", "0.5000", "[0.5000,", "0.5000]", "0.2500",
+                          "[0.2500,", "0.2500]", "1/4"]
 
 
 @pytest.mark.parametrize("kwargs, words", [({"budget": 0}, "budget"), ({"ks": (3,)}, "unknown"),
