@@ -196,3 +196,21 @@ def test_the_exercises_page_counts_the_graded_mistakes():
     from rws_ref.checking import exercises
     rows = re.findall(r"^\| (\d+) \| `(\w+)`", _read("docs", "exercises.md"), flags=re.M)
     assert [name for _, name in rows] == [e.name for e in exercises.EXERCISES]
+
+
+def _quartile_cell(c, key):
+    low, high = c[f"{key}_quartiles"]
+    return f"{c[f'{key}_median']:.4f} [{low:.4f}, {high:.4f}]".replace("-", "−")
+
+
+def test_the_control_flow_chapter_quotes_the_measured_comparison():
+    """docs/control_flow.md's table is docs/figures/le2019_scene_summary.json, row by row, re-rendered here."""
+    summary = json.loads(_read("docs", "figures", "le2019_scene_summary.json"))
+    assert summary["iterations"] == 2_000 and summary["seeds"] == 5 and len(summary["final"]) == 20
+    block = _block(_read("docs", "control_flow.md"), "le2019-scene")
+    for name, c in summary["final"].items():
+        method, K = name.split(" K=")
+        row = " | ".join([method, K, *(_quartile_cell(c, k) for k in ("log_lik_gap", "inference_error", "count_tv")),
+                          f"{c['failed']}/{c['seeds']}"])
+        assert f"| {row} |" in block, row
+    assert "half its starting gap" in block and "half its value at the start" in summary["failed_when"]

@@ -115,6 +115,7 @@ def plot(rows, path, iters):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
     ks = sorted({r["K"] for r in rows})
     first = min((r["iteration"] for r in rows if r["iteration"] > 0), default=1)
     fig, axes = plt.subplots(len(KEYS), len(ks), figsize=(3.1 * len(ks), 7.2), sharex=True, sharey="row",
@@ -135,11 +136,16 @@ def plot(rows, path, iters):
         axes[-1, col].set_xlabel("iteration")
         for ax in axes[:, col]:
             ax.set_xscale("symlog", linthresh=first)
+            # 0, then the powers of ten past the first evaluation (no "0" and "10¹" side by side)
+            ax.xaxis.set_major_locator(FixedLocator([0] + [10.0 ** e for e in range(int(np.ceil(np.log10(first))),
+                                                                                   int(np.log10(iters)) + 1)]))
+            ax.xaxis.set_minor_locator(NullLocator())
             ax.grid(alpha=0.3)
-    from matplotlib.ticker import ScalarFormatter, SymmetricalLogLocator
-    axes[0, 0].set_yscale("symlog", linthresh=0.01)                  # the gap may dip below 0 on held-out data
-    axes[0, 0].yaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=0.01, subs=(1.0, 2.0, 5.0)))
-    axes[0, 0].yaxis.set_major_formatter(ScalarFormatter())
+    # the gap on a log scale down to 0.001 nats, linear through 0: it may dip below 0 on held-out data
+    axes[0, 0].set_yscale("symlog", linthresh=1e-3)
+    axes[0, 0].yaxis.set_major_locator(FixedLocator([-1e-3, 0, 1e-3, 1e-2, 0.1, 1, 10]))
+    axes[0, 0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[0, 0].set_ylim(bottom=-2e-3)
     for row_i, key in enumerate(KEYS):
         axes[row_i, 0].set_ylabel(LABELS[key], fontsize=9)
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=len(PAPER_METHODS), fontsize=8,

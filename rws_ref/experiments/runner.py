@@ -293,7 +293,7 @@ def median_table(summary, keys, names, methods):
     seeds when the experiment states a criterion."""
     ks = sorted({int(k.split("K=")[1]) for k in summary["final"]})
     several, counted = summary["seeds"] > 1, "failed_when" in summary
-    width = 22 if several else 9
+    width = 28 if several else 9
     lines = [f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), {summary['seeds']} "
              f"seed(s); at the end: " + ("median [25%, 75%] over seeds" if several else "the value")]
     if counted:
@@ -310,7 +310,7 @@ def median_table(summary, keys, names, methods):
                 if several:
                     low, high = c[f"{key}_quartiles"]
                     text += f" [{low:.4f}, {high:.4f}]"
-                cells.append(f"{text:>{width + (6 if several else 0)}}")
+                cells.append(f"{text:>{width}}")
             lines.append(f"  {method:<9}" + "".join(cells) + (f"  {c['failed']}/{c['seeds']}" if counted else ""))
     return "\n".join(lines)
 
