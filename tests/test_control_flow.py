@@ -232,3 +232,32 @@ def test_the_samplers_of_both_pairs_pass_and_a_guide_that_forgets_the_previous_o
     assert any(r.status == "fail" and "χ²" in r.name for r in report.results), report
     report = check_guide_sampler(SceneGuide(**SMALL), phi, x, seed=0, states=model.support())
     assert report.ok and not report.failed(), report
+
+
+def test_the_users_control_flow_program_through_the_adapters_gets_the_same_answers_and_checks():
+    """The branching program handed over as bare callables (rws_ref.checking.adapters), as a user with densities
+    in another framework would: the exact oracle gives the protocol pair's numbers, check_estimator passes and
+    a short training run on it lowers the posterior error."""
+    from rws_ref.checking import adapters
+    from rws_ref.experiments.train import TrainConfig, train
+    model, guide, theta, phi, x = _branching_problem()
+    m = adapters.Model(model.theta_shapes, model.z_shape, model.x_shape, model.log_joint,
+                       grad_log_joint=model.grad_log_joint, sample=model.sample, init_theta=model.init_theta,
+                       z_domain=3, support=model.support, name="adapted branching")
+    g = adapters.Guide(guide.phi_shapes, guide.z_shape, guide.x_shape, guide.log_prob,
+                       grad_log_prob=guide.grad_log_prob, sample=guide.sample, init_phi=guide.init_phi, z_domain=3)
+    for K in (1, 3):
+        np.testing.assert_allclose(exact.elbo_is(m, g, theta, phi, x, K), exact.elbo_is(model, guide, theta, phi, x, K),
+                                   rtol=1e-13)
+        mean, var = exact.moments(rws_ref.wake_phi, m, g, theta, phi, x, K)
+        mean0, var0 = exact.moments(rws_ref.wake_phi, model, guide, theta, phi, x, K)
+        for key in mean:
+            np.testing.assert_allclose(mean[key], mean0[key], rtol=1e-12, atol=1e-15)
+    testing.check_estimator(rws_ref.wake_theta, "wake_theta", m, g, max_examples=4).assert_ok()
+    data = model.sample(theta, 200, np.random.default_rng(5))[1]
+    cfg = TrainConfig(method="wake", K=5, iters=150, batch_size=50, lr_theta=1e-9, lr_phi=0.05, eval_every=150,
+                      grad_replicates=0, early_stop=False)
+    result = train(m, g, data, cfg, theta=theta, phi=phi)
+    first, last = result.history[0]["posterior_error"], result.history[-1]["posterior_error"]
+    # measured: 0.48 → 0.25 (the protocol pair itself gives the same run: the adapters add no arithmetic)
+    assert last < 0.75 * first, (first, last)
