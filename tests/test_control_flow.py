@@ -261,3 +261,30 @@ def test_the_users_control_flow_program_through_the_adapters_gets_the_same_answe
     first, last = result.history[0]["posterior_error"], result.history[-1]["posterior_error"]
     # measured: 0.48 → 0.25 (the protocol pair itself gives the same run: the adapters add no arithmetic)
     assert last < 0.75 * first, (first, last)
+
+
+def test_check_stochastic_passes_a_users_whole_wake_phi_on_the_scene_and_fails_one_that_drops_the_last_object():
+    """End to end on a control-flow pair: the user's function draws its own particles. A correct one passes;
+    one whose sampler loses the last object of a full scene (a classic off-by-one in the loop) fails.
+    False-failure rate of the passing case: alpha = 1e-3 (Bonferroni over the entries), fixed seed."""
+    from rws_ref.checking.endtoend import check_stochastic
+    model = Scene1D(n_max=2, positions=3, pixels=6)
+    guide = SceneGuide(n_max=2, positions=3, pixels=6, hidden=4)
+    rng = np.random.default_rng(3)
+    theta, phi = model.true_theta(), guide.init_phi(rng)
+    x = model.sample(theta, 2, rng)[1]
+
+    def mine(theta, phi, x, rng, off_by_one=False):
+        z = guide.sample(phi, x, 3, rng)
+        if off_by_one:                                   # the loop stops one object early on a full scene
+            full = z[..., 0] == model.n_max
+            z[..., 0] = np.where(full, model.n_max - 1, z[..., 0])
+            z[..., -1] = np.where(full, 0, z[..., -1])
+        return rws_ref.wake_phi(model, guide, theta, phi, x, z)
+
+    good = check_stochastic(mine, "wake_phi", model, guide, theta, phi, x, K=3, replicates=2000, seed=1)
+    assert good.ok, good
+    def wrong(theta, phi, x, rng):
+        return mine(theta, phi, x, rng, off_by_one=True)
+    bad = check_stochastic(wrong, "wake_phi", model, guide, theta, phi, x, K=3, replicates=2000, seed=1)
+    assert not bad.ok and bad.disagree, bad                  # entries whose mean is off, not a reproducibility verdict
