@@ -214,3 +214,15 @@ def test_the_control_flow_chapter_quotes_the_measured_comparison():
                           f"{c['failed']}/{c['seeds']}"])
         assert f"| {row} |" in block, row
     assert "half its starting gap" in block and "half its value at the start" in summary["failed_when"]
+
+
+def test_every_mutant_of_the_mutation_benchmark_still_applies():
+    """benchmarks/mutation.py plants each bug by replacing one exact text: a refactor that removes the text would
+    silently drop the mutant from the score, so each must occur exactly once and name test files that exist."""
+    spec = importlib.util.spec_from_file_location("mutation", os.path.join(ROOT, "benchmarks", "mutation.py"))
+    mutation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mutation)
+    assert len(mutation.MUTANTS) >= 30
+    for what, path, old, new, tests in mutation.MUTANTS:
+        assert _read(*path.split("/")).count(old) == 1, f"mutant {what!r}: its text occurs not exactly once in {path}"
+        assert old != new and all(os.path.exists(os.path.join(ROOT, t)) for t in tests), what
