@@ -32,9 +32,9 @@ import time
 import numpy as np
 
 from .._checks import check_count, renamed
-from .._io import atomic_write
 from ..models import GaussianMixture, MLPGuide, benchmark_guide
 from . import runner
+from .plots import iteration_axis, save_png
 
 __all__ = ["PAPER_METHODS", "KS", "FULL_ITERS", "STARTS", "INPUTS", "le2019_gmm", "plot", "summary_table", "run_one",
            "failed"]
@@ -142,8 +142,8 @@ def summary_table(summary):
 
 def plot(rows, path, iters):
     """Errors against iterations on log scales, in the paper's layout: a row for the model error and one
-    for the inference error, a column per K, a line per method (the mean over seeds, with the band of its
-    95 % t-interval when there are several).  The x axis is linear up to the first evaluation and
+    for the inference error, a column per K, a line per method (the median over seeds, with the 25–75 %
+    band when there are several).  The x axis is linear up to the first evaluation and
     logarithmic after it, so the start (iteration 0) is shown."""
     import matplotlib
     matplotlib.use("Agg")
@@ -159,34 +159,33 @@ def plot(rows, path, iters):
             if not sel:
                 continue
             its = sorted({r["iteration"] for r in sel})
-            for row_i, key in enumerate(KEYS):
-                bands = [runner.interval([r[key] for r in sel if r["iteration"] == it]) for it in its]
-                line, = axes[row_i, col].plot(its, [b[0] for b in bands], label=method, lw=1.2)
-                lowest[row_i] = min(lowest[row_i], min(b[0] for b in bands))
-                if any(b[2] > b[1] for b in bands):
-                    axes[row_i, col].fill_between(its, [b[1] for b in bands], [b[2] for b in bands],
-                                                  color=line.get_color(), alpha=0.2, lw=0)
+            for row_i, key in enumerate(KEYS):           # the median and the 25–75 % band, as the paper's figure
+                q = np.array([np.percentile([r[key] for r in sel if r["iteration"] == it], [25, 50, 75])
+                              for it in its])
+                line, = axes[row_i, col].plot(its, q[:, 1], label=method, lw=1.2)
+                lowest[row_i] = min(lowest[row_i], float(q[:, 0].min()))
+                if np.any(q[:, 2] > q[:, 0]):
+                    axes[row_i, col].fill_between(its, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.2, lw=0)
         axes[0, col].set_title(f"K = {K}")
         axes[1, col].set_xlabel("iteration")
         for ax in axes[:, col]:
-            ax.set_xscale("symlog", linthresh=first)
+            iteration_axis(ax, first, iters)
             ax.set_yscale("log")
             ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(ScalarFormatter())
             ax.yaxis.set_minor_formatter(NullFormatter())
-    for row_i in range(2):              # a t-interval of a few seeds may reach below 0: the axis follows the means
+    for row_i in range(2):
         if np.isfinite(lowest[row_i]) and lowest[row_i] > 0:
             axes[row_i, 0].set_ylim(bottom=lowest[row_i] / 2)
     axes[0, 0].set_ylabel("model error ‖π − π_true‖")
     axes[1, 0].set_ylabel("inference error ‖q − p_true(z|x)‖")
-    axes[0, -1].legend(fontsize=8)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=len(PAPER_METHODS), fontsize=8,
+               frameon=False)                                     # below the panels, covering no curve
     seeds = len({r["seed"] for r in rows})
     fig.suptitle(f"Le et al. (2019) GMM, {iters:,} iterations per run, {seeds} seed(s)"
-                 + (", bands: 95% t-interval of the mean" if seeds > 1 else ""), fontsize=10)
-    fig.tight_layout()
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
-                 binary=True)
-    plt.close(fig)
+                 + (", the median and the 25–75% band" if seeds > 1 else ""), fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    save_png(fig, path)
 
 
 #: METHODS, the former name of PAPER_METHODS (rws_ref.experiments.train.METHODS is a tuple of rws_ref's methods)

@@ -31,10 +31,10 @@ import time
 import numpy as np
 
 from .._checks import check_count
-from .._io import atomic_write
 from ..models import Scene1D, SceneGuide
 from . import runner
 from .le2019_gmm import PAPER_METHODS
+from .plots import iteration_axis, save_png
 
 __all__ = ["KS", "FULL_ITERS", "le2019_scene", "plot", "summary_table", "run_one", "inferred_objects", "failed"]
 
@@ -115,7 +115,7 @@ def plot(rows, path, iters):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    from matplotlib.ticker import FixedLocator, FuncFormatter
     ks = sorted({r["K"] for r in rows})
     first = min((r["iteration"] for r in rows if r["iteration"] > 0), default=1)
     fig, axes = plt.subplots(len(KEYS), len(ks), figsize=(3.1 * len(ks), 7.2), sharex=True, sharey="row",
@@ -135,11 +135,7 @@ def plot(rows, path, iters):
         axes[0, col].set_title(f"K = {K}")
         axes[-1, col].set_xlabel("iteration")
         for ax in axes[:, col]:
-            ax.set_xscale("symlog", linthresh=first)
-            # 0, then the powers of ten past the first evaluation (no "0" and "10¹" side by side)
-            ax.xaxis.set_major_locator(FixedLocator([0] + [10.0 ** e for e in range(int(np.ceil(np.log10(first))),
-                                                                                   int(np.log10(iters)) + 1)]))
-            ax.xaxis.set_minor_locator(NullLocator())
+            iteration_axis(ax, first, iters)
             ax.grid(alpha=0.3)
     # the gap on a log scale down to 0.001 nats, linear through 0: it may dip below 0 on held-out data
     axes[0, 0].set_yscale("symlog", linthresh=1e-3)
@@ -154,14 +150,7 @@ def plot(rows, path, iters):
     fig.suptitle(f"Scene with stochastic control flow (585 program paths), {iters:,} iterations per run, "
                  f"{seeds} seed(s)" + (", median and 25–75% band" if seeds > 1 else ""), fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    _save(fig, path)
-
-
-def _save(fig, path):
-    import matplotlib.pyplot as plt
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
-                 binary=True)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def inferred_objects(model, guide, theta, phi, x):
@@ -206,4 +195,4 @@ def _objects_figure(out_dir, runs):
     fig.suptitle("Held-out scenes (dots), the most probable objects under each guide (lines: the rendered scene, "
                  "dotted: the positions)", fontsize=9)
     fig.tight_layout()
-    _save(fig, os.path.join(out_dir, "le2019_scene_objects.png"))
+    save_png(fig, os.path.join(out_dir, "le2019_scene_objects.png"))

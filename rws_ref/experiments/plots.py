@@ -3,7 +3,7 @@ import numpy as np
 
 from .._io import atomic_write
 
-__all__ = ["plot_history"]
+__all__ = ["plot_history", "iteration_axis", "save_png"]
 
 
 _LABELS = {"elbo_is": "ELBO_IS (K particles)", "log_p": "log p_θ(x)", "pi_error": "‖π − π_true‖",
@@ -65,4 +65,22 @@ def plot_history(path, histories, title="", reference=None):
     fig.suptitle(title + (f" ({next(iter(histories))})" if len(histories) == 1 else ""), fontsize=10)
     fig.tight_layout()
     atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110), binary=True)
+    plt.close(fig)
+
+
+def iteration_axis(ax, first, iters):
+    """An iteration axis that shows the start: linear up to the first evaluation ``first``, logarithmic after
+    it, ticks at 0 and at the powers of ten past ``first`` (no "0" and "10¹" side by side)."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+    ax.set_xscale("symlog", linthresh=first)
+    ax.xaxis.set_major_locator(FixedLocator([0] + [10.0 ** e for e in range(int(np.ceil(np.log10(first))),
+                                                                           int(np.log10(max(iters, 1))) + 1)]))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def save_png(fig, path):
+    """``fig`` written atomically to ``path`` as a PNG (no timestamp: the same figure gives the same bytes)."""
+    import matplotlib.pyplot as plt
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
+                 binary=True)
     plt.close(fig)
