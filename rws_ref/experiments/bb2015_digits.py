@@ -31,6 +31,7 @@ from ..estimators import log_weights
 from ..models import BernoulliGuide, SigmoidBeliefNet
 from ..numerics import logsumexp, sigmoid, softmax
 from . import runner
+from .train import TrainConfig, train
 
 __all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "load_digits", "bb2015_digits", "run_one", "summary_table",
            "reconstructions", "image_grids",
@@ -68,7 +69,6 @@ def run_one(task):
     """One training run, ``task`` = (method, K, seed, iterations, checkpoint path or None); returns its rows,
     final θ and φ and wall seconds (runner.finished_run).  A pure function of the task (the data are loaded in
     the worker)."""
-    from .train import TrainConfig, train
     method, K, seed, iters, ckpt = task
     data, held_out = load_digits()
     model, guide = SigmoidBeliefNet(DZ, data.shape[1]), BernoulliGuide(DZ, data.shape[1])

@@ -35,6 +35,7 @@ from .._checks import check_count, renamed
 from ..models import GaussianMixture, MLPGuide, benchmark_guide
 from . import runner
 from .plots import iteration_axis, save_png
+from .train import TrainConfig, train
 
 __all__ = ["PAPER_METHODS", "KS", "FULL_ITERS", "STARTS", "INPUTS", "le2019_gmm", "plot", "summary_table", "run_one",
            "failed"]
@@ -77,7 +78,6 @@ def run_one(task):
     returns its rows (iteration, model and inference error), final θ and φ and wall seconds
     (runner.finished_run).  A pure function of the task: it runs the same here, in a pool worker or on a
     Dask worker; resumes from the checkpoint when there is one (the seconds are then those of the last part)."""
-    from .train import TrainConfig, train
     method, K, seed, iters, ckpt, *options = task
     model, guide, truth, start = _problem(**(options[0] if options else {}))
     eval_x = model.sample(truth, N_EVAL, np.random.default_rng([seed, 2019]))[1]

@@ -35,6 +35,7 @@ from ..models import Scene1D, SceneGuide
 from . import runner
 from .le2019_gmm import PAPER_METHODS
 from .plots import iteration_axis, save_png
+from .train import TrainConfig, train
 
 __all__ = ["KS", "FULL_ITERS", "le2019_scene", "plot", "summary_table", "run_one", "inferred_objects", "failed"]
 
@@ -60,7 +61,6 @@ def run_one(task):
     """One training run, ``task`` = (method, K, seed, iterations, checkpoint path or None); returns its rows
     (iteration and the three exact measures), final θ and φ and wall seconds (runner.finished_run).  A pure
     function of the task, resumable from its checkpoint."""
-    from .train import TrainConfig, train
     method, K, seed, iters, ckpt = task
     model, guide, truth, start = _problem()
     eval_x = model.sample(truth, N_EVAL, np.random.default_rng([seed, 2019]))[1]
