@@ -226,3 +226,16 @@ def test_every_mutant_of_the_mutation_benchmark_still_applies():
     for what, path, old, new, tests in mutation.MUTANTS:
         assert _read(*path.split("/")).count(old) == 1, f"mutant {what!r}: its text occurs not exactly once in {path}"
         assert old != new and all(os.path.exists(os.path.join(ROOT, t)) for t in tests), what
+
+
+def test_the_trust_section_quotes_every_measurement_file():
+    """docs/checking.md, "How much each level can be trusted": each table is its measurement file in docs/figures
+    rendered again by benchmarks/trust.py (false failures, end to end, the stated power, the check's cost)."""
+    spec = importlib.util.spec_from_file_location("trust", os.path.join(ROOT, "benchmarks", "trust.py"))
+    trust = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trust)
+    text = _read("docs", "checking.md")
+    for name, render in trust.TABLES.items():
+        assert trust.block(text, name) == render() + "\n", f"docs/checking.md's {name} table is not its file's"
+    ff = json.loads(_read("docs", "figures", "false_failures.json"))["summary"]
+    assert ff["seeds"] >= 50 and ff["rate"] <= ff["stated_bound"]            # the issue's bar, measured
