@@ -76,8 +76,7 @@ MUTANTS = [
      [T + "checking/test_mistakes.py"]),
     # -- this round's new surfaces ------------------------------------------------------------------------------
     ("the stability property shifts one way only", "rws_ref/checking/properties.py",
-     "    for sign in (1.0, -1.0):\n        c = stability_shift",
-     "    for sign in (1.0,):\n        c = stability_shift",
+     "             for sign in (1.0, -1.0)]", "             for sign in (1.0,)]",
      [T + "checking/test_testing.py"]),
     ("the stability shifts inside exp's range", "rws_ref/checking/properties.py",
      "STABILITY_SHIFTS = (1e3, 1e5)", "STABILITY_SHIFTS = (1e2, 2e2)", [T + "checking/test_testing.py"]),
@@ -123,6 +122,8 @@ MUTANTS = [
      [T + "experiments/test_le2019_gmm.py"]),
     ("train's extra metrics may replace rws_ref's columns", "rws_ref/experiments/train.py",
      "        if name in row:\n", "        if False:\n", [T + "experiments/test_train.py"]),
+    ("the stability property without the spread within a datapoint", "rws_ref/checking/properties.py",
+     "    if spread is not None:", "    if False:", [T + "checking/test_testing.py"]),
     ("the defensive component uniform over the padded box, not the support", "rws_ref/family.py",
      "defensive = UniformDomain(guide, None if model is None else protocol.support(model))",
      "defensive = UniformDomain(guide, None)", [T + "test_family.py", T + "test_control_flow.py"]),

@@ -167,6 +167,12 @@ class Signature:
         """How a shift c (N,) moves the output: None when it is invariant ({"elbo_is": c} for the bound)."""
         return None
 
+    def spread(self, model, guide, case, c):
+        """(model, case) with only the first particle of datapoint n moved by c_n — log weights spread past
+        exp's range within a datapoint — or None where the signature's inputs cannot be moved one particle at a
+        time (the particles' log weights come from the model)."""
+        return None
+
     def applies(self, model, guide):
         """None, or the reason this signature cannot be evaluated on the pair."""
         return None
@@ -192,6 +198,13 @@ class _LogW(Signature):
 
     def shift_moves(self, c):
         return {"elbo_is": np.asarray(c, dtype=np.float64)}
+
+    def spread(self, model, guide, case, c):
+        log_w = np.array(self.arguments(model, guide, case)[0], dtype=np.float64)
+        if log_w.shape[0] < 2:
+            return None                                   # one particle: no spread within a datapoint
+        log_w[0] += c
+        return model, case._replace(log_w=log_w)
 
 
 class _Noise(Signature):

@@ -396,6 +396,11 @@ def test_an_inner_time_limit_never_cancels_or_extends_the_outer_one():
                 except TimeoutError:
                     pass
             time.sleep(1.0)
+    with pytest.raises(TimeoutError, match="outer did not return within 0.3 s"):
+        with deadline(0.3, "outer"):
+            with deadline(0.1, "inner"):                  # a shorter inner limit that ends in time ...
+                time.sleep(0.02)
+            time.sleep(2.0)                               # ... leaves the outer limit armed after it
     with deadline(1.0, "outer"):                          # a shorter inner limit fires alone
         with pytest.raises(TimeoutError, match="inner did not return within 0.1 s"):
             with deadline(0.1, "inner"):

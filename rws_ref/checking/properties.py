@@ -357,17 +357,23 @@ def stability(check, ex):
     if not ok:
         return Outcome(False, f"disagrees with rws_ref before any shift ({detail}; see the agreement property)")
     sig = check.entry.signature
-    for sign in (1.0, -1.0):
+    moves = [(sign, "shifted", sig.shifted(check.model, check.guide, ex.case, stability_shift(sig.size(ex.case),
+                                                                                            sign)))
+             for sign in (1.0, -1.0)]
+    spread = sig.spread(check.model, check.guide, ex.case, stability_shift(sig.size(ex.case), 1.0))
+    if spread is not None:                        # the first particle 10³ or 10⁵ above the others
+        moves.append((1.0, "spread", spread))
+    for sign, how, (model, case) in moves:
         c = stability_shift(sig.size(ex.case), sign)
-        model, case = sig.shifted(check.model, check.guide, ex.case, c)
-        moved = sig.shift_moves(c)
-        if not check.entry.shift_invariant:
+        moved = sig.shift_moves(c) if how == "shifted" else None
+        if not check.entry.shift_invariant or how == "spread":
             want = check.reference(case, model)
         elif moved is None:
             want = ex.reference
         else:
             want = {k: ex.reference[k] + moved[k] for k in ex.reference}
-        where = f"log p_θ shifted by {c.tolist()}: "
+        where = (f"log p_θ shifted by {c.tolist()}: " if how == "shifted" else
+                 f"the first particle's log weight raised by {c.tolist()} above the others: ")
         try:
             mine = check.call.check_output(check.call.invoke(sig.arguments(model, check.guide, case,
                                                                            check.call.objects)), want)
@@ -380,7 +386,8 @@ def stability(check, ex):
         out = _disagreement(check, mine, want, case, model, where)
         if not out.ok:
             return out
-    return Outcome(True, f"log p_θ shifted by ±{STABILITY_SHIFTS} per datapoint")
+    return Outcome(True, f"log p_θ shifted by ±{STABILITY_SHIFTS} per datapoint"
+                         + (", and one particle's log weight that far above the others" if spread else ""))
 
 
 def batch(check, ex):

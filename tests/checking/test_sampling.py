@@ -178,6 +178,21 @@ def test_the_chi_square_power_is_the_effect_detected_with_probability_0_9():
     assert sampling.chi_square_power(df=3, n=16000, alpha=1e-3) == pytest.approx(w / 2, rel=1e-9)   # w ∝ 1/√n
 
 
+def test_the_guide_samplers_stated_power_is_at_the_bonferroni_level_over_the_datapoints():
+    # three datapoints: the χ² test runs at 1e-3 / 3 for each, and the stated detectable effect is at that level
+    import re
+    rng = np.random.default_rng(4)
+    theta, phi = MIX.init_theta(rng), CAT.init_phi(rng)
+    x = MIX.sample(theta, 3, rng)[1]
+    report = sampling.check_guide_sampler(CAT, phi, x, draws=4000, seed=1, alpha=1e-3)
+    chi = next(r for r in report.results if r.name == "χ² over the support")
+    assert chi.status == "pass" and "Bonferroni over 3 datapoints" in chi.detail
+    stated = float(re.search(r"detects Cohen's w ≥ ([0-9.e-]+)", chi.detail).group(1))
+    df = len(MIX.support()) - 1
+    assert stated == pytest.approx(sampling.chi_square_power(df, 4000, 1e-3 / 3), rel=1e-2)
+    assert abs(stated - sampling.chi_square_power(df, 4000, 1e-3)) > 0.01 * stated     # the level tells
+
+
 def _batch_means(t_values, b=50):
     """Batch means (b, P) whose t-statistics are exactly ``t_values``: mean t/√b, sample sd 1."""
     rng = np.random.default_rng(0)

@@ -344,3 +344,32 @@ def test_a_pair_without_a_sampler_needs_data_and_says_so_rather_than_failing():
     assert [r.status for r in report.results] == ["not applicable"] and "give data=" in report.results[0].detail
     dreams = testing.check_estimator(rws_ref.sleep_phi, "sleep_phi", model, guide, max_examples=3)
     assert [r.status for r in dreams.results] == ["not applicable"] and "sample()" in dreams.results[0].detail
+
+
+def _shift_only_above_zero_elbo(log_w):
+    """A max shift applied only when the max is positive: safe from overflow, not from underflow (log 0 at
+    log weights near −10³)."""
+    m = np.maximum(log_w.max(axis=0), 0.0)
+    return m + np.log(np.mean(np.exp(log_w - m), axis=0))
+
+
+def test_the_stability_property_shifts_down_as_well_as_up():
+    with np.errstate(all="ignore"):
+        report = testing.check_estimator(_shift_only_above_zero_elbo, "elbo_is", MIX, CAT, max_examples=10,
+                                         samplers=False)
+    assert [r.name for r in report.failed()] == [STABLE], str(report)
+
+
+def _mean_shifted_elbo(log_w):
+    """log-mean-exp shifted by the *mean* log weight, not the max: exact on moderate log weights and under any
+    common shift, but exp overflows once a datapoint's log weights spread by more than about 700 nats."""
+    m = log_w.mean(axis=0)
+    return m + np.log(np.mean(np.exp(log_w - m), axis=0))
+
+
+def test_log_weights_spread_past_exps_range_catch_a_shift_by_the_mean():
+    with np.errstate(all="ignore"):
+        report = testing.check_estimator(_mean_shifted_elbo, "elbo_is", MIX, CAT, max_examples=15, samplers=False)
+    assert [r.name for r in report.failed()] == [STABLE], str(report)
+    assert "first particle's log weight raised" in report.failed()[0].detail and \
+        "no max shift" in report.failed()[0].detail
