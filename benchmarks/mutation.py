@@ -130,6 +130,17 @@ MUTANTS = [
 ]
 
 
+#: survivors examined and explained rather than killed: the mutant -> why no test of the suite can tell it apart
+EXPLAINED = {
+    "the extreme property on the moderate case":
+        "on the built-in pairs the extreme case (particles anywhere in the domain) spreads a datapoint's log "
+        "weights by tens of nats at most, inside what the moderate case already reaches in effect; no realistic "
+        "bug tried (a mean-shifted log-mean-exp, VIMCO's leave-one-out sums by subtraction) fails it and passes "
+        "the rest — the first is now caught by the stability property's spread. Kept for pairs that spread "
+        "further.",
+}
+
+
 def _copy(dest):
     for name in ("rws_ref", "tests", "docs"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -177,8 +188,12 @@ def main(jobs, full, pyro_python, write):
     killed = sum(r[1].startswith("killed") for r in rows)
     run_ = sum(r[1].startswith(("killed", "survived")) for r in rows)
     lines = ["| mutant | result | tests |", "|---|---|---|"]
-    lines += [f"| {what} | {status} | {', '.join(m[4])} |" for (what, status, _, _), m in zip(rows, MUTANTS)]
-    text = "\n".join(lines) + f"\n\nScore: {killed} of {run_} mutants run killed ({len(rows)} in the table).\n"
+    lines += [f"| {what} | {status}{' (explained below)' if status == 'survived' and what in EXPLAINED else ''} | "
+              f"{', '.join(m[4])} |" for (what, status, _, _), m in zip(rows, MUTANTS)]
+    explained = [f"- *{what}*: {EXPLAINED[what]}" for what, status, _, _ in rows
+                 if status == "survived" and what in EXPLAINED]
+    text = "\n".join(lines) + f"\n\nScore: {killed} of {run_} mutants run killed ({len(rows)} in the table)."
+    text += ("\n\nSurvivors explained:\n\n" + "\n".join(explained) if explained else "") + "\n"
     print(text)
     if write:
         (ROOT / "benchmarks" / "mutation_table.md").write_text(

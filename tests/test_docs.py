@@ -226,6 +226,7 @@ def test_every_mutant_of_the_mutation_benchmark_still_applies():
     for what, path, old, new, tests in mutation.MUTANTS:
         assert _read(*path.split("/")).count(old) == 1, f"mutant {what!r}: its text occurs not exactly once in {path}"
         assert old != new and all(os.path.exists(os.path.join(ROOT, t)) for t in tests), what
+    assert set(mutation.EXPLAINED) <= {m[0] for m in mutation.MUTANTS}          # an explanation names a mutant
 
 
 def test_the_trust_section_quotes_every_measurement_file():
