@@ -240,3 +240,16 @@ def test_the_trust_section_quotes_every_measurement_file():
         assert trust.block(text, name) == render() + "\n", f"docs/checking.md's {name} table is not its file's"
     ff = json.loads(_read("docs", "figures", "false_failures.json"))["summary"]
     assert ff["seeds"] >= 50 and ff["rate"] <= ff["stated_bound"]            # the issue's bar, measured
+
+
+def test_the_reproduction_page_quotes_the_run_from_the_authors_start():
+    """docs/reproduce.md's table from the authors' start is docs/figures/le2019_gmm_far_summary.json, re-rendered."""
+    summary = json.loads(_read("docs", "figures", "le2019_gmm_far_summary.json"))
+    assert summary["iterations"] == 10_000 and summary["seeds"] == 5 and len(summary["final"]) == 20
+    block = _block(_read("docs", "reproduce.md"), "le2019-gmm-far")
+    for name, c in summary["final"].items():
+        method, K = name.split(" K=")
+        row = " | ".join([method, K, *(_quartile_cell(c, k) for k in ("model_error", "inference_error")),
+                          f"{c['failed']}/{c['seeds']}"])
+        assert f"| {row} |" in block, row
+    assert "half the model error at the start" in summary["failed_when"]
