@@ -6,8 +6,12 @@ Every message names the argument, what was expected and what came, e.g.
 import numbers
 import os
 import signal
+import sys
+import sysconfig
 import threading
 import time
+import traceback
+import warnings
 
 import numpy as np
 
@@ -122,7 +126,6 @@ DEFAULT_TIMEOUT = 60.0
 def renamed(module, old_names):
     """A module ``__getattr__`` for names that were renamed: ``old_names`` maps an old name to the new one;
     the old name still works, with a DeprecationWarning naming the new one."""
-    import warnings
 
     def __getattr__(name):
         if name in old_names:
@@ -130,7 +133,6 @@ def renamed(module, old_names):
                           stacklevel=2)
             return globals_of[module][old_names[name]]
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
-    import sys
     globals_of = {module: vars(sys.modules[module])}
     return __getattr__
 
@@ -210,8 +212,6 @@ def in_rws_ref(path):
 def user_frames(err):
     """The frames of ``err``'s traceback in the user's own code: outside rws_ref and outside the installed
     libraries (the standard library, site-packages: NumPy, hypothesis, a framework), innermost last."""
-    import sysconfig
-    import traceback
     libraries = {os.path.abspath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     out = []
     for frame in traceback.extract_tb(err.__traceback__):
@@ -225,7 +225,6 @@ def user_frames(err):
 def traceback_text(err):
     """The exception's type and message, then the traceback through the user's own frames (all of them when
     none is the user's)."""
-    import traceback
     frames = user_frames(err)
     heading = "Traceback (most recent call last), your code's frames:" if frames else \
         "Traceback (most recent call last):"

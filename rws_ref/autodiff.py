@@ -23,6 +23,8 @@ from autograd import grad
 from autograd.tracer import getval
 
 from . import estimators
+from .family import DefensiveGuide, vimco_signals
+from .family import insomnia as manual_insomnia
 from .numerics import log_mean_exp, softmax
 
 __all__ = ["grad_log_joint", "grad_log_prob", "wake_theta", "wake_phi", "sleep_phi",
@@ -88,8 +90,7 @@ def _stop(params):
 
 def insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, iota):
     """Autograd ∇_φ of −ι (1/N) Σ stop(w̄) log q − (1 − ι)(1/M) Σ log q(dream).  Descent."""
-    from .family import insomnia as manual
-    manual(model, guide, theta, phi, x, z, dream_z, dream_x, iota)      # validation
+    manual_insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, iota)      # validation
     dream_z, dream_x = estimators.dream_particles(guide, dream_z, dream_x)
     log_p = model.log_joint(_floats(theta), z, x)
 
@@ -104,7 +105,6 @@ def insomnia(model, guide, theta, phi, x, z, dream_z, dream_x, iota):
 
 def defensive_wake_phi(model, guide, theta, phi, x, z, delta, defensive=None):
     """Autograd ∇_φ of −(1/N) Σ stop(w̄_mix) log q_φ, w̄_mix ∝ p / q_mix.  Descent."""
-    from .family import DefensiveGuide
     mix = DefensiveGuide(guide, delta, defensive, model)
     estimators.log_weights(model, mix, theta, phi, x, z)
     log_p = model.log_joint(_floats(theta), z, x)
@@ -176,5 +176,4 @@ def reinforce_phi(model, guide, theta, phi, x, z):
 
 def vimco_phi(model, guide, theta, phi, x, z):
     """Autograd ∇_φ (1/N) Σ_n [Σ_k stop(L̂ − L̂_{−k}) log q(z_k) + L̂_n(φ)].  Ascent."""
-    from .family import vimco_signals
     return _score_function(model, guide, theta, phi, x, z, vimco_signals)

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -246,7 +247,6 @@ def _vectors_parser(sub):
 
 
 def _run_audit(args):
-    import time
 
     from .checking.audit import audit_model, format_table, plot_bias_std, run_audit
     if args.plot:
@@ -418,7 +418,6 @@ def _check_method(method, model, guide):
 
 
 def _run_reproduce(args):
-    import importlib
     module = importlib.import_module(f"rws_ref.experiments.{args.experiment.replace('-', '_')}")
     experiment, summary_table = getattr(module, args.experiment.replace("-", "_")), module.summary_table
     own = {"start": args.start or "authors-far", "inputs": "raw" if args.raw_x else "standardized"}
@@ -472,7 +471,6 @@ def main(argv=None):
         return 130
     except Exception as err:
         if args.traceback:
-            import traceback
             traceback.print_exc()
         print(f"rws-ref {args.command}: {_describe_error(err)}", file=sys.stderr)
         return 2

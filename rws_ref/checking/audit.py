@@ -17,6 +17,7 @@ Exact means for the linear-Gaussian model use Gauss–Hermite rules that are
 exact for the polynomial integrands involved (3 points per coordinate:
 degree ≤ 5, enough for second moments of degree-2 gradients).
 """
+import sys
 import time
 from dataclasses import dataclass
 
@@ -233,7 +234,6 @@ class _Rows(list):
     def append(self, row):
         super().append(row)
         if self.progress:
-            import sys
             print(f"  audit: {row.estimator} K={row.K} {'pass' if row.passed else 'FAIL'}", file=sys.stderr,
                   flush=True)
 

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import sys
+import traceback
 
 import numpy as np
 
@@ -82,7 +83,6 @@ def grade(name, path, max_examples=10, timeout=CALL_TIMEOUT):
         raise
     except Exception as err:                       # a syntax error, an exception at import: the student's
         if isinstance(err, SyntaxError):            # no frames of the student's: the line and the caret
-            import traceback
             text = "".join(traceback.format_exception_only(type(err), err)).splitlines()
         else:
             text = traceback_text(err).splitlines()

@@ -38,6 +38,7 @@ from .. import protocol
 from .._checks import TooLarge, check_count, check_memory
 from .._trees import flatten, unflatten
 from ..numerics import logsumexp
+from .laplace import laplace_moments
 from .tables import small_dot, tables_evaluator
 
 __all__ = ["n_multisets", "multisets", "elbo_is", "moments", "grad_elbo_is", "grad_elbo_is_any_route", "Enumerated",
@@ -394,7 +395,6 @@ def moments(estimator, model, guide, theta, phi, x, K, covariance=False, method=
                         f"got {type(estimator).__name__}")
     e, K = Enumerated(model, guide, theta, phi, x), check_count(K, "K")
     if method == "laplace":
-        from .laplace import laplace_moments
         return laplace_moments(estimator, e, K, covariance)
     _check_size(e.n_states, K, e.n_data, max_terms, particles=True)
     n_entries = sum(np.size(v) for v in e.theta.values()) + sum(np.size(v) for v in e.phi.values())

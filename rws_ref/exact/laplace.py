@@ -15,6 +15,10 @@ for a scalar continuous latent (:func:`scalar_laplace`) they are Gauss–Hermite
 sums, and Frullani's integral gives ELBO_IS itself.
 """
 import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+from numpy.polynomial.legendre import leggauss
+from scipy import integrate
+from scipy.integrate import quad_vec
 
 from .. import protocol
 from .._checks import check_count
@@ -32,8 +36,6 @@ def _laplace_integrals(q, w, K):
     The integrands are bumps at t ≈ 1/w_s on scales from 1/K to 1/min(w), so
     the integral runs over y = log t (exact Gauss–Legendre on [0, t_lo] below).
     """
-    from numpy.polynomial.legendre import leggauss
-    from scipy.integrate import quad_vec
     S = len(w)
     pair_w = np.outer(w, w)
     pair_sum = w[:, None] + w[None, :]
@@ -60,7 +62,6 @@ def _frullani(prob, omega, K):
     """E log((1/K) Σ_k ω_k) for i.i.d. ω with law Σ_i prob_i δ(ω_i) and E ω = 1:
     ∫_0^∞ (e^{−t} − L(t/K)^K) / t dt with L(t) = Σ_i prob_i e^{−t ω_i} (Frullani).
     The integrand tends to 0 at t = 0 because E ω = 1."""
-    from scipy import integrate
     centred = omega - 1.0
 
     log_prob = np.log(prob)
@@ -105,7 +106,6 @@ def scalar_laplace(model, guide, theta, phi, x, K, estimator=None, nodes=120):
     estimator, "mean" and "var" (dicts, of the batch estimate) and "c1" (dict,
     the coefficient of its 1/K bias, −(1/N) Σ_n E_q[ω² (F − E_p F)]).
     """
-    from numpy.polynomial.hermite_e import hermegauss
     protocol.check_pair(model, guide)
     missing = [f"model.{m}" for m in ("posterior", "log_marginal") if not callable(getattr(model, m, None))]
     if getattr(guide, "closed_forms", None) != "diagonal-gaussian" or not callable(getattr(guide, "mean", None)):

@@ -20,9 +20,14 @@ array`` returning one gradient replicate.
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import stats
 
+from .. import family
 from .._checks import check_count, check_rng
 from .._trees import flatten
+from ..estimators import log_weights, wake_phi, wake_theta
+from ..models import DiagonalGaussianGuide, LinearGaussian
+from ..numerics import softmax
 
 __all__ = ["SNRStudy", "snr_study", "snr_study_batched", "rainforth_toy", "rainforth_estimators",
            "rainforth_batched"]
@@ -168,7 +173,6 @@ def rainforth_toy(rng, dim=20, perturbation=0.01):
     -------
     model, guide, theta, phi, x
     """
-    from ..models import DiagonalGaussianGuide, LinearGaussian
     check_rng(rng)
     dim = check_count(dim, "dim")
     model, guide = LinearGaussian(dim, dim), DiagonalGaussianGuide(dim, dim)
@@ -185,8 +189,6 @@ def rainforth_estimators(model, guide, theta, phi, x, phi_key="c", theta_key="mu
     """Replicate-drawing callables for :func:`snr_study` on a reparameterizable pair:
     IWAE θ (= wake-θ), IWAE φ, IWAE-DReG φ, STL φ and RWS wake-φ, each restricted
     to one parameter block (by default the guide's bias c and the prior mean mu)."""
-    from .. import family
-    from ..estimators import wake_phi, wake_theta
 
     def noise(K, rng):
         return rng.standard_normal((K, x.shape[0], guide.dz))
@@ -231,7 +233,6 @@ def snr_study_batched(draw_batch, ks, replicates, rng, groups=50, level=0.95, ch
     -------
     SNRStudy (``entry_snr`` holds every entry's SNR; ``snr_se``, ``slope_se`` the jackknife errors)
     """
-    from scipy import stats
     check_rng(rng)
     ks = np.array([check_count(int(k), "ks[i]") for k in ks])
     if len(ks) < 2:
@@ -323,8 +324,6 @@ def rainforth_batched(model, guide, theta, phi, x, phi_key="c", theta_key="mu"):
     inv_var_x = np.exp(-2.0 * theta["log_sigma"])
     m = phi["A"] @ x[0] + phi["c"]
     s = np.exp(phi["log_s"])
-    from ..estimators import log_weights
-    from ..numerics import softmax
 
     def draw_batch(K, B, rng):
         eps = rng.standard_normal((K, B, guide.dz))

@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import json
 import math
+import multiprocessing
 import numbers
 import os
 import re
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
+from scipy.stats import t
 
 from .. import __version__
 from .._checks import TooLarge, check_count
@@ -352,7 +354,6 @@ def map_runs(fn, tasks, jobs=1, scheduler=None, progress=False, desc="runs", on_
             for i, task in enumerate(tasks):
                 done(i, fn(task))
         else:
-            import multiprocessing
             with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
                 for i, result in enumerate(pool.imap(fn, tasks)):
                     done(i, result)
@@ -408,7 +409,6 @@ def interval(values, level=0.95):
     mean = float(np.mean(values))
     if values.size < 2:
         return mean, mean, mean
-    from scipy.stats import t
     half = float(t.ppf(0.5 + level / 2, values.size - 1) * np.std(values, ddof=1) / np.sqrt(values.size))
     return mean, mean - half, mean + half
 

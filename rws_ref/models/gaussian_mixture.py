@@ -20,6 +20,7 @@ standardized by fixed constants:
 Both share ∂/∂logits Σ_k ω_k log softmax(l)[z_k] = Σ_k ω_k (onehot(z_k) − q).
 """
 import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
 
 from .._checks import as_float_array, check_count, check_draws, check_finite, check_rng
 from ..numerics import LOG_2PI, array_module, log_softmax, logsumexp, softmax
@@ -131,7 +132,6 @@ class GaussianMixture(Model):
     def joint_quadrature(self, theta, nodes):
         """Points (z_i, x_i) and probabilities P_i with Σ_i P_i f(z_i, x_i) = E_{p_θ(z,x)} f:
         ``nodes`` Gauss–Hermite points per component over x ~ N(mu_z, σ²).  z (P,), x (P,), P (P,)."""
-        from numpy.polynomial.hermite_e import hermegauss
         xi, w = hermegauss(check_count(nodes, "nodes"))
         pi = self.mixing_weights(theta)
         xs = (self.means[:, None] + self.scale * xi[None, :]).reshape(-1)
