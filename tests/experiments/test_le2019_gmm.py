@@ -55,7 +55,8 @@ def test_the_starts_are_the_authors_and_ours_by_name():
         pi = np.exp(logits) / np.exp(logits).sum()
         np.testing.assert_allclose(pi, weights / weights.sum(), rtol=1e-12)
         assert np.linalg.norm(pi - truth) == pytest.approx(errors[name], abs=1e-4)
-    assert reproduce._problem("authors-far", "raw")[1].loc == 0.0 and reproduce._problem("authors-far", "raw")[1].scale == 1.0
+    raw = reproduce._problem("authors-far", "raw")[1]
+    assert raw.loc == 0.0 and raw.scale == 1.0
     assert reproduce._problem()[1].loc != 0.0                              # standardized by default
 
 
