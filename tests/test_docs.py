@@ -253,3 +253,19 @@ def test_the_reproduction_page_quotes_the_run_from_the_authors_start():
                           f"{c['failed']}/{c['seeds']}"])
         assert f"| {row} |" in block, row
     assert "half the model error at the start" in summary["failed_when"]
+
+
+def test_the_snr_page_says_what_its_iwae_phi_numbers_show():
+    """docs/estimator_family.md's sentence on IWAE φ against docs/figures/snr_study.json: the slope's interval,
+    whether it holds −½, the replicates against 1/s² at K = 1000, the last segment and the slope over K = 1..100."""
+    data = json.loads(_read("docs", "figures", "snr_study.json"))
+    e = data["estimators"]["IWAE φ"]
+    low, high = e["slope_interval"]
+    text = " ".join(_read("docs", "estimator_family.md").split())
+    assert f"[{low:.3f}, {high:.3f}]".replace("-", "−") in text
+    assert ("just excludes −½" in text) == (not low <= -0.5 <= high)
+    snr = e["snr"]
+    assert data["replicates"]["1000"] == 200_000 and f"1/s² ≈ {1 / snr[3] ** 2 / 1e5:.1f}·10⁵" in text
+    last = np.log(snr[3] / snr[2]) / np.log(10)
+    assert f"falls at {last:.2f} only".replace("-", "−") in text
+    assert f"the slope is {np.log(snr[2] / snr[0]) / np.log(100):.2f}".replace("-", "−") in text
