@@ -76,7 +76,7 @@ MUTANTS = [
      [T + "checking/test_mistakes.py"]),
     # -- this round's new surfaces ------------------------------------------------------------------------------
     ("the stability property shifts one way only", "rws_ref/checking/properties.py",
-     "             for sign in (1.0, -1.0)]", "             for sign in (1.0,)]",
+     "             for c in (up, down)]", "             for c in (up,)]",
      [T + "checking/test_testing.py"]),
     ("the stability shifts inside exp's range", "rws_ref/checking/properties.py",
      "STABILITY_SHIFTS = (1e3, 1e5)", "STABILITY_SHIFTS = (1e2, 2e2)", [T + "checking/test_testing.py"]),

@@ -351,29 +351,31 @@ def no_max_shift(sign, err):
 
 def stability(check, ex):
     """Agreement with rws_ref when log p_θ(z, x_n) is shifted by ±10³ or ±10⁵ per datapoint (the log weights
-    with it): the right answer stays finite; exp without a max shift does not.  A function that disagrees
-    before any shift fails here too, saying so, and is diagnosed by the agreement property."""
+    with it), and, where the signature can move one particle alone (the bound's log weights), when the first
+    particle is raised that far above the others: the right answer stays finite; exp without a max shift (or
+    shifted by anything but the max) does not.  A function that disagrees before any shift fails here too,
+    saying so, and is diagnosed by the agreement property."""
     ok, detail = close(ex.output, ex.reference, check.rtol)
     if not ok:
         return Outcome(False, f"disagrees with rws_ref before any shift ({detail}; see the agreement property)")
     sig = check.entry.signature
-    moves = [(sign, "shifted", sig.shifted(check.model, check.guide, ex.case, stability_shift(sig.size(ex.case),
-                                                                                            sign)))
-             for sign in (1.0, -1.0)]
-    spread = sig.spread(check.model, check.guide, ex.case, stability_shift(sig.size(ex.case), 1.0))
+    up, down = (stability_shift(sig.size(ex.case), sign) for sign in (1.0, -1.0))
+    # (what was moved, the shift c, the moved model and case, whether the output moves with c as a shift does)
+    moves = [(f"log p_θ shifted by {c.tolist()}: ", c, sig.shifted(check.model, check.guide, ex.case, c), True)
+             for c in (up, down)]
+    spread = sig.spread(check.model, check.guide, ex.case, up)
     if spread is not None:                        # the first particle 10³ or 10⁵ above the others
-        moves.append((1.0, "spread", spread))
-    for sign, how, (model, case) in moves:
-        c = stability_shift(sig.size(ex.case), sign)
-        moved = sig.shift_moves(c) if how == "shifted" else None
-        if not check.entry.shift_invariant or how == "spread":
+        moves.append((f"the first particle's log weight raised by {up.tolist()} above the others: ", up, spread,
+                      False))
+    for where, c, (model, case), common in moves:
+        sign = float(np.sign(c[0]))
+        moved = sig.shift_moves(c) if common else None
+        if not check.entry.shift_invariant or not common:
             want = check.reference(case, model)
         elif moved is None:
             want = ex.reference
         else:
             want = {k: ex.reference[k] + moved[k] for k in ex.reference}
-        where = (f"log p_θ shifted by {c.tolist()}: " if how == "shifted" else
-                 f"the first particle's log weight raised by {c.tolist()} above the others: ")
         try:
             mine = check.call.check_output(check.call.invoke(sig.arguments(model, check.guide, case,
                                                                            check.call.objects)), want)
