@@ -81,7 +81,7 @@ def run_one(task):
     return runner.finished_run(rows, result.theta, result.phi, time.perf_counter() - began)
 
 
-def le2019_scene(out_dir, budget=0.1, seeds=1, methods=tuple(PAPER_METHODS), ks=KS, jobs=1, progress=False,
+def le2019_scene(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=KS, jobs=1, progress=False,
                  scheduler=None, fresh=False, max_runs=runner.MAX_RUNS):
     """Run (or resume) the comparison; write results.csv, summary.json and the two figures into ``out_dir``.
     Arguments as rws_ref.experiments.le2019_gmm.le2019_gmm.  Returns (rows, summary, seconds)."""
