@@ -203,16 +203,23 @@ def _quartile_cell(c, key):
     return f"{c[f'{key}_median']:.4f} [{low:.4f}, {high:.4f}]".replace("-", "−")
 
 
+def _quoted_summary(summary_file, page, name, keys):
+    """The marked block ``name`` of docs/``page`` holds every row of the summary file: method, K, each of ``keys``
+    as median [25 %, 75 %], failed/seeds.  Returns (summary, block)."""
+    summary = json.loads(_read("docs", "figures", summary_file))
+    block = _block(_read("docs", page), name)
+    for cell_name, c in summary["final"].items():
+        method, K = cell_name.split(" K=")
+        row = " | ".join([method, K, *(_quartile_cell(c, k) for k in keys), f"{c['failed']}/{c['seeds']}"])
+        assert f"| {row} |" in block, row
+    return summary, block
+
+
 def test_the_control_flow_chapter_quotes_the_measured_comparison():
     """docs/control_flow.md's table is docs/figures/le2019_scene_summary.json, row by row, re-rendered here."""
-    summary = json.loads(_read("docs", "figures", "le2019_scene_summary.json"))
+    summary, block = _quoted_summary("le2019_scene_summary.json", "control_flow.md", "le2019-scene",
+                                     ("log_lik_gap", "inference_error", "count_tv"))
     assert summary["iterations"] == 2_000 and summary["seeds"] == 5 and len(summary["final"]) == 20
-    block = _block(_read("docs", "control_flow.md"), "le2019-scene")
-    for name, c in summary["final"].items():
-        method, K = name.split(" K=")
-        row = " | ".join([method, K, *(_quartile_cell(c, k) for k in ("log_lik_gap", "inference_error", "count_tv")),
-                          f"{c['failed']}/{c['seeds']}"])
-        assert f"| {row} |" in block, row
     assert "half its starting gap" in block and "half its value at the start" in summary["failed_when"]
 
 
@@ -244,14 +251,9 @@ def test_the_trust_section_quotes_every_measurement_file():
 
 def test_the_reproduction_page_quotes_the_run_from_the_authors_start():
     """docs/reproduce.md's table from the authors' start is docs/figures/le2019_gmm_far_summary.json, re-rendered."""
-    summary = json.loads(_read("docs", "figures", "le2019_gmm_far_summary.json"))
+    summary, _ = _quoted_summary("le2019_gmm_far_summary.json", "reproduce.md", "le2019-gmm-far",
+                                 ("model_error", "inference_error"))
     assert summary["iterations"] == 10_000 and summary["seeds"] == 5 and len(summary["final"]) == 20
-    block = _block(_read("docs", "reproduce.md"), "le2019-gmm-far")
-    for name, c in summary["final"].items():
-        method, K = name.split(" K=")
-        row = " | ".join([method, K, *(_quartile_cell(c, k) for k in ("model_error", "inference_error")),
-                          f"{c['failed']}/{c['seeds']}"])
-        assert f"| {row} |" in block, row
     assert "half the model error at the start" in summary["failed_when"]
 
 

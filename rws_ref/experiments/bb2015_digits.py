@@ -26,11 +26,11 @@ import time
 import numpy as np
 
 from .._checks import check_count
-from .._io import atomic_write
 from ..estimators import log_weights
 from ..models import BernoulliGuide, SigmoidBeliefNet
 from ..numerics import logsumexp, sigmoid, softmax
 from . import runner
+from .plots import save_png
 from .train import TrainConfig, train
 
 __all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "load_digits", "bb2015_digits", "run_one", "summary_table",
@@ -95,11 +95,7 @@ def bb2015_digits(out_dir, budget=0.01, seeds=1, methods=tuple(METHODS), ks=KS, 
     -------
     (rows, summary, seconds), as :func:`rws_ref.reproduce.le2019_gmm`.
     """
-    budget = runner.check_budget(budget, FULL_ITERS)
-    seeds, jobs = check_count(seeds, "seeds"), check_count(jobs, "jobs")
-    unknown = [m for m in methods if m not in METHODS] + [k for k in ks if k not in KS]
-    if unknown:
-        raise ValueError(f"unknown methods or K: {unknown}; methods {list(METHODS)}, K {list(KS)}")
+    budget, seeds, jobs = runner.check_arguments(budget, seeds, jobs, methods, ks, METHODS, KS, FULL_ITERS)
     load_digits()                                              # the extra is there, before any run starts
     experiment = runner.Experiment(EXPERIMENT, FULL_ITERS, SECONDS_PER_ITERATION, METHODS, KEYS, run_one,
                                    "bb2015_digits.png", plot, more_figures=_image_figure)
@@ -171,9 +167,7 @@ def plot(rows, path, iters):
     fig.suptitle(f"SBN on binarized digits, {iters:,} iterations, {seeds} seed(s); solid: exact, dashed: "
                  f"IS estimate with K particles", fontsize=9)
     fig.tight_layout()
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
-                 binary=True)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _every_state(model, guide, phi, x):
@@ -255,6 +249,4 @@ def image_grids(parameters, path, n=8, seed=0):
                                (n + 1, 2 * n, "held-out digits, reconstructed: E_q(z|x) p_θ(x = 1|z)")):
         middle = (axes[0, first].get_position().x0 + axes[0, last].get_position().x1) / 2
         fig.text(middle, 0.995, title, ha="center", va="top", fontsize=8)
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110, metadata={"Software": None}),
-                 binary=True)
-    plt.close(fig)
+    save_png(fig, path)

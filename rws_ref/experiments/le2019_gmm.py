@@ -31,10 +31,10 @@ import time
 
 import numpy as np
 
-from .._checks import check_count, renamed
+from .._checks import renamed
 from ..models import GaussianMixture, MLPGuide, benchmark_guide
 from . import runner
-from .plots import iteration_axis, save_png
+from .plots import iteration_axis, median_band, save_png
 from .train import TrainConfig, train
 
 __all__ = ["PAPER_METHODS", "KS", "FULL_ITERS", "STARTS", "INPUTS", "le2019_gmm", "plot", "summary_table", "run_one",
@@ -112,11 +112,7 @@ def le2019_gmm(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks=K
     (rows, summary, seconds) — every evaluation row, the final errors by method and K (mean and a 95 %
     t-interval over seeds), the wall time.
     """
-    budget = runner.check_budget(budget, FULL_ITERS)
-    seeds, jobs = check_count(seeds, "seeds"), check_count(jobs, "jobs")
-    unknown = [m for m in methods if m not in PAPER_METHODS] + [k for k in ks if k not in KS]
-    if unknown:
-        raise ValueError(f"unknown methods or K: {unknown}; methods {list(PAPER_METHODS)}, K {list(KS)}")
+    budget, seeds, jobs = runner.check_arguments(budget, seeds, jobs, methods, ks, PAPER_METHODS, KS, FULL_ITERS)
     if start not in STARTS or inputs not in INPUTS:
         raise ValueError(f"start must be one of {list(STARTS)} and inputs one of {list(INPUTS)}; got start = "
                          f"{start!r}, inputs = {inputs!r}")
@@ -158,14 +154,8 @@ def plot(rows, path, iters):
             sel = [r for r in rows if r["K"] == K and r["method"] == method]
             if not sel:
                 continue
-            its = sorted({r["iteration"] for r in sel})
             for row_i, key in enumerate(KEYS):           # the median and the 25–75 % band, as the paper's figure
-                q = np.array([np.percentile([r[key] for r in sel if r["iteration"] == it], [25, 50, 75])
-                              for it in its])
-                line, = axes[row_i, col].plot(its, q[:, 1], label=method, lw=1.2)
-                lowest[row_i] = min(lowest[row_i], float(q[:, 0].min()))
-                if np.any(q[:, 2] > q[:, 0]):
-                    axes[row_i, col].fill_between(its, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.2, lw=0)
+                lowest[row_i] = min(lowest[row_i], median_band(axes[row_i, col], sel, key, method))
         axes[0, col].set_title(f"K = {K}")
         axes[1, col].set_xlabel("iteration")
         for ax in axes[:, col]:

@@ -30,11 +30,10 @@ import time
 
 import numpy as np
 
-from .._checks import check_count
 from ..models import Scene1D, SceneGuide
 from . import runner
 from .le2019_gmm import PAPER_METHODS
-from .plots import iteration_axis, save_png
+from .plots import iteration_axis, median_band, save_png
 from .train import TrainConfig, train
 
 __all__ = ["KS", "FULL_ITERS", "le2019_scene", "plot", "summary_table", "run_one", "inferred_objects", "failed"]
@@ -85,11 +84,7 @@ def le2019_scene(out_dir, budget=0.01, seeds=1, methods=tuple(PAPER_METHODS), ks
                  scheduler=None, fresh=False, max_runs=runner.MAX_RUNS):
     """Run (or resume) the comparison; write results.csv, summary.json and the two figures into ``out_dir``.
     Arguments as rws_ref.experiments.le2019_gmm.le2019_gmm.  Returns (rows, summary, seconds)."""
-    budget = runner.check_budget(budget, FULL_ITERS)
-    seeds, jobs = check_count(seeds, "seeds"), check_count(jobs, "jobs")
-    unknown = [m for m in methods if m not in PAPER_METHODS] + [k for k in ks if k not in KS]
-    if unknown:
-        raise ValueError(f"unknown methods or K: {unknown}; methods {list(PAPER_METHODS)}, K {list(KS)}")
+    budget, seeds, jobs = runner.check_arguments(budget, seeds, jobs, methods, ks, PAPER_METHODS, KS, FULL_ITERS)
     experiment = runner.Experiment(EXPERIMENT, FULL_ITERS, SECONDS_PER_ITERATION, PAPER_METHODS, KEYS, run_one,
                                    "le2019_scene.png", plot, more_figures=_objects_figure, failed=failed)
     return runner.run_experiment(experiment, out_dir, [(m, K) for m in methods for K in ks], budget, seeds,
@@ -125,13 +120,8 @@ def plot(rows, path, iters):
             sel = [r for r in rows if r["K"] == K and r["method"] == method]
             if not sel:
                 continue
-            its = sorted({r["iteration"] for r in sel})
             for row_i, key in enumerate(KEYS):
-                q = np.array([np.percentile([r[key] for r in sel if r["iteration"] == it], [25, 50, 75])
-                              for it in its])
-                line, = axes[row_i, col].plot(its, q[:, 1], label=method, lw=1.2)
-                if np.any(q[:, 2] > q[:, 0]):
-                    axes[row_i, col].fill_between(its, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.2, lw=0)
+                median_band(axes[row_i, col], sel, key, method)
         axes[0, col].set_title(f"K = {K}")
         axes[-1, col].set_xlabel("iteration")
         for ax in axes[:, col]:

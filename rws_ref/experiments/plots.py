@@ -3,7 +3,7 @@ import numpy as np
 
 from .._io import atomic_write
 
-__all__ = ["plot_history", "iteration_axis", "save_png"]
+__all__ = ["plot_history", "iteration_axis", "median_band", "save_png"]
 
 
 _LABELS = {"elbo_is": "ELBO_IS (K particles)", "log_p": "log p_θ(x)", "pi_error": "‖π − π_true‖",
@@ -76,6 +76,17 @@ def iteration_axis(ax, first, iters):
     ax.xaxis.set_major_locator(FixedLocator([0] + [10.0 ** e for e in range(int(np.ceil(np.log10(first))),
                                                                            int(np.log10(max(iters, 1))) + 1)]))
     ax.xaxis.set_minor_locator(NullLocator())
+
+
+def median_band(ax, rows, key, label):
+    """One method's curve over seeds on ``ax``: the median of ``key`` at each iteration of ``rows`` (the
+    evaluation rows of its runs) with the 25–75 % band when the seeds differ.  Returns the lowest quartile."""
+    its = sorted({r["iteration"] for r in rows})
+    q = np.array([np.percentile([r[key] for r in rows if r["iteration"] == it], [25, 50, 75]) for it in its])
+    line, = ax.plot(its, q[:, 1], label=label, lw=1.2)
+    if np.any(q[:, 2] > q[:, 0]):
+        ax.fill_between(its, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.2, lw=0)
+    return float(q[:, 0].min())
 
 
 def save_png(fig, path):

@@ -38,8 +38,8 @@ from .._checks import TooLarge, check_count
 from .._io import atomic_write, check_output_path
 
 __all__ = ["MARKER", "prepare_folder", "run_file", "load_run", "save_run", "map_runs", "interval", "MAX_RUNS",
-           "check_budget", "check_grid", "configuration", "Experiment", "run_experiment", "run_grid", "rows_of",
-           "finished_run", "final_summary", "median_table", "write_outputs"]
+           "check_budget", "check_arguments", "check_grid", "configuration", "Experiment", "run_experiment",
+           "run_grid", "rows_of", "finished_run", "final_summary", "median_table", "write_outputs"]
 
 MARKER = "rws-ref-reproduce.json"
 #: a grid of more runs than this is refused before it starts unless ``max_runs`` is raised
@@ -52,6 +52,17 @@ def check_budget(budget, full_iters):
         raise ValueError(f"budget must be a number in (0, 1] (a fraction of the paper's {full_iters:,} "
                          f"iterations); got {budget!r}")
     return float(budget)
+
+
+def check_arguments(budget, seeds, jobs, methods, ks, known_methods, known_ks, full_iters):
+    """An experiment's arguments, checked before any work: the budget (:func:`check_budget`), the seeds and jobs
+    (positive counts), and the methods and K among the experiment's own.  Returns (budget, seeds, jobs)."""
+    budget = check_budget(budget, full_iters)
+    seeds, jobs = check_count(seeds, "seeds"), check_count(jobs, "jobs")
+    unknown = [m for m in methods if m not in known_methods] + [k for k in ks if k not in known_ks]
+    if unknown:
+        raise ValueError(f"unknown methods or K: {unknown}; methods {list(known_methods)}, K {list(known_ks)}")
+    return budget, seeds, jobs
 
 
 def check_grid(n_runs, iters, seconds_per_iteration, max_runs):
