@@ -85,6 +85,9 @@ class TrainConfig:
     window: int = 10                 # convergence rule: evaluations per window
     eval_every: int = 50             # iterations between evaluations
     grad_replicates: int = 2         # replicates for the gradient-spread metrics (0: none)
+    dreams: Optional[int] = None     # sleep-φ and insomnia: dreams per iteration (None: batch_size · K)
+    data_seed: Optional[int] = None  # None: minibatches from the run's generator; an integer: epochs of
+    #                                  permutations drawn from it alone, the same data stream for every method
     freeze: tuple = ()               # θ keys held fixed
     tie: tuple = ()                  # θ keys whose entries share one value (PPCA: log_sigma)
     early_stop: bool = True          # False: run to iters
@@ -99,6 +102,9 @@ class TrainConfig:
             check_count(getattr(self, name), name)
         check_count(self.grad_replicates, "grad_replicates", minimum=0)
         check_count(self.seed, "seed", minimum=0)
+        for name in ("dreams", "data_seed"):
+            if getattr(self, name) is not None:
+                check_count(getattr(self, name), name, minimum=1 if name == "dreams" else 0)
         if isinstance(self.lr_milestones, (str, bytes)) or not all(
                 isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m >= 1 for m in self.lr_milestones):
             raise TypeError(f"lr_milestones must be a tuple of iterations >= 1; got {self.lr_milestones!r}")
@@ -163,7 +169,7 @@ def _phi_gradient(run, theta, phi, x, z, trusted=False):
     if cfg.method == "wake":
         return wake_phi(model, guide, theta, phi, x, z)
     if cfg.method in ("sleep", "insomnia"):
-        m = x.shape[0] * cfg.K
+        m = x.shape[0] * cfg.K if cfg.dreams is None else cfg.dreams
         if trusted and cfg.method == "sleep":          # (1/M) Σ_m −∇_φ log q(z_m | x_m), on the dreams as drawn
             dream_z, dream_x = model.sample(theta, m, rng)
             pullback = protocol.guide_forward(guide, phi, np.asarray(dream_z)[None], np.asarray(dream_x))[1]
@@ -325,7 +331,7 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
                 stopped_by = "interrupted"
                 break
             with deadline(timeout, f"training iteration {iteration + 1} (the model's and guide's code in it)"):
-                theta, phi = _iteration(run, theta, phi, _batch(run, data, sample_data), iteration)
+                theta, phi = _iteration(run, theta, phi, _batch(run, data, sample_data, iteration), iteration)
             iteration += 1
             bar.update(1)
             if iteration % cfg.eval_every == 0:
@@ -341,11 +347,19 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
     return TrainResult(theta=theta, phi=phi, history=history, stopped_by=stopped_by, iterations=iteration)
 
 
-def _batch(run, data, sample_data):
+def _batch(run, data, sample_data, iteration):
     """This iteration's data: a minibatch of ``data`` without replacement, or a fresh batch from
-    ``sample_data`` (validated: it is the user's callable), both from the run's generator."""
+    ``sample_data`` (validated: it is the user's callable), both from the run's generator.  With
+    ``data_seed``, minibatches walk through epochs instead: epoch e is the permutation drawn by
+    default_rng([data_seed, e]), cut into ⌊N / batch_size⌋ consecutive batches (the remainder is left
+    out of that epoch) — a function of the iteration alone, so runs that share the data seed see the same
+    batches in the same order whatever their method draws."""
+    n, size = data.shape[0], min(run.cfg.batch_size, data.shape[0])
+    if sample_data is None and run.cfg.data_seed is not None:
+        epoch, b = divmod(iteration, n // size)
+        return data[np.random.default_rng([run.cfg.data_seed, epoch]).permutation(n)[b * size:(b + 1) * size]]
     if sample_data is None:
-        return data[run.gen.choice(data.shape[0], size=min(run.cfg.batch_size, data.shape[0]), replace=False)]
+        return data[run.gen.choice(n, size=size, replace=False)]
     return protocol.validate_x(run.model, sample_data(run.gen, run.cfg.batch_size), name="sample_data output")
 
 
@@ -360,6 +374,9 @@ def _checked(model, guide, data, config, eval_data, true_theta, checkpoint, chec
     checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
     if sample_data is not None and not callable(sample_data):
         raise TypeError(f"sample_data must be a callable (rng, n) -> x; got {type(sample_data).__name__}")
+    if sample_data is not None and cfg.data_seed is not None:
+        raise ValueError(f"data_seed orders minibatches of data; with sample_data there are none (data_seed = "
+                         f"{cfg.data_seed}; leave it None)")
     protocol.check_pair(model, guide)
     for name in ("freeze", "tie"):
         unknown = sorted(set(getattr(cfg, name)) - set(model.theta_shapes))

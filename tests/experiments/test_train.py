@@ -329,3 +329,79 @@ def test_an_experiments_own_metrics_become_columns_of_every_evaluation_row():
 def test_malformed_metrics_are_refused_by_name(metrics, error, words):
     with pytest.raises(error, match=words):
         _tiny_mixture_run(metrics, iters=10)
+
+
+@pytest.mark.parametrize("method", ["sleep", "insomnia"])
+def test_dreams_sets_how_many_dreams_the_sleep_step_draws(method):
+    """``dreams`` = M replaces the default N·K: the step's φ-gradient is the estimator on exactly M dreams
+    drawn by the run's generator (replayed here), at the first (validated) and later (trusted) iterations."""
+    import rws_ref
+    from rws_ref import family
+    from rws_ref.experiments.optim import Adam
+    from rws_ref.experiments.train import _gradients, _Run
+    from rws_ref.models import GaussianMixture, benchmark_guide
+    model, guide = GaussianMixture(20), benchmark_guide("linear")
+    rng = np.random.default_rng(0)
+    theta, phi = model.init_theta(rng), guide.init_phi(rng)
+    x = model.sample(theta, 7, rng)[1]
+    z = guide.sample(phi, x, 3, rng)
+    cfg = TrainConfig(method=method, K=3, dreams=5).validate()
+    for iteration in (0, 1):
+        run = _Run(cfg, model, guide, x, None, None, np.random.default_rng(5), Adam(1e-3), Adam(1e-3), {}, None)
+        got = _gradients(run, theta, phi, x, z, iteration=iteration)[1]
+        dreams = model.sample(theta, 5, np.random.default_rng(5))
+        want = (rws_ref.sleep_phi(guide, phi, *dreams) if method == "sleep" else
+                family.insomnia(model, guide, theta, phi, x, z, *dreams, cfg.iota))
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=1e-14, err_msg=f"{iteration} {key}")
+
+
+def test_a_data_seed_gives_every_method_the_same_epochs_of_batches(monkeypatch):
+    """With ``data_seed`` the minibatches are epochs of permutations drawn from the data seed alone: every
+    training point once per epoch, and the same batches in the same order for two methods with different
+    particle draws — recorded from what the step receives, against the permutations drawn here."""
+    from rws_ref.experiments import train as train_module
+    model, guide = GaussianMixture(3, scale=6.0), SoftmaxLinearGuide(3, loc=15.0, scale=10.0)
+    x = model.sample(model.true_theta(), 23, np.random.default_rng(0))[1]      # 23 = 4 batches of 5, 3 left over
+    original, seen = train_module._iteration, {}
+
+    def recording(run, theta, phi, batch, iteration):
+        seen.setdefault(run.cfg.method, []).append(batch.copy())
+        return original(run, theta, phi, batch, iteration)
+
+    monkeypatch.setattr(train_module, "_iteration", recording)
+    for method, seed in (("wake", 1), ("sleep", 2)):
+        cfg = TrainConfig(method=method, K=3, iters=9, batch_size=5, seed=seed, data_seed=7, eval_every=9,
+                          grad_replicates=0, early_stop=False)
+        train(model, guide, x, cfg, theta=model.true_theta())
+    for epoch in (0, 1, 2):
+        order = np.random.default_rng([7, epoch]).permutation(23)
+        for b in range(4):
+            i = 4 * epoch + b
+            if i < 9:
+                for method in ("wake", "sleep"):
+                    np.testing.assert_array_equal(seen[method][i], x[order[5 * b:5 * b + 5]])
+    # without a data seed the two runs' batches differ (they come from each run's own generator)
+    seen.clear()
+    for method, seed in (("wake", 1), ("sleep", 2)):
+        train(model, guide, x, TrainConfig(method=method, K=3, iters=2, batch_size=5, seed=seed, eval_every=2,
+                                           grad_replicates=0, early_stop=False), theta=model.true_theta())
+    assert not np.array_equal(seen["wake"][0], seen["sleep"][0])
+
+
+@pytest.mark.parametrize("fields, error, words", [
+    ({"dreams": 0}, ValueError, "dreams must be an integer >= 1"),
+    ({"dreams": 2.5}, TypeError, "dreams must be an integer"),
+    ({"data_seed": -1}, ValueError, "data_seed must be an integer >= 0"),
+])
+def test_bad_dreams_and_data_seeds_are_refused_by_name(fields, error, words):
+    with pytest.raises(error, match=words):
+        TrainConfig(**fields).validate()
+
+
+def test_a_data_seed_with_sample_data_is_refused():
+    model, guide = GaussianMixture(3, scale=6.0), SoftmaxLinearGuide(3, loc=15.0, scale=10.0)
+    x = model.sample(model.true_theta(), 10, np.random.default_rng(0))[1]
+    with pytest.raises(ValueError, match="data_seed orders minibatches"):
+        train(model, guide, x, TrainConfig(iters=1, data_seed=0),
+              sample_data=lambda rng, n: model.sample(model.true_theta(), n, rng)[1])
