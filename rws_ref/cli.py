@@ -6,9 +6,8 @@
     rws-ref reproduce le2019-gmm|le2019-scene|bb2015-digits --out DIR   a paper's experiment, resumable
     rws-ref exercises list|start|check   exercises graded by the oracle
 
-Errors in the arguments or the files give one readable line on stderr and
-exit status 2, never a traceback.  ``audit`` exits 1 if any check fails, ``exercises check``
-if the exercise is not yet right.
+Errors in the arguments or the files give one readable line on stderr and exit status 2, never a
+traceback.  ``audit`` exits 1 if any check fails, ``exercises check`` if the exercise is not yet right.
 """
 import argparse
 import csv
@@ -138,6 +137,8 @@ def _reproduce_parser(sub):
                      help="le2019-gmm: the starting mixture weights (default authors-far, docs/reproduce.md)")
     rep.add_argument("--raw-x", action="store_true", help="le2019-gmm: the guide sees raw x, as the authors' network")
     rep.add_argument("--seeds", type=_positive_int, default=1, help="runs per method and K (default 1)")
+    rep.add_argument("--methods", nargs="+", metavar="M", help="only these of the experiment's methods (default all)")
+    rep.add_argument("--ks", nargs="+", type=_positive_int, metavar="K", help="only these of its K (default all)")
     rep.add_argument("--jobs", type=_positive_int, default=2,
                      help="local processes running runs in parallel, at most one per pending run (default 2)")
     rep.add_argument("--scheduler", metavar="ADDRESS", default=None,
@@ -420,12 +421,14 @@ def _check_method(method, model, guide):
 def _run_reproduce(args):
     module = importlib.import_module(f"rws_ref.experiments.{args.experiment.replace('-', '_')}")
     experiment, summary_table = getattr(module, args.experiment.replace("-", "_")), module.summary_table
-    own = {"start": args.start or "authors-far", "inputs": "raw" if args.raw_x else "standardized"}
     if args.experiment != "le2019-gmm" and (args.start or args.raw_x):
         raise _UserError(f"--start and --raw-x are options of le2019-gmm, not of {args.experiment}")
+    own = {"start": args.start or "authors-far", "inputs": "raw" if args.raw_x else "standardized"} if (
+        args.experiment == "le2019-gmm") else {}
+    own.update({k: tuple(v) for k, v in vars(args).items() if v and k in ("methods", "ks")})
     _, summary, seconds = experiment(args.out, budget=args.budget, seeds=args.seeds, jobs=args.jobs,
                                      progress=not args.no_progress, scheduler=args.scheduler, fresh=args.fresh,
-                                     max_runs=args.max_runs, **(own if args.experiment == "le2019-gmm" else {}))
+                                     max_runs=args.max_runs, **own)
     print(summary_table(summary))
     figures = ", ".join(sorted(name for name in os.listdir(args.out) if name.endswith(".png")))
     print(f"{seconds:.0f} s; results in {args.out}: results.csv, summary.json, {figures}")

@@ -1,23 +1,29 @@
 """Bornschein and Bengio (2015)'s experiment at a size where every number is exact: sigmoid belief nets on
-binarized handwritten digits, wake-sleep against reweighted wake-sleep at several K.
+binarized handwritten digits, wake-sleep against reweighted wake-sleep as the paper defined it.
 
 ``rws-ref reproduce bb2015-digits [--budget B] [--seeds S] [--jobs J | --scheduler ADDRESS] --out DIR``
 
 The data: scikit-learn's 8×8 digits (1,797 images shipped inside the package, never downloaded;
 ``pip install 'rws_ref[data]'``), each pixel on when its intensity (0–16) is at least 8; a fixed split
 by a permutation seeded 2015: 1,500 training images, 297 held out.  The model: SigmoidBeliefNet with
-dz = 8 latent bits over the 64 pixels, so log p_θ(x) is an exact sum over 256 states and the
-posterior an exact table; the guide: BernoulliGuide (independent bits, logits A x + c).
+dz = 16 latent bits over the 64 pixels (``latent_bits``, 8 or 16), so log p_θ(x) is an exact sum over
+65,536 states and the posterior an exact table; the guide: BernoulliGuide (independent bits, logits A x + c).
 
-Methods: WS (wake-θ with sleep-φ — the wake-sleep algorithm of Hinton et al. 1995 at K = 1), RWS (wake-θ
-with wake-φ), δ-WW (defensive wake-φ, δ = 0.2), REINFORCE and VIMCO (K ≥ 2), at K ∈ {1, 5, 20}; minibatches of
-100 training images, Adam at 3e-3 for θ and φ, 20,000 iterations at budget 1; θ starts near zero (all
-entries N(0, 0.01²)) and φ at the guide's own initialization.  Each run is evaluated on the held-out images
-at 50 points (fewer in runs under 250 iterations: every 5 iterations at most): the exact log-likelihood per
-image (mean of log p_θ(x)), the exact posterior error (mean of ‖q_φ(·|x) − p_θ(·|x)‖₂) and the
-importance-sampled estimate of the log-likelihood with the run's K particles (ELBO_IS) — what Bornschein
-and Bengio could measure.  Outputs as le2019-gmm's (rws_ref.runner):
-DIR/runs/, DIR/results.csv, DIR/summary.json (final values: mean and 95 % t-interval over seeds) and
+Methods, as the paper's q-updates (Bornschein and Bengio's code: a wake step every minibatch, a sleep step on
+the model's dreams interleaved with it, both at the same learning rate): RWS (wake-θ; φ by wake-φ *and*
+sleep-φ), RWS-wake (wake-φ only), RWS-sleep (sleep-φ only), and WS, the wake-sleep baseline (K = 1, sleep-φ
+only); beside them δ-WW (defensive wake-φ, δ = 0.2), REINFORCE and VIMCO; K ∈ {5, 20} (WS: K = 1).  Sleep-φ
+steps on one minibatch's worth of dreams (100) per iteration, as the paper's one sleep step on five batches'
+worth every fifth iteration; RWS's φ-gradient is ½ wake-φ + ½ sleep-φ (insomnia, ι = ½), which Adam, dividing
+out a gradient's scale, steps as wake-φ + sleep-φ.  Minibatches of 100 training images in epochs drawn from
+the seed alone (every method of a seed sees the same batches: pairs by seed are sharp), Adam at 3e-3 for θ
+and φ, 20,000 iterations at budget 1; θ starts near zero (all entries N(0, 0.01²)) and φ at the guide's own
+initialization.  Each run is evaluated on the held-out images at 25 points (fewer in runs under 125
+iterations: every 5 iterations at most): the exact log-likelihood per image (mean of log p_θ(x)), the exact
+posterior error (mean of ‖q_φ(·|x) − p_θ(·|x)‖₂) and the importance-sampled estimate of the log-likelihood
+with the run's K particles (ELBO_IS) — what Bornschein and Bengio could measure.  Outputs as le2019-gmm's
+(rws_ref.runner): DIR/runs/, DIR/results.csv, DIR/summary.json (final values: mean and 95 % t-interval over
+seeds, and every method's paired difference to RWS by seed, with the difference the seeds can resolve) and
 DIR/bb2015_digits.png.
 """
 import os
@@ -26,27 +32,34 @@ import time
 import numpy as np
 
 from .._checks import check_count
-from ..estimators import log_weights
 from ..models import BernoulliGuide, SigmoidBeliefNet
-from ..numerics import logsumexp, sigmoid, softmax
+from ..numerics import log_sigmoid, logsumexp, sigmoid, softmax
 from . import runner
 from .plots import save_png
 from .train import TrainConfig, train
 
-__all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "load_digits", "bb2015_digits", "run_one", "summary_table",
-           "reconstructions", "image_grids",
-           "importance_estimate"]
+__all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "LATENT_BITS", "load_digits", "bb2015_digits", "run_one",
+           "summary_table", "paired_table", "reconstructions", "image_grids", "importance_estimate", "exact_measures"]
 
 EXPERIMENT = "bb2015-digits"
-METHODS = {"WS": {"method": "sleep"}, "RWS": {"method": "wake"}, "δ-WW": {"method": "defensive", "delta": 0.2},
+DZ, THRESHOLD, SPLIT_SEED, N_TRAIN = 16, 8, 2015, 1500
+BATCH, LR, N_POINTS = 100, 3e-3, 25
+#: the paper's q-updates by name (and the methods compared beside them) -> rws_ref training method and options
+METHODS = {"WS": {"method": "sleep", "dreams": BATCH},
+           "RWS": {"method": "insomnia", "iota": 0.5, "dreams": BATCH},
+           "RWS-wake": {"method": "wake"},
+           "RWS-sleep": {"method": "sleep", "dreams": BATCH},
+           "δ-WW": {"method": "defensive", "delta": 0.2},
            "REINFORCE": {"method": "reinforce"}, "VIMCO": {"method": "vimco"}}
 KS = (1, 5, 20)
+#: the latent sizes the experiment offers (2^dz states are enumerated at every evaluation)
+LATENT_BITS = (8, 16)
 FULL_ITERS = 20_000
-DZ, THRESHOLD, SPLIT_SEED, N_TRAIN = 8, 8, 2015, 1500
-BATCH, LR, N_POINTS = 100, 3e-3, 50
 #: CPU seconds per training iteration with its share of the evaluations (measured on 2 cores, loaded)
 SECONDS_PER_ITERATION = 6e-3
 KEYS = ("log_likelihood", "posterior_error", "is_estimate")
+#: what every method is compared with, seed by seed (summary.json's "paired")
+REFERENCE = "RWS"
 
 
 def load_digits():
@@ -62,44 +75,83 @@ def load_digits():
 
 
 def _pairs(methods, ks):
-    return [(m, K) for m in methods for K in ks if not (METHODS[m]["method"] == "vimco" and K < 2)]
+    """The grid's (method, K): WS at K = 1 only (the baseline as the paper ran it), every other method at K ≥ 2
+    (at K = 1 the one normalized weight is 1 and wake-φ's mean is zero: RWS-sleep would be WS, RWS-wake drifts)."""
+    return [(m, K) for m in methods for K in ks if (K == 1) == (m == "WS")]
+
+
+class _Trained:
+    """The belief net as training sees it: everything the steps use, not the enumerations (``support``,
+    ``log_marginal``, ``posterior``) — at 16 bits the generic evaluation would pair every one of the 65,536
+    states with every held-out image, so the run's exact measures come from :func:`exact_measures` instead."""
+
+    _HIDDEN = ("support", "log_marginal", "posterior", "data_support")
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        if name in self._HIDDEN or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+    def __repr__(self):
+        return repr(self._model)
+
+
+def _problem(latent_bits):
+    data, held_out = load_digits()
+    return data, held_out, SigmoidBeliefNet(latent_bits, data.shape[1]), BernoulliGuide(latent_bits, data.shape[1])
 
 
 def run_one(task):
-    """One training run, ``task`` = (method, K, seed, iterations, checkpoint path or None); returns its rows,
-    final θ and φ and wall seconds (runner.finished_run).  A pure function of the task (the data are loaded in
-    the worker)."""
-    method, K, seed, iters, ckpt = task
-    data, held_out = load_digits()
-    model, guide = SigmoidBeliefNet(DZ, data.shape[1]), BernoulliGuide(DZ, data.shape[1])
+    """One training run, ``task`` = (method, K, seed, iterations, checkpoint path or None[, {"latent_bits": 8 or
+    16}]); returns its rows, final θ and φ and wall seconds (runner.finished_run).  A pure function of the task
+    (the data are loaded in the worker).  The minibatches come from the seed alone (TrainConfig.data_seed), so
+    the methods of one seed train on the same batches in the same order."""
+    method, K, seed, iters, ckpt, *options = task
+    data, held_out, model, guide = _problem((options[0] if options else {}).get("latent_bits", DZ))
     start = np.random.default_rng([seed, 2015])
     theta = {k: 0.01 * start.standard_normal(shape) for k, shape in model.theta_shapes.items()}
-    cfg = TrainConfig(K=K, iters=iters, batch_size=BATCH, lr_theta=LR, lr_phi=LR, seed=seed,
+    cfg = TrainConfig(K=K, iters=iters, batch_size=BATCH, lr_theta=LR, lr_phi=LR, seed=seed, data_seed=seed,
                       eval_every=max(5, iters // N_POINTS), grad_replicates=0, early_stop=False, **METHODS[method])
     resume = ckpt if ckpt is not None and os.path.exists(ckpt) else None
     began = time.perf_counter()
-    result = train(model, guide, data, cfg, theta=theta, eval_data=held_out, checkpoint=ckpt,
-                   checkpoint_every=max(1, iters // 10), resume=resume)
+
+    def exact(theta, phi, x):
+        log_likelihood, error = exact_measures(model, guide, theta, phi, x)
+        return {"log_likelihood": log_likelihood, "posterior_error": error}
+    result = train(_Trained(model), guide, data, cfg, theta=theta, eval_data=held_out, checkpoint=ckpt,
+                   checkpoint_every=max(1, iters // 10), resume=resume, metrics=exact)
     if result.stopped_by == "interrupted":
         raise KeyboardInterrupt
-    rows = [{"method": method, "K": K, "seed": seed, "iteration": r["iteration"], "log_likelihood": r["log_p"],
+    rows = [{"method": method, "K": K, "seed": seed, "iteration": r["iteration"], "log_likelihood": r["log_likelihood"],
              "posterior_error": r["posterior_error"], "is_estimate": r["elbo_is"]} for r in result.history]
     return runner.finished_run(rows, result.theta, result.phi, time.perf_counter() - began)
 
 
 def bb2015_digits(out_dir, budget=0.01, seeds=1, methods=tuple(METHODS), ks=KS, jobs=1, progress=False,
-                  scheduler=None, fresh=False, max_runs=runner.MAX_RUNS):
+                  scheduler=None, fresh=False, max_runs=runner.MAX_RUNS, latent_bits=DZ):
     """Run (or resume) the experiment; write results.csv, summary.json and the figure into ``out_dir``.
+    ``latent_bits``: 16 (default) or 8, the belief net's latent size.
 
     Returns
     -------
-    (rows, summary, seconds), as :func:`rws_ref.reproduce.le2019_gmm`.
+    (rows, summary, seconds), as :func:`rws_ref.reproduce.le2019_gmm`; the summary also holds "paired",
+    every method's difference to RWS seed by seed (:func:`rws_ref.runner.paired_summary`).
     """
     budget, seeds, jobs = runner.check_arguments(budget, seeds, jobs, methods, ks, METHODS, KS, FULL_ITERS)
+    if latent_bits not in LATENT_BITS:
+        raise ValueError(f"latent_bits must be one of {list(LATENT_BITS)}; got {latent_bits!r}")
+    pairs = _pairs(methods, ks)
+    if not pairs:
+        raise ValueError(f"no run in the grid: WS runs at K = 1 only, every other method at K >= 2; got methods "
+                         f"{list(methods)} and ks {list(ks)}")
     load_digits()                                              # the extra is there, before any run starts
     experiment = runner.Experiment(EXPERIMENT, FULL_ITERS, SECONDS_PER_ITERATION, METHODS, KEYS, run_one,
-                                   "bb2015_digits.png", plot, more_figures=_image_figure)
-    return runner.run_experiment(experiment, out_dir, _pairs(methods, ks), budget, seeds, jobs=jobs,
+                                   "bb2015_digits.png", plot, more_figures=_image_figure,
+                                   options={"latent_bits": latent_bits}, paired=(REFERENCE, "log_likelihood"))
+    return runner.run_experiment(experiment, out_dir, pairs, budget, seeds, jobs=jobs,
                                  scheduler=scheduler, progress=progress, fresh=fresh, max_runs=max_runs)
 
 
@@ -122,6 +174,23 @@ def summary_table(summary):
             low, high = c[f"{key}_interval"]
             cells.append(f"{c[key]:.3f}" + (f" ±{(high - low) / 2:.3f}" if high > low else ""))
         lines.append(f"{method:<10}{K:>4}{cells[0]:>22}{cells[2]:>22}{cells[1]:>22}{summary['seconds_per_run'][name]:>11.0f}")
+    paired = paired_table(summary)
+    return "\n".join(lines) + ("\n" + paired if paired else "")
+
+
+def paired_table(summary):
+    """summary.json's "paired" part as text: per comparison the seeds, the mean difference of the exact held-out
+    log-likelihood with its 95 % t-interval, the differences' standard deviation and the difference the seeds
+    resolve at 80 % power; "" without pairs (one seed)."""
+    paired = summary.get("paired") or {}
+    if not paired:
+        return ""
+    lines = ["paired by seed, exact held-out log p(x) (method minus reference; the seeds share their minibatches)",
+             f"{'comparison':<28}{'seeds':>6}{'difference [95% interval]':>30}{'sd':>8}{'resolves (80%)':>16}"]
+    for name, c in paired.items():
+        low, high = c["interval"]
+        lines.append(f"{name:<28}{c['seeds']:>6}{c['mean']:>+12.3f} [{low:+.3f}, {high:+.3f}]"
+                     f"{c['sd']:>8.3f}{c['resolvable']:>16.3f}")
     return "\n".join(lines)
 
 
@@ -170,12 +239,35 @@ def plot(rows, path, iters):
     save_png(fig, path)
 
 
-def _every_state(model, guide, phi, x):
-    """The latent states (S, dz), each state for every image as particles (S, N, dz), and the guide's table
-    q_φ(s | x_n) (S, N)."""
+def _tables(model, guide, theta, phi, x):
+    """(log p_θ(s, x_n), log q_φ(s | x_n)), both (S, N) over the model's support() states s, through
+    public capabilities only: p from the model's exact ``posterior`` table and its ``log_joint`` at each image's
+    posterior mode (log p(s, x) = log p(s|x) + log p(x), log p(x) = log p(s*, x) − log p(s*|x)); q from the
+    BernoulliGuide's logits l = A x + c as products, log q(s|x) = s · log σ(l) + (1 − s) · log σ(−l) — no
+    (S, N, dz) array."""
     states = model.support()
-    every = np.broadcast_to(states[:, None, :], (len(states), len(x), states.shape[1]))
-    return states, every, softmax(guide.log_prob_vjp(phi, every, x)[0], axis=0)
+    log_post = np.log(np.maximum(model.posterior(theta, x), np.finfo(float).tiny)).T          # (S, N)
+    mode = np.argmax(log_post, axis=0)
+    at_mode = model.log_joint(theta, states[mode][None], x)[0]                                # (N,)
+    log_px = at_mode - log_post[mode, np.arange(x.shape[0])]
+    logits = x @ phi["A"].T + phi["c"]                                                         # (N, dz)
+    log_q = states @ log_sigmoid(logits).T + (1.0 - states) @ log_sigmoid(-logits).T
+    return log_post + log_px, log_q
+
+
+def exact_measures(model, guide, theta, phi, x, chunk=None):
+    """(mean over the images ``x`` of log p_θ(x), mean of ‖q_φ(·|x) − p_θ(·|x)‖₂ over the 2^dz states), exact,
+    for the SigmoidBeliefNet and BernoulliGuide pair; the images in chunks of about 1.6·10⁷ / 2^dz so no table
+    exceeds some 130 MB."""
+    states = model.support().shape[0]
+    chunk = max(1, 16_000_000 // states) if chunk is None else check_count(chunk, "chunk")
+    log_p, errors = [], []
+    for first in range(0, x.shape[0], chunk):
+        part = x[first:first + chunk]
+        log_joint, log_q = _tables(model, guide, theta, phi, part)
+        log_p.append(logsumexp(log_joint, axis=0))
+        errors.append(np.linalg.norm(np.exp(log_q) - softmax(log_joint, axis=0), axis=0))
+    return float(np.mean(np.concatenate(log_p))), float(np.mean(np.concatenate(errors)))
 
 
 def importance_estimate(model, guide, theta, phi, x, K, replicates, rng):
@@ -192,9 +284,8 @@ def importance_estimate(model, guide, theta, phi, x, K, replicates, rng):
     replicates, K = check_count(replicates, "replicates"), check_count(K, "K")
     if replicates < 2:
         raise ValueError(f"replicates must be at least 2 (for the standard error); got {replicates}")
-    states, every, q = _every_state(model, guide, phi, x)
-    log_w = log_weights(model, guide, theta, phi, x, every).T                  # (N, S)
-    q = q.T                                                                    # (N, S)
+    log_joint, log_q = _tables(model, guide, theta, phi, x)
+    log_w, q = (log_joint - log_q).T, softmax(log_q, axis=0).T                 # (N, S)
     estimates = np.empty((replicates, len(x)))
     for r in range(replicates):
         counts = rng.multinomial(K, q)                                         # (N, S), rows sum to K
@@ -207,8 +298,8 @@ def importance_estimate(model, guide, theta, phi, x, K, replicates, rng):
 def reconstructions(model, guide, theta, phi, x):
     """E_{q_φ(z|x)} p_θ(x_d = 1 | z) per pixel, exactly (a sum over the 2^dz states), shape (N, dx): what the
     learned guide and model make of each image.  ``x`` (N, dx) binary."""
-    states, _, q = _every_state(model, guide, phi, x)
-    pixels = sigmoid(states @ theta["W"].T + theta["b_x"])                     # (S, dx)
+    q = softmax(_tables(model, guide, theta, phi, x)[1], axis=0)                # (S, N)
+    pixels = sigmoid(model.support() @ theta["W"].T + theta["b_x"])            # (S, dx)
     return q.T @ pixels
 
 
@@ -221,10 +312,11 @@ def image_grids(parameters, path, n=8, seed=0):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     _, held_out = load_digits()
-    model, guide = SigmoidBeliefNet(DZ, held_out.shape[1]), BernoulliGuide(DZ, held_out.shape[1])
     shown = held_out[:n]
     rows = [("held-out", None, shown)]
     for (method, K), params in parameters.items():
+        bits = len(params["theta"]["b_z"])
+        model, guide = SigmoidBeliefNet(bits, held_out.shape[1]), BernoulliGuide(bits, held_out.shape[1])
         theta = model.check_theta({k: np.asarray(v) for k, v in params["theta"].items()})
         phi = guide.check_phi({k: np.asarray(v) for k, v in params["phi"].items()})
         drawn = model.sample(theta, n, np.random.default_rng([seed, 8]))[1]
@@ -246,7 +338,7 @@ def image_grids(parameters, path, n=8, seed=0):
             axes[r, n + 1].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
     fig.subplots_adjust(left=0.13, right=0.99, top=0.94, bottom=0.01, wspace=0.08, hspace=0.12)
     for first, last, title in ((0, n - 1, "digits drawn from each learned model, x ~ p_θ(x)"),
-                               (n + 1, 2 * n, "held-out digits, reconstructed: E_q(z|x) p_θ(x = 1|z)")):
+                               (n + 1, 2 * n, "held-out digits, reconstructed: p_θ(x = 1 | z) averaged under q_φ")):
         middle = (axes[0, first].get_position().x0 + axes[0, last].get_position().x1) / 2
         fig.text(middle, 0.995, title, ha="center", va="top", fontsize=8)
     save_png(fig, path)

@@ -36,10 +36,12 @@ from scipy.stats import t
 from .. import __version__
 from .._checks import TooLarge, check_count
 from .._io import atomic_write, check_output_path
+from .loop import progress_bar
 
 __all__ = ["MARKER", "prepare_folder", "run_file", "load_run", "save_run", "map_runs", "interval", "MAX_RUNS",
            "check_budget", "check_arguments", "check_grid", "configuration", "Experiment", "run_experiment",
-           "run_grid", "rows_of", "finished_run", "final_summary", "median_table", "write_outputs"]
+           "run_grid", "rows_of", "finished_run", "final_summary", "median_table", "write_outputs", "paired_summary",
+           "resolvable_difference"]
 
 MARKER = "rws-ref-reproduce.json"
 #: a grid of more runs than this is refused before it starts unless ``max_runs`` is raised
@@ -212,6 +214,9 @@ class Experiment:
     #: ``failed(first_row, last_row)`` -> bool, the experiment's stated criterion of a failed run; the summary
     #: counts the failed seeds of each method and K
     failed: Optional[Callable] = None
+    #: (reference method, key): the summary's "paired" part compares every method with the reference seed by
+    #: seed on that key (:func:`paired_summary`)
+    paired: Optional[tuple] = None
 
 
 def run_experiment(experiment, out_dir, pairs, budget, seeds, jobs=1, scheduler=None, progress=False, fresh=False,
@@ -228,6 +233,8 @@ def run_experiment(experiment, out_dir, pairs, budget, seeds, jobs=1, scheduler=
                     scheduler=scheduler, progress=progress, options=experiment.options)
     rows = rows_of(done)
     summary = final_summary(done, iters, budget, seeds, experiment.methods, experiment.keys, experiment.failed)
+    if experiment.paired is not None:
+        summary["paired"] = paired_summary(done, iters, *experiment.paired)
     write_outputs(out_dir, rows, summary, experiment.keys, experiment.figure, experiment.plot)
     if experiment.more_figures is not None:
         experiment.more_figures(out_dir, done)
@@ -328,6 +335,59 @@ def median_table(summary, keys, names, methods):
     return "\n".join(lines)
 
 
+def paired_summary(runs, iters, reference, key, power=0.8, level=0.95):
+    """Every (method, K) of a grid's runs against ``reference`` on ``key`` at the last iteration, seed by
+    seed: against the reference at the same K, or, where the reference did not run at that K, at each K it
+    ran at.  For the n seeds both ran, the differences d_s = method − reference: their mean, standard
+    deviation, the ``level`` Student-t interval of the mean (n − 1 degrees of freedom), and ``resolvable``, the
+    true mean difference a two-sided paired t-test at 1 − ``level`` detects with probability ``power`` when the
+    differences are normal with this standard deviation (the noncentral t's power, solved for the difference).
+    Returns {"method K=k − reference K=k'": {...}}."""
+    final = {}
+    for (m, K, s), run in runs.items():
+        last = [row[key] for row in run["rows"] if row["iteration"] == iters]
+        if last:
+            final[m, K, s] = last[0]
+    ref_ks = sorted({K for m, K, _ in final if m == reference})
+    out = {}
+    for m, K in dict.fromkeys((m, K) for m, K, _ in final if m != reference):
+        for ref_k in ([K] if K in ref_ks else ref_ks):
+            seeds = sorted(s for mm, kk, s in final if (mm, kk) == (m, K) and (reference, ref_k, s) in final)
+            d = np.array([final[m, K, s] - final[reference, ref_k, s] for s in seeds])
+            if d.size < 2:
+                continue
+            mean, low, high = interval(d, level)
+            sd = float(np.std(d, ddof=1))
+            out[f"{m} K={K} − {reference} K={ref_k}"] = {
+                "seeds": int(d.size), "mean": mean, "interval": [low, high], "sd": sd,
+                "resolvable": resolvable_difference(sd, d.size, power, level)}
+    return out
+
+
+def resolvable_difference(sd, n, power=0.8, level=0.95):
+    """The smallest true mean difference δ a two-sided paired t-test (size 1 − ``level``, n − 1 degrees of
+    freedom) rejects with probability ``power`` when n paired differences are normal with standard deviation
+    ``sd``.  The test statistic is T = (Z + λ) / sqrt(V / (n − 1)) with Z standard normal, V chi-square with
+    n − 1 degrees of freedom and λ = δ √n / sd, so its power is
+    E_V[Φ(λ − c·sqrt(V/(n−1))) + Φ(−λ − c·sqrt(V/(n−1)))] with c the t quantile; the expectation is integrated
+    over V's density and the power solved for δ.  0 when sd is 0."""
+    from scipy.integrate import quad
+    from scipy.optimize import brentq
+    from scipy.stats import chi2, norm
+    n = check_count(n, "n", minimum=2)
+    if sd == 0:
+        return 0.0
+    df = n - 1
+    crit = float(t.ppf(0.5 + level / 2, df))
+
+    def short(lam):
+        def integrand(v):
+            s = crit * np.sqrt(v / df)
+            return (norm.cdf(lam - s) + norm.cdf(-lam - s)) * chi2.pdf(v, df)
+        return quad(integrand, 0.0, np.inf, limit=200)[0] - power
+    return float(brentq(short, 0.0, 100.0, xtol=1e-10)) * sd / np.sqrt(n)
+
+
 def write_outputs(out_dir, rows, summary, keys, figure, plot):
     """results.csv (every row), summary.json and the figure ``plot(rows, path, iterations)``, each atomically."""
     fields = ["method", "K", "seed", "iteration", *keys]
@@ -350,7 +410,7 @@ def map_runs(fn, tasks, jobs=1, scheduler=None, progress=False, desc="runs", on_
     ``dask.distributed.Client``), one Dask task per run."""
     tasks = list(tasks)
     fn = functools.partial(_one_blas_thread, fn)
-    bar = _bar(progress, len(tasks), desc)
+    bar = progress_bar(progress, len(tasks), desc, "run")
     results = [None] * len(tasks)
 
     def done(i, result):
@@ -396,21 +456,6 @@ def _map_dask(fn, tasks, scheduler, done):
     finally:
         if client is not scheduler:
             client.close()
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _bar(progress, total, desc):
-    if not progress:
-        return _NoBar()
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="run")
 
 
 def interval(values, level=0.95):

@@ -27,8 +27,6 @@ and the loop, and re-exports the names it always had.
 import dataclasses
 import numbers
 import os
-import signal
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -50,6 +48,7 @@ from ..estimators import (
 )
 from ..numerics import softmax
 from .checkpoints import CHECKPOINT_VERSION, config_json, load_checkpoint, provenance, save_checkpoint  # noqa: F401
+from .loop import Interrupts, progress_bar
 from .optim import SGD, Adam
 from .plots import plot_history  # noqa: F401
 
@@ -324,8 +323,8 @@ def train(model, guide, data, config=None, theta=None, phi=None, eval_data=None,
     if not history:
         history.append(_evaluate(run, theta, phi, 0))
     stopped_by = "converged" if _converged(history, cfg) else "max_iters"
-    bar = _progress(progress, cfg, iteration)
-    with _Interrupts() as interrupts:
+    bar = progress_bar(progress, cfg.iters, f"rws-ref train ({cfg.method})", "it", initial=iteration)
+    with Interrupts() as interrupts:
         while iteration < cfg.iters and stopped_by != "converged":
             if interrupts.requested:
                 stopped_by = "interrupted"
@@ -394,48 +393,6 @@ def _checked(model, guide, data, config, eval_data, true_theta, checkpoint, chec
     if true_theta is not None:
         true_theta = protocol.validate_params(true_theta, model.theta_shapes, "true_theta")
     return cfg, data, eval_x, true_theta, checkpoint, checkpoint_every
-
-
-class _Interrupts:
-    """Ctrl-C during training asks the loop to stop at the end of the current iteration, so
-    the last checkpoint and the history are those of a whole iteration; a second Ctrl-C
-    interrupts at once.  Only in the main thread (signals go there); elsewhere a no-op."""
-
-    def __init__(self):
-        self.requested, self._previous = False, None
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def set_postfix(self, **values):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(progress, cfg, start):
-    if not progress:
-        return _NoBar()
-    from tqdm import tqdm
-    return tqdm(total=cfg.iters, initial=start, desc=f"rws-ref train ({cfg.method})", unit="it")
 
 
 def _start(run, theta, phi, resume):
