@@ -3,7 +3,7 @@
     rws-ref audit [--plot FILE.png]      every estimator against the exact oracle (the main job)
     rws-ref train --model … --method …  the full algorithm, with metrics, plots and checkpoints
     rws-ref vectors --out FILE.json      language-neutral test vectors for other implementations
-    rws-ref reproduce le2019-gmm|le2019-scene|bb2015-digits --out DIR   a paper's experiment, resumable
+    rws-ref reproduce le2019-gmm|le2019-scene|bb2015-digits|bb2015-bars --out DIR   a paper's experiment, resumable
     rws-ref exercises list|start|check   exercises graded by the oracle
 
 Errors in the arguments or the files give one readable line on stderr and exit status 2, never a
@@ -122,17 +122,17 @@ def _exercises_parser(sub):
 
 
 def _reproduce_parser(sub):
-    rep = sub.add_parser("reproduce", help="reproduce a paper's experiment (le2019-gmm, le2019-scene, bb2015-digits)",
+    rep = sub.add_parser("reproduce", help="reproduce a paper's experiment (le2019-gmm, -scene, bb2015-digits, -bars)",
                          description="le2019-gmm: Le et al. (2019)'s mixture, WW, WS, δ-WW, REINFORCE, VIMCO at "
                                      "K = 2, 5, 10, 20; le2019-scene: the same with stochastic control flow; "
-                                     "bb2015-digits: Bornschein and Bengio (2015), belief nets on digits. Resumable: a "
+                                     "bb2015-digits, -bars: Bornschein and Bengio (2015), belief nets. Resumable: a "
                                      "rerun with the same --out skips finished runs and continues unfinished ones.")
-    rep.add_argument("experiment", choices=["le2019-gmm", "le2019-scene", "bb2015-digits"],
+    rep.add_argument("experiment", choices=["le2019-gmm", "le2019-scene", "bb2015-digits", "bb2015-bars"],
                      help="bb2015-digits needs pip install 'rws_ref[data]'")
     rep.add_argument("--out", metavar="DIR", required=True, help="folder for the runs, results and figures")
     rep.add_argument("--budget", type=_argument(float, lambda v: 0 < v <= 1, "a number in (0, 1]"), default=0.01,
                      help="fraction of the full run's iterations (le2019-gmm 100,000, le2019-scene 2,000, "
-                          "bb2015-digits 20,000; default 0.01)")
+                          "bb2015-digits and -bars 20,000; default 0.01)")
     rep.add_argument("--start", choices=["authors-far", "authors-near", "mirrored"], default=None,
                      help="le2019-gmm: the starting mixture weights (default authors-far, docs/reproduce.md)")
     rep.add_argument("--raw-x", action="store_true", help="le2019-gmm: the guide sees raw x, as the authors' network")

@@ -47,6 +47,10 @@ class SNRStudy:
     slope_se : dict name -> float             bootstrap standard deviation of the slope
     snr_se : dict name -> ndarray (J,)        bootstrap standard deviation of the SNR
     resolved : dict name -> bool ndarray (J,)  the K used for the slope
+    dropped : dict name -> list (J,)          why a K was left out of the slopes (None where it was used)
+    local_slope : dict name -> ndarray (J−1,)  the slope of each segment between consecutive K, nan unless
+                                              both ends are used
+    local_slope_interval : dict name -> ndarray (J−1, 2)
     entry_snr : dict name -> ndarray (J, P)    every entry's SNR, sqrt(max(estimate of SNR², 0))
     level : float                             the intervals' coverage
     """
@@ -58,6 +62,9 @@ class SNRStudy:
     slope_se: dict = field(default_factory=dict)
     snr_se: dict = field(default_factory=dict)
     resolved: dict = field(default_factory=dict)
+    dropped: dict = field(default_factory=dict)
+    local_slope: dict = field(default_factory=dict)
+    local_slope_interval: dict = field(default_factory=dict)
     entry_snr: dict = field(default_factory=dict)
     level: float = 0.95
 
@@ -70,7 +77,11 @@ class SNRStudy:
             cells = "".join(f"{v:>10.4g}" if ok else f"{'(' + format(v, '.2g') + ')':>10}"
                             for v, ok in zip(self.snr[name], self.resolved[name]))
             lines.append(f"{name:<14}" + cells + f"   {self.slope[name]:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-        lines.append("(parenthesized: not resolved by the replicates, left out of the slope)")
+            lines.append(f"{'  local':<14}" + "".join(
+                f"{'':>5}{v:>+10.3f} [{a:+.3f}, {b:+.3f}]" if np.isfinite(v) else f"{'':>5}{'—':>10}"
+                for v, (a, b) in zip(self.local_slope[name], self.local_slope_interval[name])))
+        lines.append("(parenthesized: left out of the slopes — not resolved, or fewer than 10/SNR² replicates; "
+                     "local: the slope of each segment between consecutive K)")
         return "\n".join(lines)
 
 
@@ -91,6 +102,47 @@ def _snr(samples):
 
 def _slope(ks, values):
     return np.polyfit(np.log(ks), np.log(values), 1)[0]
+
+
+#: a K enters the slopes only with at least this many replicates per 1/SNR² (below, the estimate of SNR² is
+#: dominated by its own floor correction: its relative standard error is about sqrt(2·(1 + 2·R·SNR²)) / (R·SNR²))
+REPLICATES_PER_INVERSE_SNR2 = 10
+
+
+def _usable(snr, significant, counts):
+    """(mask of the K used for slopes, the reason each other K was dropped): used when its mean SNR² is above
+    zero beyond its interval and R ≥ 10/SNR²."""
+    reasons = []
+    for value, ok, r in zip(snr, significant, counts):
+        need = REPLICATES_PER_INVERSE_SNR2 / value ** 2 if value > 0 else np.inf
+        reasons.append("its SNR² is not above zero beyond its interval" if not ok else
+                       f"R = {int(r):,} replicates, fewer than 10/SNR² = {need:,.0f}" if r < need else None)
+    return np.array([reason is None for reason in reasons]), reasons
+
+
+def _local_slopes(ks, rows):
+    """The slope of log SNR on log K of each segment between consecutive K: rows (..., J) -> (..., J − 1)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.diff(np.log(rows), axis=-1) / np.diff(np.log(ks))
+
+
+def _fill_slopes(study, name, used, point, resamples, interval):
+    """The overall and local slopes of ``point`` (J,) over the used K, with intervals from ``resamples``
+    (B, J) by ``interval(point_value, resampled_values) -> (low, high, se)``."""
+    ks = study.ks
+    local = np.where(used[1:] & used[:-1], _local_slopes(ks, point), np.nan)
+    resampled = _local_slopes(ks, resamples)
+    study.local_slope[name] = local
+    study.local_slope_interval[name] = np.array([interval(v, resampled[:, j])[:2] if np.isfinite(v) else
+                                                 (np.nan, np.nan) for j, v in enumerate(local)])
+    if used.sum() < 2:
+        study.slope[name], study.slope_interval[name], study.slope_se[name] = np.nan, (np.nan, np.nan), np.nan
+        return
+    study.slope[name] = float(_slope(ks[used], point[used]))
+    fine = np.all(resamples[:, used] > 0, axis=1)
+    slopes = np.array([_slope(ks[used], row[used]) for row in resamples[fine]])
+    low, high, se = interval(study.slope[name], slopes)
+    study.slope_interval[name], study.slope_se[name] = (low, high), se
 
 
 def snr_study(estimators, ks, replicates, rng, n_boot=200, level=0.95):
@@ -150,16 +202,15 @@ def _measure(study, name, samples, rng, n_boot):
             boot[b, j], boot2[b, j], _ = _snr(s[rng.integers(0, replicates, replicates)])
     study.snr_interval[name] = np.percentile(boot, [tail, 100 - tail], axis=0).T
     study.snr_se[name] = boot.std(axis=0, ddof=1)
-    resolved = (np.mean(boot2 > 0, axis=0) >= 0.975) & (snr2 > 0)
-    study.resolved[name] = resolved
-    if resolved.sum() < 2:
-        study.slope[name], study.slope_interval[name], study.slope_se[name] = np.nan, (np.nan, np.nan), np.nan
-        return
-    study.slope[name] = float(_slope(ks[resolved], study.snr[name][resolved]))
-    usable = np.all(boot[:, resolved] > 0, axis=1)
-    slopes = np.array([_slope(ks[resolved], row[resolved]) for row in boot[usable]])
-    study.slope_interval[name] = tuple(float(v) for v in np.percentile(slopes, [tail, 100 - tail]))
-    study.slope_se[name] = float(slopes.std(ddof=1))
+    significant = (np.mean(boot2 > 0, axis=0) >= 0.975) & (snr2 > 0)
+    used, study.dropped[name] = _usable(study.snr[name], significant, [replicates] * len(ks))
+    study.resolved[name] = used
+
+    def percentile(value, resampled):
+        resampled = resampled[np.isfinite(resampled)]
+        low, high = np.percentile(resampled, [tail, 100 - tail])
+        return float(low), float(high), float(resampled.std(ddof=1))
+    _fill_slopes(study, name, used, study.snr[name], boot, percentile)
 
 
 def rainforth_toy(rng, dim=20, perturbation=0.01):
@@ -187,7 +238,7 @@ def rainforth_toy(rng, dim=20, perturbation=0.01):
 
 def rainforth_estimators(model, guide, theta, phi, x, phi_key="c", theta_key="mu"):
     """Replicate-drawing callables for :func:`snr_study` on a reparameterizable pair:
-    IWAE θ (= wake-θ), IWAE φ, IWAE-DReG φ, STL φ and RWS wake-φ, each restricted
+    IWAE θ (= wake-θ), IWAE φ, IWAE-DReG φ, STL φ, RWS wake-φ and RWS-DReG φ, each restricted
     to one parameter block (by default the guide's bias c and the prior mean mu)."""
 
     def noise(K, rng):
@@ -204,6 +255,7 @@ def rainforth_estimators(model, guide, theta, phi, x, phi_key="c", theta_key="mu
         "STL φ": reparam(family.stl_phi, phi_key),
         "RWS wake-φ": lambda K, rng: wake_phi(model, guide, theta, phi, x,
                                               guide.reparameterize(phi, x, noise(K, rng)))[phi_key],
+        "RWS-DReG φ": reparam(family.rws_dreg_phi, phi_key),
     }
 
 
@@ -290,20 +342,18 @@ def _jackknife(study, name, acc, counts, t):
     study.snr[name], study.entry_snr[name] = snr, np.stack([f[2] for f in full])
     study.snr_se[name] = se(loo[:, :, 0])
     study.snr_interval[name] = np.stack([snr - t * study.snr_se[name], snr + t * study.snr_se[name]], axis=1)
-    resolved = snr2 - t * se(loo[:, :, 1]) > 0           # the mean SNR² above zero beyond its interval
-    study.resolved[name] = resolved
-    if resolved.sum() < 2:
-        study.slope[name], study.slope_interval[name], study.slope_se[name] = np.nan, (np.nan, np.nan), np.nan
-        return
-    study.slope[name] = float(_slope(ks[resolved], snr[resolved]))
-    slopes = np.array([_slope(ks[resolved], loo[resolved, g, 0]) for g in range(groups)])
-    study.slope_se[name] = float(scale * np.sqrt(np.sum((slopes - slopes.mean()) ** 2)))
-    study.slope_interval[name] = (study.slope[name] - t * study.slope_se[name],
-                                  study.slope[name] + t * study.slope_se[name])
+    significant = snr2 - t * se(loo[:, :, 1]) > 0        # the mean SNR² above zero beyond its interval
+    used, study.dropped[name] = _usable(snr, significant, counts.sum(axis=1))
+    study.resolved[name] = used
+
+    def jackknife(value, left_out):                      # left_out: the statistic with each group left out
+        spread = scale * np.sqrt(np.sum((left_out - left_out.mean()) ** 2))
+        return value - t * spread, value + t * spread, float(spread)
+    _fill_slopes(study, name, used, snr, loo[:, :, 0].T, jackknife)
 
 
 def rainforth_batched(model, guide, theta, phi, x, phi_key="c", theta_key="mu"):
-    """The five estimators of :func:`rainforth_estimators` on the toy, B replicates at once:
+    """The six estimators of :func:`rainforth_estimators` on the toy, B replicates at once:
     ``draw_batch(K, B, rng)`` for :func:`snr_study_batched`.  Closed forms for the guide's bias c
     and the prior mean μ (tests/experiments/test_analysis.py checks them against rws_ref's estimators):
 
@@ -316,6 +366,7 @@ def rainforth_batched(model, guide, theta, phi, x, phi_key="c", theta_key="mu"):
     - STL φ on c:  Σ_k w̄_k (g_k + r_k)  (the score term ∂ log q / ∂c at fixed z dropped)
     - IWAE-DReG φ on c:  Σ_k w̄_k² (g_k + r_k)
     - RWS wake-φ on c (descent):  −Σ_k w̄_k r_k
+    - RWS-DReG φ on c (descent):  −Σ_k (w̄_k − w̄_k²) (g_k + r_k)  (zero at K = 1)
     """
     if (phi_key, theta_key) != ("c", "mu") or x.shape[0] != 1:
         raise ValueError("rainforth_batched has the closed forms of the bias c and the prior mean mu at one "
@@ -333,5 +384,5 @@ def rainforth_batched(model, guide, theta, phi, x, phi_key="c", theta_key="mu"):
         r = (z - m) / s ** 2
         weighted = lambda v, ww=w: np.einsum("kb,kbd->bd", ww, v)          # noqa: E731
         return {"IWAE θ": weighted(z - mu), "IWAE φ": weighted(g), "IWAE-DReG φ": weighted(g + r, w ** 2),
-                "STL φ": weighted(g + r), "RWS wake-φ": -weighted(r)}
+                "STL φ": weighted(g + r), "RWS wake-φ": -weighted(r), "RWS-DReG φ": -weighted(g + r, w - w ** 2)}
     return draw_batch

@@ -26,6 +26,7 @@ with the run's K particles (ELBO_IS) — what Bornschein and Bengio could measur
 seeds, and every method's paired difference to RWS by seed, with the difference the seeds can resolve) and
 DIR/bb2015_digits.png.
 """
+import functools
 import os
 import time
 
@@ -39,7 +40,8 @@ from .plots import save_png
 from .train import TrainConfig, train
 
 __all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "LATENT_BITS", "load_digits", "bb2015_digits", "run_one",
-           "summary_table", "paired_table", "reconstructions", "image_grids", "importance_estimate", "exact_measures"]
+           "summary_table", "paired_table", "run_bb2015", "reconstructions", "image_grids", "importance_estimate",
+           "exact_measures"]
 
 EXPERIMENT = "bb2015-digits"
 DZ, THRESHOLD, SPLIT_SEED, N_TRAIN = 16, 8, 2015, 1500
@@ -99,18 +101,28 @@ class _Trained:
         return repr(self._model)
 
 
-def _problem(latent_bits):
-    data, held_out = load_digits()
+def _load(data):
+    """The (training, held-out) images of ``data``, "digits" or "bars" (rws_ref.experiments.bars)."""
+    if data == "bars":
+        from .bars import load_bars
+        return load_bars()
+    return load_digits()
+
+
+def _problem(latent_bits, data="digits"):
+    data, held_out = _load(data)
     return data, held_out, SigmoidBeliefNet(latent_bits, data.shape[1]), BernoulliGuide(latent_bits, data.shape[1])
 
 
 def run_one(task):
-    """One training run, ``task`` = (method, K, seed, iterations, checkpoint path or None[, {"latent_bits": 8 or
-    16}]); returns its rows, final θ and φ and wall seconds (runner.finished_run).  A pure function of the task
-    (the data are loaded in the worker).  The minibatches come from the seed alone (TrainConfig.data_seed), so
-    the methods of one seed train on the same batches in the same order."""
+    """One training run, ``task`` = (method, K, seed, iterations, checkpoint path or None[, {"latent_bits": the
+    latent size, "data": "digits" (default) or "bars"}]); returns its rows, final θ and φ and wall seconds
+    (runner.finished_run).  A pure function of the task (the data are loaded in the worker).  The minibatches
+    come from the seed alone (TrainConfig.data_seed), so the methods of one seed train on the same batches in the
+    same order."""
     method, K, seed, iters, ckpt, *options = task
-    data, held_out, model, guide = _problem((options[0] if options else {}).get("latent_bits", DZ))
+    options = options[0] if options else {}
+    data, held_out, model, guide = _problem(options.get("latent_bits", DZ), options.get("data", "digits"))
     start = np.random.default_rng([seed, 2015])
     theta = {k: 0.01 * start.standard_normal(shape) for k, shape in model.theta_shapes.items()}
     cfg = TrainConfig(K=K, iters=iters, batch_size=BATCH, lr_theta=LR, lr_phi=LR, seed=seed, data_seed=seed,
@@ -140,24 +152,33 @@ def bb2015_digits(out_dir, budget=0.01, seeds=1, methods=tuple(METHODS), ks=KS, 
     (rows, summary, seconds), as :func:`rws_ref.reproduce.le2019_gmm`; the summary also holds "paired",
     every method's difference to RWS seed by seed (:func:`rws_ref.runner.paired_summary`).
     """
-    budget, seeds, jobs = runner.check_arguments(budget, seeds, jobs, methods, ks, METHODS, KS, FULL_ITERS)
     if latent_bits not in LATENT_BITS:
         raise ValueError(f"latent_bits must be one of {list(LATENT_BITS)}; got {latent_bits!r}")
+    return run_bb2015(EXPERIMENT, "digits", {"latent_bits": latent_bits}, out_dir, budget, seeds, methods, ks, KS,
+                      jobs=jobs, progress=progress, scheduler=scheduler, fresh=fresh, max_runs=max_runs)
+
+
+def run_bb2015(name, data, options, out_dir, budget, seeds, methods, ks, known_ks, **how):
+    """The belief-net comparison on ``data`` ("digits" or "bars") as experiment ``name`` with ``options`` (the
+    latent size, and the data when not digits): arguments checked, the grid run by rws_ref.runner (``how``:
+    jobs, progress, scheduler, fresh, max_runs).  Returns (rows, summary, seconds)."""
+    budget, seeds, how["jobs"] = runner.check_arguments(budget, seeds, how["jobs"], methods, ks, METHODS, known_ks,
+                                                        FULL_ITERS)
     pairs = _pairs(methods, ks)
     if not pairs:
         raise ValueError(f"no run in the grid: WS runs at K = 1 only, every other method at K >= 2; got methods "
                          f"{list(methods)} and ks {list(ks)}")
-    load_digits()                                              # the extra is there, before any run starts
-    experiment = runner.Experiment(EXPERIMENT, FULL_ITERS, SECONDS_PER_ITERATION, METHODS, KEYS, run_one,
-                                   "bb2015_digits.png", plot, more_figures=_image_figure,
-                                   options={"latent_bits": latent_bits}, paired=(REFERENCE, "log_likelihood"))
-    return runner.run_experiment(experiment, out_dir, pairs, budget, seeds, jobs=jobs,
-                                 scheduler=scheduler, progress=progress, fresh=fresh, max_runs=max_runs)
+    _load(data)                                                # the extra is there, before any run starts
+    experiment = runner.Experiment(name, FULL_ITERS, SECONDS_PER_ITERATION, METHODS, KEYS, run_one,
+                                   f"bb2015_{data}.png", functools.partial(plot, data=data), options=options,
+                                   paired=(REFERENCE, "log_likelihood"),
+                                   more_figures=lambda out, runs: _image_figure(out, runs, data))
+    return runner.run_experiment(experiment, out_dir, pairs, budget, seeds, **how)
 
 
-def _image_figure(out_dir, runs):
+def _image_figure(out_dir, runs, data="digits"):
     image_grids({(m, K): run["parameters"] for (m, K, s), run in runs.items() if s == 0},
-                os.path.join(out_dir, "bb2015_digits_images.png"))
+                os.path.join(out_dir, f"bb2015_{data}_images.png"), data=data)
 
 
 def summary_table(summary):
@@ -194,7 +215,7 @@ def paired_table(summary):
     return "\n".join(lines)
 
 
-def plot(rows, path, iters):
+def plot(rows, path, iters, data="digits"):
     """Learning curves on the held-out images, a column per K, a line per method (the mean over seeds, with the
     band of its 95 % t-interval when there are several): top, the exact log-likelihood per image (solid) and
     the IS estimate with K particles (dashed), the axis fitted to the last nine tenths of the run; bottom, the
@@ -233,7 +254,8 @@ def plot(rows, path, iters):
     axes[1, 0].set_ylabel("posterior error, mean ‖q − p(·|x)‖₂")
     axes[0, -1].legend(fontsize=8)
     seeds = len({r["seed"] for r in rows})
-    fig.suptitle(f"SBN on binarized digits, {iters:,} iterations, {seeds} seed(s); solid: exact, dashed: "
+    what = "binarized digits" if data == "digits" else "5×5 bars"
+    fig.suptitle(f"SBN on {what}, {iters:,} iterations, {seeds} seed(s); solid: exact, dashed: "
                  f"IS estimate with K particles", fontsize=9)
     fig.tight_layout()
     save_png(fig, path)
@@ -303,15 +325,16 @@ def reconstructions(model, guide, theta, phi, x):
     return q.T @ pixels
 
 
-def image_grids(parameters, path, n=8, seed=0):
+def image_grids(parameters, path, n=8, seed=0, data="digits"):
     """One picture of what each learned model does (seed 0 of every (method, K)): on the left ``n`` digits
     x ~ p_θ(x) (binary draws), on the right the first ``n`` held-out digits (top row) and, per model,
     their reconstructions E_{q_φ(z|x)} p_θ(x = 1 | z) (grey levels).  ``parameters`` {(method, K): {"theta",
-    "phi"}} as the run files hold them."""
+    "phi"}} as the run files hold them; ``data`` "digits" or "bars"."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    _, held_out = load_digits()
+    _, held_out = _load(data)
+    side = int(round(np.sqrt(held_out.shape[1])))
     shown = held_out[:n]
     rows = [("held-out", None, shown)]
     for (method, K), params in parameters.items():
@@ -332,13 +355,13 @@ def image_grids(parameters, path, n=8, seed=0):
             if image is None:
                 ax.axis("off")
                 continue
-            ax.imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(image.reshape(side, side), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
         if drawn is None:
             axes[r, n + 1].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
     fig.subplots_adjust(left=0.13, right=0.99, top=0.94, bottom=0.01, wspace=0.08, hspace=0.12)
-    for first, last, title in ((0, n - 1, "digits drawn from each learned model, x ~ p_θ(x)"),
-                               (n + 1, 2 * n, "held-out digits, reconstructed: p_θ(x = 1 | z) averaged under q_φ")):
+    for first, last, title in ((0, n - 1, "images drawn from each learned model, x ~ p_θ(x)"),
+                               (n + 1, 2 * n, "held-out images and their reconstructions")):
         middle = (axes[0, first].get_position().x0 + axes[0, last].get_position().x1) / 2
         fig.text(middle, 0.995, title, ha="center", va="top", fontsize=8)
     save_png(fig, path)

@@ -53,14 +53,15 @@ def test_a_zero_mean_estimator_is_reported_unresolved_not_at_the_noise_floor():
 
 @pytest.mark.statistical
 def test_rainforth_toy_reduced():
-    # K = 10, 100 with 300 replicates; tolerances are 6 bootstrap SDs of the slope.
+    # K = 10, 100 with 700 replicates (RWS wake-φ's SNR at K = 10, 0.13, needs 10/SNR² ≈ 600 to enter the slope);
+    # tolerances are 6 bootstrap SDs of the slope.
     # IWAE θ's slope is ½ (its mean tends to ∇_θ log p(x) ≠ 0 while its std falls
     # like K^{-1/2}); the SNR of RWS wake-φ, STL and IWAE-DReG rises with K; IWAE φ
     # on c is below resolution (its mean is O(perturbation / K), see
     # test_family.test_iwae_bias_gradient_is_odd...).
     toy = analysis.rainforth_toy(np.random.default_rng(0))
     estimators = analysis.rainforth_estimators(*toy)
-    study = analysis.snr_study(estimators, [10, 100], 300, mc_rng(16), n_boot=200)
+    study = analysis.snr_study(estimators, [10, 100], 700, mc_rng(16), n_boot=200)
     assert abs(study.slope["IWAE θ"] - 0.5) < 6 * study.slope_se["IWAE θ"]
     for name in ("RWS wake-φ", "STL φ", "IWAE-DReG φ"):
         assert study.slope[name] - 6 * study.slope_se[name] > 0, (name, study.slope[name])
@@ -123,7 +124,32 @@ def test_the_toys_closed_forms_are_rws_refs_estimators():
                     "IWAE φ": family.iwae_phi(model, guide, theta, phi, x, eps)["c"],
                     "IWAE-DReG φ": family.iwae_dreg_phi(model, guide, theta, phi, x, eps)["c"],
                     "STL φ": family.stl_phi(model, guide, theta, phi, x, eps)["c"],
-                    "RWS wake-φ": wake_phi(model, guide, theta, phi, x, z)["c"]}
+                    "RWS wake-φ": wake_phi(model, guide, theta, phi, x, z)["c"],
+                    "RWS-DReG φ": family.rws_dreg_phi(model, guide, theta, phi, x, eps)["c"]}
         assert sorted(got) == sorted(expected)
         for name, value in expected.items():
             np.testing.assert_allclose(got[name][0], value, rtol=0, atol=1e-13, err_msg=f"{name}, K = {K}")
+
+
+def test_local_slopes_are_each_segments_slope_and_the_replicate_rule_drops_thin_points():
+    """Local slopes: (log SNR_{j+1} − log SNR_j) / (log K_{j+1} − log K_j), recomputed here from the study's SNRs;
+    for SNR = 0.4 √K each is ½ within its interval.  The replicate rule: a K whose R is below 10/SNR² leaves the
+    slopes with its reason (here SNR 0.05 at R = 2,000 < 4,000), and a K at R ≥ 10/SNR² stays."""
+    def draw(K, B, rng):
+        out = known_snr_batch(K, B, rng)
+        out["thin"] = 0.05 * K ** 0.5 + rng.standard_normal((B, 50))     # 50 entries: significant at K = 1
+        return out
+    study = analysis.snr_study_batched(draw, [1, 4, 16, 64], 2_000, mc_rng(17), groups=20)
+    snr = study.snr["known"]
+    expected = np.diff(np.log(snr)) / np.diff(np.log([1, 4, 16, 64]))
+    np.testing.assert_allclose(study.local_slope["known"], expected, rtol=1e-12)
+    low, high = study.local_slope_interval["known"].T
+    assert np.all(low < expected) and np.all(expected < high)
+    # SNR of "thin": 0.05, 0.1, 0.2, 0.4 -> 10/SNR² = 4000, 1000, 250, 62.5; R = 2,000 drops K = 1 only, though
+    # its mean SNR² over 50 entries is above zero beyond its interval (the significance rule alone keeps it)
+    assert study.dropped["thin"][0].startswith("R = 2,000 replicates, fewer than 10/SNR²")
+    assert study.dropped["thin"][1:] == [None, None, None] and study.dropped["known"] == [None] * 4
+    assert list(study.resolved["thin"]) == [False, True, True, True] and np.isnan(study.local_slope["thin"][0])
+    assert np.all(np.isfinite(study.local_slope["thin"][1:]))
+    assert analysis.REPLICATES_PER_INVERSE_SNR2 == 10
+    assert "local" in study.table()
