@@ -253,8 +253,38 @@ def test_the_reproduction_page_quotes_the_run_from_the_authors_start():
     """docs/reproduce.md's table from the authors' start is docs/figures/le2019_gmm_far_summary.json, re-rendered."""
     summary, _ = _quoted_summary("le2019_gmm_far_summary.json", "reproduce.md", "le2019-gmm-far",
                                  ("model_error", "inference_error"))
-    assert summary["iterations"] == 10_000 and summary["seeds"] == 5 and len(summary["final"]) == 20
+    assert summary["iterations"] == 10_000 and summary["seeds"] == 10 and len(summary["final"]) == 20
     assert "half the model error at the start" in summary["failed_when"]
+
+
+def test_the_findings_from_the_authors_start_are_the_summarys_medians():
+    """Every number of the findings from the authors' start, recomputed from the summary's medians and failure
+    counts (three decimals), and the claims about the quartiles and the failed seeds checked against them."""
+    final = json.loads(_read("docs", "figures", "le2019_gmm_far_summary.json"))["final"]
+    text = " ".join(_read("docs", "reproduce.md").split())
+    findings = text[text.index("**From the authors' start**"):text.index("**From the mirrored start**")]
+
+    def med(method, K, key="inference_error"):
+        return f"{final[f'{method} K={K}'][f'{key}_median']:.3f}"
+    ks = (2, 5, 10, 20)
+    assert [final[f"WS K={K}"]["failed"] for K in ks] == [10, 10, 10, 6] and "6 of 10 at K = 20" in findings
+    assert all(final[f"{m} K={K}"]["failed"] == 0 for m in ("WW", "δ-WW", "REINFORCE", "VIMCO") for K in ks)
+    assert f"({med('WS', 2, 'model_error')} against 0.694)" in findings
+    assert f"inference error is {med('WS', 2)}" in findings
+    for method in ("WW", "δ-WW"):
+        assert f"{method} {', '.join(med(method, K) for K in ks)}" in findings
+        low, high = final[f"{method} K=10"]["inference_error_quartiles"]
+        assert low <= final[f"{method} K=20"]["inference_error_median"] <= high          # "within the quartiles"
+    assert (f"({', '.join(med('VIMCO', K, 'model_error') for K in ks[1:])} against "
+            f"{', '.join(med('WW', K, 'model_error') for K in ks[1:])})") in findings
+    assert f"stays at {', '.join(med('VIMCO', K) for K in ks[1:])}" in findings
+    ratio = [final[f"VIMCO K={K}"]["inference_error_median"] / final[f"WW K={K}"]["inference_error_median"]
+             for K in (10, 20)]
+    assert all(2.5 < r < 3.5 for r in ratio) and "about three times WW's at K ≥ 10" in findings
+    reinforce = [final[f"REINFORCE K={K}"]["inference_error_median"] for K in ks]
+    assert f"between {min(reinforce):.3f} and {max(reinforce):.3f}" in findings
+    assert (f"δ-WW reaches {med('δ-WW', 2, 'model_error')} and {med('δ-WW', 2)} where WW is at "
+            f"{med('WW', 2, 'model_error')} and {med('WW', 2)}") in findings
 
 
 def test_the_snr_page_says_what_its_iwae_phi_numbers_show():
