@@ -356,3 +356,41 @@ def test_laplace_reaches_k_beyond_enumeration_and_keeps_the_1_over_k_law():
               for K in (125, 250, 500)]
     rel = [np.linalg.norm(s - c1) / np.linalg.norm(c1) for s in scaled]
     assert rel[2] < 0.75 * rel[1] < 0.75 ** 2 * rel[0] and rel[2] < 0.01
+
+
+@pytest.mark.parametrize("span", [100, 300, 450, 600, 690])
+def test_laplace_keeps_the_event_that_every_particle_has_a_small_weight(span):
+    """Two states, q = (½, ½), weights 1 and e^{−span}, F = (1, −1), K = 2: the second moment is
+    ¼·1 + ¼·1 + ½·g² with g = (1 − ε)/(1 + ε), written here by hand.  The pair term of two small weights used
+    to underflow (w_s w_r < 1e-308) from a span of about 355 nats on, dropping the ¼ of the (ε, ε) pair: the
+    variance was off by 0.125 at spans 450 and 600."""
+    from rws_ref.exact.laplace import _moments
+    eps = np.exp(-span)
+    mean, var = _moments(np.array([0.5, 0.5]), np.array([1.0, eps]), np.array([[1.0], [-1.0]]), 2, False)
+    g = (1 - eps) / (1 + eps)
+    assert mean[0] == pytest.approx(0.5 * g, abs=1e-13)
+    assert var[0] == pytest.approx(0.5 + 0.5 * g * g - (0.5 * g) ** 2, abs=1e-13)
+
+
+def test_laplace_equals_enumeration_on_the_mixture_with_weights_spread_over_600_nats():
+    """The mixture at its truth, a uniform guide, a datapoint far from component 0 (log-weights spanning 451 and
+    650 nats): the Laplace route against enumeration and the direct route — its variance was 0.2–0.6 % off."""
+    model, guide = GaussianMixture(), SoftmaxLinearGuide(20, loc=95.0, scale=60.0)
+    theta = model.true_theta()
+    phi = {k: np.zeros_like(v) for k, v in guide.exact_posterior_phi(model, theta).items()}   # uniform q
+    for value in (150.0, 180.0):
+        x = np.array([value])
+        m1, v1 = exact.moments(wake_phi, model, guide, theta, phi, x, 3)
+        m2, v2 = exact.moments(wake_phi, model, guide, theta, phi, x, 3, method="laplace")
+        assert_tree_close(m2, m1, 1e-11)
+        assert_tree_close(v2, v1, 1e-10)
+
+
+def test_laplace_refuses_weights_spread_beyond_float64_instead_of_returning_nan():
+    """A datapoint so far from component 0 that the weights span over 700 nats, where the route's range in t
+    would overflow: it used to return NaN silently; now it names the datapoint, the span and the way forward."""
+    model, guide = GaussianMixture(), SoftmaxLinearGuide(20, loc=95.0, scale=60.0)
+    theta = model.true_theta()
+    phi = {k: np.zeros_like(v) for k, v in guide.exact_posterior_phi(model, theta).items()}
+    with pytest.raises(ValueError, match=r"datapoint 1: the weights p/q .* span \d+ nats, more than the 700"):
+        exact.moments(wake_phi, model, guide, theta, phi, np.array([3.0, 190.0]), 3, method="laplace")

@@ -25,7 +25,11 @@ from .._checks import check_count
 from .._trees import flatten, unflatten
 from ..numerics import logsumexp
 
-__all__ = ["scalar_laplace", "laplace_moments"]
+__all__ = ["scalar_laplace", "laplace_moments", "MAX_LOG_WEIGHT_SPAN"]
+
+#: the widest spread of log-weights (nats) over the states the guide draws that the route integrates: the
+#: largest t it reaches is 45 / (smallest weight scaled to max 1), which must stay below float64's 1.8e308
+MAX_LOG_WEIGHT_SPAN = 700
 
 
 def _laplace_integrals(q, w, K):
@@ -37,15 +41,19 @@ def _laplace_integrals(q, w, K):
     the integral runs over y = log t (exact Gauss–Legendre on [0, t_lo] below).
     """
     S = len(w)
-    pair_w = np.outer(w, w)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(w)
+    pair_log_w = log_w[:, None] + log_w[None, :]
     pair_sum = w[:, None] + w[None, :]
 
     def g(t):
-        e = np.exp(-t * w)
-        lap = q @ e
-        first = w * e * lap ** (K - 1)
-        second = t * w * first
-        third = (t * pair_w * np.exp(-t * pair_sum) * lap ** (K - 2)).reshape(-1) if K >= 2 else np.zeros(0)
+        # in log space: products of two small weights (w_s w_r < 1e-308 when both are below 1e-154) would
+        # underflow to 0 and drop the event that every particle lands on small-weight states
+        log_t, log_lap = np.log(t), np.log(q @ np.exp(-t * w))
+        first = np.exp(log_w - t * w + (K - 1) * log_lap)
+        second = np.exp(log_t + 2 * log_w - t * w + (K - 1) * log_lap)
+        third = (np.exp(log_t + pair_log_w - t * pair_sum + (K - 2) * log_lap).reshape(-1) if K >= 2
+                 else np.zeros(0))
         return np.concatenate([first, second, third])
 
     t_lo = 1e-6 / K                                   # below it g is smooth and nearly constant
@@ -177,6 +185,13 @@ def laplace_moments(estimator, e, K, covariance):
         like = rows[0]
         F = np.stack([flatten(r, like) for r in rows])                    # (S, P)
         log_w = e.log_p[:, n] - e.log_q[:, n]
+        drawn = np.isfinite(e.log_q[:, n])
+        span = float(np.max(log_w[drawn]) - np.min(log_w[drawn]))
+        if span > MAX_LOG_WEIGHT_SPAN:
+            raise ValueError(f"datapoint {n}: the weights p/q of the states the guide can draw span {span:.0f} "
+                             f"nats, more than the {MAX_LOG_WEIGHT_SPAN} the Laplace route integrates in float64 "
+                             f"(its range in t is the inverse of the smallest scaled weight); use method='tables' "
+                             f"(enumeration) at this K, or a guide closer to the posterior")
         mean, var = _moments(np.exp(e.log_q[:, n]), np.exp(log_w - np.max(log_w)), F, K, covariance)
         total_mean = total_mean + mean / e.n_data
         total_var = total_var + var / e.n_data ** 2
