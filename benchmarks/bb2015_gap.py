@@ -36,7 +36,8 @@ def measure(task):
         run = json.load(handle)
     config = run["config"]
     _, held_out = digits.load_digits()
-    model, guide = SigmoidBeliefNet(digits.DZ, held_out.shape[1]), BernoulliGuide(digits.DZ, held_out.shape[1])
+    bits = len(run["parameters"]["theta"]["b_z"])                     # the run's own latent size (8 or 16)
+    model, guide = SigmoidBeliefNet(bits, held_out.shape[1]), BernoulliGuide(bits, held_out.shape[1])
     theta = model.check_theta({k: np.array(v) for k, v in run["parameters"]["theta"].items()})
     phi = guide.check_phi({k: np.array(v) for k, v in run["parameters"]["phi"].items()})
     estimates = {}
