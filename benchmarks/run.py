@@ -1,6 +1,6 @@
 """Benchmarks: ratios measured in one run, written to docs/benchmarks.md.
 
-Run:  python benchmarks/run.py [--write] [--skip-suite] [--peers]
+Run:  python benchmarks/run.py [--write] [--peers]
 
 1. manual gradients vs the autograd route (wake-θ, wake-φ, sleep-φ) on the
    linear-Gaussian model (dz = dx = 20, N = 100, K = 10) and the mixture
@@ -186,13 +186,6 @@ def oracle_threads():
     return times
 
 
-def suite_time():
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT,
-                            capture_output=True, text=True)
-    return time.perf_counter() - start, result.stdout.strip().splitlines()[-1]
-
-
 def render_peers(rows, threads):
     lines = ["", "## One RWS step against its peers (one BLAS thread, float64)", "",
              "A step is: particles from the guide, then wake-θ and wake-φ (`guide.sample` + "
@@ -216,7 +209,7 @@ def render_peers(rows, threads):
     return lines
 
 
-def render(manual, floor, oracle_rows, suite, peer_rows=None, threads=None, training=None):
+def render(manual, floor, oracle_rows, peer_rows=None, threads=None, training=None):
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
@@ -242,8 +235,8 @@ def render(manual, floor, oracle_rows, suite, peer_rows=None, threads=None, trai
         lines += render_training(training)
     if peer_rows is not None:
         lines += render_peers(peer_rows, threads)
-    if suite is not None:
-        lines += ["", "## Test suite", "", f"`python -m pytest`: {suite[0]:.0f} s wall ({suite[1]}).", ""]
+    lines += ["", "## Test suite", "", "Not timed here: its time and count change with every commit. `.ci/run` prints "
+              "both for the core suite of the commit it checks (pytest's last line), on the machine that runs it.", ""]
     lines += ["", "## Reading the numbers", "", NOTES]
     return "\n".join(lines) + "\n"
 
@@ -281,14 +274,12 @@ def main(argv):
     import argparse
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
-    parser.add_argument("--skip-suite", action="store_true", help="do not time the test suite")
     parser.add_argument("--peers", action="store_true", help="also time Pyro and JAX steps (benchmarks/peers.py)")
     args = parser.parse_args(argv)
     print("timing: manual vs autograd, the floor, the oracle, training iterations ...", file=sys.stderr, flush=True)
     manual, floor, oracle_rows, training = manual_vs_autograd(), floor_ratio(), oracle(), training_iterations()
-    suite = None if args.skip_suite else suite_time()
     peer_rows = peers() if args.peers else None
-    text = render(manual, floor, oracle_rows, suite, peer_rows, oracle_threads(), training)
+    text = render(manual, floor, oracle_rows, peer_rows, oracle_threads(), training)
     print(text)
     if args.write:
         path = os.path.join(ROOT, "docs", "benchmarks.md")

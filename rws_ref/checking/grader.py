@@ -112,7 +112,7 @@ def grade(name, path, max_examples=10, timeout=CALL_TIMEOUT):
                                    *str(failed[0]).splitlines(), where])
     passed = [r.name for r in report.results if r.status == "pass"]
     return Grade(name, True, [f"agrees with rws_ref on the fixed inputs and passes {len(passed)} properties: "
-                              + ", ".join(passed)])
+                              + "; ".join(passed)])
 
 
 def _child(name, path, fd):

@@ -1,6 +1,7 @@
 """rws-ref exercises: every exercise grades a right solution as right (exit 0) and several wrong ones as not
 right (exit 1) with a hint that names the mistake; the templates hold no solution; start never replaces a
 file.  The solutions here are written as a student would, from the formulas and the protocol methods only."""
+import re
 import textwrap
 
 import pytest
@@ -118,6 +119,8 @@ def write(tmp_path, name, body):
 def test_a_right_solution_is_graded_right(tmp_path, name):
     code, out = graded(name, write(tmp_path, name, SOLUTIONS[name]))
     assert code == 0 and f"{name}: right" in out and "properties" in out, out
+    count, names = re.search(r"passes (\d+) properties: (.*)", out).groups()
+    assert int(count) == len(names.strip().split("; ")), out       # the count is the number of names listed
 
 
 @pytest.mark.parametrize("name, edit, words", MISTAKES, ids=[f"{m[0]}-{m[2][:20]}" for m in MISTAKES])
