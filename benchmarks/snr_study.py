@@ -66,7 +66,7 @@ def table(result):
     head = ["estimator"] + [f"K={k}" for k in ks] + [f"local slope {a}→{b} [95%]" for a, b in zip(ks, ks[1:])]
     lines = ["| " + " | ".join(head + ["slope over the used K [95%]"]) + " |", "|" + "---|" * (len(head) + 1)]
     for name, e in result["estimators"].items():
-        cells = [f"{v:.4g}" if ok else f"({v:.2g})" for v, ok in zip(e["snr"], e["resolved"])]
+        cells = [f"{v:#.4g}" if ok else f"({v:.2g})" for v, ok in zip(e["snr"], e["resolved"])]
         for v, (low, high) in zip(e["local_slope"], e["local_slope_interval"]):
             cells.append("—" if v is None else f"{_signed(v)} [{_signed(low)}, {_signed(high)}]")
         low, high = e["slope_interval"]

@@ -58,21 +58,22 @@ def snr(path):
     with open(os.path.join(HERE, "snr_study.json")) as handle:
         study = json.load(handle)
     ks = np.array(study["ks"])
-    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    fig, ax = plt.subplots(figsize=(9.0, 4.2))
     for name, e in study["estimators"].items():
         ok, values, band = np.array(e["resolved"]), np.array(e["snr"]), np.array(e["snr_interval"])
         lo, hi = e["slope_interval"]
         label = f"{name}: slope {e['slope']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
         line, = ax.loglog(ks[ok], values[ok], "o-", label=label)
         ax.errorbar(ks[ok], values[ok], yerr=np.abs(band[ok].T - values[ok]), fmt="none", color=line.get_color())
-        shown = ~ok & (values > 0)                               # unresolved: open markers, not in the slope
+        shown = ~ok & (values > 0)                               # left out of the slopes: open markers
         ax.loglog(ks[shown], values[shown], "o", mfc="none", color=line.get_color())
     r = study["replicates"]
     ax.set_xlabel("K")
     ax.set_ylabel("mean SNR over entries")
     ax.set_title(f"Rainforth et al. (2018) toy: {int(r['1']):,} replicates per K ({int(r['1000']):,} at K = 1000)\n"
-                 "95% jackknife intervals; open markers: not resolved (left out of the slope)", fontsize=8)
-    ax.legend(fontsize=7, loc="upper left")
+                 "95% jackknife intervals; open markers: left out of the slopes (not resolved, or R < 10/SNR²)",
+                 fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     save(fig, path)
 

@@ -287,17 +287,44 @@ def test_the_findings_from_the_authors_start_are_the_summarys_medians():
             f"{med('WW', 2, 'model_error')} and {med('WW', 2)}") in findings
 
 
-def test_the_snr_page_says_what_its_iwae_phi_numbers_show():
-    """docs/estimator_family.md's sentence on IWAE φ against docs/figures/snr_study.json: the slope's interval,
-    whether it holds −½, the replicates against 1/s² at K = 1000, the last segment and the slope over K = 1..100."""
+def test_the_snr_page_says_what_its_numbers_show():
+    """docs/estimator_family.md against docs/figures/snr_study.json: the table is the data rendered again by
+    benchmarks/snr_study.py, and every number of the prose below it is recomputed from the data — the local
+    slopes quoted, IWAE φ's slope over the used K with its interval and whether it holds −½, the replicates
+    its K = 1000 point would need, the four last segments within 0.01 of ½, the zero points at K = 1."""
     data = json.loads(_read("docs", "figures", "snr_study.json"))
-    e = data["estimators"]["IWAE φ"]
-    low, high = e["slope_interval"]
-    text = " ".join(_read("docs", "estimator_family.md").split())
-    assert f"[{low:.3f}, {high:.3f}]".replace("-", "−") in text
-    assert ("just excludes −½" in text) == (not low <= -0.5 <= high)
-    snr = e["snr"]
-    assert data["replicates"]["1000"] == 200_000 and f"1/s² ≈ {1 / snr[3] ** 2 / 1e5:.1f}·10⁵" in text
-    last = np.log(snr[3] / snr[2]) / np.log(10)
-    assert f"falls at {last:.2f} only".replace("-", "−") in text
-    assert f"the slope is {np.log(snr[2] / snr[0]) / np.log(100):.2f}".replace("-", "−") in text
+    spec = importlib.util.spec_from_file_location("snr_study", os.path.join(ROOT, "benchmarks", "snr_study.py"))
+    snr_study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(snr_study)
+    page = _read("docs", "estimator_family.md")
+    assert _block(page, "snr-table").strip() == snr_study.table(data).strip()
+    text = " ".join(page.split())
+    e = data["estimators"]
+
+    def signed(v):
+        return f"{v:+.3f}".replace("-", "−")
+
+    def local(name, j, with_interval=False):
+        v, (low, high) = e[name]["local_slope"][j], e[name]["local_slope_interval"][j]
+        return signed(v) + (f" [{signed(low)}, {signed(high)}]" if with_interval else "")
+    theta = e["IWAE θ"]
+    assert f"{local('IWAE θ', 0)} from K = 1 to 10, then {local('IWAE θ', 1)} and {local('IWAE θ', 2)}" in text
+    assert f"slope over all four K ({signed(theta['slope'])}) is below ½" in text and theta["slope"] < 0.5
+    phi = e["IWAE φ"]
+    assert f"{local('IWAE φ', 0, True)} from K = 1 to 10 and {local('IWAE φ', 1, True)} from K = 10" in text
+    low, high = phi["local_slope_interval"][1]
+    assert ("an interval that holds −½" in text) == (low <= -0.5 <= high)
+    assert f"over K = 1..100 the slope is {signed(phi['slope'])} [{signed(phi['slope_interval'][0])}, " \
+           f"{signed(phi['slope_interval'][1])}]" in text and phi["resolved"] == [True, True, True, False]
+    need = data["replicates_per_inverse_snr2"] / phi["snr"][3] ** 2
+    assert f"SNR of {phi['snr'][3]:.4f}" in text and f"≈ {need / 1e6:.1f}·10⁶" in text
+    assert data["replicates"]["1000"] == 200_000 and "200,000 were drawn" in text
+    last = [e[n]["local_slope"][2] for n in ("STL φ", "IWAE-DReG φ", "RWS wake-φ", "RWS-DReG φ")]
+    assert all(abs(v - 0.5) < 0.01 for v in last) and ", ".join(signed(v) for v in last) in text
+    assert f"IWAE-DReG {local('IWAE-DReG φ', 0)} from K = 1 to 10" in text
+    assert e["IWAE-DReG φ"]["snr"][0] == e["STL φ"]["snr"][0] and f"{e['STL φ']['snr'][0]:.4f}" in text
+    assert f"steeper for wake-φ ({local('RWS wake-φ', 1)}" in text
+    assert f"is {e['RWS wake-φ']['snr'][0]:.5f}" in text and e["RWS-DReG φ"]["snr"][0] == 0.0
+    assert not e["RWS wake-φ"]["resolved"][0] and not e["RWS-DReG φ"]["resolved"][0]
+    assert f"+0.500 [{signed(theta['local_slope_interval'][2][0])}, {signed(theta['local_slope_interval'][2][1])}]" \
+           in text
