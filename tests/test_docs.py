@@ -328,3 +328,10 @@ def test_the_snr_page_says_what_its_numbers_show():
     assert not e["RWS wake-φ"]["resolved"][0] and not e["RWS-DReG φ"]["resolved"][0]
     assert f"+0.500 [{signed(theta['local_slope_interval'][2][0])}, {signed(theta['local_slope_interval'][2][1])}]" \
            in text
+
+def test_the_home_page_lists_every_page_of_the_navigation_in_its_order():
+    """docs/README.md (the site's Home) links every page of mkdocs.yml's navigation, in the navigation's order."""
+    nav = _read("mkdocs.yml").split("\nnav:", 1)[1].split("\n\n", 1)[0]
+    pages = [p for p in re.findall(r":\s*([\w/]+\.md)\s*$", nav, flags=re.M) if p != "README.md"]
+    listed = re.findall(r"^\s*\d+\. \[[^\]]+\]\(([\w/]+\.md)\)", _read("docs", "README.md"), flags=re.M)
+    assert listed == pages
