@@ -18,8 +18,8 @@ def plot_history(path, histories, title="", reference=None):
     (the gap between them is the bound's looseness); each error on a log scale; and the
     standard deviation of the gradient estimators — the root mean square over parameter
     entries of each entry's standard deviation across ``grad_replicates`` independent draws
-    of the particles at the evaluation point — on a log scale.  Iteration 0 is left out of
-    log-scale panels.
+    of the particles at the evaluation point — on a log scale.  Every panel starts at iteration 0,
+    so its first point is the value the run's summary prints as the start.
 
     Parameters
     ----------
@@ -42,7 +42,7 @@ def plot_history(path, histories, title="", reference=None):
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     for ax, (ylabel, panel_keys, log) in zip(axes[0], panels):
         for label, history in histories.items():
-            rows = [r for r in history if not log or r["iteration"] > 0]
+            rows = list(history)
             its = [r["iteration"] for r in rows]
             for key in panel_keys:
                 ax.plot(its, [r.get(key, np.nan) for r in rows], lw=1.3,

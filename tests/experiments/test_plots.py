@@ -27,4 +27,8 @@ def test_several_runs_share_the_axes_and_the_start_is_on_the_bound_panel(tmp_pat
     assert low <= -9.6 and high >= -1.9                   # the start of the bound and the reference are shown
     assert len(axes[0].get_lines()) >= 4                  # two runs × (bound, log p)
     assert axes[1].get_yscale() == "log"
+    for ax in axes[1:]:                                   # the log panels start at iteration 0 too (the printed start)
+        assert all(line.get_xdata()[0] == 0 for line in ax.get_lines())
+    error = [line for line in axes[1].get_lines() if line.get_ydata()[0] == 1.0]
+    assert len(error) == 2                                # posterior_error 1 / (1 + 0) at the start of both runs
     assert all(ax.get_xlabel() == "iteration" and ax.get_ylabel() for ax in axes)
