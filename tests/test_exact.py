@@ -394,3 +394,21 @@ def test_laplace_refuses_weights_spread_beyond_float64_instead_of_returning_nan(
     phi = {k: np.zeros_like(v) for k, v in guide.exact_posterior_phi(model, theta).items()}
     with pytest.raises(ValueError, match=r"datapoint 1: the weights p/q .* span \d+ nats, more than the 700"):
         exact.moments(wake_phi, model, guide, theta, phi, np.array([3.0, 190.0]), 3, method="laplace")
+
+
+def test_laplace_sets_negligible_far_weights_to_zero_and_refuses_the_rest():
+    """Weights 1 and e^{−800} (beyond the 700-nat span): with the guide's mass on the far state 1e-6 and K = 3,
+    all three particles land there with probability 1e-18 ≤ NEGLIGIBLE, so the far state gets weight 0 — the
+    mean Σ w̄ F with F = (1, −1) is then 1 − 2·1e-18 and the variance 4·1e-18, by hand; with mass ½ there the
+    datapoint is refused, naming the mass and the probability."""
+    from rws_ref.exact.laplace import NEGLIGIBLE, _moments, _scaled_weights
+    log_w, F = np.array([0.0, -800.0]), np.array([[1.0], [-1.0]])
+    log_q = np.log([1 - 1e-6, 1e-6])
+    w = _scaled_weights(log_w, log_q, 3, 0)
+    assert list(w) == [1.0, 0.0] and 1e-18 <= NEGLIGIBLE
+    mean, var = _moments(np.exp(log_q), w, F, 3, False)
+    assert abs(mean[0] - 1.0) < 1e-14 and abs(var[0]) < 1e-14
+    with pytest.raises(ValueError, match=r"datapoint 4: .* puts 0.5 of its mass beyond that .* probability 0.125"):
+        _scaled_weights(log_w, np.log([0.5, 0.5]), 3, 4)
+    np.testing.assert_allclose(_scaled_weights(np.array([0.0, -600.0]), np.log([0.5, 0.5]), 3, 0),
+                               [1.0, np.exp(-600.0)], rtol=1e-15)      # within the span: kept as they are

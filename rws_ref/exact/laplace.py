@@ -25,11 +25,13 @@ from .._checks import check_count
 from .._trees import flatten, unflatten
 from ..numerics import logsumexp
 
-__all__ = ["scalar_laplace", "laplace_moments", "MAX_LOG_WEIGHT_SPAN"]
+__all__ = ["scalar_laplace", "laplace_moments", "MAX_LOG_WEIGHT_SPAN", "NEGLIGIBLE"]
 
 #: the widest spread of log-weights (nats) over the states the guide draws that the route integrates: the
 #: largest t it reaches is 45 / (smallest weight scaled to max 1), which must stay below float64's 1.8e308
 MAX_LOG_WEIGHT_SPAN = 700
+#: states beyond that span are given weight 0 when all K particles land on them with at most this probability
+NEGLIGIBLE = 1e-15
 
 
 def _laplace_integrals(q, w, K):
@@ -176,6 +178,26 @@ def _moments(q, w, F, K, covariance):
     return mean, second - mean ** 2
 
 
+def _scaled_weights(log_w, log_q, K, n):
+    """The weights scaled to max 1 for :func:`_moments`.  States more than MAX_LOG_WEIGHT_SPAN nats below the
+    largest weight get weight 0 when the guide puts so little mass q₀ on them that all K particles land there
+    with probability q₀^K ≤ NEGLIGIBLE — the only event in which their weights would count, so the mean moves by
+    at most q₀^K·max|F| and the second moment by q₀^K·max|F|²; otherwise the datapoint is refused."""
+    drawn = np.isfinite(log_q)
+    top = np.max(log_w[drawn])
+    far = drawn & (log_w < top - MAX_LOG_WEIGHT_SPAN)
+    if far.any():
+        q_far = float(np.sum(np.exp(log_q[far])))
+        if q_far ** K > NEGLIGIBLE:
+            span = float(top - np.min(log_w[drawn]))
+            raise ValueError(f"datapoint {n}: the weights p/q of the states the guide can draw span {span:.0f} "
+                             f"nats, more than the {MAX_LOG_WEIGHT_SPAN} the Laplace route integrates in float64, "
+                             f"and the guide puts {q_far:.3g} of its mass beyond that (all K = {K} particles "
+                             f"land there with probability {q_far ** K:.3g}); use method='tables' (enumeration) "
+                             f"at this K, or a guide closer to the posterior")
+    return np.where(far, 0.0, np.exp(np.minimum(log_w - top, 0.0)))
+
+
 def laplace_moments(estimator, e, K, covariance):
     """Exact mean and variance of a self-normalized estimator on an enumerated problem ``e``
     (:class:`~rws_ref.exact.enumeration.Enumerated`) at any K, by the Laplace route."""
@@ -185,14 +207,7 @@ def laplace_moments(estimator, e, K, covariance):
         like = rows[0]
         F = np.stack([flatten(r, like) for r in rows])                    # (S, P)
         log_w = e.log_p[:, n] - e.log_q[:, n]
-        drawn = np.isfinite(e.log_q[:, n])
-        span = float(np.max(log_w[drawn]) - np.min(log_w[drawn]))
-        if span > MAX_LOG_WEIGHT_SPAN:
-            raise ValueError(f"datapoint {n}: the weights p/q of the states the guide can draw span {span:.0f} "
-                             f"nats, more than the {MAX_LOG_WEIGHT_SPAN} the Laplace route integrates in float64 "
-                             f"(its range in t is the inverse of the smallest scaled weight); use method='tables' "
-                             f"(enumeration) at this K, or a guide closer to the posterior")
-        mean, var = _moments(np.exp(e.log_q[:, n]), np.exp(log_w - np.max(log_w)), F, K, covariance)
+        mean, var = _moments(np.exp(e.log_q[:, n]), _scaled_weights(log_w, e.log_q[:, n], K, n), F, K, covariance)
         total_mean = total_mean + mean / e.n_data
         total_var = total_var + var / e.n_data ** 2
     return unflatten(total_mean, like), (total_var if covariance else unflatten(total_var, like))
