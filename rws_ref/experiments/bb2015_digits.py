@@ -241,7 +241,10 @@ def plot(rows, path, iters, data="digits"):
         axes[0, 0].set_ylim(low - 0.08 * (high - low + 1e-9), high + 0.08 * (high - low + 1e-9))
     axes[0, 0].set_ylabel("held-out log p(x) per image (nats)")
     axes[1, 0].set_ylabel("posterior error, mean ‖q − p(·|x)‖₂")
-    axes[0, -1].legend(fontsize=8)
+    handles = {}                                               # every method once, whichever column it is in
+    for ax in axes[0]:
+        handles.update({label: h for h, label in zip(*ax.get_legend_handles_labels())})
+    axes[0, -1].legend(handles.values(), handles.keys(), fontsize=8)
     seeds = len({r["seed"] for r in rows})
     what = "binarized digits" if data == "digits" else "5×5 bars"
     fig.suptitle(f"SBN on {what}, {iters:,} iterations, {seeds} seed(s); solid: exact, dashed: "
