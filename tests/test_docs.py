@@ -336,3 +336,37 @@ def test_the_home_page_lists_every_page_of_the_navigation_in_its_order():
     pages = [p for p in re.findall(r":\s*([\w/]+\.md)\s*$", nav, flags=re.M) if p != "README.md"]
     listed = re.findall(r"^\s*\d+\. \[[^\]]+\]\(([\w/]+\.md)\)", _read("docs", "README.md"), flags=re.M)
     assert listed == pages
+
+
+def _paired_rows(summary):
+    rows = []
+    for name, c in summary["paired"].items():
+        numbers = f"{c['mean']:+.3f} [{c['interval'][0]:+.3f}, {c['interval'][1]:+.3f}]".replace("-", "−")
+        rows.append(f"| {name} | {c['seeds']} | {numbers} | {c['sd']:.3f} | {c['resolvable']:.3f} |")
+    return rows
+
+
+@pytest.mark.parametrize("page, block, summary_file, keys", [
+    ("digits.md", "bb2015-digits", "bb2015_digits_summary.json", ("log_likelihood", "is_estimate", "posterior_error")),
+    ("digits.md", "bb2015-bars", "bb2015_bars_summary.json", ("log_likelihood", "is_estimate", "posterior_error")),
+])
+def test_the_belief_net_comparisons_are_quoted_from_their_summaries(page, block, summary_file, keys):
+    """The paired study's tables in docs/digits.md, re-rendered from the summary files: every method's final
+    values (mean ± the half-width of the 95 % t-interval) and every paired difference (mean [interval], sd, the
+    difference resolvable at 80 % power); for the bars, the gap to the true generator's held-out likelihood."""
+    summary = json.loads(_read("docs", "figures", summary_file))
+    text = _block(_read("docs", page), block)
+    best = None
+    if "bars" in summary_file:
+        from rws_ref.experiments.bb2015_bars import true_held_out
+        best = true_held_out()
+        assert f"{best:.3f}".replace("-", "−") in text
+    for name, c in summary["final"].items():
+        method, K = name.split(" K=")
+        cells = [_cell(c[k], c[f"{k}_interval"]).replace("-", "−") for k in keys]
+        if best is not None:
+            cells.insert(1, f"{best - c['log_likelihood']:.3f}")
+        row = " | ".join([method, K, *cells, f"{c['seeds']}"])
+        assert f"| {row} |" in text, row
+    for row in _paired_rows(summary):
+        assert row in text, row
