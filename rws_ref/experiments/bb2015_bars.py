@@ -14,7 +14,7 @@ import numpy as np
 
 from . import runner
 from .bars import load_bars, true_log_likelihood
-from .bb2015_digits import METHODS, paired_table, run_bb2015
+from .bb2015_digits import METHODS, mean_cell, paired_table, run_bb2015, summary_heading
 
 __all__ = ["EXPERIMENT", "KS", "LATENT_BITS", "bb2015_bars", "summary_table", "true_held_out"]
 
@@ -41,17 +41,13 @@ def summary_table(summary):
     """The final held-out values: method, K → exact log p(x) and its gap to the true generator's, the IS
     estimate with K particles, the posterior error (mean ± t half-width over seeds); then the paired part."""
     best = true_held_out()
-    lines = [f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), {summary['seeds']} "
-             f"seed(s); held-out images, at the end; the true generator: {best:.3f} nats per image",
+    lines = [f"{summary_heading(summary)}; the true generator: {best:.3f} nats per image",
              f"{'method':<10}{'K':>4}{'exact log p(x)':>20}{'gap to truth':>16}{'IS estimate (K)':>20}"
              f"{'posterior error':>20}"]
     for name, c in summary["final"].items():
         method, K = name.split(" K=")
-
-        def cell(key, shift=0.0, sign=1.0):
-            low, high = c[f"{key}_interval"]
-            return f"{sign * (c[key] - shift):.3f}" + (f" ±{(high - low) / 2:.3f}" if high > low else "")
-        lines.append(f"{method:<10}{K:>4}{cell('log_likelihood'):>20}{cell('log_likelihood', best, -1.0):>16}"
-                     f"{cell('is_estimate'):>20}{cell('posterior_error'):>20}")
+        lines.append(f"{method:<10}{K:>4}{mean_cell(c, 'log_likelihood'):>20}"
+                     f"{mean_cell(c, 'log_likelihood', best, -1.0):>16}{mean_cell(c, 'is_estimate'):>20}"
+                     f"{mean_cell(c, 'posterior_error'):>20}")
     paired = paired_table(summary)
     return "\n".join(lines) + ("\n" + paired if paired else "")

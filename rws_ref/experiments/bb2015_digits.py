@@ -40,7 +40,8 @@ from .plots import save_png
 from .train import TrainConfig, train
 
 __all__ = ["METHODS", "KS", "FULL_ITERS", "EXPERIMENT", "LATENT_BITS", "load_digits", "bb2015_digits", "run_one",
-           "summary_table", "paired_table", "run_bb2015", "reconstructions", "image_grids", "importance_estimate",
+           "summary_table", "summary_heading", "mean_cell", "paired_table",
+           "run_bb2015", "reconstructions", "image_grids", "importance_estimate",
            "exact_measures"]
 
 EXPERIMENT = "bb2015-digits"
@@ -173,19 +174,28 @@ def _image_figure(out_dir, runs, data="digits"):
 def summary_table(summary):
     """The final held-out values as a text table: method, K → exact log-likelihood per image, its
     importance-sampled estimate with K particles, the posterior error (mean ± t half-width)."""
-    lines = [f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), {summary['seeds']} "
-             f"seed(s); held-out images, at the end",
+    lines = [summary_heading(summary),
              f"{'method':<10}{'K':>4}{'exact log p(x)':>22}{'IS estimate (K)':>22}{'posterior error':>22}"
              f"{'s per run':>11}"]
     for name, c in summary["final"].items():
         method, K = name.split(" K=")
-        cells = []
-        for key in KEYS:
-            low, high = c[f"{key}_interval"]
-            cells.append(f"{c[key]:.3f}" + (f" ±{(high - low) / 2:.3f}" if high > low else ""))
+        cells = [mean_cell(c, key) for key in KEYS]
         lines.append(f"{method:<10}{K:>4}{cells[0]:>22}{cells[2]:>22}{cells[1]:>22}{summary['seconds_per_run'][name]:>11.0f}")
     paired = paired_table(summary)
     return "\n".join(lines) + ("\n" + paired if paired else "")
+
+
+def summary_heading(summary):
+    """The first line of a summary table: iterations, budget, seeds."""
+    return (f"{summary['iterations']:,} iterations per run (budget {summary['budget']}), {summary['seeds']} "
+            f"seed(s); held-out images, at the end")
+
+
+def mean_cell(c, key, shift=0.0, sign=1.0):
+    """One summary cell: sign·(mean − shift) of ``key`` over seeds, with the half-width of its t-interval when the
+    seeds differ."""
+    low, high = c[f"{key}_interval"]
+    return f"{sign * (c[key] - shift):.3f}" + (f" ±{(high - low) / 2:.3f}" if high > low else "")
 
 
 def paired_table(summary):
