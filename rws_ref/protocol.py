@@ -49,13 +49,14 @@ from .validation import (
     validate_weights,
     validate_x,
     validate_z,
+    z_entries,
 )
 
 __all__ = ["MODEL_METHODS", "GUIDE_METHODS", "Model", "Guide", "check_model", "check_guide",
            "check_pair", "copy_declarations", "validate_inputs", "validate_params", "validate_x", "validate_z",
            "validate_weights", "all_finite", "forward", "MODEL", "GUIDE", "model_forward", "guide_forward",
            "support", "support_log_joint",
-           "domain", "describe_shape", "MissingCapability", "readonly", "sample_model", "sample_guide",
+           "domain", "z_entries", "describe_shape", "MissingCapability", "readonly", "sample_model", "sample_guide",
            "init_params", "check_gradient", "PerCopyGradient", "finite_states", "latent_states", "MAX_STATES",
            "serves"]
 
@@ -108,7 +109,7 @@ _PAIRS_CHECKED = weakref.WeakKeyDictionary()
 
 
 def _declarations(obj):
-    return tuple(getattr(obj, a, None) for a in ("z_shape", "x_shape", "z_domain", "x_domain"))
+    return tuple(getattr(obj, a, None) for a in ("z_shape", "x_shape", "z_domain", "x_domain", "z_entries"))
 
 
 def check_pair(model, guide):
@@ -124,11 +125,15 @@ def check_pair(model, guide):
     except TypeError:                      # unhashable, or no weak reference: check every time
         pass
     check_model(model), check_guide(guide)
+    entries = z_entries(model), z_entries(guide)
     mine = [(declared_shape(model, a), declared_shape(guide, a)) for a in ("z_shape", "x_shape")]
     mine += [(domain(model, w), domain(guide, w)) for w in ("z", "x")]
     if any(m != g for m, g in mine):
         raise ValueError(f"guide {guide!r} does not match model {model!r}: guide (z_shape, x_shape, "
                          f"z_domain, x_domain) = {tuple(g for _, g in mine)}, model {tuple(m for m, _ in mine)}")
+    if entries[0] != entries[1]:
+        raise ValueError(f"guide {guide!r} does not match model {model!r}: guide z_entries = {entries[1]}, "
+                         f"model {entries[0]}")
     try:
         _PAIRS_CHECKED.setdefault(model, weakref.WeakKeyDictionary())[guide] = declared
     except TypeError:
@@ -142,6 +147,8 @@ def copy_declarations(target, inner, shapes_attr):
     setattr(target, shapes_attr, getattr(inner, shapes_attr))
     target.z_shape, target.x_shape = inner.z_shape, inner.x_shape
     target.z_domain, target.x_domain = domain(inner, "z"), domain(inner, "x")
+    if z_entries(inner) is not None:
+        target.z_entries = z_entries(inner)
     return target
 
 

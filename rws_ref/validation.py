@@ -10,8 +10,9 @@ from autograd.tracer import Box, getval
 
 from ._checks import as_float_array, check_finite
 
-__all__ = ["domain", "declared_shape", "describe_shape", "all_finite", "readonly", "as_array", "validate_params",
-           "validate_x", "validate_z", "validate_weights", "log_density", "check_gradient", "PerCopyGradient"]
+__all__ = ["domain", "z_entries", "declared_shape", "describe_shape", "all_finite", "readonly", "as_array",
+           "validate_params", "validate_x", "validate_z", "validate_weights", "log_density", "check_gradient",
+           "PerCopyGradient"]
 
 
 def domain(obj, which):
@@ -23,6 +24,40 @@ def domain(obj, which):
         return int(value)
     raise TypeError(f"{obj!r}: {which}_domain must be 'real', 'binary' or an integer number of "
                     f"categories >= 2; got {value!r}")
+
+
+def z_entries(obj):
+    """The optional ``z_entries`` of a model or guide — one domain per entry of a vector latent whose
+    entries mix domains (a discrete choice beside a continuous value), with ``z_domain = "real"`` — as a
+    tuple, or None when not declared."""
+    value = getattr(obj, "z_entries", None)
+    if value is None:
+        return None
+    shape = declared_shape(obj, "z_shape")
+    entries = tuple(value) if isinstance(value, (tuple, list)) else None
+    if entries is None or len(shape) != 1 or len(entries) != shape[0] or domain(obj, "z") != "real":
+        raise TypeError(f"{obj!r}: z_entries declares one domain per entry of a vector latent (z_shape (D,) "
+                        f"with D entries, z_domain 'real'); got {value!r} with z_shape {shape} and z_domain "
+                        f"{getattr(obj, 'z_domain', 'real')!r}")
+    for e in entries:
+        if not (e in ("real", "binary") or isinstance(e, (int, np.integer)) and not isinstance(e, bool) and e >= 2):
+            raise TypeError(f"{obj!r}: each of z_entries must be 'real', 'binary' or an integer number of "
+                            f"categories >= 2; got {e!r}")
+    return tuple(e if isinstance(e, str) else int(e) for e in entries)
+
+
+def _check_entries(obj, a, name):
+    """The discrete entries of a latent that declares ``z_entries`` hold whole numbers in their range."""
+    entries = z_entries(obj)
+    for j, e in enumerate(entries or ()):
+        if e == "real":
+            continue
+        v = a[..., j]
+        top = 2 if e == "binary" else e
+        bad = (v != np.round(v)) | (v < 0) | (v >= top)
+        if bad.any():
+            what = "0 or 1" if e == "binary" else f"a category in 0..{top - 1}"
+            raise ValueError(f"{name}[..., {j}] must hold {what} (z_entries[{j}] = {e!r}); got {v[bad][0]}")
 
 
 def declared_shape(obj, attr):
@@ -103,6 +138,8 @@ def _convert(a, obj, which, name):
     if dom == "real" and type(a) is np.ndarray and a.dtype == np.float64:      # the common case
         if not all_finite(a):
             check_finite(a, name)
+        if which == "z" and getattr(obj, "z_entries", None) is not None:
+            _check_entries(obj, a, name)
         return readonly(a)
     dom = domain(obj, which)
     if a.dtype == object or not (a.dtype == bool or np.issubdtype(a.dtype, np.number)) \
@@ -113,6 +150,8 @@ def _convert(a, obj, which, name):
         a = a.astype(np.float64, copy=False)
         if not all_finite(a):
             check_finite(a, name)
+        if which == "z":
+            _check_entries(obj, a, name)
         return readonly(a)
     # discrete domains: the value checks below refuse NaN and ±inf too
     if dom == "binary":

@@ -10,9 +10,12 @@ user would write.  Densities use autograd.numpy so the autograd route applies.
 - ``TwoLayerNet``: a two-layer sigmoid belief net z₁ → z₂ → x, z = (z₁, z₂)
   binary of shape (3,), x binary (4,); guide ``TwoLayerGuide``.  It has the
   one-pass capability log_joint_vjp / log_prob_vjp, support() and data_support().
+- ``MixedChoice``: a category c and a real value v | c in one latent z = (c, v), declared with
+  ``z_entries = (3, "real")``; guide ``MixedChoiceGuide``.  Required methods only.
 """
 import itertools
 
+import autograd
 import autograd.numpy as anp
 import numpy as np
 
@@ -372,3 +375,57 @@ class BranchingGuide:
                 "w1": np.einsum("knc,n->c", g1, x), "v1": g1.sum(axis=(0, 1)),
                 "w2": np.einsum("knc,n->c", g2, x), "v2": g2.sum(axis=(0, 1)),
                 "U": np.einsum("knj,knc->jc", _onehot(c1), g2)}
+
+
+# -- a discrete choice beside a continuous value: one vector latent whose entries mix domains ------------
+class MixedChoice:
+    """c ~ softmax(logits), v | c ~ N(means[c], 1), x | v ~ N(v, 0.5²); z = (c, v) declares
+    z_entries = (3, "real").  Required methods only; gradients by autograd."""
+    theta_shapes = {"logits": (3,), "means": (3,)}
+    z_shape, x_shape, z_domain, z_entries = (2,), (), "real", (3, "real")
+
+    def __repr__(self):
+        return "MixedChoice()"
+
+    def init_theta(self, rng):
+        return {"logits": 0.3 * rng.standard_normal(3), "means": np.array([-2.0, 0.0, 2.0])}
+
+    def sample(self, theta, n, rng):
+        c = rng.choice(3, size=n, p=np.exp(_log_softmax(np.asarray(theta["logits"]))))
+        v = theta["means"][c] + rng.standard_normal(n)
+        return np.stack([c, v], axis=-1).astype(np.float64), v + 0.5 * rng.standard_normal(n)
+
+    def log_joint(self, theta, z, x):
+        c, v = np.asarray(z[..., 0], dtype=int), z[..., 1]
+        return (_log_softmax(theta["logits"])[c] - 0.5 * (v - theta["means"][c]) ** 2 - 2.0 * (x - v) ** 2
+                - np.log(2 * np.pi * 0.5))
+
+    def grad_log_joint(self, theta, z, x, weights):
+        return autograd.grad(lambda t: anp.sum(weights * self.log_joint(t, z, x)))(dict(theta))
+
+
+class MixedChoiceGuide:
+    """q(c|x) = softmax(w·x + b), q(v|c, x) = N(k·x + m[c], exp(s)²)."""
+    phi_shapes = {"w": (3,), "b": (3,), "k": (), "m": (3,), "s": ()}
+    z_shape, x_shape, z_domain, z_entries = (2,), (), "real", (3, "real")
+
+    def __repr__(self):
+        return "MixedChoiceGuide()"
+
+    def init_phi(self, rng):
+        return {key: 0.3 * rng.standard_normal(shape) for key, shape in self.phi_shapes.items()}
+
+    def sample(self, phi, x, K, rng):
+        q = np.exp(_log_softmax(x[:, None] * phi["w"] + phi["b"]))
+        c = (rng.random((K, len(x)))[..., None] > np.cumsum(q, axis=-1)).sum(axis=-1).clip(max=2)
+        v = phi["k"] * x + phi["m"][c] + np.exp(phi["s"]) * rng.standard_normal((K, len(x)))
+        return np.stack([c, v], axis=-1).astype(np.float64)
+
+    def log_prob(self, phi, z, x):
+        c, v = np.asarray(z[..., 0], dtype=int), z[..., 1]
+        log_qc = anp.sum(_log_softmax(x[:, None] * phi["w"] + phi["b"]) * _onehot(c), axis=-1)
+        return log_qc - 0.5 * ((v - phi["k"] * x - phi["m"][c]) / anp.exp(phi["s"])) ** 2 - phi["s"] \
+            - 0.5 * np.log(2 * np.pi)
+
+    def grad_log_prob(self, phi, z, x, weights):
+        return autograd.grad(lambda p: anp.sum(weights * self.log_prob(p, z, x)))(dict(phi))

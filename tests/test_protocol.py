@@ -17,7 +17,7 @@ from rws_ref.checking import testing
 from rws_ref.experiments.train import TrainConfig, train
 
 from _util import assert_tree_close, central_difference
-from outside_models import ClusterGuide, Clusters, TwoLayerGuide, TwoLayerNet, clusters
+from outside_models import ClusterGuide, Clusters, MixedChoice, MixedChoiceGuide, TwoLayerGuide, TwoLayerNet, clusters
 
 HERE = pathlib.Path(__file__).parent
 
@@ -276,3 +276,58 @@ def test_no_layer_inspects_classes_or_calls_private_model_methods():
     for banned in ("__mro__", "._forward(", "._backward(", "._log_joint(", "._log_prob(", "check_batch(",
                    "__getattr__(self"):
         assert banned not in source, banned
+
+
+# -- z_entries: one latent whose entries mix a category and a real value ---------------------------------
+def _mixed_setting(seed=0):
+    model, guide = MixedChoice(), MixedChoiceGuide()
+    rng = np.random.default_rng(seed)
+    theta, phi = model.init_theta(rng), guide.init_phi(rng)
+    x = model.sample(theta, 3, rng)[1]
+    return model, guide, theta, phi, x, guide.sample(phi, x, 4, rng)
+
+
+def test_a_mixed_latent_passes_check_estimator_and_a_wrong_estimator_fails_it():
+    # the extreme-case particles are drawn in each entry's domain (a category where z_entries says 3): were
+    # they drawn in [−4, 4] everywhere, the correct estimator would meet a non-category and fail
+    model, guide = MixedChoice(), MixedChoiceGuide()
+    for kind, fn in (("wake_phi", rws_ref.wake_phi), ("wake_theta", rws_ref.wake_theta)):
+        testing.check_estimator(fn, kind, model, guide, seed=0, max_examples=8).assert_ok()
+    flipped = lambda *a: {k: -v for k, v in rws_ref.wake_phi(*a).items()}       # noqa: E731
+    assert not testing.check_estimator(flipped, "wake_phi", model, guide, seed=0, max_examples=8).ok
+
+
+def test_a_mixed_latents_discrete_entry_is_validated_against_its_own_domain():
+    model, guide, theta, phi, x, z = _mixed_setting()
+    for bad, said in ((0.5, "0.5"), (3.0, "3.0"), (-1.0, "-1.0")):
+        off = z.copy()
+        off[1, 2, 0] = bad
+        with pytest.raises(ValueError, match=rf"z\[\.\.\., 0\] must hold a category in 0\.\.2 \(z_entries\[0\] = 3\); "
+                                             rf"got {said}"):
+            rws_ref.wake_phi(model, guide, theta, phi, x, off)
+    off = z.copy()
+    off[1, 2, 1] = 17.3                                       # the real entry takes any real value
+    assert np.all(np.isfinite(rws_ref.wake_phi(model, guide, theta, phi, x, off)["w"]))
+
+
+def test_z_entries_must_fit_the_latent_and_agree_between_model_and_guide():
+    model, guide, theta, phi, x, z = _mixed_setting()
+    for entries, z_domain, said in (((3,), "real", "one domain per entry"), ((3, "real"), 3, "one domain per entry"),
+                                    ((3, "complex"), "real", "'real', 'binary' or an integer"),
+                                    ((1, "real"), "real", "'real', 'binary' or an integer")):
+        odd = MixedChoice()
+        odd.z_entries, odd.z_domain = entries, z_domain
+        with pytest.raises(TypeError, match=said):
+            rws_ref.wake_phi(odd, guide, theta, phi, x, z)
+    other = MixedChoiceGuide()
+    other.z_entries = ("binary", "real")
+    with pytest.raises(ValueError, match=r"guide z_entries = \('binary', 'real'\), model \(3, 'real'\)"):
+        rws_ref.wake_phi(model, other, theta, phi, x, z)
+
+
+@settings(max_examples=15, deadline=None)
+@given(testing.cases(MixedChoice(), MixedChoiceGuide()))
+def test_the_cases_strategy_draws_a_mixed_latents_category_entry_as_a_category(case):
+    z = case[3]
+    assert set(np.unique(z[..., 0])) <= {0.0, 1.0, 2.0}
+    rws_ref.wake_theta(MixedChoice(), MixedChoiceGuide(), *case)            # valid input: no error

@@ -19,8 +19,8 @@ class Timed:
 
     def __init__(self, inner, seconds):
         self.inner, self.seconds = inner, check_timeout(seconds)
-        for attr in ("theta_shapes", "phi_shapes", "z_shape", "x_shape", "z_domain", "x_domain", "closed_forms",
-                     "unserved"):
+        for attr in ("theta_shapes", "phi_shapes", "z_shape", "x_shape", "z_domain", "x_domain", "z_entries",
+                     "closed_forms", "unserved"):
             if hasattr(inner, attr):
                 setattr(self, attr, getattr(inner, attr))
         for name in _TIMED:

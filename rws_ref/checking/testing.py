@@ -93,8 +93,8 @@ def cases(model, guide, max_n=3, max_k=4, min_k=1, max_spread=None):
         elif max_spread is not None:
             z = protocol.sample_guide(guide, phi, x, k, rng)
         elif z_domain == "real":
-            z = draw(hnp.arrays(np.float64, (k, n) + z_shape, elements=st.floats(
-                -4, 4, allow_nan=False, allow_subnormal=False)))
+            z = _on_entries(model, draw(hnp.arrays(np.float64, (k, n) + z_shape, elements=st.floats(
+                -4, 4, allow_nan=False, allow_subnormal=False))))
         else:
             top = 1 if z_domain == "binary" else z_domain - 1
             z = draw(hnp.arrays(np.int64, (k, n) + z_shape, elements=st.integers(0, top)))
@@ -308,7 +308,17 @@ class _ExampleMaker:
     def _anywhere(self, k, n, rng):
         if self.states is not None:
             return self.states[rng.integers(0, len(self.states), (k, n))]
-        return rng.uniform(-4.0, 4.0, (k, n) + tuple(self.check.model.z_shape))
+        return _on_entries(self.check.model, rng.uniform(-4.0, 4.0, (k, n) + tuple(self.check.model.z_shape)))
+
+
+def _on_entries(model, z):
+    """Real particles ``z`` in [−4, 4] with each discrete entry a model declares in ``z_entries`` mapped onto
+    its values (uniform in, uniform out): the domain a mixed latent allows."""
+    for j, e in enumerate(protocol.z_entries(model) or ()):
+        if e != "real":
+            top = 2 if e == "binary" else e
+            z[..., j] = np.clip(np.floor((z[..., j] + 4.0) / 8.0 * top), 0, top - 1)
+    return z
 
 
 def _scaled(shapes, scale, rng):

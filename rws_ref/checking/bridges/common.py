@@ -2,13 +2,15 @@
 loss run in the signature :func:`rws_ref.losses.check_loss` calls for each kind."""
 
 import inspect
+import itertools
 
 import numpy as np
 
 from ... import protocol, registry
 from .. import adapters, losses
 
-__all__ = ["loss_in_signature", "choose", "one_latent", "density_shape_error", "check_unscaled", "BridgeBase"]
+__all__ = ["loss_in_signature", "choose", "latent_sites", "Layout", "density_shape_error", "check_unscaled",
+           "BridgeBase"]
 
 
 #: signature -> (θ, the batch x, the arrays forced into the latent ("z") and observed ("x") sites, whether they
@@ -98,16 +100,121 @@ def check_unscaled(sites):
                              f"on the subsampled program is then N_total/N_batch × its convention on that batch")
 
 
-def one_latent(model_sites, guide_sites, latent, is_sample):
-    """The bridges handle one latent site: every unobserved sample site of the model, and every sample
-    site of the guide, must be ``latent`` (another would be drawn, not forced, and its density would
-    enter the weights unseen)."""
-    for who, sites in (("model", model_sites), ("guide", guide_sites)):
-        others = [name for name, site in sites.items() if is_sample(site) and not site["is_observed"]
-                  and name != latent]
+def latent_sites(model_latents, guide_latents, latent):
+    """The latent sites the bridge forces, in order: ``latent`` (a name or a list of names), or every latent
+    sample site of the guide when None.  Model and guide must have exactly these latent sites: one drawn
+    but not forced would enter the weights unseen.  ``*_latents``: each program's unobserved sample sites,
+    in the order it draws them."""
+    names = list(guide_latents) if latent is None else [latent] if isinstance(latent, str) else list(latent)
+    if not names:
+        raise ValueError("the guide has no latent sample site: nothing for rws_ref to infer")
+    for who, sites in (("guide", guide_latents), ("model", model_latents)):
+        missing = [n for n in names if n not in sites]
+        if missing:
+            raise ValueError(f"the {who} has no latent sample site {missing[0]!r}; its latent sites: {list(sites)}")
+        others = [n for n in sites if n not in names]
+        if others and latent is None:
+            raise ValueError(f"the model has latent sites {others} that the guide does not draw: the guide must "
+                             f"propose every latent of the model")
         if others:
-            raise ValueError(f"the {who} has latent sites {others} besides {latent!r}; the bridge handles one "
-                             f"latent site (stack several into one vector site)")
+            raise ValueError(f"the {who} has latent sites {others} besides {names if len(names) > 1 else names[0]!r}; "
+                             f"name them all in latent= (the bridge forces every latent site), or leave latent= "
+                             f"out to take the guide's")
+    return names
+
+
+class Layout:
+    """The protocol's one latent vector for the bridge's latent sites.  One site: the site's own value
+    (z_shape its event shape, z_domain its domain).  Several: their values flattened and joined in
+    order, z_shape (D,); z_domain "real" if any site is continuous (a discrete entry then holds its
+    value as a float), else the largest number of values of a site ("binary" if all are binary), and the
+    support the product of the sites' own supports — so an entry out of its own site's range is off the
+    canonical form and gets log density −inf (docs/protocol.md, 'Variable-length latents').
+
+    ``sites``: (name, event shape, domain) of each site, in order."""
+
+    def __init__(self, sites):
+        self.names = [name for name, _, _ in sites]
+        self.shapes = {name: tuple(shape) for name, shape, _ in sites}
+        self.domains = {name: domain for name, _, domain in sites}
+        self.sizes = {name: int(np.prod(shape, dtype=np.int64)) for name, shape, _ in sites}
+        self.entries = None
+        if len(sites) == 1:
+            (name, shape, domain), = sites
+            self.z_shape, self.z_domain = tuple(shape), domain
+            return
+        values = [None if d == "real" else 2 if d == "binary" else int(d) for d in self.domains.values()]
+        self.z_shape = (sum(self.sizes.values()),)
+        self.z_domain = ("real" if None in values else "binary" if all(d == "binary" for d in self.domains.values())
+                         else max(values))
+        #: the number of values of each entry of the joined vector (NaN: real), and which entries the
+        #: declared domain alone does not keep in their site's range
+        self._ranges = np.array([np.nan if v is None else v for v, n in zip(values, self.names)
+                                 for _ in range(self.sizes[n])])
+        joint = np.nan if self.z_domain == "real" else 2 if self.z_domain == "binary" else self.z_domain
+        self._checked = ~np.isnan(self._ranges) & (self._ranges != joint)
+        if self.z_domain == "real" and not np.isnan(self._ranges).all():
+            #: the protocol's per-entry domains (docs/protocol.md): validation keeps each discrete entry in range
+            self.entries = tuple("real" if d == "real" else d for d, n in zip(self.domains.values(), self.names)
+                                 for _ in range(self.sizes[n]))
+
+    @property
+    def single(self):
+        return len(self.names) == 1
+
+    def split(self, z):
+        """site name → its value, from ``z`` (..., *z_shape) — NumPy, torch or JAX."""
+        if self.single:
+            return {self.names[0]: z}
+        out, start = {}, 0
+        lead = tuple(z.shape[:-1])
+        for name in self.names:
+            out[name] = z[..., start:start + self.sizes[name]].reshape(lead + self.shapes[name])
+            start += self.sizes[name]
+        return out
+
+    def join(self, values, cat):
+        """The protocol's z from each site's value (..., *event shape); ``cat`` joins along the last axis
+        (np.concatenate, torch.cat, jnp.concatenate)."""
+        if self.single:
+            return values[self.names[0]]
+        parts = []
+        for name in self.names:
+            v = values[name]
+            parts.append(v.reshape(tuple(v.shape[:len(v.shape) - len(self.shapes[name])]) + (self.sizes[name],)))
+        return cat(parts, -1)
+
+    def numpy(self, values):
+        """The protocol's z (NumPy, in z_domain's dtype) from the sites' framework values."""
+        z = self.join({k: np.asarray(v, dtype=np.float64) for k, v in values.items()}, np.concatenate)
+        return z.astype(np.int64) if isinstance(self.z_domain, int) else z
+
+    def states(self, limit):
+        """The support: every canonical value, (S, *z_shape); None for a continuous latent or too many."""
+        if self.single:
+            return protocol.finite_states(self.z_shape, self.z_domain, limit)
+        if self.z_domain == "real":
+            return None
+        ranges = [int(r) for r in self._ranges]
+        if np.prod(np.array(ranges, dtype=float)) > limit:
+            return None
+        grid = np.array(list(itertools.product(*(range(r) for r in ranges))), dtype=np.int64).reshape(-1, len(ranges))
+        return grid.astype(np.float64) if self.z_domain == "binary" else grid
+
+    def clean(self, z):
+        """(z with every entry off its site's range set to 0, the (K, N) mask of canonical particles), or
+        (z, None) when every value of the declared domain is canonical."""
+        if self.single or not self._checked.any():
+            return z, None
+        z = np.asarray(z)
+        entries = np.broadcast_to(self._checked, z.shape)
+        ok = ~entries | ((z >= 0) & (z < self._ranges) & (z == np.round(z)))
+        return np.where(ok, z, 0).astype(z.dtype), ok.all(axis=-1)
+
+
+_CONTROL_FLOW = ("whether it runs depends on another latent (stochastic control flow), and a plate over the data "
+                 "cannot draw a site for some datapoints and not others; write the pair to rws_ref's protocol with "
+                 "a padded latent vector (docs/protocol.md, 'Variable-length latents')")
 
 
 class BridgeBase:
@@ -118,27 +225,57 @@ class BridgeBase:
 
     RUN = "the batch x"
 
-    def _build(self, framework, programs, theta0, phi0, shapes, domains, reparameterized, x):
+    def _build(self, framework, programs, params, layout, x_site, reparameterized, x):
         """``self.model``, ``self.guide``, ``self.theta``, ``self.phi``, ``self.x`` from the traced pieces:
-        initial θ and φ (NumPy dicts), (z_shape, x_shape), (z_domain, x_domain), whether the guide
-        reparameterizes, and the batch the bridge was built with."""
-        (model, guide), (z_shape, x_shape), (z_domain, x_domain) = programs, shapes, domains
-        states = protocol.finite_states(z_shape, z_domain)
+        ``params`` the initial (θ, φ) (NumPy dicts), ``layout`` the latent sites' :class:`Layout`, ``x_site``
+        (x_shape, x_domain), whether the guide reparameterizes, and the batch the bridge was built with."""
+        (model, guide), (theta0, phi0), (x_shape, x_domain) = programs, params, x_site
+        self.layout = layout
+        z_shape, z_domain = layout.z_shape, layout.z_domain
+        states = layout.states(protocol.MAX_STATES)
         self.theta_names, self.phi_names = list(theta0), list(phi0)
         self.model = adapters.Model(
-            {k: v.shape for k, v in theta0.items()}, z_shape, x_shape, self._log_joint, self._grad_log_joint,
-            sample=self._sample_model, init_theta=lambda rng: {k: v.copy() for k, v in theta0.items()},
+            {k: v.shape for k, v in theta0.items()}, z_shape, x_shape, self._canonical(self._log_joint),
+            self._canonical(self._grad_log_joint), sample=self._sample_model,
+            init_theta=lambda rng: {k: v.copy() for k, v in theta0.items()},
             z_domain=z_domain, x_domain=x_domain, support=None if states is None else (lambda: states.copy()),
             name=f"{framework} model {getattr(model, '__name__', model)!s}",
             grad_z_log_joint=self._grad_z_log_joint if reparameterized else None)
         self.guide = adapters.Guide(
-            {k: v.shape for k, v in phi0.items()}, z_shape, x_shape, self._log_prob, self._grad_log_prob,
-            sample=self._sample_guide, init_phi=lambda rng: {k: v.copy() for k, v in phi0.items()},
+            {k: v.shape for k, v in phi0.items()}, z_shape, x_shape, self._canonical(self._log_prob),
+            self._canonical(self._grad_log_prob), sample=self._sample_guide,
+            init_phi=lambda rng: {k: v.copy() for k, v in phi0.items()},
             z_domain=z_domain, x_domain=x_domain, name=f"{framework} guide {getattr(guide, '__name__', guide)!s}",
             **({} if not reparameterized else {"reparameterize": self._reparameterize,
                                                 "grad_z_log_prob": self._grad_z_log_prob,
                                                 "pull_back": self._pull_back}))
+        if layout.entries is not None:                  # a discrete choice beside a continuous value
+            self.model.z_entries = self.guide.z_entries = layout.entries
         self.theta, self.phi, self.x = theta0, phi0, np.array(x, dtype=np.float64)
+
+    def _canonical(self, density):
+        """``density(params, z, x[, weights])`` evaluated only on canonical particles (each entry in its
+        own site's range): −inf for the others, and weight 0 in a gradient."""
+        def run(params, z, x, *weights):
+            z, ok = self.layout.clean(z)
+            if ok is None:
+                return density(params, z, x, *weights)
+            if weights:
+                return density(params, z, x, weights[0] * ok)
+            return np.where(ok, density(params, z, x), -np.inf)
+        return run
+
+    def _check_ran(self, latents, who):
+        """Every run of a program draws exactly the bridge's latent sites: one that runs only sometimes
+        depends on another latent (stochastic control flow), which a plate over the data cannot vectorize."""
+        latents = list(latents)
+        for name in self.layout.names:
+            if name not in latents:
+                raise ValueError(f"the {who}'s site {name!r} did not run this time: {_CONTROL_FLOW}")
+        for name in latents:
+            if name not in self.layout.names:
+                raise ValueError(f"the {who}'s site {name!r} ran this time but not when the bridge was built: "
+                                 f"{_CONTROL_FLOW}")
 
     def loss(self, run, kind):
         """``run`` — a framework loss (see the bridge's docstring for what it takes) — as a callable in
@@ -158,12 +295,14 @@ class BridgeBase:
         return losses.check_loss(self.loss(run, kind), kind, self.model, self.guide, **kwargs)
 
     def _forced(self, theta, phi, forced):
-        """(site name → forced arrays, θ ∪ φ) for one framework run."""
-        names = {"z": self._latent, "x": self._observed}
+        """(site name → forced arrays, θ ∪ φ) for one framework run: the latent's arrays split into its sites."""
+        values = {self._observed: forced["x"]} if "x" in forced else {}
+        for name in self.layout.names:
+            values[name] = [self.layout.split(np.asarray(z))[name] for z in forced["z"]]
         params = dict(phi)
         if theta is not None:
             params.update(theta)
-        return {names[role]: arrays for role, arrays in forced.items()}, params
+        return values, params
 
     def _split(self, theta, grads):
         """(θ-gradient or None, φ-gradient) from one dict over θ ∪ φ."""

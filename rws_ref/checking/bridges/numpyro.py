@@ -1,9 +1,9 @@
 """NumPyro bridge: a NumPyro model and guide as an rws_ref protocol pair, and NumPyro's losses checked
 on rws_ref's particles.
 
-Write the model and the guide as NumPyro's users do — parameters with ``numpyro.param``, one latent
-sample site and one observed site inside a plate over the data — and hand them over with an
-example batch::
+Write the model and the guide as NumPyro's users do — parameters with ``numpyro.param``, latent
+sample sites and one observed site inside a plate over the data — and hand them over with an
+example batch (several latent sites are one rws_ref latent, :class:`~.common.Layout`)::
 
     bridge = Bridge(model, guide, x)
     testing.check_estimator(my_wake_phi, "wake_phi", bridge.model, bridge.guide)
@@ -22,7 +22,7 @@ import contextlib
 
 import numpy as np
 
-from .common import BridgeBase, check_unscaled, choose, density_shape_error, one_latent
+from .common import BridgeBase, Layout, check_unscaled, choose, density_shape_error, latent_sites
 
 try:
     import jax
@@ -94,7 +94,9 @@ class Bridge(BridgeBase):
     ----------
     model, guide : NumPyro programs called with the data batch (N, *x_shape)
     x : an example batch, used to discover the sites and the shapes
-    latent, observed : the names of the latent sample site and the observed site
+    latent : the latent sample site(s): a name or a list of names; None (the default) takes every latent
+        site of the guide, in the order it draws them
+    observed : the name of the observed site
     max_plate_nesting : the plates the programs nest (1: a plate over the data)
     seed : the key of the parameters' initial values (the programs' ``numpyro.param`` initializers)
 
@@ -105,36 +107,43 @@ class Bridge(BridgeBase):
 
     RUN = "(params, x)"
 
-    def __init__(self, model, guide, x, latent="z", observed="x", max_plate_nesting=1, seed=0):
+    def __init__(self, model, guide, x, latent=None, observed="x", max_plate_nesting=1, seed=0):
         for name, fn in (("model", model), ("guide", guide)):
             if not callable(fn):
                 raise TypeError(f"{name} must be a NumPyro program (a callable); got {type(fn).__name__}")
         self._model, self._guide = model, guide
-        self._latent, self._observed = latent, observed
+        self._observed = observed
         self._dim = -(int(max_plate_nesting) + 1)
         x = jnp.asarray(np.asarray(x, dtype=np.float64))
         key = jax.random.PRNGKey(seed)
         guide_trace = handlers.trace(handlers.seed(self._particles(guide, 1), key)).get_trace(x)
         model_trace = handlers.trace(handlers.seed(handlers.replay(self._particles(model, 1), guide_trace),
                                                    key)).get_trace(x)
-        z_site, x_site = self._site(guide_trace, latent, "guide"), self._site(model_trace, observed, "model")
+        x_site = self._site(model_trace, observed, "model")
         if not x_site["is_observed"]:
             raise ValueError(f"the model's site {observed!r} must be observed (obs=x)")
-        self._site(model_trace, latent, "model")
-        one_latent(model_trace, guide_trace, latent, lambda site: site["type"] == "sample")
+        names = latent_sites(self._latents(model_trace), self._latents(guide_trace), latent)
+        for name in names:
+            site = guide_trace[name]
+            shape = tuple(site["fn"].batch_shape)
+            if not any(f.name != _PARTICLES and f.dim > self._dim for f in site["cond_indep_stack"]):
+                shape = ()                      # in no plate but rws_ref's: a global latent
+            if shape != (1, x.shape[0]):
+                raise density_shape_error(name, shape, (1, x.shape[0]))
         for trace in (model_trace, guide_trace):
             plates = {s["name"]: (s["name"], *s["args"]) for s in trace.values() if s["type"] == "plate"}
             check_unscaled([(name, s.get("scale"), next((plates[f.name] for f in s["cond_indep_stack"]
                                                          if f.name in plates and plates[f.name][1] !=
                                                          plates[f.name][2]), None))
                             for name, s in trace.items() if s["type"] == "sample"])
-        z_shape, x_shape = tuple(z_site["fn"].event_shape), tuple(x.shape[1:])
-        z_domain, x_domain = _domain(z_site["fn"].support), _domain(x_site["fn"].support)
+        sites = [guide_trace[name]["fn"] for name in names]
+        layout = Layout([(name, tuple(fn.event_shape), _domain(fn.support)) for name, fn in zip(names, sites)])
         theta0 = {k: _np(v["value"]) for k, v in model_trace.items() if v["type"] == "param"}
         phi0 = {k: _np(v["value"]) for k, v in guide_trace.items() if v["type"] == "param"}
         self._compiled = {}
-        self._build("NumPyro", (model, guide), theta0, phi0, (z_shape, x_shape), (z_domain, x_domain),
-                    bool(z_site["fn"].has_rsample) and z_domain == "real", np.asarray(x))
+        self._build("NumPyro", (model, guide), (theta0, phi0), layout,
+                    (tuple(x.shape[1:]), _domain(x_site["fn"].support)),
+                    layout.z_domain == "real" and all(fn.has_rsample for fn in sites), np.asarray(x))
 
     def __repr__(self):
         return f"numpyro Bridge({self.model!r}, {self.guide!r})"
@@ -174,6 +183,10 @@ class Bridge(BridgeBase):
         return run
 
     @staticmethod
+    def _latents(trace):
+        return [k for k, v in trace.items() if v["type"] == "sample" and not v["is_observed"]]
+
+    @staticmethod
     def _site(trace, name, who):
         if name not in trace or trace[name]["type"] != "sample":
             sites = [k for k, v in trace.items() if v["type"] == "sample"]
@@ -183,8 +196,10 @@ class Bridge(BridgeBase):
     def _log_density(self, fn, params, z, x, noise=False):
         """(Σ over sample sites of the log density per particle (K, N), the latent's value)."""
         K = z.shape[0]
-        program = handlers.substitute(Force({self._latent: [z]}, noise)(self._particles(fn, K)), data=params)
+        values = {name: [v] for name, v in self.layout.split(z).items()}
+        program = handlers.substitute(Force(values, noise)(self._particles(fn, K)), data=params)
         trace = handlers.trace(handlers.seed(program, jax.random.PRNGKey(0))).get_trace(x)   # nothing is drawn
+        self._check_ran(self._latents(trace), "model" if fn is self._model else "guide")
         total = 0.0
         for name, site in trace.items():
             if site["type"] == "sample":
@@ -192,7 +207,7 @@ class Bridge(BridgeBase):
                 if tuple(lp.shape) != tuple(z.shape[:2]):
                     raise density_shape_error(name, lp.shape, z.shape[:2])
                 total = total + lp
-        return total, trace[self._latent]["value"]
+        return total, self.layout.join({name: trace[name]["value"] for name in self.layout.names}, jnp.concatenate)
 
     def _jitted(self, what, fn):
         """One compiled function per (what, program): jax.jit retraces on new shapes by itself."""
@@ -250,12 +265,15 @@ class Bridge(BridgeBase):
         params = self._arrays(theta)[0]
         program = handlers.seed(handlers.substitute(_Uncondition(self._model), data=params), self._key(rng))
         trace = handlers.trace(program).get_trace(placeholder)
-        return _np(trace[self._latent]["value"]), _np(trace[self._observed]["value"])
+        return self._z(trace), _np(trace[self._observed]["value"])
 
     def _sample_guide(self, phi, x, K, rng):
         params, x = self._arrays(phi, x)
         program = handlers.seed(handlers.substitute(self._particles(self._guide, K), data=params), self._key(rng))
-        return _np(handlers.trace(program).get_trace(x)[self._latent]["value"])
+        return self._z(handlers.trace(program).get_trace(x))
+
+    def _z(self, trace):
+        return self.layout.numpy({name: np.asarray(trace[name]["value"]) for name in self.layout.names})
 
     # -- a framework loss on rws_ref's particles ---------------------------------------------------
     def _run(self, run, theta, phi, x, forced, noise):

@@ -1,9 +1,9 @@
 """Pyro bridge: a Pyro model and guide as an rws_ref protocol pair, and Pyro's losses checked on
 rws_ref's particles.
 
-Write the model and the guide as Pyro's users do — parameters with ``pyro.param``, one latent
-sample site and one observed site inside a plate over the data — and hand them over with an
-example batch::
+Write the model and the guide as Pyro's users do — parameters with ``pyro.param``, latent sample
+sites and one observed site inside a plate over the data — and hand them over with an example
+batch (several latent sites are one rws_ref latent, :class:`~.common.Layout`)::
 
     bridge = Bridge(model, guide, x)              # x: (N, *x_shape), NumPy or torch
     testing.check_estimator(my_wake_phi, "wake_phi", bridge.model, bridge.guide)
@@ -28,7 +28,7 @@ import contextlib
 
 import numpy as np
 
-from .common import BridgeBase, check_unscaled, choose, density_shape_error, one_latent
+from .common import BridgeBase, Layout, check_unscaled, choose, density_shape_error, latent_sites
 
 try:
     import pyro
@@ -108,7 +108,9 @@ class Bridge(BridgeBase):
     model, guide : Pyro programs called with the data batch (a torch tensor (N, *x_shape)); their
         parameters are ``pyro.param`` sites, created on the first call if needed
     x : an example batch (N, *x_shape), used to discover the sites and the shapes
-    latent, observed : the names of the latent sample site (in both programs) and the observed site
+    latent : the latent sample site(s) in both programs: a name or a list of names; None (the default)
+        takes every latent site of the guide, in the order it draws them
+    observed : the name of the observed site
     max_plate_nesting : the plates the programs nest (1: a plate over the data); rws_ref's particles
         are a plate at the next dimension to the left
 
@@ -118,23 +120,29 @@ class Bridge(BridgeBase):
     (``elbo.loss_and_grads``: the gradients are read from the parameters).
     """
 
-    def __init__(self, model, guide, x, latent="z", observed="x", max_plate_nesting=1):
+    def __init__(self, model, guide, x, latent=None, observed="x", max_plate_nesting=1):
         for name, fn in (("model", model), ("guide", guide)):
             if not callable(fn):
                 raise TypeError(f"{name} must be a Pyro program (a callable); got {type(fn).__name__}")
         self._model, self._guide = model, guide
-        self._latent, self._observed = latent, observed
+        self._observed = observed
         self._dim = -(int(max_plate_nesting) + 1)
         x = self._tensor(x)
         with torch.no_grad():
             guide_trace = poutine.trace(self._particles(guide, 1)).get_trace(x)
             model_trace = poutine.trace(poutine.replay(self._particles(model, 1), guide_trace)).get_trace(x)
-        z_site, x_site = self._site(guide_trace, latent, "guide"), self._site(model_trace, observed, "model")
+        x_site = self._site(model_trace, observed, "model")
         if not x_site["is_observed"]:
             raise ValueError(f"the model's site {observed!r} must be observed (obs=x)")
-        self._site(model_trace, latent, "model")
-        one_latent(model_trace.nodes, guide_trace.nodes, latent,
-                   lambda site: site["type"] == "sample" and not site_is_subsample(site))
+        names = latent_sites(self._latents(model_trace), self._latents(guide_trace), latent)
+        for name in names:
+            site = guide_trace.nodes[name]
+            shape = tuple(site["fn"].batch_shape)
+            if not any(f.name != _PARTICLES and f.dim is not None and f.dim > self._dim
+                       for f in site["cond_indep_stack"]):
+                shape = ()                      # in no plate but rws_ref's: a global latent
+            if shape != (1, x.shape[0]):
+                raise density_shape_error(name, shape, (1, x.shape[0]))
         for trace in (model_trace, guide_trace):
             plates = {s["name"]: (s["name"], s["fn"].size, s["fn"].subsample_size)
                       for s in trace.nodes.values() if s["type"] == "sample" and site_is_subsample(s)
@@ -142,13 +150,14 @@ class Bridge(BridgeBase):
             check_unscaled([(name, s["scale"], next((plates[f.name] for f in s["cond_indep_stack"]
                                                      if f.name in plates), None))
                             for name, s in trace.nodes.items() if s["type"] == "sample" and not site_is_subsample(s)])
-        z_shape, x_shape = tuple(z_site["fn"].event_shape), tuple(x.shape[1:])
-        z_domain, x_domain = _domain(z_site["fn"].support), _domain(x_site["fn"].support)
+        sites = [guide_trace.nodes[name]["fn"] for name in names]
+        layout = Layout([(name, tuple(fn.event_shape), _domain(fn.support)) for name, fn in zip(names, sites)])
         store = pyro.get_param_store()
         theta0 = {k: store.get_param(k).unconstrained().detach().numpy().copy() for k in self._params(model_trace)}
         phi0 = {k: store.get_param(k).unconstrained().detach().numpy().copy() for k in self._params(guide_trace)}
-        self._build("Pyro", (model, guide), theta0, phi0, (z_shape, x_shape), (z_domain, x_domain),
-                    bool(z_site["fn"].has_rsample) and z_domain == "real", x.numpy())
+        self._build("Pyro", (model, guide), (theta0, phi0), layout,
+                    (tuple(x.shape[1:]), _domain(x_site["fn"].support)),
+                    layout.z_domain == "real" and all(fn.has_rsample for fn in sites), x.numpy())
 
     def __repr__(self):
         return f"pyro Bridge({self.model!r}, {self.guide!r})"
@@ -170,6 +179,11 @@ class Bridge(BridgeBase):
             sites = [k for k, v in trace.nodes.items() if v["type"] == "sample" and not site_is_subsample(v)]
             raise ValueError(f"the {who} has no sample site {name!r}; its sample sites: {sites}")
         return trace.nodes[name]
+
+    @staticmethod
+    def _latents(trace):
+        return [k for k, v in trace.nodes.items() if v["type"] == "sample" and not v["is_observed"]
+                and not site_is_subsample(v)]
 
     @staticmethod
     def _params(trace):
@@ -205,7 +219,9 @@ class Bridge(BridgeBase):
         """Σ over sample sites of the program's log density per particle: (K, N)."""
         z_t = self._tensor(z)
         K = z_t.shape[0]
-        trace = poutine.trace(Force({self._latent: [z_t]}, noise)(self._particles(fn, K))).get_trace(self._tensor(x))
+        values = {name: [v] for name, v in self.layout.split(z_t).items()}
+        trace = poutine.trace(Force(values, noise)(self._particles(fn, K))).get_trace(self._tensor(x))
+        self._check_ran(self._latents(trace), "model" if fn is self._model else "guide")
         trace.compute_log_prob()
         total = 0.0
         for name, site in trace.nodes.items():
@@ -254,7 +270,8 @@ class Bridge(BridgeBase):
 
     def _noised(self, phi, x, eps):
         """z = loc + scale · ε at the guide's latent site, as a tensor on the parameters' graph."""
-        return self._log_density(self._guide, phi, eps, x, noise=True)[1].nodes[self._latent]["value"]
+        nodes = self._log_density(self._guide, phi, eps, x, noise=True)[1].nodes
+        return self.layout.join({name: nodes[name]["value"] for name in self.layout.names}, torch.cat)
 
     def _reparameterize(self, phi, x, eps):
         with torch.no_grad(), self._parameters(phi):
@@ -279,13 +296,15 @@ class Bridge(BridgeBase):
         placeholder = torch.zeros((n,) + self.model.x_shape, dtype=torch.float64)
         with torch.no_grad(), self._parameters(theta), self._seeded(rng):
             trace = poutine.trace(poutine.uncondition(self._model)).get_trace(placeholder)
-        return (trace.nodes[self._latent]["value"].numpy().copy(),
-                trace.nodes[self._observed]["value"].numpy().copy())
+        return (self._z(trace), trace.nodes[self._observed]["value"].numpy().copy())
 
     def _sample_guide(self, phi, x, K, rng):
         with torch.no_grad(), self._parameters(phi), self._seeded(rng):
             trace = poutine.trace(self._particles(self._guide, K)).get_trace(self._tensor(x))
-        return trace.nodes[self._latent]["value"].numpy().copy()
+        return self._z(trace)
+
+    def _z(self, trace):
+        return self.layout.numpy({name: trace.nodes[name]["value"].numpy() for name in self.layout.names})
 
     # -- a framework loss on rws_ref's particles ---------------------------------------------------
     def _run(self, run, theta, phi, x, forced, noise):

@@ -41,3 +41,43 @@ def mixture_guide(x):
     b0 = numpyro.param("b0", jnp.zeros(C))
     with numpyro.plate("data", x.shape[0]):
         numpyro.sample("z", dist.Categorical(logits=x[..., None] * w + b0))
+
+
+# -- several latent sites (the densities of pyro_programs.py's hier_* and mixed_*) -------------------
+def hier_model(x):
+    a = numpyro.param("a", 0.2)
+    L = numpyro.param("L", jnp.zeros((2, C)))
+    means = numpyro.param("means", jnp.array([-2.0, 0.0, 2.0]))
+    with numpyro.plate("data", x.shape[0]):
+        z1 = numpyro.sample("z1", dist.Bernoulli(logits=a))
+        z2 = numpyro.sample("z2", dist.Categorical(logits=L[z1.astype(jnp.int32)]))
+        numpyro.sample("x", dist.Normal(means[z2] + z1, 1.0), obs=x)
+
+
+def hier_guide(x):
+    u = numpyro.param("u", 0.3)
+    V = numpyro.param("V", jnp.zeros((2, C)))
+    r = numpyro.param("r", jnp.zeros(C))
+    with numpyro.plate("data", x.shape[0]):
+        z1 = numpyro.sample("z1", dist.Bernoulli(logits=u * x))
+        numpyro.sample("z2", dist.Categorical(logits=V[z1.astype(jnp.int32)] + r * x[..., None]))
+
+
+def mixed_model(x):
+    logits = numpyro.param("logits", jnp.zeros(C))
+    means = numpyro.param("means", jnp.array([-2.0, 0.0, 2.0]))
+    with numpyro.plate("data", x.shape[0]):
+        c = numpyro.sample("c", dist.Categorical(logits=logits))
+        z = numpyro.sample("z", dist.Normal(means[c], 1.0))
+        numpyro.sample("x", dist.Normal(z, 0.5), obs=x)
+
+
+def mixed_guide(x):
+    w = numpyro.param("w", jnp.zeros(C))
+    b0 = numpyro.param("b0", jnp.zeros(C))
+    k = numpyro.param("k", 0.8)
+    m = numpyro.param("m", jnp.zeros(C))
+    s = numpyro.param("s", -0.5)
+    with numpyro.plate("data", x.shape[0]):
+        c = numpyro.sample("c", dist.Categorical(logits=x[..., None] * w + b0))
+        numpyro.sample("z", dist.Normal(k * x + m[c], jnp.exp(s)))

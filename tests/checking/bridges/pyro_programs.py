@@ -53,3 +53,51 @@ def fresh(theta=None, phi=None):
     for values in (theta or {}, phi or {}):
         for k, v in values.items():
             pyro.param(k, torch.tensor(np.asarray(v, dtype=np.float64)))
+
+
+# -- several latent sites: a discrete hierarchy z1 → z2, and a discrete choice with a continuous value --
+def hier_model(x):
+    """z1 ~ Bernoulli(σ(a)), z2 | z1 ~ Categorical(softmax(L[z1])), x | z1, z2 ~ N(means[z2] + z1, 1)."""
+    a = pyro.param("a", torch.tensor(0.2))
+    L = pyro.param("L", torch.zeros(2, C))
+    means = pyro.param("means", torch.tensor([-2.0, 0.0, 2.0]))
+    with pyro.plate("data", x.shape[0]):
+        z1 = pyro.sample("z1", dist.Bernoulli(logits=a))
+        z2 = pyro.sample("z2", dist.Categorical(logits=L[z1.long()]))
+        pyro.sample("x", dist.Normal(means[z2] + z1, 1.0), obs=x)
+
+
+def hier_guide(x, observations=None):
+    """q(z1 | x) = Bernoulli(σ(u·x)), q(z2 | z1, x) = Categorical(softmax(V[z1] + r·x))."""
+    if observations is not None:
+        x = observations["x"]
+    u = pyro.param("u", torch.tensor(0.3))
+    V = pyro.param("V", torch.zeros(2, C))
+    r = pyro.param("r", torch.zeros(C))
+    with pyro.plate("data", x.shape[0]):
+        z1 = pyro.sample("z1", dist.Bernoulli(logits=u * x))
+        pyro.sample("z2", dist.Categorical(logits=V[z1.long()] + r * x[..., None]))
+
+
+def mixed_model(x):
+    """c ~ Categorical(softmax(logits)), z | c ~ N(means[c], 1), x | z ~ N(z, 0.5²)."""
+    logits = pyro.param("logits", torch.zeros(C))
+    means = pyro.param("means", torch.tensor([-2.0, 0.0, 2.0]))
+    with pyro.plate("data", x.shape[0]):
+        c = pyro.sample("c", dist.Categorical(logits=logits))
+        z = pyro.sample("z", dist.Normal(means[c], 1.0))
+        pyro.sample("x", dist.Normal(z, 0.5), obs=x)
+
+
+def mixed_guide(x, observations=None):
+    """q(c | x) = Categorical(softmax(w·x + b0)), q(z | c, x) = N(k·x + m[c], exp(s)²)."""
+    if observations is not None:
+        x = observations["x"]
+    w = pyro.param("w", torch.zeros(C))
+    b0 = pyro.param("b0", torch.zeros(C))
+    k = pyro.param("k", torch.tensor(0.8))
+    m = pyro.param("m", torch.zeros(C))
+    s = pyro.param("s", torch.tensor(-0.5))
+    with pyro.plate("data", x.shape[0]):
+        c = pyro.sample("c", dist.Categorical(logits=x[..., None] * w + b0))
+        pyro.sample("z", dist.Normal(k * x + m[c], s.exp()))

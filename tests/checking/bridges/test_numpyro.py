@@ -12,9 +12,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpyro_programs as P  # noqa: E402  (tests/bridges, after the skip)
 from numpyro import handlers  # noqa: E402
 from numpyro.infer import RenyiELBO, Trace_ELBO  # noqa: E402
+from two_sites import HIER_PHI, HIER_THETA, MIXED_PHI, MIXED_THETA, hier_densities, mixed_densities  # noqa: E402
 
 import rws_ref  # noqa: E402
-from rws_ref import estimators, family  # noqa: E402
+from rws_ref import estimators, exact, family  # noqa: E402
 from rws_ref.checking import testing  # noqa: E402
 from rws_ref.checking.bridges.numpyro import Bridge  # noqa: E402
 
@@ -122,7 +123,8 @@ def user_rws(model, guide, K=4, bug=None):
         model_trace = handlers.trace(handlers.replay(handlers.substitute(vectorized(model), data=params),
                                                      guide_trace)).get_trace(x)
         log_p = sum(s["fn"].log_prob(s["value"]) for s in model_trace.values() if s["type"] == "sample")
-        log_q = guide_trace["z"]["fn"].log_prob(guide_trace["z"]["value"])
+        log_q = sum(s["fn"].log_prob(s["value"]) for name, s in guide_trace.items()        # every latent site
+                    if s["type"] == "sample" and (bug != "one site's log q" or name == "z"))
         log_w = log_p - log_q
         sg = jax.lax.stop_gradient
         if bug == "weights over the batch":
@@ -166,6 +168,49 @@ def test_the_bridges_samplers_are_reproducible_from_rws_refs_rng(mixture):
     assert not np.array_equal(a, c)
     z, x = mixture.model.sample(MIX_THETA, 5, np.random.default_rng(3))
     assert z.shape == (5,) and x.shape == (5,) and set(np.unique(z)) <= {0.0, 1.0, 2.0}
+
+
+# -- several latent sites: the joint latent, its support, and NumPyro's objects on it -----------------------
+X3 = np.array([-1.5, 0.2, 2.5])
+
+
+def test_a_discrete_hierarchy_is_one_latent_on_the_product_support_and_checked_exactly():
+    bridge = Bridge(P.hier_model, P.hier_guide, X3)
+    assert (bridge.model.z_shape, bridge.model.z_domain) == ((2,), 3)
+    states = bridge.model.support()
+    np.testing.assert_array_equal(states, [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]])
+    z = np.broadcast_to(states[:, None], (6, 3, 2))
+    want_p, want_q = hier_densities(HIER_THETA, HIER_PHI, z, X3)
+    np.testing.assert_allclose(bridge.model.log_joint(HIER_THETA, z, X3), want_p, atol=1e-12)
+    np.testing.assert_allclose(bridge.guide.log_prob(HIER_PHI, z, X3), want_q, atol=1e-12)
+    assert np.isneginf(bridge.model.log_joint(HIER_THETA, np.array([[[2, 0], [0, 1], [1, 2]]]), X3)[0, 0])
+    q = np.exp(want_q)
+    np.testing.assert_allclose(exact.elbo_is(bridge.model, bridge.guide, HIER_THETA, HIER_PHI, X3, 1),
+                               np.sum(q * (want_p - want_q), 0), atol=1e-12)
+    report = testing.check_estimator(estimators.wake_phi, "wake_phi", bridge.model, bridge.guide, seed=0,
+                                     max_examples=5)
+    report.assert_ok()
+    assert any("exact mean" in r.name and r.status == "pass" for r in report.results), str(report)
+    report = bridge.check_loss(user_rws(P.hier_model, P.hier_guide), "wake_phi", theta=HIER_THETA, phi=HIER_PHI)
+    assert report.ok and "φ-gradient = 1 × wake-φ: consistent" in str(report), str(report)
+
+
+@pytest.mark.parametrize("bug", [None, "one site's log q"])
+def test_a_discrete_choice_with_a_continuous_value_is_checked_and_a_forgotten_site_caught(bug):
+    bridge = Bridge(P.mixed_model, P.mixed_guide, X3)
+    assert (bridge.model.z_shape, bridge.model.z_domain, bridge.model.z_entries) == ((2,), "real", (3, "real"))
+    z = bridge.guide.sample(MIXED_PHI, X3, 4, np.random.default_rng(3))
+    want_p, want_q = mixed_densities(MIXED_THETA, MIXED_PHI, z, X3)
+    np.testing.assert_allclose(bridge.model.log_joint(MIXED_THETA, z, X3), want_p, atol=1e-12)
+    np.testing.assert_allclose(bridge.guide.log_prob(MIXED_PHI, z, X3), want_q, atol=1e-12)
+    report = bridge.check_loss(user_rws(P.mixed_model, P.mixed_guide, bug=bug), "wake_phi", theta=MIXED_THETA,
+                               phi=MIXED_PHI)
+    if bug is None:
+        assert report.ok and "φ-gradient = 1 × wake-φ: consistent" in str(report), str(report)
+        testing.check_estimator(estimators.wake_theta, "wake_theta", bridge.model, bridge.guide, seed=0,
+                                max_examples=5).assert_ok()
+    else:
+        assert not report.ok and "φ-gradient is no multiple of wake-φ" in str(report), str(report)
 
 
 # -- programs beyond one latent inside one plate: named, or handled --------------------------------------
@@ -219,7 +264,7 @@ def test_a_global_latent_and_a_subsampled_plate_are_refused_in_one_sentence_with
             numpyro.sample("x", dist.Normal(z, 1.0), obs=x)
 
     x = np.array([0.4, -1.2])
-    with pytest.raises(ValueError, match="besides 'z'|outside the data plate"):
+    with pytest.raises(ValueError, match="outside the data plate"):
         Bridge(global_model, global_guide, x)
     with pytest.raises(ValueError, match=r"subsamples 2 of its 10 datapoints .* N_total/N_batch = 5"):
         Bridge(subsampled_model, _normal_normal_guide, x)

@@ -10,9 +10,10 @@ torch = pytest.importorskip("torch")
 
 import pyro_programs as P  # noqa: E402  (tests/bridges, after the skip)
 from pyro import poutine  # noqa: E402
+from two_sites import HIER_PHI, HIER_THETA, MIXED_PHI, MIXED_THETA, hier_densities, mixed_densities  # noqa: E402
 
 import rws_ref  # noqa: E402
-from rws_ref import estimators, family  # noqa: E402
+from rws_ref import estimators, exact, family  # noqa: E402
 from rws_ref.checking import testing  # noqa: E402
 from rws_ref.checking.bridges.pyro import Bridge  # noqa: E402
 
@@ -91,7 +92,7 @@ def test_a_correct_wake_phi_passes_check_estimator_on_the_bridged_mixture_with_i
 
 def test_a_missing_site_is_refused_naming_the_sites_there_are():
     P.fresh(MIX_THETA, MIX_PHI)
-    with pytest.raises(ValueError, match=r"the guide has no sample site 'u'; its sample sites: \['z'\]"):
+    with pytest.raises(ValueError, match=r"the guide has no latent sample site 'u'; its latent sites: \['z'\]"):
         Bridge(P.mixture_model, P.mixture_guide, np.zeros(3), latent="u")
 
 
@@ -199,7 +200,8 @@ def user_rws(model, guide, K=4, bug=None):
         model_trace = poutine.trace(poutine.replay(vectorized(model), trace=guide_trace)).get_trace(x)
         log_p = sum(s["fn"].log_prob(s["value"]) for n, s in model_trace.nodes.items()
                     if s["type"] == "sample" and n != "data")
-        log_q = guide_trace.nodes["z"]["fn"].log_prob(guide_trace.nodes["z"]["value"])
+        log_q = sum(s["fn"].log_prob(s["value"]) for n, s in guide_trace.nodes.items()      # every latent site
+                    if s["type"] == "sample" and n != "data" and (bug != "one site's log q" or n == "z"))
         log_w = log_p - log_q
         if bug == "weights over the batch":
             w = torch.softmax(log_w.detach().reshape(-1), 0).reshape(log_w.shape)
@@ -278,8 +280,119 @@ def test_a_second_latent_is_refused_naming_the_site():
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", pyro.distributions.Normal(loc, 1.0))
     pyro.clear_param_store()
-    with pytest.raises(ValueError, match=r"the model has latent sites \['s'\] besides 'z'"):
+    with pytest.raises(ValueError, match=r"the model has latent sites \['s'\] that the guide does not draw"):
         Bridge(global_model, guide, np.zeros(3))
+
+
+# -- several latent sites: the joint latent, its support, and Pyro's objects on it --------------------------
+def hier_bridge(n=3):
+    P.fresh(HIER_THETA, HIER_PHI)
+    return Bridge(P.hier_model, P.hier_guide, np.array([-1.5, 0.2, 2.5][:n]))
+
+
+def mixed_bridge(n=3):
+    P.fresh(MIXED_THETA, MIXED_PHI)
+    return Bridge(P.mixed_model, P.mixed_guide, np.array([-1.5, 0.2, 2.5][:n]))
+
+
+def test_a_discrete_hierarchy_is_one_latent_whose_support_is_the_product_of_its_sites():
+    bridge = hier_bridge()
+    x = bridge.x
+    assert (bridge.model.z_shape, bridge.model.z_domain) == ((2,), 3)            # binary z1, three-valued z2
+    states = bridge.model.support()
+    np.testing.assert_array_equal(states, [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]])   # 2 × 3, not 3²
+    z = np.broadcast_to(states[:, None], (6, 3, 2))
+    want_p, want_q = hier_densities(HIER_THETA, HIER_PHI, z, x)
+    np.testing.assert_allclose(bridge.model.log_joint(HIER_THETA, z, x), want_p, atol=1e-12)
+    np.testing.assert_allclose(bridge.guide.log_prob(HIER_PHI, z, x), want_q, atol=1e-12)
+    off = np.array([[[2, 0], [0, 1], [1, 2]]])                                     # z1 = 2 is no value of z1
+    assert np.isneginf(bridge.model.log_joint(HIER_THETA, off, x)[0, 0])
+    assert np.isneginf(bridge.guide.log_prob(HIER_PHI, off, x)[0, 0])
+    np.testing.assert_allclose(bridge.model.log_joint(HIER_THETA, off, x)[0, 1:], want_p[[1, 5], [1, 2]], atol=1e-12)
+    # the exact oracle enumerates the product support: ELBO_IS at K = 1 is E_q[log p − log q], summed here by hand
+    q = np.exp(want_q)
+    np.testing.assert_allclose(q.sum(0), 1.0, atol=1e-12)
+    np.testing.assert_allclose(exact.elbo_is(bridge.model, bridge.guide, HIER_THETA, HIER_PHI, x, 1),
+                               np.sum(q * (want_p - want_q), 0), atol=1e-12)
+
+
+def test_a_two_site_program_passes_check_estimator_with_the_exact_mean_and_its_samplers():
+    bridge = hier_bridge()
+    report = testing.check_estimator(estimators.wake_phi, "wake_phi", bridge.model, bridge.guide, seed=0,
+                                     max_examples=5)
+    report.assert_ok()
+    names = [r.name for r in report.results if r.status == "pass"]
+    assert any("exact mean" in n for n in names) and any("guide.sample" in n for n in names), names
+
+
+def test_pyros_reweighted_wake_sleep_on_a_two_site_hierarchy_is_rws():
+    bridge = hier_bridge(n=1)
+    elbo = rws(num_particles=4)
+    report = bridge.check_loss(lambda x: elbo.loss_and_grads(P.hier_model, P.hier_guide, x), "wake_phi")
+    assert report.ok and "θ-gradient = −1 × wake-θ" in str(report) and "φ-gradient = 1 × wake-φ" in str(report), \
+        str(report)
+    bridge = hier_bridge()
+    sleep = rws(num_particles=2, insomnia=0.0, model_has_params=False, num_sleep_particles=1)
+    report = bridge.check_loss(lambda x: sleep.loss_and_grads(P.hier_model, P.hier_guide, x), "sleep_phi")
+    assert report.ok and "φ-gradient = N × sleep-φ" in str(report), str(report)
+
+
+def test_a_discrete_choice_with_a_continuous_value_is_one_real_latent_checked_like_any_other():
+    bridge = mixed_bridge()
+    x = bridge.x
+    assert (bridge.model.z_shape, bridge.model.z_domain) == ((2,), "real") and not hasattr(bridge.model, "support")
+    assert not hasattr(bridge.guide, "reparameterize")                     # its discrete part has no noise
+    rng = np.random.default_rng(3)
+    z = bridge.guide.sample(MIXED_PHI, x, 4, rng)
+    assert set(np.unique(z[..., 0])) <= {0.0, 1.0, 2.0}
+    log_p, log_q = mixed_densities(MIXED_THETA, MIXED_PHI, z, x)
+    np.testing.assert_allclose(bridge.model.log_joint(MIXED_THETA, z, x), log_p, atol=1e-12)
+    np.testing.assert_allclose(bridge.guide.log_prob(MIXED_PHI, z, x), log_q, atol=1e-12)
+    assert bridge.model.z_entries == bridge.guide.z_entries == (3, "real")      # the choice, then the value
+    for bad, said in ((0.5, "0.5"), (3.0, "3.0")):            # no category: 0.5, and 3 of three
+        off = z.copy()
+        off[0, 1, 0] = bad
+        said = rf"z\[\.\.\., 0\] must hold a category in 0\.\.2 \(z_entries\[0\] = 3\); got {said}"
+        with pytest.raises(ValueError, match=said):
+            rws_ref.wake_theta(bridge.model, bridge.guide, MIXED_THETA, MIXED_PHI, x, off)
+    testing.check_estimator(estimators.wake_theta, "wake_theta", bridge.model, bridge.guide, seed=0,
+                            max_examples=5).assert_ok()
+    elbo = rws(num_particles=4)
+    report = mixed_bridge(n=1).check_loss(lambda x: elbo.loss_and_grads(P.mixed_model, P.mixed_guide, x),
+                                          "wake_phi")
+    assert report.ok and "θ-gradient = −1 × wake-θ" in str(report) and "φ-gradient = 1 × wake-φ" in str(report), \
+        str(report)
+
+
+@pytest.mark.parametrize("bug", [None, "one site's log q"])
+def test_hand_written_rws_on_two_sites_passes_and_forgetting_one_sites_log_q_is_caught(bug):
+    bridge = mixed_bridge()
+    report = bridge.check_loss(user_rws(P.mixed_model, P.mixed_guide, bug=bug), "wake_phi")
+    if bug is None:
+        assert report.ok and "φ-gradient = 1 × wake-φ" in str(report), str(report)
+    else:
+        assert not report.ok and "φ-gradient" in str(report) and "1 × wake-φ" not in str(report), str(report)
+
+
+def test_a_site_that_runs_only_on_some_draws_is_refused_as_stochastic_control_flow():
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            b = pyro.sample("b", pyro.distributions.Bernoulli(logits=torch.tensor(20.0)))
+            if b.sum() > 0:                                                       # whether "c" exists depends on b
+                pyro.sample("c", pyro.distributions.Normal(0.0, 1.0))
+            pyro.sample("x", pyro.distributions.Normal(b, 1.0), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", x.shape[0]):
+            b = pyro.sample("b", pyro.distributions.Bernoulli(logits=torch.tensor(20.0)))
+            if b.sum() > 0:
+                pyro.sample("c", pyro.distributions.Normal(0.0, 1.0))
+    pyro.clear_param_store()
+    x = np.array([0.4, -1.2])
+    bridge = Bridge(model, guide, x)                          # built on a run where b = 1, so c ran
+    z = np.zeros((1, 2, 2))                                   # b = 0 everywhere: c does not run
+    with pytest.raises(ValueError, match=r"the guide's site 'c' did not run this time: .*stochastic control flow"):
+        bridge.guide.log_prob({}, z, x)
 
 
 # -- programs beyond one latent inside one plate: named, or handled --------------------------------------
@@ -344,7 +457,7 @@ def test_a_global_latent_and_a_subsampled_plate_are_refused_in_one_sentence_with
 
     pyro.clear_param_store()
     x = np.array([0.4, -1.2])
-    with pytest.raises(ValueError, match="besides 'z'|outside the data plate"):
+    with pytest.raises(ValueError, match="outside the data plate"):
         Bridge(global_model, global_guide, x)
     with pytest.raises(ValueError, match=r"subsamples 2 of its 10 datapoints .* N_total/N_batch = 5"):
         Bridge(subsampled_model, normal_normal_guide, x)
