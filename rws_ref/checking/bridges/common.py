@@ -3,14 +3,15 @@ loss run in the signature :func:`rws_ref.losses.check_loss` calls for each kind.
 
 import inspect
 import itertools
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ... import protocol, registry
-from .. import adapters, losses
+from .. import adapters, endtoend, losses
 
 __all__ = ["loss_in_signature", "choose", "latent_sites", "Layout", "density_shape_error", "check_unscaled",
-           "BridgeBase"]
+           "BridgeBase", "EndToEndReport"]
 
 
 #: signature -> (θ, the batch x, the arrays forced into the latent ("z") and observed ("x") sites, whether they
@@ -20,6 +21,7 @@ _FORCED = {
     registry.SIGNATURES["noise"]: lambda c: (c.theta, c.x, {"z": [c.eps]}, True),
     registry.SIGNATURES["dreams"]: lambda c: (None, c.dream_x, {"z": [c.dream_z], "x": [c.dream_x]}, False),
     registry.SIGNATURES["insomnia"]: lambda c: (c.theta, c.x, {"z": [c.z, c.dream_z], "x": [c.dream_x]}, False),
+    registry.SIGNATURES["defensive"]: lambda c: (c.theta, c.x, {"z": [c.z]}, False),
 }
 
 
@@ -32,8 +34,8 @@ def loss_in_signature(kind, evaluate):
     entry = registry.get(kind)
     sig = entry.signature
     if sig not in _FORCED:
-        raise ValueError(f"the bridges check framework losses of the kinds with particles, noise, dreams or "
-                         f"insomnia signatures; {kind!r} has signature {sig.name!r}")
+        raise ValueError(f"the bridges check framework losses of the kinds with particles, noise, dreams, "
+                         f"insomnia or defensive signatures; {kind!r} has signature {sig.name!r}")
     names = [n for n in sig.names if n not in ("model", "guide")]
 
     def loss(*args):
@@ -217,6 +219,30 @@ _CONTROL_FLOW = ("whether it runs depends on another latent (stochastic control 
                  "a padded latent vector (docs/protocol.md, 'Variable-length latents')")
 
 
+@dataclass
+class EndToEndReport:
+    """:meth:`BridgeBase.check_end_to_end`'s findings: the loss on given particles (``loss``), and for each
+    gradient that is a plain multiple of its estimator, check_stochastic's report of its own draws (``runs``)."""
+    kind: str
+    loss: object
+    runs: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
+
+    @property
+    def ok(self):
+        return self.loss.ok and bool(self.runs) and not self.skipped and all(r.ok for r in self.runs.values())
+
+    def __str__(self):
+        lines = [f"check_end_to_end({self.kind!r}): {'consistent' if self.ok else 'NOT consistent'}",
+                 "on given particles: " + str(self.loss)]
+        lines += [f"{part}, end to end with the loss's own draws: {report}" for part, report in self.runs.items()]
+        return "\n".join(lines + self.skipped)
+
+    def assert_ok(self):
+        if not self.ok:
+            raise AssertionError(str(self))
+
+
 class BridgeBase:
     """What both bridges are once their programs are traced: the protocol pair built from a framework's
     densities, gradients and samplers (the subclass's methods), and the check of a framework loss.
@@ -224,6 +250,7 @@ class BridgeBase:
     ``Guide`` and ``_run(run, theta, phi, x, forced, noise)``; ``RUN`` says what its ``run`` takes."""
 
     RUN = "the batch x"
+    END_TO_END = True                   # its _run can reseed the loss's own draws (seed=)
 
     def _build(self, framework, programs, params, layout, x_site, reparameterized, x):
         """``self.model``, ``self.guide``, ``self.theta``, ``self.phi``, ``self.x`` from the traced pieces:
@@ -294,10 +321,56 @@ class BridgeBase:
         kwargs.setdefault("x", self.x)
         return losses.check_loss(self.loss(run, kind), kind, self.model, self.guide, **kwargs)
 
+    def check_end_to_end(self, run, kind, K, replicates=2000, seed=0, alpha=1e-3, **kwargs):
+        """``run`` end to end, drawing its own particles: first :meth:`check_loss` on forced particles finds the
+        multiple of ``kind`` its φ-gradient is (and of wake-θ its θ-gradient); then
+        :func:`rws_ref.checking.endtoend.check_stochastic` runs it ``replicates`` times with its own draws
+        (torch's generator seeded from rws_ref's) and tests the mean of each gradient, divided by that
+        multiple, against the exact mean of the estimator — at this bridge's θ, φ and batch, with ``K``
+        particles (the number ``run`` draws).  Keywords go to check_stochastic (iota, delta, M, timeout …)."""
+        if not self.END_TO_END:
+            raise ValueError(f"{type(self).__module__}: the end-to-end check reseeds the loss's draws for every run, "
+                             f"which this bridge cannot do (a NumPyro loss takes its key from your own code)")
+        kwargs.setdefault("theta", self.theta)
+        kwargs.setdefault("phi", self.phi)
+        kwargs.setdefault("x", self.x)
+        given = {k: kwargs[k] for k in ("theta", "phi", "x", "iota", "delta", "M") if kwargs.get(k) is not None}
+        loss = self.check_loss(run, kind, K=K, seed=seed, **given)
+        report = EndToEndReport(kind, loss)
+        for part, target, name in (("φ-gradient", kind, kind.replace("_phi", "-φ").replace("_", " ")),
+                                   ("θ-gradient", "wake_theta", "wake-θ")):
+            found = next((p for p in loss.parts if p.part == part), None)
+            if found is None:
+                continue
+            if found.of != name or not np.isfinite(found.factor) or found.factor == 0:
+                report.skipped.append(f"{part}: not run end to end, as on given particles it is no plain multiple of "
+                                      f"{name} (above)")
+                continue
+            kw = dict(kwargs) if target == kind else {k: v for k, v in kwargs.items() if k in
+                                                       ("theta", "phi", "x", "timeout", "progress")}
+            report.runs[part] = endtoend.check_stochastic(
+                self._end_to_end(run, part, found.factor, registry.get(target)), target, self.model, self.guide,
+                K=K, replicates=replicates, seed=seed, alpha=alpha, **kw)
+        return report
+
+    def _end_to_end(self, run, part, factor, entry):
+        """``run`` as check_stochastic's ``fn``: one run with its own draws, seeded from rws_ref's rng, the gradient
+        ``part`` divided by ``factor``."""
+        def fn(theta, phi, *rest):
+            x, rng = (rest[0], rest[1]) if len(rest) == 2 else (self.x, rest[0])
+            _, g_theta, g_phi = self._run(run, theta, phi, x, {}, False, seed=int(rng.integers(2 ** 62)))
+            grads = g_phi if part == "φ-gradient" else g_theta
+            return {k: np.asarray(v) / factor for k, v in grads.items()}
+        names = list(entry.signature.stochastic)
+        fn.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                              for n in names])
+        fn.__name__ = fn.__qualname__ = f"your loss's {part} ÷ {factor:.6g}, with its own draws"
+        return fn
+
     def _forced(self, theta, phi, forced):
         """(site name → forced arrays, θ ∪ φ) for one framework run: the latent's arrays split into its sites."""
         values = {self._observed: forced["x"]} if "x" in forced else {}
-        for name in self.layout.names:
+        for name in self.layout.names if "z" in forced else ():
             values[name] = [self.layout.split(np.asarray(z))[name] for z in forced["z"]]
         params = dict(phi)
         if theta is not None:

@@ -106,6 +106,7 @@ class Bridge(BridgeBase):
     """
 
     RUN = "(params, x)"
+    END_TO_END = False                  # the loss's key is the user's own
 
     def __init__(self, model, guide, x, latent=None, observed="x", max_plate_nesting=1, seed=0):
         for name, fn in (("model", model), ("guide", guide)):
@@ -276,7 +277,7 @@ class Bridge(BridgeBase):
         return self.layout.numpy({name: np.asarray(trace[name]["value"]) for name in self.layout.names})
 
     # -- a framework loss on rws_ref's particles ---------------------------------------------------
-    def _run(self, run, theta, phi, x, forced, noise):
+    def _run(self, run, theta, phi, x, forced, noise, seed=0):
         values, params = self._forced(theta, phi, forced)
         params, x = self._arrays(params, x)
 

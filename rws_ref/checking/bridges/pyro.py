@@ -307,12 +307,12 @@ class Bridge(BridgeBase):
         return self.layout.numpy({name: trace.nodes[name]["value"].numpy() for name in self.layout.names})
 
     # -- a framework loss on rws_ref's particles ---------------------------------------------------
-    def _run(self, run, theta, phi, x, forced, noise):
+    def _run(self, run, theta, phi, x, forced, noise, seed=0):
         values, params = self._forced(theta, phi, forced)
         # the loss's own draws (a sleep phase, a guide site not forced) come from a torch generator of their own,
         # seeded here; the caller's global torch state is put back afterwards
         with torch.random.fork_rng(), self._parameters(params) as leaves, Force(values, noise):
-            torch.manual_seed(0)
+            torch.manual_seed(seed)
             out = run(self._tensor(x))
             parts = out if isinstance(out, (tuple, list)) else (out,)
             live = [p for p in parts if torch.is_tensor(p) and p.requires_grad]

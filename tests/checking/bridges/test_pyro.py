@@ -492,3 +492,12 @@ def test_a_program_that_clears_the_parameter_store_is_named():
     with pytest.raises(ValueError, match="parameter store no longer holds .* cleared or replaced it"):
         for _ in range(3):
             bridge.check_loss(run, "wake_phi")
+
+
+def test_pyros_reweighted_wake_sleep_end_to_end_with_its_own_draws():
+    # Pyro's own particles, reseeded per run; check_stochastic's false-failure rate is 1e-3 (Bonferroni), seed 0
+    bridge, _ = mixture_bridge(n=1)
+    elbo = rws(num_particles=4)
+    report = bridge.check_end_to_end(lambda x: elbo.loss_and_grads(P.mixture_model, P.mixture_guide, x), "wake_phi",
+                                     K=4, replicates=500)
+    assert report.ok and set(report.runs) == {"φ-gradient", "θ-gradient"}, str(report)
