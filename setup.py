@@ -24,6 +24,7 @@ setup(
                     "data": ["scikit-learn>=1.0"],          # the digits of rws-ref reproduce bb2015-digits
                     "pyro": ["torch>=2.0", "pyro-ppl>=1.9"],
                     "torch": ["torch>=2.0"],
+                    "jax": ["jax>=0.4.30", "jaxlib>=0.4.30"],
                     "numpyro": ["jax>=0.4.30", "jaxlib>=0.4.30", "numpyro>=0.15"],
                     "dask": ["dask[distributed]>=2024.1"],
                     # the site: mkdocs build --strict; docs/check_site.py also needs Debian's chromium

@@ -41,8 +41,9 @@ NOTES = """
 
 - **Pyro's ReweightedWakeSleep** weights each whole program run: log w summed over the data plate,
   normalized over the K particles, no 1/N. It equals rws_ref's wake-θ and wake-φ only at N = 1; at
-  N > 1 it is the "pyro-style weights" variant, which is neither the per-datapoint estimator nor a
-  multiple of it. Its sleep loss sums over the dreams (N × sleep-φ). It refuses K = 1, and its guide
+  N > 1 it is neither the per-datapoint estimator nor a multiple of it, and rws_ref names it as Pyro's
+  documented convention (its documentation asks for no mini-batches), consistent with minimizing,
+  not as a mistake. Its sleep loss sums over the dreams (N × sleep-φ). It refuses K = 1, and its guide
   must read `observations=` in the sleep phase: a guide that keeps scoring the data batch is caught
   (tests/checking/bridges/test_pyro.py).
 - **RenyiELBO(α = 0)** in both frameworks keeps the data plate as a batch dimension: value, θ- and
@@ -51,10 +52,19 @@ NOTES = """
   alone (the score-function term is missing): read as RWS, it moves φ against wake-φ.
 - **Trace_ELBO** (K = 1): with a reparameterized guide it is −N × IWAE-φ at K = 1. With a discrete
   guide Pyro's φ-gradient is −Σ_n log w_n ∇_φ log q(z_n|x_n): REINFORCE without the gradient at
-  fixed particles, −∇_φ log q, whose mean is zero at K = 1 — unbiased there, not rws_ref's estimator,
-  and named as that variant (tests/checking/bridges/test_pyro.py checks it is exactly that). NumPyro's
+  fixed particles, −∇_φ log q, whose mean is zero at K = 1 — unbiased there with a higher variance,
+  and named as that variant, consistent (tests/checking/bridges/test_pyro.py checks it is exactly
+  that). NumPyro's
   keeps only the gradient at fixed particles, as its RenyiELBO: its documentation says Trace_ELBO
   supports only reparameterized samplers, but it runs on a discrete guide without a warning.
+- **Several latent sites** are one rws_ref latent ([bridges.md](bridges.md), "Several latent sites"):
+  Pyro's ReweightedWakeSleep on a Bernoulli → categorical hierarchy and on a categorical choice with
+  a Normal value is rws_ref's wake-θ and wake-φ at N = 1, as on one site. NumPyro's RenyiELBO on the
+  two discrete sites keeps only the gradient at fixed particles, as on one.
+- **Plain PyTorch** code in no framework: the loss draws its own particles with
+  `torch.distributions`, and rws_ref's are forced into those draws (`plain_torch.Draws`); a
+  wake-φ loss that averages over the data is 1 × wake-φ, a sleep loss that averages over its dreams
+  1 × sleep-φ (each checked as a φ loss, `parts="phi"`: the training loop steps φ alone with it).
 - **TFP's csiszar_vimco** with f(log u) = −log u works per datapoint; averaged over the data by the
   user, it is −1 × rws_ref's VIMCO-φ and its θ-gradient −1 × wake-θ. TFP's last release (0.25) does
   not import on JAX 0.10 (`jax.interpreters.xla.pytype_aval_mappings` is gone); its nightly does.

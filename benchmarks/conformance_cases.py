@@ -120,6 +120,28 @@ def pyro_trace_elbo_discrete():
                              K=1)
 
 
+def pyro_rws_two_discrete_sites():
+    """ReweightedWakeSleep on two latent sites z₁ → z₂ (Bernoulli, then categorical given z₁), N = 1"""
+    import pyro
+    import pyro_programs as P
+
+    from rws_ref.checking.bridges.pyro import Bridge
+    bridge = Bridge(P.hier_model, P.hier_guide, MIX_X[:1])
+    elbo = pyro.infer.ReweightedWakeSleep(num_particles=4, max_plate_nesting=1)
+    return bridge.check_loss(lambda x: elbo.loss_and_grads(P.hier_model, P.hier_guide, x), "wake_phi")
+
+
+def pyro_rws_discrete_and_continuous():
+    """ReweightedWakeSleep on a categorical choice c and a Normal value given c, N = 1"""
+    import pyro
+    import pyro_programs as P
+
+    from rws_ref.checking.bridges.pyro import Bridge
+    bridge = Bridge(P.mixed_model, P.mixed_guide, MIX_X[:1])
+    elbo = pyro.infer.ReweightedWakeSleep(num_particles=4, max_plate_nesting=1)
+    return bridge.check_loss(lambda x: elbo.loss_and_grads(P.mixed_model, P.mixed_guide, x), "wake_phi")
+
+
 # -- NumPyro ---------------------------------------------------------------------------------------
 def numpyro_renyi_reparameterized():
     """RenyiELBO(alpha=0), reparameterized guide"""
@@ -184,6 +206,41 @@ def numpyro_trace_elbo_discrete():
                              K=1)
 
 
+def numpyro_renyi_two_discrete_sites():
+    """RenyiELBO(alpha=0) on two latent sites z₁ → z₂ (Bernoulli, then categorical given z₁)"""
+    import jax
+    import numpyro_programs as P
+    from numpyro.infer import RenyiELBO
+
+    from rws_ref.checking.bridges.numpyro import Bridge
+    bridge, elbo, key = Bridge(P.hier_model, P.hier_guide, MIX_X), RenyiELBO(alpha=0.0, num_particles=4), \
+        jax.random.PRNGKey(0)
+    with Bridge.one_at_a_time(elbo):
+        return bridge.check_loss(lambda p, x: elbo.loss(key, p, P.hier_model, P.hier_guide, x), "reinforce_phi")
+
+
+# -- plain PyTorch (no framework) ------------------------------------------------------------------
+def torch_wake_phi_loss():
+    """a hand-written wake-φ loss (nn.Modules, OneHotCategorical draws inside the loss; plain_torch_gmm.py)"""
+    import plain_torch_gmm as G
+
+    from rws_ref.checking.bridges.plain_torch import Bridge, one_hot
+    model, guide = G.Model().double(), G.Guide().double()
+    bridge = Bridge(model.log_prob, guide.log_prob, model, guide, MIX_X, latent=one_hot(G.C))
+    return bridge.check_loss(lambda x: G.wake_phi_loss(model, guide, x, 4), "wake_phi", "phi")
+
+
+def torch_sleep_loss():
+    """a hand-written sleep-φ loss (dreams drawn from the model inside the loss; plain_torch_gmm.py)"""
+    import plain_torch_gmm as G
+
+    from rws_ref.checking.bridges.plain_torch import Bridge, one_hot
+    model, guide = G.Model().double(), G.Guide().double()
+    bridge = Bridge(model.log_prob, guide.log_prob, model, guide, MIX_X, latent=one_hot(G.C),
+                    sample_model=model.sample)
+    return bridge.check_loss(lambda x: G.sleep_phi_loss(model, guide, len(x)), "sleep_phi", "phi")
+
+
 # -- TensorFlow Probability (JAX substrate), through the adapters ---------------------------------------
 def tfp_csiszar_vimco():
     """tfp.vi.csiszar_vimco(f=−log u), averaged over the data (docs/recipes/tfp_vimco_recipe.py)"""
@@ -199,10 +256,13 @@ CASES = [("Pyro", "pyro-ppl", pyro_rws_wake), ("Pyro", "pyro-ppl", pyro_rws_wake
          ("Pyro", "pyro-ppl", pyro_rws_sleep), ("Pyro", "pyro-ppl", pyro_rws_insomnia),
          ("Pyro", "pyro-ppl", pyro_renyi_reparameterized), ("Pyro", "pyro-ppl", pyro_renyi_discrete),
          ("Pyro", "pyro-ppl", pyro_trace_elbo_reparameterized), ("Pyro", "pyro-ppl", pyro_trace_elbo_discrete),
+         ("Pyro", "pyro-ppl", pyro_rws_two_discrete_sites), ("Pyro", "pyro-ppl", pyro_rws_discrete_and_continuous),
          ("NumPyro", "numpyro", numpyro_renyi_reparameterized), ("NumPyro", "numpyro", numpyro_renyi_discrete),
          ("NumPyro", "numpyro", numpyro_renyi_discrete_as_rws),
          ("NumPyro", "numpyro", numpyro_trace_elbo_reparameterized),
          ("NumPyro", "numpyro", numpyro_trace_elbo_discrete),
+         ("NumPyro", "numpyro", numpyro_renyi_two_discrete_sites),
+         ("PyTorch", "torch", torch_wake_phi_loss), ("PyTorch", "torch", torch_sleep_loss),
          ("TFP (JAX)", "tfp-nightly", tfp_csiszar_vimco)]
 
 

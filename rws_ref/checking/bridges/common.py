@@ -214,6 +214,14 @@ class Layout:
         return np.where(ok, z, 0).astype(z.dtype), ok.all(axis=-1)
 
 
+def _parts(parts):
+    """("theta", "phi") or one of them, from a name or a sequence of names."""
+    parts = (parts,) if isinstance(parts, str) else tuple(parts)
+    if not parts or any(p not in ("theta", "phi") for p in parts):
+        raise ValueError(f"parts must name 'theta', 'phi' or both (the parameters the loss is for); got {parts!r}")
+    return parts
+
+
 _CONTROL_FLOW = ("whether it runs depends on another latent (stochastic control flow), and a plate over the data "
                  "cannot draw a site for some datapoints and not others; write the pair to rws_ref's protocol with "
                  "a padded latent vector (docs/protocol.md, 'Variable-length latents')")
@@ -252,10 +260,11 @@ class BridgeBase:
     RUN = "the batch x"
     END_TO_END = True                   # its _run can reseed the loss's own draws (seed=)
 
-    def _build(self, framework, programs, params, layout, x_site, reparameterized, x):
+    def _build(self, framework, programs, params, layout, x_site, reparameterized, x, samplers=(True, True)):
         """``self.model``, ``self.guide``, ``self.theta``, ``self.phi``, ``self.x`` from the traced pieces:
         ``params`` the initial (θ, φ) (NumPy dicts), ``layout`` the latent sites' :class:`Layout`, ``x_site``
-        (x_shape, x_domain), whether the guide reparameterizes, and the batch the bridge was built with."""
+        (x_shape, x_domain), whether the guide reparameterizes, the batch the bridge was built with, and whether
+        the model and the guide have samplers."""
         (model, guide), (theta0, phi0), (x_shape, x_domain) = programs, params, x_site
         self.layout = layout
         z_shape, z_domain = layout.z_shape, layout.z_domain
@@ -263,14 +272,14 @@ class BridgeBase:
         self.theta_names, self.phi_names = list(theta0), list(phi0)
         self.model = adapters.Model(
             {k: v.shape for k, v in theta0.items()}, z_shape, x_shape, self._canonical(self._log_joint),
-            self._canonical(self._grad_log_joint), sample=self._sample_model,
+            self._canonical(self._grad_log_joint), sample=self._sample_model if samplers[0] else None,
             init_theta=lambda rng: {k: v.copy() for k, v in theta0.items()},
             z_domain=z_domain, x_domain=x_domain, support=None if states is None else (lambda: states.copy()),
             name=f"{framework} model {getattr(model, '__name__', model)!s}",
             grad_z_log_joint=self._grad_z_log_joint if reparameterized else None)
         self.guide = adapters.Guide(
             {k: v.shape for k, v in phi0.items()}, z_shape, x_shape, self._canonical(self._log_prob),
-            self._canonical(self._grad_log_prob), sample=self._sample_guide,
+            self._canonical(self._grad_log_prob), sample=self._sample_guide if samplers[1] else None,
             init_phi=lambda rng: {k: v.copy() for k, v in phi0.items()},
             z_domain=z_domain, x_domain=x_domain, name=f"{framework} guide {getattr(guide, '__name__', guide)!s}",
             **({} if not reparameterized else {"reparameterize": self._reparameterize,
@@ -304,30 +313,38 @@ class BridgeBase:
                 raise ValueError(f"the {who}'s site {name!r} ran this time but not when the bridge was built: "
                                  f"{_CONTROL_FLOW}")
 
-    def loss(self, run, kind):
+    def loss(self, run, kind, parts=("theta", "phi")):
         """``run`` — a framework loss (see the bridge's docstring for what it takes) — as a callable in
         ``kind``'s signature (registry.SIGNATURES, without model and guide) for
-        :func:`rws_ref.losses.check_loss`."""
+        :func:`rws_ref.losses.check_loss`, returning the gradients of the ``parts`` the loss is for."""
         if not callable(run):
             raise TypeError(f"run must be a callable taking {self.RUN}; got {type(run).__name__}")
-        return loss_in_signature(kind, lambda theta, phi, x, forced, noise: self._run(run, theta, phi, x,
-                                                                                       forced, noise))
+        parts = _parts(parts)
 
-    def check_loss(self, run, kind, **kwargs):
+        def evaluate(theta, phi, x, forced, noise):
+            value, g_theta, g_phi = self._run(run, theta, phi, x, forced, noise)
+            return value, g_theta if "theta" in parts else None, g_phi if "phi" in parts else None
+        return loss_in_signature(kind, evaluate)
+
+    def check_loss(self, run, kind, parts=("theta", "phi"), **kwargs):
         """:func:`rws_ref.losses.check_loss` of :meth:`loss` on this bridge's model and guide — its θ, φ and
-        the batch x it was built with, unless given; keywords pass through (x, z, K, M, seed, ...)."""
+        the batch x it was built with, unless given; keywords pass through (x, z, K, M, seed, ...).
+
+        ``parts``: the parameters the loss is for — ("theta", "phi") by default; "phi" for a φ loss that
+        a training loop steps φ with alone (its θ-gradient is then not checked), "theta" for a θ loss."""
         kwargs.setdefault("theta", self.theta)
         kwargs.setdefault("phi", self.phi)
         kwargs.setdefault("x", self.x)
-        return losses.check_loss(self.loss(run, kind), kind, self.model, self.guide, **kwargs)
+        return losses.check_loss(self.loss(run, kind, parts), kind, self.model, self.guide, **kwargs)
 
-    def check_end_to_end(self, run, kind, K, replicates=2000, seed=0, alpha=1e-3, **kwargs):
+    def check_end_to_end(self, run, kind, K, parts=("theta", "phi"), replicates=2000, seed=0, alpha=1e-3, **kwargs):
         """``run`` end to end, drawing its own particles: first :meth:`check_loss` on forced particles finds the
         multiple of ``kind`` its φ-gradient is (and of wake-θ its θ-gradient); then
         :func:`rws_ref.checking.endtoend.check_stochastic` runs it ``replicates`` times with its own draws
         (torch's generator seeded from rws_ref's) and tests the mean of each gradient, divided by that
         multiple, against the exact mean of the estimator — at this bridge's θ, φ and batch, with ``K``
-        particles (the number ``run`` draws).  Keywords go to check_stochastic (iota, delta, M, timeout …)."""
+        particles (the number ``run`` draws); ``parts`` as in :meth:`check_loss`.  Keywords go to
+        check_stochastic (iota, delta, M, timeout …)."""
         if not self.END_TO_END:
             raise ValueError(f"{type(self).__module__}: the end-to-end check reseeds the loss's draws for every run, "
                              f"which this bridge cannot do (a NumPyro loss takes its key from your own code)")
@@ -335,7 +352,7 @@ class BridgeBase:
         kwargs.setdefault("phi", self.phi)
         kwargs.setdefault("x", self.x)
         given = {k: kwargs[k] for k in ("theta", "phi", "x", "iota", "delta", "M") if kwargs.get(k) is not None}
-        loss = self.check_loss(run, kind, K=K, seed=seed, **given)
+        loss = self.check_loss(run, kind, parts, K=K, seed=seed, **given)
         report = EndToEndReport(kind, loss)
         for part, target, name in (("φ-gradient", kind, kind.replace("_phi", "-φ").replace("_", " ")),
                                    ("θ-gradient", "wake_theta", "wake-θ")):

@@ -161,10 +161,7 @@ def _parameters(holder, what):
 
 
 def _gradient(leaves, grads):
-    """The gradient dict (NumPy) of the (name, leaf) ``leaves``; None when the loss reaches none of them (a θ
-    loss checked for φ, a φ loss for θ: that part of the loss is not there, rather than zero)."""
-    if not leaves or all(g is None for g in grads):
-        return None
+    """The gradient dict (NumPy) of the (name, leaf) ``leaves``, zero where the loss does not reach a leaf."""
     return {k: np.zeros(tuple(p.shape)) if g is None else g.detach().numpy().copy() for (k, p), g in zip(leaves, grads)}
 
 
@@ -206,11 +203,7 @@ class Bridge(BridgeBase):
         phi0 = {k: p.detach().numpy().copy() for k, p in self._params["guide"].items()}
         self._build("PyTorch", (log_joint, log_prob), (theta0, phi0),
                     Layout([("z", self._encoding.z_shape, self._encoding.z_domain)]),
-                    (tuple(x.shape[1:]), "real"), False, x)
-        if sample_model is None:
-            self.model.unserved = ("sample",)
-        if sample_guide is None:
-            self.guide.unserved = ("sample",)
+                    (tuple(x.shape[1:]), "real"), False, x, (sample_model is not None, sample_guide is not None))
 
     def __repr__(self):
         return f"plain_torch Bridge({self.model!r}, {self.guide!r})"
@@ -315,4 +308,5 @@ class Bridge(BridgeBase):
                              f"check_loss the K your loss draws)")
         cut = len(theta_leaves)
         value = float(parts[0].detach()) if len(parts) == 1 and parts[0].numel() == 1 else None
-        return value, _gradient(leaves[:cut], grads[:cut]), _gradient(leaves[cut:], grads[cut:])
+        g_theta = None if theta is None else _gradient(leaves[:cut], grads[:cut])
+        return value, g_theta, _gradient(leaves[cut:], grads[cut:])

@@ -52,24 +52,29 @@ def test_the_bridged_densities_are_the_users_and_the_pair_passes_rws_refs_checks
     assert any("exact mean" in n for n in names) and any("guide.sample" in n for n in names), names
 
 
-@pytest.mark.parametrize("kind, loss, said", [
-    ("wake_phi", lambda m, g: lambda x: G.wake_theta_loss(m, g, x, K), "θ-gradient = −1 × wake-θ: consistent"),
-    ("wake_phi", lambda m, g: lambda x: G.wake_phi_loss(m, g, x, K), "φ-gradient = 1 × wake-φ: consistent"),
-    ("sleep_phi", lambda m, g: lambda x: G.sleep_phi_loss(m, g, len(x)), "φ-gradient = 1 × sleep-φ: consistent"),
+@pytest.mark.parametrize("kind, loss, parts, said", [
+    ("wake_phi", lambda m, g: lambda x: G.wake_theta_loss(m, g, x, K), "theta", "θ-gradient = −1 × wake-θ: consistent"),
+    ("wake_phi", lambda m, g: lambda x: G.wake_phi_loss(m, g, x, K), "phi", "φ-gradient = 1 × wake-φ: consistent"),
+    ("sleep_phi", lambda m, g: lambda x: G.sleep_phi_loss(m, g, len(x)), "phi", "φ-gradient = 1 × sleep-φ: consistent"),
 ])
-def test_the_users_losses_are_checked_on_rws_refs_particles_forced_into_their_own_draws(kind, loss, said):
+def test_the_users_losses_are_checked_on_rws_refs_particles_forced_into_their_own_draws(kind, loss, parts, said):
+    # one loss per update, as the code steps θ and φ apart: parts names what each is for
     model, guide, bridge = gmm()
-    report = bridge.check_loss(loss(model, guide), kind, K=K)
-    assert said in str(report), str(report)
-    if kind == "wake_phi" and "θ" in said:                   # a θ loss: its φ-gradient is the bound's, not RWS's
-        assert "φ-gradient = −1 × wake-φ" in str(report), str(report)
-    else:
-        assert report.ok and "θ-gradient" not in str(report), str(report)      # a φ loss never reaches θ
+    report = bridge.check_loss(loss(model, guide), kind, parts, K=K)
+    assert report.ok and said in str(report), str(report)
+    other = "φ-gradient" if parts == "theta" else "θ-gradient"
+    assert other not in str(report), str(report)
+    if parts == "theta":                                       # read as a loss for both, its φ-gradient is the
+        report = bridge.check_loss(loss(model, guide), kind, K=K)          # bound's own, against wake-φ
+        assert not report.ok and "φ-gradient = −1 × wake-φ: its sign" in str(report), str(report)
+    elif kind == "wake_phi":                                   # a φ loss read as one for both: θ gets nothing
+        report = bridge.check_loss(loss(model, guide), kind, K=K)
+        assert not report.ok and "θ-gradient is exactly zero" in str(report), str(report)
 
 
 def test_an_arithmetic_bug_is_named_on_forced_particles():
     model, guide, bridge = gmm()
-    report = bridge.check_loss(lambda x: G.wake_phi_loss(model, guide, x, K, bug="no detach"), "wake_phi", K=K)
+    report = bridge.check_loss(lambda x: G.wake_phi_loss(model, guide, x, K, bug="no detach"), "wake_phi", "phi", K=K)
     assert not report.ok and "known mistake: gradient through the weights" in str(report), str(report)
 
 
@@ -78,11 +83,12 @@ def test_a_sampling_bug_passes_on_forced_particles_and_is_caught_end_to_end():
     # only the loss's own draws show it.  check_stochastic's false-failure rate is 1e-3 (Bonferroni); the
     # correct loss passing and the bug failing are both pinned at seed 0.
     model, guide, bridge = gmm()
-    good = bridge.check_end_to_end(lambda x: G.wake_phi_loss(model, guide, x, K), "wake_phi", K=K, replicates=1000)
+    good = bridge.check_end_to_end(lambda x: G.wake_phi_loss(model, guide, x, K), "wake_phi", K=K, parts="phi",
+                                   replicates=1000)
     assert good.ok, str(good)
     buggy = lambda x: G.wake_phi_loss(model, guide, x, K, bug="prior proposal")           # noqa: E731
-    assert bridge.check_loss(buggy, "wake_phi", K=K).ok
-    bad = bridge.check_end_to_end(buggy, "wake_phi", K=K, replicates=1000)
+    assert bridge.check_loss(buggy, "wake_phi", "phi", K=K).ok
+    bad = bridge.check_end_to_end(buggy, "wake_phi", K=K, parts="phi", replicates=1000)
     assert not bad.ok and not bad.runs["φ-gradient"].ok and bad.loss.ok, str(bad)
     assert "check_stochastic('wake_phi'): FAILED" in str(bad), str(bad)
 
