@@ -101,3 +101,23 @@ def mixed_guide(x, observations=None):
     with pyro.plate("data", x.shape[0]):
         c = pyro.sample("c", dist.Categorical(logits=x[..., None] * w + b0))
         pyro.sample("z", dist.Normal(k * x + m[c], s.exp()))
+
+
+def chain_model(x):
+    """z1 ~ N(m, 1), z2 | z1 ~ N(z1 / 2, 1), x | z2 ~ N(z2, 0.5²): two continuous sites in a chain."""
+    m = pyro.param("m", torch.tensor(0.3))
+    with pyro.plate("data", x.shape[0]):
+        z1 = pyro.sample("z1", dist.Normal(m, 1.0))
+        z2 = pyro.sample("z2", dist.Normal(0.5 * z1, 1.0))
+        pyro.sample("x", dist.Normal(z2, 0.5), obs=x)
+
+
+def chain_guide(x, observations=None):
+    """q(z1 | x) = N(a·x, exp(s1)²), q(z2 | z1, x) = N(b·z1 + x/2, exp(s2)²): reparameterized, z2's loc reads z1."""
+    if observations is not None:
+        x = observations["x"]
+    a, b = pyro.param("a", torch.tensor(0.4)), pyro.param("b", torch.tensor(0.2))
+    s1, s2 = pyro.param("s1", torch.tensor(-0.3)), pyro.param("s2", torch.tensor(-0.2))
+    with pyro.plate("data", x.shape[0]):
+        z1 = pyro.sample("z1", dist.Normal(a * x, s1.exp()))
+        pyro.sample("z2", dist.Normal(b * z1 + 0.5 * x, s2.exp()))
