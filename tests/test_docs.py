@@ -370,3 +370,29 @@ def test_the_belief_net_comparisons_are_quoted_from_their_summaries(page, block,
         assert f"| {row} |" in text, row
     for row in _paired_rows(summary):
         assert row in text, row
+
+
+def test_the_digits_findings_quote_the_paired_summary():
+    """The findings under docs/digits.md's paired table, recomputed from its summary: the seeds, RWS over WS with
+    its interval and the difference the design resolves, each q-update against RWS, the posterior errors."""
+    summary = json.loads(_read("docs", "figures", "bb2015_digits_summary.json"))
+    text = _read("docs", "digits.md").split("<!-- /bb2015-digits -->", 1)[1].split("## The bars problem", 1)[0]
+    head = _read("docs", "digits.md").split("<!-- bb2015-digits -->", 1)[0]
+    fmt = lambda v: f"{v:.3f}"                                                        # noqa: E731
+    signed = lambda v: f"{v:+.3f}".replace("-", "−")                                  # noqa: E731
+    paired, final = summary["paired"], summary["final"]
+    ws, wake, sleep = (paired[f"{m} K={k} − RWS K=5"] for m, k in (("WS", 1), ("RWS-wake", 5), ("RWS-sleep", 5)))
+    n = summary["seeds"]
+    assert summary["budget"] == 1.0 and f"(16 latent bits, {n} seeds, full budget)" in head and f"--seeds {n} " in head
+    assert f"with {n} seeds the" in text
+    assert f"ends {fmt(-ws['mean'])} nats per image above WS" in text
+    assert f"[{fmt(-ws['interval'][1])}, {fmt(-ws['interval'][0])}]" in text
+    assert f"design resolves {fmt(ws['resolvable'])} nats" in text
+    assert f"({fmt(wake['resolvable'])} and {fmt(sleep['resolvable'])})" in text
+    assert max(ws["resolvable"], wake["resolvable"], sleep["resolvable"]) <= 0.1     # "every comparison resolves 0.1"
+    assert f"ends {fmt(wake['mean'])} above wake + sleep, [{signed(wake['interval'][0])}, " \
+           f"{signed(wake['interval'][1])}]" in text
+    assert wake["interval"][0] < 0 < wake["interval"][1] and sleep["interval"][0] < 0 < sleep["interval"][1]
+    assert f"{fmt(-sleep['mean'])} below, [{signed(sleep['interval'][0])}, {signed(sleep['interval'][1])}]" in text
+    errors = [final[f"{m} K=5"]["posterior_error"] for m in ("RWS-wake", "RWS", "RWS-sleep")]
+    assert f"error {fmt(errors[0])} against {fmt(errors[1])} and {fmt(errors[2])}" in text
