@@ -376,7 +376,7 @@ def test_two_continuous_sites_in_a_chain_are_reparameterized_through_the_chain()
     assert (bridge.model.z_shape, bridge.model.z_domain) == ((2,), "real") and hasattr(bridge.guide, "pull_back")
     eps = np.random.default_rng(4).standard_normal((4, 3, 2))
 
-    def particles(p):                                        # typed here: z1 = a x + e^{s1} ε1, z2 = b z1 + x/2 + e^{s2} ε2
+    def particles(p):                            # typed here: z1 = a x + e^{s1} ε1, z2 = b z1 + x/2 + e^{s2} ε2
         z1 = p["a"] * x + anp.exp(p["s1"]) * eps[..., 0]
         return z1, p["b"] * z1 + 0.5 * x + anp.exp(p["s2"]) * eps[..., 1]
 
