@@ -396,3 +396,29 @@ def test_the_digits_findings_quote_the_paired_summary():
     assert f"{fmt(-sleep['mean'])} below, [{signed(sleep['interval'][0])}, {signed(sleep['interval'][1])}]" in text
     errors = [final[f"{m} K=5"]["posterior_error"] for m in ("RWS-wake", "RWS", "RWS-sleep")]
     assert f"error {fmt(errors[0])} against {fmt(errors[1])} and {fmt(errors[2])}" in text
+
+
+def _prose(text):
+    """A page's prose: without code blocks (fenced or indented), typeset formulas, code spans and link targets."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"^(    |\t).*$", "", text, flags=re.M)
+    text = re.sub(r"\$\$.*?\$\$", "", text, flags=re.S)
+    text = re.sub(r"\$[^$\n]+\$", "", text)
+    text = re.sub(r"`[^`\n]+`", "", text)
+    return re.sub(r"\]\([^)]*\)", "]", text)
+
+
+RAW_TEX = re.compile(r"\S*(?:\^\{|_\{|\\[a-zA-Z]+|\w\^[\w(−-])\S*")
+
+
+@pytest.mark.parametrize("page", sorted(p for p in os.listdir(os.path.join(ROOT, "docs")) if p.endswith(".md")))
+def test_no_page_has_raw_tex_in_its_prose(page):
+    """Every formula written with TeX syntax (x^{…}, E_{…}, \\nabla, K^2) is typeset ($…$ or $$…$$, which the site
+    turns into MathML), never left as raw TeX in the text; Unicode notation (q_φ, ∇_θ, Σ_k) stays plain."""
+    assert RAW_TEX.findall(_prose(_read("docs", page))) == []
+
+
+def test_the_raw_tex_test_sees_raw_tex_and_nothing_else():
+    assert RAW_TEX.findall(_prose("the bias as K^{1/2} and E_{p(x)} or \\nabla_φ, S^K tuples")) == [
+        "K^{1/2}", "E_{p(x)}", "\\nabla_φ,", "S^K"]
+    assert RAW_TEX.findall(_prose("typeset $K^{1/2}$ and\n$$\n\\sum_s q_s\n$$\nin `z^{k}` or q_φ(z|x), Σ_k w̄_k")) == []
