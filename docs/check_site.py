@@ -3,7 +3,8 @@
 Run:  mkdocs build --strict && python docs/check_site.py [--site site]
 
 Serves the built site on a local port and, for every page: it loads with a title; every image has
-loaded (naturalWidth > 0); every formula is typeset (each MathML <math> element has a nonzero box);
+loaded (naturalWidth > 0); every formula is typeset (each MathML <math> element has a nonzero box) and
+stays inside the text column (or inside a box of it that scrolls);
 every internal link points to a file of the site; the browser console holds no error.  Prints one
 line per page (what was opened and what was found) and exits 1 if any check fails.  Needs Debian's
 chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver) and selenium ('.[docs]').
@@ -25,9 +26,19 @@ PAGE_STATE = """
 const images = [...document.images].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]);
 const maths = [...document.querySelectorAll('math')].map(m => {
     const r = m.getBoundingClientRect(); return r.width > 0 && r.height > 0; });
+const column = (document.querySelector('article') || document.body).getBoundingClientRect();
+// a formula past the text column's right edge, unless a box around it that fits the column scrolls it
+// (a block formula's own box is the column's width: what it draws is measured through a range over its content)
+const scrolls = e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+const drawn = m => { const r = document.createRange(); r.selectNodeContents(m); return r.getBoundingClientRect(); };
+const outside = [...document.querySelectorAll('math')].filter(m => {
+    let e = m.parentElement; while (e && e !== document.body) {
+        if (scrolls(e)) return e.getBoundingClientRect().right > column.right + 1;
+        e = e.parentElement; }
+    return drawn(m).right > column.right + 1; }).length;
 const links = [...document.querySelectorAll('a[href]')].map(a => a.href)
     .filter(h => h.startsWith(location.origin));
-return {title: document.title, images: images, maths: maths, links: links,
+return {title: document.title, images: images, maths: maths, outside: outside, links: links,
         ready: document.readyState, text: document.body.innerText.length};
 """
 
@@ -91,6 +102,7 @@ def check(site):
                 problems = (["no title"] if not state["title"] else []) + \
                     ([f"{len(bad_images)} image(s) not shown: {bad_images}"] if bad_images else []) + \
                     ([f"{bad_maths} formula(s) not typeset"] if bad_maths else []) + \
+                    ([f"{state['outside']} formula(s) past the text column"] if state["outside"] else []) + \
                     ([f"broken link(s): {broken}"] if broken else []) + \
                     ([f"console: {errors}"] if errors else [])
                 where = "/" + page[: -len("index.html")]

@@ -1,5 +1,6 @@
 """MkDocs hooks: formulas written $...$ (inline) and $$...$$ (display) become MathML when the site is
-built (latex2mathml), so the pages show typeset mathematics with no script and no network; code spans
+built (latex2mathml), so the pages show typeset mathematics with no script and no network (a display
+wider than the text column scrolls inside it); code spans
 and blocks are left alone, and "_" is a subscript in these pages, never emphasis.  Doctest blocks are
 shown without their prompts, the expected output as comments, so an example pastes into Python as it
 is.  Used by mkdocs.yml; the Markdown files themselves stay plain and doctested."""
@@ -30,7 +31,7 @@ def _math_extension():
                     out.append(block)
                 else:
                     out.append(DISPLAY.sub(lambda m: "\n" + self.md.htmlStash.store(
-                        f'<div class="math-display">{mathml(m.group(1), True)}</div>') + "\n", block))
+                        f'<div class="math-display" style="overflow-x: auto; overflow-y: hidden; padding: 0.3em 0">{mathml(m.group(1), True)}</div>') + "\n", block))
             return "".join(out).split("\n")
 
     class Inline(InlineProcessor):
