@@ -6,6 +6,7 @@ shown without their prompts, the expected output as comments, so an example past
 is.  Used by mkdocs.yml; the Markdown files themselves stay plain and doctested."""
 import re
 
+SCROLLS = "overflow-x: auto; overflow-y: hidden; padding: 0.3em 0"      # a wide display scrolls in the column
 DISPLAY = re.compile(r"^\$\$\s*\n(.+?)\n\$\$\s*$", re.S | re.M)
 INLINE = r"(?<![\\$\w])\$(?![\s$])(.+?)(?<![\s\\])\$(?![\w$])"
 
@@ -31,7 +32,7 @@ def _math_extension():
                     out.append(block)
                 else:
                     out.append(DISPLAY.sub(lambda m: "\n" + self.md.htmlStash.store(
-                        f'<div class="math-display" style="overflow-x: auto; overflow-y: hidden; padding: 0.3em 0">{mathml(m.group(1), True)}</div>') + "\n", block))
+                        f'<div class="math-display" style="{SCROLLS}">{mathml(m.group(1), True)}</div>') + "\n", block))
             return "".join(out).split("\n")
 
     class Inline(InlineProcessor):

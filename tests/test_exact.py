@@ -412,3 +412,34 @@ def test_laplace_sets_negligible_far_weights_to_zero_and_refuses_the_rest():
         _scaled_weights(log_w, np.log([0.5, 0.5]), 3, 4)
     np.testing.assert_allclose(_scaled_weights(np.array([0.0, -600.0]), np.log([0.5, 0.5]), 3, 0),
                                [1.0, np.exp(-600.0)], rtol=1e-15)      # within the span: kept as they are
+
+
+def test_scalar_laplace_gives_a_finite_estimator_mean_when_far_nodes_weights_underflow():
+    # At these settings the outermost of the default 120 Gauss–Hermite nodes have weights p/q that underflow to a
+    # subnormal: 45 / w overflowed the Laplace integral's range to inf and the mean came back NaN, silently (at
+    # K = 1 and 2; with 100 nodes it did not).  Oracle: the K = 2 mean as the direct double sum over node pairs,
+    # Σ_{s,r} q_s q_r (w_s F_s + w_r F_r) / (w_s + w_r).
+    import warnings
+
+    from numpy.polynomial.hermite_e import hermegauss
+
+    import rws_ref
+    model, guide = rws_ref.LinearGaussian(1, 1), rws_ref.DiagonalGaussianGuide(1, 1)
+    theta = {"mu": np.array([0.0]), "W": np.array([[1.0]]), "b": np.array([0.0]), "log_sigma": np.array([0.0])}
+    phi = {"A": np.array([[0.3]]), "c": np.array([0.1]), "log_s": np.array([0.4])}
+    x = np.array([[1.5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        two = exact.scalar_laplace(model, guide, theta, phi, x, 2, estimator=wake_phi)["mean"]
+    xi, gh = hermegauss(120)
+    q = gh / gh.sum()
+    z = (guide.mean(phi, x)[0, 0] + np.exp(phi["log_s"][0]) * xi).reshape(1, -1, 1)     # the nodes, as N = 120
+    xs = np.repeat(x, 120, axis=0)
+    log_w = (model.log_joint(theta, z, xs) - guide.log_prob(phi, z, xs))[0]
+    w = np.exp(log_w - log_w.max())
+    pair = w[:, None] + w[None, :]                              # 0 only where both underflow: probability ~1e-300
+    share = np.divide(w[:, None], pair, out=np.full(pair.shape, 0.5), where=pair > 0) @ q   # Σ_r q_r w_s/(w_s+w_r)
+    rows = [wake_phi(model, guide, theta, phi, x, z[:, s:s + 1]) for s in range(120)]
+    for key in phi:
+        F = np.array([r[key].ravel()[0] for r in rows])
+        np.testing.assert_allclose(np.ravel(two[key])[0], 2.0 * np.sum(q * F * share), atol=1e-9, err_msg=key)

@@ -153,13 +153,18 @@ def _scalar_point(model, guide, theta, phi, x_n, log_px, offsets, prob, K, estim
     nodes = len(prob)
     z = (guide.mean(phi, x_n)[0, 0] + offsets).reshape(-1, 1, 1)
     xs, zs = np.repeat(x_n, nodes, axis=0), z.reshape(1, nodes, 1)
-    omega = np.exp((model.log_joint(theta, zs, xs) - guide.log_prob(phi, zs, xs))[0] - log_px)
+    log_omega = (model.log_joint(theta, zs, xs) - guide.log_prob(phi, zs, xs))[0] - log_px
+    omega = np.exp(log_omega)
     bound, chi2 = log_px + _frullani(prob, omega, K), prob @ omega ** 2 - 1.0
     if estimator is None:
         return bound, chi2
     rows = [estimator(model, guide, theta, phi, x_n, zi[None]) for zi in z]
     F = np.stack([flatten(r, rows[0]) for r in rows])
-    mean, var = _moments(prob, omega / omega.max(), F, K, covariance=False)
+    # the far Gauss–Hermite nodes' weights underflow (to 0, or to a subnormal whose 1/w overflows the
+    # quadrature's range to inf): the same span rule as on a finite support, in log space
+    with np.errstate(divide="ignore"):
+        log_prob = np.log(prob)
+    mean, var = _moments(prob, _scaled_weights(log_omega, log_prob, K, 0), F, K, covariance=False)
     c1 = -(prob * omega ** 2) @ (F - (prob * omega) @ F)
     return bound, chi2, rows[0], mean, var, c1
 
