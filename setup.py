@@ -14,7 +14,7 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["rws_ref", "rws_ref.*"]),
-    package_data={"rws_ref.checking": ["data/*.json"]},
+    package_data={"rws_ref.checking": ["data/*.json", "data/solutions/*.py"]},
     python_requires=">=3.9",
     # hypothesis draws the examples of rws_ref.checking.testing's checks; jsonschema validates a vectors file on load
     install_requires=["numpy>=1.22", "scipy>=1.8", "autograd>=1.6", "tqdm>=4.60", "matplotlib>=3.5",

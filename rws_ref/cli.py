@@ -4,7 +4,7 @@
     rws-ref train --model … --method …  the full algorithm, with metrics, plots and checkpoints
     rws-ref vectors --out FILE.json      language-neutral test vectors for other implementations
     rws-ref reproduce le2019-gmm|le2019-scene|bb2015-digits|bb2015-bars --out DIR   a paper's experiment, resumable
-    rws-ref exercises list|start|check   exercises graded by the oracle
+    rws-ref exercises list|start|check|solution   exercises graded by the oracle
 
 Errors in the arguments or the files give one readable line on stderr and exit status 2, never a
 traceback.  ``audit`` exits 1 if any check fails, ``exercises check`` if the exercise is not yet right.
@@ -109,15 +109,17 @@ def build_parser():
 
 
 def _exercises_parser(sub):
-    ex = sub.add_parser("exercises", help="exercises graded by the oracle: list, start, check",
+    ex = sub.add_parser("exercises", help="exercises graded by the oracle: list, start, check, solution",
                         description="Write an estimator yourself; rws_ref's checks grade it (exit 0 when right, "
                                     "1 with a hint when not).")
     what = ex.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     what.add_parser("list", help="the exercises in order, with the course section each practises")
     start = what.add_parser("start", help="write an exercise's template into FILE (never over an existing file)")
     check = what.add_parser("check", help="grade the function NAME in FILE")
-    for p in (start, check):
+    shown = what.add_parser("solution", help="show a solution of NAME (hidden until asked: try the exercise first)")
+    for p in (start, check, shown):
         p.add_argument("name", metavar="NAME", help="the exercise (rws-ref exercises list)")
+    for p in (start, check):
         p.add_argument("file", metavar="FILE", help="your Python file")
 
 
@@ -282,12 +284,12 @@ def _problem(args):
         benchmark_guide,
     )
     data_rng = np.random.default_rng([args.seed, 1])
+    start = None                                 # θ's start: the model's own init, unless a branch gives one
     check_memory(8 * 2 * args.n_data * 64, f"--n-data {args.n_data}")
     if args.model not in BUILT_IN:
         model, guide, truth = load_model_spec(args.model)
         model, guide = limits.timed(model, args.timeout), limits.timed(guide, args.timeout)
         truth = model.init_theta(data_rng) if truth is None else truth
-        start = None
     elif args.model == "mixture":
         model = GaussianMixture()
         guide = benchmark_guide("linear" if args.guide == "linear" else "mlp")
@@ -296,7 +298,6 @@ def _problem(args):
     elif args.model in ("linear-gaussian", "ppca"):
         model, guide = LinearGaussian(args.dz, args.dx), DiagonalGaussianGuide(args.dz, args.dx)
         truth = model.init_theta(data_rng)
-        start = None
         if args.model == "ppca":             # probabilistic PCA: mu = 0, one shared sigma
             truth["mu"], truth["log_sigma"] = np.zeros(args.dz), np.full(args.dx, np.log(0.5))
             start = {"mu": np.zeros(args.dz), "W": 0.1 * data_rng.standard_normal((args.dx, args.dz)),
@@ -304,7 +305,6 @@ def _problem(args):
     else:
         model, guide = SigmoidBeliefNet(4, 8), BernoulliGuide(4, 8)
         truth = model.init_theta(data_rng)
-        start = None
     size = int(np.prod(model.z_shape, dtype=int)) + int(np.prod(model.x_shape, dtype=int))
     check_memory(8 * 2 * args.n_data * size, f"--n-data {args.n_data}")
     data = model.sample(truth, args.n_data, data_rng)[1]

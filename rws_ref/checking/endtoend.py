@@ -266,24 +266,31 @@ def check_stochastic(fn, kind, model=None, guide=None, theta=None, phi=None, x=N
     bar.close()
     outputs = np.array(outputs)
     report = _z_test(entry, outputs, mean, var, replicates, alpha, detect, route)
-    # RERUNS of the replicates run again with their own generators: a correct fn gives each output again; one
-    # that also draws from a global generator gives another — unless its draws happen to coincide, which on a
-    # peaked discrete guide one rerun alone missed now and then (p per rerun; p^RERUNS now)
-    rerun = np.unique(np.linspace(0, replicates - 1, min(RERUNS, replicates)).astype(int))
-    again = [flatten(call.check_output(call.invoke(_arguments(call, sig, model, guide, theta, phi, x,
-                                                                 np.random.default_rng([seed, int(r)]))), mean), mean)
-             for r in rerun]
-    live = np.array([e.sd > 0 for e in report.entries])
-    # an fn that ignores its rng gives one output R times; a correct one may repeat an output now and then (a
-    # discrete latent with few states draws the same particles under two generators), never R times
-    if any(not np.array_equal(a, outputs[r]) for a, r in zip(again, rerun)):
-        report.reproducibility = ("the same generator gave another output: fn also draws from a global or unseeded "
-                                  "generator (np.random.*, random.*), not only from the rng it is given")
-    elif live.any() and np.all(outputs[:, live] == outputs[0, live]):
-        report.reproducibility = (f"{replicates} generators gave the same output where the estimator varies: fn "
-                                  f"ignores the rng it is given (a fixed seed of its own?)")
+    report.reproducibility = _reproducibility(
+        outputs, report, lambda r: flatten(call.check_output(call.invoke(_arguments(
+            call, sig, model, guide, theta, phi, x, np.random.default_rng([seed, r]))), mean), mean))
     report.ok = report.ok and not report.reproducibility
     return report
+
+
+def _reproducibility(outputs, report, rerun):
+    """What is wrong with fn's use of its generator ("" when nothing): ``rerun(r)`` runs replicate r again.
+
+    RERUNS of the replicates run again with their own generators: a correct fn gives each output again; one
+    that also draws from a global generator gives another — unless its draws happen to coincide, which on a
+    peaked discrete guide one rerun alone missed now and then (p per rerun; p^RERUNS now).  An fn that ignores
+    its rng gives one output R times; a correct one may repeat an output now and then (a discrete latent with few
+    states draws the same particles under two generators), never R times."""
+    replicates = len(outputs)
+    for r in np.unique(np.linspace(0, replicates - 1, min(RERUNS, replicates)).astype(int)):
+        if not np.array_equal(rerun(int(r)), outputs[r]):
+            return ("the same generator gave another output: fn also draws from a global or unseeded generator "
+                    "(np.random.*, random.*), not only from the rng it is given")
+    live = np.array([e.sd > 0 for e in report.entries])
+    if live.any() and np.all(outputs[:, live] == outputs[0, live]):
+        return (f"{replicates} generators gave the same output where the estimator varies: fn ignores the rng it "
+                f"is given (a fixed seed of its own?)")
+    return ""
 
 
 def _arguments(call, sig, model, guide, theta, phi, x, rng):

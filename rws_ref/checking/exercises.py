@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from .._io import atomic_write, check_output_path
 
-__all__ = ["EXERCISES", "Exercise", "Grade", "template", "get", "command", "grade_isolated", "CALL_TIMEOUT",
-           "GRADE_TIMEOUT"]
+__all__ = ["EXERCISES", "Exercise", "Grade", "template", "solution", "get", "command", "grade_isolated",
+           "CALL_TIMEOUT", "GRADE_TIMEOUT"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ class Exercise:
 _PARTICLES = ("model.log_joint(theta, z, x) -> (K, N); model.grad_log_joint(theta, z, x, weights) -> "
               "dict, ∇_θ Σ_kn weights·log p;\n    guide.log_prob(phi, z, x) -> (K, N); "
               "guide.grad_log_prob(phi, z, x, weights) -> dict, ∇_φ Σ_kn weights·log q")
+_REPARAMETERIZED = ("eps: (K, N, *z_shape) base noise; guide.reparameterize(phi, x, eps) -> z; "
+                    "model.grad_z_log_joint(theta, z, x),\n    guide.grad_z_log_prob(phi, z, x) -> (K, N, *z_shape); "
+                    "guide.pull_back(phi, x, eps, v) -> dict, Σ_kn (∂z_kn/∂φ)ᵀ v_kn;\n    " + _PARTICLES)
 
 EXERCISES = (
     Exercise("elbo_is", "docs/rws.md, 'The bound'",
@@ -66,9 +69,7 @@ EXERCISES = (
              "the reparameterized IWAE gradient in φ (ascent of the bound)",
              "(1/N) Σ_n Σ_k w̄_kn [ (∂z_kn/∂φ)ᵀ (∇_z log p_θ(z_kn, x_n) − ∇_z log q_φ(z_kn | x_n))\n"
              "                        − ∇_φ log q_φ(z_kn | x_n) at fixed z ],  z = reparameterize(φ, x, ε)",
-             "eps: (K, N, *z_shape) base noise; guide.reparameterize(phi, x, eps) -> z; "
-             "model.grad_z_log_joint(theta, z, x),\n    guide.grad_z_log_prob(phi, z, x) -> (K, N, *z_shape); "
-             "guide.pull_back(phi, x, eps, v) -> dict, Σ_kn (∂z_kn/∂φ)ᵀ v_kn;\n    " + _PARTICLES),
+             _REPARAMETERIZED),
     Exercise("vimco_phi", "docs/estimator_family.md, 'The estimator family around RWS' (VIMCO)",
              "VIMCO, the score-function gradient with leave-one-out baselines (ascent of the bound)",
              "(1/N) Σ_n Σ_k [ (L̂_n − L̂_{n,−k}) ∇_φ log q(z_kn|x_n) − w̄_kn ∇_φ log q(z_kn|x_n) ],\n"
@@ -81,9 +82,37 @@ EXERCISES = (
              "    the score-function term L̂_n Σ_k ∇_φ log q plus the gradient of L̂_n at fixed particles",
              _PARTICLES + ";\n    graded on LinearGaussian and on Scene1D, whose z = (n, p_1, …, p_n_max) is padded",
              discrete="scene"),
+    Exercise("stl_phi", "docs/estimator_family.md, 'IWAE with reparameterized particles, STL and DReG'",
+             "sticking the landing: the IWAE gradient without its score term (ascent; biased for K > 1)",
+             "(1/N) Σ_n Σ_k w̄_kn (∂z_kn/∂φ)ᵀ (∇_z log p_θ(z_kn, x_n) − ∇_z log q_φ(z_kn | x_n)),  "
+             "z = reparameterize(φ, x, ε)", _REPARAMETERIZED),
+    Exercise("iwae_dreg_phi", "docs/estimator_family.md, 'IWAE with reparameterized particles, STL and DReG'",
+             "IWAE-DReG: the IWAE gradient's mean with the score term reparameterized (ascent)",
+             "(1/N) Σ_n Σ_k w̄_kn² (∂z_kn/∂φ)ᵀ (∇_z log p_θ(z_kn, x_n) − ∇_z log q_φ(z_kn | x_n))",
+             _REPARAMETERIZED),
+    Exercise("rws_dreg_phi", "docs/estimator_family.md, 'IWAE with reparameterized particles, STL and DReG'",
+             "RWS-DReG: wake-φ's mean through the path derivative (a descent direction; zero at K = 1)",
+             "−(1/N) Σ_n Σ_k (w̄_kn − w̄_kn²) (∂z_kn/∂φ)ᵀ (∇_z log p_θ(z_kn, x_n) − ∇_z log q_φ(z_kn | x_n))",
+             _REPARAMETERIZED),
+    Exercise("insomnia", "docs/estimator_family.md, 'Insomnia and defensive wake-φ'",
+             "insomnia: ι·wake-φ + (1 − ι)·sleep-φ (a descent direction)",
+             "ι (1/N) Σ_n Σ_k w̄_kn (−∇_φ log q_φ(z_kn | x_n)) + (1 − ι) (1/M) Σ_m (−∇_φ log q_φ(dream_z_m | "
+             "dream_x_m))",
+             _PARTICLES + ";\n    dream_z: (M, *z_shape), dream_x: (M, *x_shape) dreams from the model; iota: ι in "
+             "[0, 1]"),
+    Exercise("defensive_wake_phi", "docs/estimator_family.md, 'Insomnia and defensive wake-φ'",
+             "defensive wake-φ: particles from (1 − δ) q_φ + δ r, weighted against that mixture (a descent "
+             "direction)",
+             "(1/N) Σ_n Σ_k w̄_kn (−∇_φ log q_φ(z_kn | x_n)),  w_kn = p_θ(z_kn, x_n) / ((1 − δ) q_φ(z_kn | x_n) + "
+             "δ r(z_kn)),\n    r uniform over the model's states",
+             _PARTICLES + ";\n    model.support() -> (S, *z_shape), the model's S states; delta: δ in [0, 1]"),
 )
 
-_SIGNATURES = {"elbo_is": "log_w", "sleep_phi": "guide, phi, z, x", "iwae_phi": "model, guide, theta, phi, x, eps"}
+_SIGNATURES = {"elbo_is": "log_w", "sleep_phi": "guide, phi, z, x", "iwae_phi": "model, guide, theta, phi, x, eps",
+               "stl_phi": "model, guide, theta, phi, x, eps", "iwae_dreg_phi": "model, guide, theta, phi, x, eps",
+               "rws_dreg_phi": "model, guide, theta, phi, x, eps",
+               "insomnia": "model, guide, theta, phi, x, z, dream_z, dream_x, iota",
+               "defensive_wake_phi": "model, guide, theta, phi, x, z, delta"}
 
 
 def get(name):
@@ -98,8 +127,9 @@ def template(name):
     """The text of the exercise's starting file: the signature, the formula, what you may call."""
     e = get(name)
     args = _SIGNATURES.get(name, "model, guide, theta, phi, x, z")
-    returns = ("(N,) array" if name == "elbo_is" else "dict keyed like φ" if name.endswith("_phi")
-               else "dict keyed like θ")
+    from .. import registry  # (the exercises list stays importable without the numerics)
+    returns = {"bound": "(N,) array", "phi": "dict keyed like φ", "theta": "dict keyed like θ"}[
+        registry.get(name).output]
     return f'''"""Exercise {name}: {e.summary}.
 
 Practises: {e.section}.
@@ -122,6 +152,15 @@ def {name}({args}):
 '''
 
 
+def solution(name):
+    """The text of a solution of exercise ``name`` (rws_ref/checking/data/solutions/NAME.py), written from the
+    formula and the protocol methods only, as a student would; the tests grade every one of them right."""
+    get(name)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "solutions", f"{name}.py")
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
 @dataclass
 class Grade:
     """The grade: ``ok``, and the lines that say why (the hint on a failure)."""
@@ -140,13 +179,19 @@ GRADE_TIMEOUT = 120.0
 
 
 def command(action, name=None, path=None):
-    """``rws-ref exercises list | start NAME FILE | check NAME FILE``; returns the exit status."""
+    """``rws-ref exercises list | start NAME FILE | check NAME FILE | solution NAME``; returns the exit status."""
     if action == "list":
         for i, e in enumerate(EXERCISES, 1):
-            print(f"{i}. {e.name:<11} {e.summary}\n   practises {e.section}")
-        print("\nrws-ref exercises start NAME FILE writes a template; rws-ref exercises check NAME FILE grades it.")
+            print(f"{i}. {e.name:<18} {e.summary}\n   practises {e.section}")
+        print("\nrws-ref exercises start NAME FILE writes a template; rws-ref exercises check NAME FILE grades it; "
+              "rws-ref exercises solution NAME shows a solution (try first).")
         return 0
     get(name)
+    if action == "solution":
+        print(f"# rws-ref exercises solution {name}: one right answer of many; "
+              f"rws-ref exercises check {name} FILE grades yours.\n")
+        print(solution(name), end="")
+        return 0
     if action == "start":
         check_output_path(path, "FILE", (".py",), overwrite=False)
         atomic_write(path, lambda handle: handle.write(template(name)))

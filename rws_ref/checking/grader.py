@@ -24,7 +24,8 @@ __all__ = ["grade", "CallsTheReference"]
 
 def _settings(entry, discrete="mixture"):
     """Two fixed settings per kind: a continuous pair and, where the kind applies, a discrete one (a mixture,
-    or the control-flow scene: 1 + 3 + 9 = 13 program paths)."""
+    or the control-flow scene: 1 + 3 + 9 = 13 program paths); a pair the kind does not apply to is left out
+    (defensive wake-φ's uniform component needs a discrete latent)."""
     pairs = [(LinearGaussian(2, 3), DiagonalGaussianGuide(2, 3))]
     if entry.signature.enumerable:                   # a discrete pair, where the kind draws its particles
         pairs.append((Scene1D(n_max=2, positions=3, pixels=6), SceneGuide(n_max=2, positions=3, pixels=6, hidden=4))
@@ -32,6 +33,8 @@ def _settings(entry, discrete="mixture"):
                      (GaussianMixture(4, scale=6.0), SoftmaxLinearGuide(4, loc=15.0, scale=10.0)))
     out = []
     for i, (model, guide) in enumerate(pairs):
+        if registry.applies(entry, model, guide) is not None:
+            continue
         rng = np.random.default_rng([2026, i])
         theta, phi = model.init_theta(rng), guide.init_phi(rng)
         out.append((model, guide, draw_case(entry, model, guide, theta, phi, rng, n=3, k=4)))

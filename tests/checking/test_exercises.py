@@ -19,60 +19,8 @@ def graded(name, path):
 HEADER = ("import numpy as np\n\n\ndef softmax0(a):\n    e = np.exp(a - a.max(axis=0))\n"
           "    return e / e.sum(axis=0)\n\n\n")
 
-SOLUTIONS = {
-    "elbo_is": """
-        def elbo_is(log_w):
-            m = log_w.max(axis=0)
-            return m + np.log(np.mean(np.exp(log_w - m), axis=0))
-    """,
-    "wake_theta": """
-        def wake_theta(model, guide, theta, phi, x, z):
-            w = softmax0(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x))
-            return model.grad_log_joint(theta, z, x, w / x.shape[0])
-    """,
-    "wake_phi": """
-        def wake_phi(model, guide, theta, phi, x, z):
-            w = softmax0(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x))
-            return {k: -v for k, v in guide.grad_log_prob(phi, z, x, w / x.shape[0]).items()}
-    """,
-    "sleep_phi": """
-        def sleep_phi(guide, phi, z, x):
-            m = x.shape[0]
-            return {k: -v for k, v in guide.grad_log_prob(phi, z[None], x, np.full((1, m), 1.0 / m)).items()}
-    """,
-    "iwae_phi": """
-        def iwae_phi(model, guide, theta, phi, x, eps):
-            z = guide.reparameterize(phi, x, eps)
-            w = softmax0(model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)) / x.shape[0]
-            v = w[..., None] * (model.grad_z_log_joint(theta, z, x) - guide.grad_z_log_prob(phi, z, x))
-            path, score = guide.pull_back(phi, x, eps, v), guide.grad_log_prob(phi, z, x, w)
-            return {k: path[k] - score[k] for k in path}
-    """,
-    "vimco_phi": """
-        def vimco_phi(model, guide, theta, phi, x, z):
-            log_w = model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)
-            K = log_w.shape[0]
-            def lme(a):
-                m = a.max(axis=0)
-                return m + np.log(np.mean(np.exp(a - m), axis=0))
-            L = lme(log_w)
-            signal = np.empty_like(log_w)
-            for k in range(K):
-                others = np.delete(log_w, k, axis=0)
-                swapped = log_w.copy()
-                swapped[k] = others.mean(axis=0)
-                signal[k] = L - lme(swapped)
-            weights = (signal - softmax0(log_w)) / x.shape[0]
-            return guide.grad_log_prob(phi, z, x, weights)
-    """,
-    "reinforce_phi": """
-        def reinforce_phi(model, guide, theta, phi, x, z):
-            log_w = model.log_joint(theta, z, x) - guide.log_prob(phi, z, x)
-            m = log_w.max(axis=0)
-            L = m + np.log(np.mean(np.exp(log_w - m), axis=0))
-            return guide.grad_log_prob(phi, z, x, (L - softmax0(log_w)) / x.shape[0])
-    """,
-}
+#: the solutions rws-ref exercises solution NAME shows (rws_ref/checking/data/solutions), graded right below
+SOLUTIONS = {e.name: exercises.solution(e.name) for e in exercises.EXERCISES}
 
 # (exercise, the edit that plants the mistake, words the hint must hold)
 MISTAKES = [
@@ -106,12 +54,29 @@ MISTAKES = [
      "sum over data instead of the mean"),
     ("vimco_phi", ("return guide.grad_log_prob(phi, z, x, weights)",
                    "return {k: -v for k, v in guide.grad_log_prob(phi, z, x, weights).items()}"), "sign flip"),
+    ("stl_phi", ("return guide.pull_back(phi, x, eps, v)", "return {k: g - s for (k, g), s in zip("
+                 "guide.pull_back(phi, x, eps, v).items(), guide.grad_log_prob(phi, z, x, w).values())}"),
+     "score term kept (the IWAE gradient)"),
+    ("iwae_dreg_phi", ("coef = w ** 2 / x.shape[0]", "coef = w / x.shape[0]"), "w̃ instead of w̃² (STL)"),
+    ("rws_dreg_phi", ("coef = -(w - w ** 2) / x.shape[0]", "coef = -(w ** 2) / x.shape[0]"),
+     "w̃² instead of w̃ − w̃²"),
+    ("rws_dreg_phi", ("coef = -(w - w ** 2)", "coef = (w - w ** 2)"), "sign flip"),
+    ("insomnia", ("-(iota * wake[k] + (1 - iota) * sleep[k])", "-((1 - iota) * wake[k] + iota * sleep[k])"),
+     "ι and 1 − ι swapped"),
+    ("insomnia", ("-(iota * wake[k] + (1 - iota) * sleep[k])", "-(iota * iota * wake[k] + (1 - iota) * sleep[k])"),
+     "ι applied twice to the wake term"),
+    ("defensive_wake_phi", ("w = softmax0(model.log_joint(theta, z, x) - log_mix)",
+                            "w = softmax0(model.log_joint(theta, z, x) - log_q)"),
+     "weights p/q_φ instead of p/q_mix"),
+    ("defensive_wake_phi", ("np.log1p(-delta) + log_q, np.log(delta) + log_r", "np.log(delta) + log_q, "
+                            "np.log1p(-delta) + log_r"), "δ and 1 − δ swapped"),
 ]
 
 
 def write(tmp_path, name, body):
+    """``body`` in a file: a whole solution as it is, a bare function after HEADER (numpy and softmax0)."""
     path = tmp_path / f"{name}.py"
-    path.write_text(HEADER + textwrap.dedent(body))
+    path.write_text(body if body.startswith('"""') else HEADER + textwrap.dedent(body))
     return str(path)
 
 
@@ -148,6 +113,16 @@ def test_a_template_holds_no_solution_and_grades_as_not_written(tmp_path, name, 
     assert f"def {name}(" in text and 'raise NotImplementedError' in text and "return" not in text.split('"""')[-1]
     assert main(["exercises", "check", name, path]) == 1
     assert "not written yet" in capsys.readouterr().out
+
+
+def test_a_solution_is_shown_only_when_asked_and_is_the_one_graded_right(capsys):
+    assert main(["exercises", "solution", "insomnia"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# rws-ref exercises solution insomnia: one right answer of many")
+    assert SOLUTIONS["insomnia"] in out and "def insomnia(" in out
+    assert main(["exercises", "list"]) == 0 and "def " not in capsys.readouterr().out          # never unasked
+    assert main(["exercises", "solution", "no_such"]) == 2
+    assert "no exercise 'no_such'" in capsys.readouterr().err
 
 
 def test_start_never_replaces_a_file_and_check_names_what_is_missing(tmp_path, capsys):
