@@ -38,6 +38,9 @@ class Exercise:
     #: the discrete pair of the fixed inputs and the properties: "mixture" (a Gaussian mixture and a softmax
     #: guide) or "scene" (rws_ref.models.control_flow: latents whose number is itself random)
     discrete: str = "mixture"
+    #: what grades it: "estimator" (the registry's kind of the same name, then check_estimator), "train" (one
+    #: iteration of rws_ref.experiments.train) or "exact" (the exact oracle's mean)
+    graded_by: str = "estimator"
 
 
 _PARTICLES = ("model.log_joint(theta, z, x) -> (K, N); model.grad_log_joint(theta, z, x, weights) -> "
@@ -106,13 +109,33 @@ EXERCISES = (
              "(1/N) Σ_n Σ_k w̄_kn (−∇_φ log q_φ(z_kn | x_n)),  w_kn = p_θ(z_kn, x_n) / ((1 − δ) q_φ(z_kn | x_n) + "
              "δ r(z_kn)),\n    r uniform over the model's states",
              _PARTICLES + ";\n    model.support() -> (S, *z_shape), the model's S states; delta: δ in [0, 1]"),
+    Exercise("train_step", "docs/rws.md, 'The full algorithm'",
+             "one iteration of RWS: particles from the guide, then a plain gradient step of θ along wake-θ and of "
+             "φ against wake-φ",
+             "z = guide.sample(phi, x, K, rng)  (one draw, used by both updates);\n"
+             "    θ' = θ + lr · wake-θ(z),   φ' = φ − lr · wake-φ(z)   (wake-θ ascends the bound, wake-φ descends "
+             "the KL)",
+             "guide.sample(phi, x, K, rng) -> z (K, N, *z_shape); rws_ref.wake_theta and rws_ref.wake_phi "
+             "(model, guide, theta, phi, x, z) -> dicts;\n    return new dicts (theta and phi are read-only)",
+             graded_by="train"),
+    Exercise("exact_mean", "docs/exact_oracle.md, 'The exact oracle: bias and variance with no Monte Carlo error'",
+             "the exact mean of an estimator over its K particles, by enumerating the finite support",
+             "E[ĝ] = Σ over particle tuples (s_1, …, s_K) of Π_k q_φ(s_k | x_n) · ĝ(…),  the particles of "
+             "each datapoint independent;\n    ĝ a batch mean over the datapoints, so E[ĝ] = (1/N) Σ_n E[ĝ on "
+             "datapoint n alone]",
+             "estimator(model, guide, theta, phi, x, z) -> dict (z: (K, N, *z_shape)); model.support() -> "
+             "(S, *z_shape) the states;\n    guide.log_prob(phi, z, x) -> (K, N)",
+             graded_by="exact"),
 )
 
 _SIGNATURES = {"elbo_is": "log_w", "sleep_phi": "guide, phi, z, x", "iwae_phi": "model, guide, theta, phi, x, eps",
                "stl_phi": "model, guide, theta, phi, x, eps", "iwae_dreg_phi": "model, guide, theta, phi, x, eps",
                "rws_dreg_phi": "model, guide, theta, phi, x, eps",
                "insomnia": "model, guide, theta, phi, x, z, dream_z, dream_x, iota",
-               "defensive_wake_phi": "model, guide, theta, phi, x, z, delta"}
+               "defensive_wake_phi": "model, guide, theta, phi, x, z, delta",
+               "train_step": "model, guide, theta, phi, x, K, lr, rng",
+               "exact_mean": "estimator, model, guide, theta, phi, x, K"}
+_RETURNS = {"train_step": "(new θ, new φ), two dicts", "exact_mean": "dict keyed like the estimator's output"}
 
 
 def get(name):
@@ -128,8 +151,8 @@ def template(name):
     e = get(name)
     args = _SIGNATURES.get(name, "model, guide, theta, phi, x, z")
     from .. import registry  # (the exercises list stays importable without the numerics)
-    returns = {"bound": "(N,) array", "phi": "dict keyed like φ", "theta": "dict keyed like θ"}[
-        registry.get(name).output]
+    returns = _RETURNS.get(name) or {"bound": "(N,) array", "phi": "dict keyed like φ",
+                                     "theta": "dict keyed like θ"}[registry.get(name).output]
     return f'''"""Exercise {name}: {e.summary}.
 
 Practises: {e.section}.
