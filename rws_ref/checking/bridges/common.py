@@ -98,8 +98,10 @@ def check_unscaled(sites):
                    f"so the framework multiplies every log density in it by N_total/N_batch = {float(scale):g}"
                    if plate else f"its log density is multiplied by {float(scale):g} (poutine.scale / handlers.scale)")
             raise ValueError(f"site {name!r} is scaled: {why}; rws_ref's densities are the model's own, so build the "
-                             f"bridge on the program without the scaling (the plate over the batch you give); a loss "
-                             f"on the subsampled program is then N_total/N_batch × its convention on that batch")
+                             f"bridge on the program without the scaling (the plate over the batch you give). A loss "
+                             f"on the subsampled program is N_total/N_batch × its convention on that batch only at "
+                             f"K = 1: at K > 1 the scaling also tempers the importance weights (w to that power), "
+                             f"which is no multiple of an rws_ref estimator")
 
 
 def latent_sites(model_latents, guide_latents, latent):

@@ -266,5 +266,6 @@ def test_a_global_latent_and_a_subsampled_plate_are_refused_in_one_sentence_with
     x = np.array([0.4, -1.2])
     with pytest.raises(ValueError, match="outside the data plate"):
         Bridge(global_model, global_guide, x)
-    with pytest.raises(ValueError, match=r"subsamples 2 of its 10 datapoints .* N_total/N_batch = 5"):
+    with pytest.raises(ValueError, match=r"subsamples 2 of its 10 datapoints .* N_total/N_batch = 5.* only at K = 1: "
+                                         r"at K > 1 the scaling also tempers the importance weights"):
         Bridge(subsampled_model, _normal_normal_guide, x)
