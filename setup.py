@@ -29,7 +29,8 @@ setup(
                     "dask": ["dask[distributed]>=2024.1"],
                     # the site: mkdocs build --strict; docs/check_site.py also needs Debian's chromium
                     "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26",
-                             "pymdown-extensions>=10", "latex2mathml>=3.77", "selenium>=4.20"]},
+                             "pymdown-extensions>=10", "latex2mathml>=3.77", "selenium>=4.20",
+                             "nbclient>=0.10", "ipykernel>=6"]},        # the chapters' notebooks, executed
     entry_points={"console_scripts": ["rws-ref=rws_ref.cli:main"],
                   "pytest11": ["rws_ref = rws_ref.checking.pytest_plugin"]},
     license="MIT",

@@ -425,3 +425,25 @@ def test_the_raw_tex_test_sees_raw_tex_and_nothing_else():
     assert RAW_TEX.findall(_prose("the bias as K^{1/2} and E_{p(x)} or \\nabla_φ, S^K tuples")) == [
         "K^{1/2}", "E_{p(x)}", "\\nabla_φ,", "S^K"]
     assert RAW_TEX.findall(_prose("typeset $K^{1/2}$ and\n$$\n\\sum_s q_s\n$$\nin `z^{k}` or q_φ(z|x), Σ_k w̄_k")) == []
+
+
+def test_the_chapters_notebooks_are_made_from_the_current_pages():
+    """docs/notebooks/*.ipynb are what docs/make_notebooks.py makes from the chapters now (regenerate after an
+    edit); every chapter of the course with an example has one; a notebook's code cells are the page's examples."""
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "docs"))
+    try:
+        spec = importlib.util.spec_from_file_location("make_notebooks", os.path.join(ROOT, "docs", "make_notebooks.py"))
+        make = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(make)
+    finally:
+        sys.path.remove(os.path.join(ROOT, "docs"))
+    nav = _read("mkdocs.yml").split("The course:", 1)[1].split("  - Checking", 1)[0]
+    with_examples = [p for p in re.findall(r":\s*([\w/]+\.md)\s*$", nav, flags=re.M)
+                     if "```python\n>>> " in _read("docs", p)]
+    assert list(make.CHAPTERS) == with_examples
+    for chapter in make.CHAPTERS:
+        assert _read("docs", "notebooks", chapter.replace(".md", ".ipynb")) == make.render(chapter), chapter
+        cells = json.loads(make.render(chapter))["cells"]
+        assert sum(c["cell_type"] == "code" for c in cells) == _read("docs", chapter).count("```python\n>>> ")
+    assert make.expected_last("x = 1\nx + 1\n# → 2") == "2" and make.expected_last("print(3)") is None
