@@ -5,7 +5,8 @@ Run:  mkdocs build --strict && python docs/check_site.py [--site site]
 Serves the built site on a local port and, for every page: it loads with a title; every image has
 loaded (naturalWidth > 0); every formula is typeset (each MathML <math> element has a nonzero box) and
 stays inside the text column (or inside a box of it that scrolls);
-every internal link points to a file of the site; the browser console holds no error.  Prints one
+every internal link points to a file of the site; the browser console holds no error.  Then each phrase of
+SEARCHES, typed into the site's search, must have its first result on the page a reader wants.  Prints one
 line per page (what was opened and what was found) and exits 1 if any check fails.  Needs Debian's
 chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver) and selenium ('.[docs]').
 """
@@ -81,6 +82,30 @@ def exists(site, url):
     return os.path.isfile(target) or os.path.isfile(os.path.join(target, "index.html"))
 
 
+#: phrases a reader searches for, and the page the first result must be on (the course's prose, not the API reference)
+SEARCHES = (("VIMCO leave-one-out", "estimator_family/"), ("defensive wake", "estimator_family/"),
+            ("stochastic control flow", "control_flow/"), ("multisets of K particles", "exact_oracle/"),
+            ("bridge several latent sites", "bridges/"))
+
+
+def searched(driver, base):
+    """Problems of the site's search: each phrase of SEARCHES typed into it, its first result's page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    problems = []
+    for phrase, page in SEARCHES:
+        driver.get(base + "?q=" + urllib.parse.quote_plus(phrase))
+        try:
+            WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".md-search-result__link"))
+        except Exception:                           # selenium's TimeoutException: no result at all
+            problems.append(f"search {phrase!r}: no result")
+            continue
+        first = driver.find_elements(By.CSS_SELECTOR, ".md-search-result__link")[0].get_attribute("href")
+        if not first.startswith(base + page):
+            problems.append(f"search {phrase!r}: the first result is {first[len(base):]!r}, not on {page!r}")
+    return problems
+
+
 def check(site):
     from selenium.webdriver.support.ui import WebDriverWait
     server = serve(site)
@@ -116,11 +141,16 @@ def check(site):
                 totals["images"] += len(state["images"]) - len(bad_images)
                 totals["maths"] += len(state["maths"]) - bad_maths
                 totals["links"] += len(state["links"])
+            found = searched(driver, base)
+            for problem in found:
+                print(f"FAIL {problem}", flush=True)
+            failures += found
         finally:
             driver.quit()
             server.shutdown()
     print(f"{totals['pages']} pages opened in Chromium: {totals['images']} images shown, {totals['maths']} formulas "
-          f"typeset, {totals['links']} internal links followed to files; {len(failures)} problem(s)")
+          f"typeset, {totals['links']} internal links followed to files, {len(SEARCHES)} searches; "
+          f"{len(failures)} problem(s)")
     return not failures
 
 
