@@ -64,6 +64,19 @@ def _load(path, name):
     return fn
 
 
+def _student(fn, args, name, model, where, timeout):
+    """(the student's output, None), or (None, the Grade) when their function is not written yet or raises: their
+    bug is the grade, shown with their frames."""
+    try:
+        with deadline(timeout, name):
+            return fn(*args), None
+    except NotImplementedError:
+        return None, Grade(name, False, ["not written yet: the template still raises NotImplementedError", where])
+    except Exception as err:
+        return None, Grade(name, False, [f"your function raised {type(err).__name__} on {model!r}:",
+                                         *traceback_text(err).splitlines(), where])
+
+
 class CallsTheReference(Exception):
     """The student's function calls rws_ref's own implementation of the exercise."""
 
@@ -113,14 +126,9 @@ def grade(name, path, max_examples=10, timeout=CALL_TIMEOUT):
     entry = registry.get(name)
     settings = _settings(entry, exercise.discrete)
     for model, guide, case in settings:
-        try:
-            with deadline(timeout, name):
-                got = fn(*registry.arguments(entry, model, guide, case))
-        except NotImplementedError:
-            return Grade(name, False, ["not written yet: the template still raises NotImplementedError", where])
-        except Exception as err:                   # the student's bug is the grade, shown with their frames
-            return Grade(name, False, [f"your function raised {type(err).__name__} on {model!r}:",
-                                       *traceback_text(err).splitlines(), where])
+        got, failed = _student(fn, registry.arguments(entry, model, guide, case), name, model, where, timeout)
+        if failed:
+            return failed
         try:
             verdict = diagnose.compare(name, got, model, guide, **case._asdict())
         except (TypeError, ValueError) as err:
@@ -182,16 +190,11 @@ def _grade_train(name, fn, where, timeout):
     for i, (model, guide, theta, phi, x) in enumerate(_pairs()):
         seed = [2027, 10 + i]
         want = reference_step(model, guide, theta, phi, x, K, lr, np.random.default_rng(seed))
-        try:
-            with deadline(timeout, name):
-                got = fn(model, guide, protocol.validate_params(theta, model.theta_shapes, "theta"),
-                         protocol.validate_params(phi, guide.phi_shapes, "phi"), protocol.readonly(x), K, lr,
-                         np.random.default_rng(seed))
-        except NotImplementedError:
-            return Grade(name, False, ["not written yet: the template still raises NotImplementedError", where])
-        except Exception as err:
-            return Grade(name, False, [f"your function raised {type(err).__name__} on {model!r}:",
-                                       *traceback_text(err).splitlines(), where])
+        got, failed = _student(fn, (model, guide, protocol.validate_params(theta, model.theta_shapes, "theta"),
+                                    protocol.validate_params(phi, guide.phi_shapes, "phi"), protocol.readonly(x), K,
+                                    lr, np.random.default_rng(seed)), name, model, where, timeout)
+        if failed:
+            return failed
         if not (isinstance(got, tuple) and len(got) == 2 and all(isinstance(g, dict) for g in got)):
             return Grade(name, False, [f"return (new θ, new φ), two dicts; got {type(got).__name__}", where])
         got = tuple({k: np.asarray(v, dtype=np.float64) for k, v in g.items()} for g in got)
@@ -217,14 +220,9 @@ def _grade_exact(name, fn, where, timeout):
         x = model.sample(theta, 2, rng)[1]
         for estimator, K in ((wake_phi, 1), (wake_phi, 3), (wake_theta, 2)):
             want = exact_moments(estimator, model, guide, theta, phi, x, K)[0]
-            try:
-                with deadline(timeout, name):
-                    got = fn(estimator, model, guide, theta, phi, x, K)
-            except NotImplementedError:
-                return Grade(name, False, ["not written yet: the template still raises NotImplementedError", where])
-            except Exception as err:
-                return Grade(name, False, [f"your function raised {type(err).__name__} on {model!r}:",
-                                           *traceback_text(err).splitlines(), where])
+            got, failed = _student(fn, (estimator, model, guide, theta, phi, x, K), name, model, where, timeout)
+            if failed:
+                return failed
             got = {k: np.asarray(v, dtype=np.float64) for k, v in got.items()} if isinstance(got, dict) else got
             if not isinstance(got, dict) or not _close(got, want):
                 shown = {k: np.round(v, 6).tolist() for k, v in got.items()} if isinstance(got, dict) else got
