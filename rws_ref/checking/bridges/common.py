@@ -11,7 +11,7 @@ from ... import protocol, registry
 from .. import adapters, endtoend, losses
 
 __all__ = ["loss_in_signature", "choose", "latent_sites", "Layout", "density_shape_error", "check_unscaled",
-           "BridgeBase", "EndToEndReport"]
+           "BridgeBase", "DensityBridge", "EndToEndReport"]
 
 
 #: signature -> (θ, the batch x, the arrays forced into the latent ("z") and observed ("x") sites, whether they
@@ -400,3 +400,20 @@ class BridgeBase:
         """(θ-gradient or None, φ-gradient) from one dict over θ ∪ φ."""
         return (None if theta is None else {k: grads[k] for k in self.theta_names},
                 {k: grads[k] for k in self.phi_names})
+
+
+class DensityBridge(BridgeBase):
+    """A bridge over the user's density callables by role (plain PyTorch, plain JAX): the subclass defines
+    ``_values(who, params, z, x)`` and ``_weighted(who, params, z, x, weights)`` with who "model" or "guide"."""
+
+    def _log_joint(self, theta, z, x):
+        return self._values("model", theta, z, x)
+
+    def _grad_log_joint(self, theta, z, x, weights):
+        return self._weighted("model", theta, z, x, weights)
+
+    def _log_prob(self, phi, z, x):
+        return self._values("guide", phi, z, x)
+
+    def _grad_log_prob(self, phi, z, x, weights):
+        return self._weighted("guide", phi, z, x, weights)

@@ -19,7 +19,7 @@ import contextlib
 
 import numpy as np
 
-from .common import BridgeBase, Layout
+from .common import DensityBridge, Layout
 
 try:
     import jax
@@ -90,7 +90,7 @@ def _arrays(params, what):
     return out
 
 
-class Bridge(BridgeBase):
+class Bridge(DensityBridge):
     """Your JAX model and guide densities as rws_ref's protocol pair (``.model``, ``.guide``).
 
     Parameters
@@ -169,18 +169,6 @@ class Bridge(BridgeBase):
             return {}
         grads = self._jitted("weighted", who)(*self._jnp(params, z, x, weights))
         return {k: np.array(g, dtype=np.float64) for k, g in grads.items()}
-
-    def _log_joint(self, theta, z, x):
-        return self._values("model", theta, z, x)
-
-    def _grad_log_joint(self, theta, z, x, weights):
-        return self._weighted("model", theta, z, x, weights)
-
-    def _log_prob(self, phi, z, x):
-        return self._values("guide", phi, z, x)
-
-    def _grad_log_prob(self, phi, z, x, weights):
-        return self._weighted("guide", phi, z, x, weights)
 
     def _grad_z(self, who, params, z, x):
         return np.array(self._jitted("grad_z", who)(*self._jnp(params, z, x)), dtype=np.float64)

@@ -26,7 +26,7 @@ import contextlib
 
 import numpy as np
 
-from .common import BridgeBase, Layout
+from .common import DensityBridge, Layout
 
 try:
     import torch
@@ -165,7 +165,7 @@ def _gradient(leaves, grads):
     return {k: np.zeros(tuple(p.shape)) if g is None else g.detach().numpy().copy() for (k, p), g in zip(leaves, grads)}
 
 
-class Bridge(BridgeBase):
+class Bridge(DensityBridge):
     """Your PyTorch model and guide densities as rws_ref's protocol pair (``.model``, ``.guide``).
 
     Parameters
@@ -248,18 +248,6 @@ class Bridge(BridgeBase):
             total = (self._tensor(weights) * self._density(who, z, x)).sum()
             grads = torch.autograd.grad(total, list(leaves.values()), allow_unused=True)
         return {k: np.zeros(np.shape(params[k])) if g is None else g.numpy().copy() for k, g in zip(leaves, grads)}
-
-    def _log_joint(self, theta, z, x):
-        return self._values("model", theta, z, x)
-
-    def _grad_log_joint(self, theta, z, x, weights):
-        return self._weighted("model", theta, z, x, weights)
-
-    def _log_prob(self, phi, z, x):
-        return self._values("guide", phi, z, x)
-
-    def _grad_log_prob(self, phi, z, x, weights):
-        return self._weighted("guide", phi, z, x, weights)
 
     @staticmethod
     @contextlib.contextmanager
